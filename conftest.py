@@ -1,0 +1,152 @@
+"""Fixtures shared by every test folder: a real PostgreSQL (embedded, started once per session,
+or the server at DROUGHTWATCH_TEST_DSN), a fresh migrated database per test, moto for AWS, and
+the DROUGHTWATCH_* environment of the handlers."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent
+SHARD = REPO.parent / "shared" / "data" / "droughtwatch" / "part-r-00012"
+DATA_BUCKET = "dw-test-data"
+MODEL_BUCKET = "dw-test-models"
+TEMPLATE_DB = "dw_template"
+
+
+@pytest.fixture(scope="session")
+def shard_path() -> Path:
+    if not SHARD.exists():
+        pytest.skip(f"real droughtwatch shard not found at {SHARD} (CI always has it)")
+    return SHARD
+
+
+class Postgres:
+    """A server we may create databases on."""
+
+    def __init__(self, admin_dsn: str) -> None:
+        self.admin_dsn = admin_dsn
+
+    def dsn(self, database: str) -> str:
+        from psycopg.conninfo import make_conninfo
+
+        return make_conninfo(self.admin_dsn, dbname=database)
+
+    def create(self, name: str, template: str | None = None) -> str:
+        import psycopg
+        from psycopg import sql
+
+        with psycopg.connect(self.admin_dsn, autocommit=True) as conn:
+            query = sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name))
+            if template:
+                query += sql.SQL(" TEMPLATE {}").format(sql.Identifier(template))
+            conn.execute(query)
+        return self.dsn(name)
+
+    def drop(self, name: str) -> None:
+        import psycopg
+        from psycopg import sql
+
+        with psycopg.connect(self.admin_dsn, autocommit=True) as conn:
+            conn.execute(
+                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+            )
+
+
+@pytest.fixture(scope="session")
+def postgres(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Postgres]:
+    external = os.environ.get("DROUGHTWATCH_TEST_DSN")
+    if external:
+        server = Postgres(external)
+        yield server
+        return
+    from droughtwatch_inference.local.postgres import EmbeddedPostgres
+
+    embedded = EmbeddedPostgres(tmp_path_factory.mktemp("pg"), preferred_port=0)
+    embedded.start()
+    server = Postgres(embedded.dsn("postgres"))
+    try:
+        yield server
+    finally:
+        embedded.stop()
+
+
+@pytest.fixture(scope="session")
+def migrated_template(postgres: Postgres) -> str:
+    """A database with the project's schema, copied for each test (fast: CREATE ... TEMPLATE)."""
+    import psycopg
+
+    from droughtwatch_inference.adapters.database import migrate
+
+    name = f"{TEMPLATE_DB}_{uuid.uuid4().hex[:8]}"
+    dsn = postgres.create(name)
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        migrate(conn)
+    return name
+
+
+@pytest.fixture
+def database_dsn(postgres: Postgres, migrated_template: str) -> Iterator[str]:
+    name = f"dw_test_{uuid.uuid4().hex[:12]}"
+    dsn = postgres.create(name, template=migrated_template)
+    yield dsn
+    postgres.drop(name)
+
+
+@pytest.fixture
+def aws_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Fake credentials and region, and no endpoint override (it would bypass moto)."""
+    for name in list(os.environ):
+        if name.startswith("AWS_ENDPOINT_URL") or name in {"AWS_PROFILE", "AWS_DEFAULT_PROFILE"}:
+            monkeypatch.delenv(name)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.setenv("AWS_SESSION_TOKEN", "testing")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "eu-west-1")
+    monkeypatch.setenv("AWS_REGION", "eu-west-1")
+
+
+@pytest.fixture
+def s3(aws_env: None) -> Iterator[object]:
+    """moto S3 with the data and model buckets; yields an S3 client."""
+    import boto3
+    from moto import mock_aws
+
+    with mock_aws():
+        client = boto3.client("s3", region_name="eu-west-1")
+        for bucket in (DATA_BUCKET, MODEL_BUCKET):
+            client.create_bucket(
+                Bucket=bucket, CreateBucketConfiguration={"LocationConstraint": "eu-west-1"}
+            )
+        yield client
+
+
+@pytest.fixture
+def service_env(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, database_dsn: str, s3: object
+) -> Iterator[dict[str, str]]:
+    """The handlers' DROUGHTWATCH_* environment against moto and a fresh database."""
+    from droughtwatch_inference.handlers import common
+    from droughtwatch_inference.settings import cached
+
+    env = {
+        "DROUGHTWATCH_DATA_BUCKET": DATA_BUCKET,
+        "DROUGHTWATCH_MODEL_BUCKET": MODEL_BUCKET,
+        "DROUGHTWATCH_MODEL_PREFIX": "models/baseline/",
+        "DROUGHTWATCH_DATABASE_DSN": database_dsn,
+        "DROUGHTWATCH_WORK_DIR": str(tmp_path / "work"),
+    }
+    for name in list(os.environ):
+        if name.startswith("DROUGHTWATCH_") and name != "DROUGHTWATCH_TEST_DSN":
+            monkeypatch.delenv(name)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    cached.cache_clear()
+    common._migrated.clear()
+    yield env
+    cached.cache_clear()
+    common._migrated.clear()

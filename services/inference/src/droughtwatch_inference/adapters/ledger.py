@@ -1,0 +1,158 @@
+"""Ledger, metrics and runs SQL. Parameterised always: raw keys come from users.
+
+Claiming is concurrency-safe: a claim takes one row with FOR UPDATE SKIP LOCKED and marks it
+running under a lease in the same statement, so two executions never work on the same file; a
+lease that expires (a Lambda killed mid-file) makes the file claimable again.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import psycopg
+from psycopg.rows import class_row
+from psycopg.types.json import Jsonb
+
+from droughtwatch_inference.entries import NEXT_STAGE, LedgerEntry, RawObject, StageReport
+
+_ENTRY_COLUMNS = (
+    "id, bucket, raw_key, etag, size_bytes, batch_date, stage, status, attempts, "
+    "source_digest, processed_key, predictions_key, model_name, model_version"
+)
+_CLAIMABLE = """
+    stage = %(stage)s
+    AND (status = 'pending'
+         OR (status = 'running' AND lease_until < now())
+         OR (status = 'failed' AND attempts < %(max_attempts)s))
+"""
+
+
+class Ledger:
+    def __init__(self, conn: psycopg.Connection) -> None:
+        self.conn = conn
+
+    def register(
+        self, bucket: str, objects: Iterable[tuple[RawObject, dt.date]], run_id: str
+    ) -> int:
+        """Insert unseen raw object versions; returns how many were new."""
+        new = 0
+        with self.conn.transaction():
+            for obj, batch_date in objects:
+                cur = self.conn.execute(
+                    "INSERT INTO ledger (bucket, raw_key, etag, size_bytes, batch_date,"
+                    " registered_run) VALUES (%s, %s, %s, %s, %s, %s)"
+                    " ON CONFLICT (bucket, raw_key, etag) DO NOTHING",
+                    (bucket, obj.key, obj.etag, obj.size, batch_date, run_id),
+                )
+                new += cur.rowcount
+        return new
+
+    def claim(
+        self, stage: str, *, max_attempts: int, lease_seconds: int, exclude: Sequence[int] = ()
+    ) -> LedgerEntry | None:
+        params = {
+            "stage": stage,
+            "max_attempts": max_attempts,
+            "lease": dt.timedelta(seconds=lease_seconds),
+            "exclude": list(exclude),
+        }
+        with self.conn.transaction(), self.conn.cursor(row_factory=class_row(LedgerEntry)) as cur:
+            cur.execute(
+                f"""
+                UPDATE ledger SET status = 'running', attempts = attempts + 1,
+                       lease_until = now() + %(lease)s, updated_at = now()
+                WHERE id = (
+                    SELECT id FROM ledger
+                    WHERE {_CLAIMABLE} AND NOT (id = ANY(%(exclude)s))
+                    ORDER BY batch_date, registered_at, id
+                    LIMIT 1 FOR UPDATE SKIP LOCKED)
+                RETURNING {_ENTRY_COLUMNS}
+                """,  # noqa: S608 - only constant fragments are formatted in
+                params,
+            )
+            return cur.fetchone()
+
+    def remaining(self, stage: str, *, max_attempts: int, exclude: Sequence[int] = ()) -> int:
+        row = self.conn.execute(
+            f"SELECT count(*) FROM ledger WHERE {_CLAIMABLE} AND NOT (id = ANY(%(exclude)s))",
+            {"stage": stage, "max_attempts": max_attempts, "exclude": list(exclude)},
+        ).fetchone()
+        return int(row[0]) if row else 0
+
+    def complete(self, entry_id: int, stage: str, **values: Any) -> None:
+        """Record a stage's outputs and move the file on to the next stage."""
+        allowed = {
+            "processing": {"source_digest", "processed_key", "records", "images", "dropped"},
+            "inference": {"predictions_key", "predicted_images", "model_name", "model_version"},
+            "observe": {"report_key"},
+        }[stage]
+        unknown = set(values) - allowed
+        if unknown:
+            raise ValueError(f"unknown ledger columns for {stage}: {sorted(unknown)}")
+        stamp = {"processing": "processed_at", "inference": "predicted_at", "observe": "observed_at"}
+        columns = sorted(values)
+        assignments = ", ".join(f"{c} = %({c})s" for c in columns)
+        next_stage = NEXT_STAGE[stage]
+        status = "done" if next_stage == "done" else "pending"
+        with self.conn.transaction():
+            self.conn.execute(
+                f"UPDATE ledger SET {assignments}{', ' if columns else ''}"
+                f"{stamp[stage]} = now(), stage = %(next)s, status = %(status)s, attempts = 0,"
+                " lease_until = NULL, last_error = NULL, updated_at = now()"
+                " WHERE id = %(id)s AND stage = %(stage)s",
+                {**values, "next": next_stage, "status": status, "id": entry_id, "stage": stage},
+            )
+
+    def fail(self, entry_id: int, stage: str, error: str) -> None:
+        with self.conn.transaction():
+            self.conn.execute(
+                "UPDATE ledger SET status = 'failed', last_error = %s, last_error_at = now(),"
+                " lease_until = NULL, updated_at = now() WHERE id = %s AND stage = %s",
+                (error[:4000], entry_id, stage),
+            )
+
+    def release(self, entry_id: int, stage: str) -> None:
+        """Give a claimed file back untouched (interrupted before any work was recorded)."""
+        with self.conn.transaction():
+            self.conn.execute(
+                "UPDATE ledger SET status = CASE WHEN attempts > 1 THEN 'failed' ELSE 'pending' END,"
+                " attempts = greatest(attempts - 1, 0), lease_until = NULL, updated_at = now()"
+                " WHERE id = %s AND stage = %s AND status = 'running'",
+                (entry_id, stage),
+            )
+
+    def record_run(self, report: StageReport, started_at: dt.datetime, error: str | None) -> None:
+        with self.conn.transaction():
+            self.conn.execute(
+                "INSERT INTO runs (run_id, stage, started_at, status, files_done, files_failed,"
+                " images, dropped, remaining, error) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
+                (
+                    report.run_id,
+                    report.stage,
+                    started_at,
+                    "failed" if error else "succeeded",
+                    report.files_done,
+                    report.files_failed,
+                    report.images,
+                    report.dropped,
+                    report.remaining,
+                    error,
+                ),
+            )
+
+    def insert_metrics(self, row: dict[str, Any]) -> bool:
+        """Insert one metrics row; a second insert for the same predictions file is a no-op."""
+        values = dict(row)
+        for key in ("class_counts", "class_shares"):
+            values[key] = Jsonb(values[key])
+        columns = sorted(values)
+        with self.conn.transaction():
+            cur = self.conn.execute(
+                f"INSERT INTO metrics ({', '.join(columns)}) VALUES"
+                f" ({', '.join(f'%({c})s' for c in columns)})"
+                " ON CONFLICT (predictions_key) DO NOTHING",
+                values,
+            )
+        return cur.rowcount == 1

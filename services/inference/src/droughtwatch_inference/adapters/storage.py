@@ -1,0 +1,85 @@
+"""S3 transfers: list raw objects, download, upload. Turns botocore errors into domain errors."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from droughtwatch_inference.adapters import aws
+from droughtwatch_inference.entries import RawObject
+from droughtwatch_inference.errors import ObjectMissing, StorageError
+
+_MISSING = {"404", "NoSuchKey", "NotFound"}
+
+
+def _error(exc: Exception, bucket: str, key: str, action: str) -> StorageError:
+    if isinstance(exc, ClientError):
+        code = exc.response.get("Error", {}).get("Code", "")
+        if code in _MISSING:
+            return ObjectMissing(f"s3://{bucket}/{key} does not exist")
+        if code == "NoSuchBucket":
+            return StorageError(f"bucket {bucket!r} does not exist ({action} {key!r})")
+        return StorageError(f"cannot {action} s3://{bucket}/{key}: {code}")
+    return StorageError(f"cannot {action} s3://{bucket}/{key}: {type(exc).__name__}")
+
+
+class ObjectStore:
+    def __init__(self, settings: Any) -> None:
+        self.s3 = aws.client("s3", settings)
+
+    def list(self, bucket: str, prefix: str) -> Iterator[RawObject]:
+        try:
+            for page in self.s3.get_paginator("list_objects_v2").paginate(
+                Bucket=bucket, Prefix=prefix
+            ):
+                for item in page.get("Contents", []):
+                    yield RawObject(
+                        key=item["Key"], etag=item["ETag"].strip('"'), size=int(item["Size"])
+                    )
+        except (ClientError, BotoCoreError) as exc:
+            raise _error(exc, bucket, prefix, "list") from exc
+
+    def download(self, bucket: str, key: str, dest: Path, etag: str | None = None) -> Path:
+        """Download one object version; with ``etag`` the read fails if the object changed."""
+        extra = {"IfMatch": f'"{etag}"'} if etag else {}
+        try:
+            response = self.s3.get_object(Bucket=bucket, Key=key, **extra)
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            with dest.open("wb") as out:
+                for chunk in response["Body"].iter_chunks(8 * 1024 * 1024):
+                    out.write(chunk)
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") == "PreconditionFailed":
+                raise ObjectMissing(
+                    f"s3://{bucket}/{key} changed since it was registered (ETag {etag})"
+                ) from exc
+            raise _error(exc, bucket, key, "download") from exc
+        except BotoCoreError as exc:
+            raise _error(exc, bucket, key, "download") from exc
+        return dest
+
+    def upload(self, path: Path, bucket: str, key: str, content_type: str | None = None) -> None:
+        extra = {"ContentType": content_type} if content_type else {}
+        try:
+            self.s3.upload_file(str(path), bucket, key, ExtraArgs=extra or None)
+        except (ClientError, BotoCoreError) as exc:
+            raise _error(exc, bucket, key, "upload") from exc
+        except Exception as exc:  # boto3's S3UploadFailedError wraps ClientError
+            raise _error(exc, bucket, key, "upload") from exc
+
+    def get_bytes(self, bucket: str, key: str) -> tuple[bytes, str]:
+        """Small object's body and ETag."""
+        try:
+            response = self.s3.get_object(Bucket=bucket, Key=key)
+            return response["Body"].read(), response["ETag"].strip('"')
+        except (ClientError, BotoCoreError) as exc:
+            raise _error(exc, bucket, key, "read") from exc
+
+    def put_bytes(self, bucket: str, key: str, body: bytes, content_type: str) -> None:
+        try:
+            self.s3.put_object(Bucket=bucket, Key=key, Body=body, ContentType=content_type)
+        except (ClientError, BotoCoreError) as exc:
+            raise _error(exc, bucket, key, "write") from exc

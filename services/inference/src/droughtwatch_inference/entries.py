@@ -1,0 +1,54 @@
+"""Plain values passed between the layers: a raw object, a ledger entry, a stage's report."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal
+
+Stage = Literal["processing", "inference", "observe"]
+STAGES: tuple[Stage, ...] = ("processing", "inference", "observe")
+NEXT_STAGE: dict[str, str] = {"processing": "inference", "inference": "observe", "observe": "done"}
+
+
+@dataclass(frozen=True)
+class RawObject:
+    key: str
+    etag: str
+    size: int
+
+
+@dataclass(frozen=True)
+class LedgerEntry:
+    id: int
+    bucket: str
+    raw_key: str
+    etag: str
+    size_bytes: int
+    batch_date: dt.date
+    stage: str
+    status: str
+    attempts: int
+    source_digest: str | None = None
+    processed_key: str | None = None
+    predictions_key: str | None = None
+    model_name: str | None = None
+    model_version: str | None = None
+
+
+@dataclass
+class StageReport:
+    """What a stage did in one invocation; becomes the handler's response body."""
+
+    stage: Stage
+    run_id: str
+    files_done: int = 0
+    files_failed: int = 0
+    images: int = 0
+    dropped: int = 0
+    remaining: int = 0
+    registered: int = 0
+    failures: list[dict[str, Any]] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)

@@ -1,0 +1,70 @@
+"""Domain errors of the pipeline: adapters turn library errors into these so that logs, the
+ledger and the state machine can all name them."""
+
+from __future__ import annotations
+
+
+class DroughtwatchError(Exception):
+    """Base of every error the pipeline records. ``code`` is the name the ledger and the state
+    machine's Fail state show; ``hint`` tells the user what to do next."""
+
+    hint = ""
+
+    @property
+    def code(self) -> str:
+        return type(self).__name__
+
+    def describe(self) -> str:
+        text = str(self)
+        return f"{text} {self.hint}".strip() if self.hint and self.hint not in text else text
+
+
+class ConfigurationError(DroughtwatchError):
+    hint = "Fix the named DROUGHTWATCH_* environment variable and redeploy or rerun."
+
+
+class DatabaseUnavailable(DroughtwatchError):
+    hint = (
+        "Check that the database is running and reachable (security groups, tunnel, "
+        "DROUGHTWATCH_DATABASE_* settings); nothing was changed, rerun when it is back."
+    )
+
+
+class SecretUnavailable(DroughtwatchError):
+    hint = "Check DROUGHTWATCH_DATABASE_SECRET_ARN and that the function's role may read it."
+
+
+class StorageError(DroughtwatchError):
+    hint = "Check the bucket name, the key and the function's S3 permissions."
+
+
+class ObjectMissing(StorageError):
+    """An S3 object the stage needs is gone (deleted between listing and reading)."""
+
+
+class ModelNotFound(DroughtwatchError):
+    hint = (
+        "Upload model.json and the weights (model.pt2 or model.onnx) under the configured "
+        "model prefix (see the README's model contract), or fix DROUGHTWATCH_MODEL_*."
+    )
+
+
+class InvalidModel(DroughtwatchError):
+    hint = "Re-export the model following the model contract in the README."
+
+
+class ModelInputMismatch(DroughtwatchError):
+    """The processed data lacks a channel the model needs, or has the wrong image size."""
+
+    hint = "Reprocess the data with a preprocess version that writes the channels the model needs."
+
+
+class InvalidRawFile(DroughtwatchError):
+    """A raw file cannot be decoded (corrupt, truncated, wrong bands). Wraps the preprocess
+    package's error, whose message names the file and the record."""
+
+    hint = "Re-upload a valid file under a new name or version; this version stays failed."
+
+
+class InvalidPredictions(DroughtwatchError):
+    hint = "The predictions file does not match the predictions schema; rerun Inference for it."

@@ -1,0 +1,110 @@
+"""What every handler does around its stage: settings, the event's shape, a database connection
+(migrated once per container), the time budget, the response, and the run record.
+
+Event in: the first stage gets ``{"run_id": ..., "input": {...}}`` from the state machine; the
+others get ``{"body": <the previous stage's body>}``. Response out: ``{"statusCode": 200,
+"body": {<the input passed through>, "<stage>": <counts>}}``, or ``{"statusCode": 500, "body":
+{"error": <code>, "cause": <message and what to do>, ...}}`` when the stage as a whole failed.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import math
+import time
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+from droughtwatch_inference import logs
+from droughtwatch_inference.adapters import database
+from droughtwatch_inference.adapters.ledger import Ledger
+from droughtwatch_inference.entries import Stage, StageReport
+from droughtwatch_inference.errors import DatabaseUnavailable, DroughtwatchError
+from droughtwatch_inference.logic.stage import Budget, describe
+from droughtwatch_inference.settings import CommonSettings, S, cached
+
+_migrated: set[str] = set()
+
+StageFunction = Callable[[Any, Ledger, Budget, StageReport], StageReport]
+
+
+def parse_event(event: Any) -> tuple[str, dict[str, Any]]:
+    """(run_id, body to pass through) from either event shape."""
+    if not isinstance(event, dict):
+        event = {}
+    body = event.get("body") if isinstance(event.get("body"), dict) else None
+    if body is None:
+        body = {"run_id": event.get("run_id"), "input": event.get("input", {})}
+    run_id = body.get("run_id") or f"manual-{uuid.uuid4().hex[:12]}"
+    return str(run_id), {**body, "run_id": str(run_id)}
+
+
+def budget_from(context: Any, settings: CommonSettings) -> Budget:
+    remaining = getattr(context, "get_remaining_time_in_millis", None)
+    if callable(remaining):
+        return Budget(lambda: remaining() / 1000.0, settings.time_margin_seconds)
+    return Budget(lambda: math.inf, settings.time_margin_seconds)
+
+
+def open_ledger(settings: CommonSettings) -> Ledger:
+    conn = database.connect(settings)
+    key = f"{id(settings)}"
+    if key not in _migrated:
+        try:
+            applied = database.migrate(conn)
+        except Exception as exc:
+            conn.close()
+            raise DatabaseUnavailable(f"cannot migrate the database schema: {exc}") from exc
+        if applied:
+            logs.event("database.migrated", applied=applied)
+        _migrated.add(key)
+    return Ledger(conn)
+
+
+def run_handler(
+    stage: Stage,
+    settings_model: type[S],
+    stage_function: StageFunction,
+    event: Any,
+    context: Any,
+) -> dict[str, Any]:
+    started_at = dt.datetime.now(dt.UTC)
+    started = time.monotonic()
+    run_id, body = parse_event(event)
+    report = StageReport(stage=stage, run_id=run_id)
+    ledger: Ledger | None = None
+    try:
+        settings = cached(settings_model)
+        ledger = open_ledger(settings)
+        stage_function(settings, ledger, budget_from(context, settings), report)
+    except (DroughtwatchError, Exception) as exc:
+        code = exc.code if isinstance(exc, DroughtwatchError) else type(exc).__name__
+        cause = describe(exc)
+        logs.event("stage.failed", logging.ERROR, stage=stage, run_id=run_id, error=cause)
+        if ledger is not None:
+            try:
+                ledger.record_run(report, started_at, cause)
+            except Exception as record_exc:  # the database may be what failed
+                logs.event("run.not_recorded", logging.ERROR, error=type(record_exc).__name__)
+        _close(ledger)
+        return {
+            "statusCode": 500,
+            "body": {**body, "error": code, "cause": cause, stage: report.as_dict()},
+        }
+    ledger.record_run(report, started_at, None)
+    _close(ledger)
+    counts = report.as_dict()
+    logs.event(
+        "stage.done", stage=stage, seconds=round(time.monotonic() - started, 3), **counts
+    )
+    return {"statusCode": 200, "body": {**body, stage: counts}}
+
+
+def _close(ledger: Ledger | None) -> None:
+    if ledger is not None:
+        try:
+            ledger.conn.close()
+        except Exception:  # noqa: S110 - closing a broken connection may fail; nothing to lose
+            pass

@@ -1,0 +1,48 @@
+"""Processing Lambda: raw -> processed. Imports neither torch nor Evidently."""
+
+from __future__ import annotations
+
+import datetime as dt
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+from droughtwatch_inference.adapters.ledger import Ledger
+from droughtwatch_inference.adapters.storage import ObjectStore
+from droughtwatch_inference.entries import StageReport
+from droughtwatch_inference.handlers.common import run_handler
+from droughtwatch_inference.keys import KeyLayout
+from droughtwatch_inference.logic.processing import discover, process_entry
+from droughtwatch_inference.logic.stage import Budget, run_stage
+from droughtwatch_inference.settings import ProcessingSettings
+
+
+def process(
+    settings: ProcessingSettings, ledger: Ledger, budget: Budget, report: StageReport
+) -> StageReport:
+    store = ObjectStore(settings)
+    layout = KeyLayout.from_settings(settings)
+    today = dt.datetime.now(dt.UTC).date()
+    report.registered = discover(store, ledger, settings.data_bucket, layout, report.run_id, today)
+    work = partial(
+        process_entry,
+        store=store,
+        layout=layout,
+        work_dir=Path(settings.work_dir),
+        chunk_size=settings.chunk_size,
+    )
+    budget = Budget(budget.remaining_seconds, budget.margin_seconds, settings.max_files_per_run)
+    return run_stage(
+        "processing",
+        report.run_id,
+        ledger,
+        work,
+        budget,
+        max_attempts=settings.max_attempts,
+        lease_seconds=settings.lease_seconds,
+        report=report,
+    )
+
+
+def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    return run_handler("processing", ProcessingSettings, process, event, context)

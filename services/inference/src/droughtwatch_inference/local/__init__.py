@@ -1,0 +1,1 @@
+"""Running the pipeline without an AWS account: embedded PostgreSQL, moto, the local runner."""

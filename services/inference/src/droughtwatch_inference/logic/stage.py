@@ -1,0 +1,147 @@
+"""The loop every stage shares: claim a file from the ledger, do the stage's work on it, record
+the outcome; a file's own error is recorded on that file and the batch goes on; stop claiming
+when the Lambda's remaining time gets short and report what remains for the next run."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from droughtwatch_inference import logs
+from droughtwatch_inference.entries import LedgerEntry, Stage, StageReport
+from droughtwatch_inference.errors import (
+    ConfigurationError,
+    DatabaseUnavailable,
+    DroughtwatchError,
+    InvalidModel,
+    ModelNotFound,
+    ObjectMissing,
+    SecretUnavailable,
+    StorageError,
+)
+
+# Errors that mean the stage as a whole cannot work: the claimed file is given back untouched
+# and the stage fails (the state machine's Choice goes to the Fail state).
+STAGE_ERRORS: tuple[type[Exception], ...] = (
+    ConfigurationError,
+    DatabaseUnavailable,
+    SecretUnavailable,
+    ModelNotFound,
+    InvalidModel,
+)
+
+
+class LedgerPort(Protocol):
+    def claim(
+        self, stage: str, *, max_attempts: int, lease_seconds: int, exclude: Any = ()
+    ) -> LedgerEntry | None: ...
+    def complete(self, entry_id: int, stage: str, **values: Any) -> None: ...
+    def fail(self, entry_id: int, stage: str, error: str) -> None: ...
+    def release(self, entry_id: int, stage: str) -> None: ...
+    def remaining(self, stage: str, *, max_attempts: int, exclude: Any = ()) -> int: ...
+
+
+@dataclass
+class FileResult:
+    """A stage's work on one file: the ledger columns to record, and counts for the report."""
+
+    ledger_values: dict[str, Any]
+    images: int = 0
+    dropped: int = 0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Budget:
+    """Time left in this invocation (Lambda's context, or a deadline locally)."""
+
+    remaining_seconds: Callable[[], float]
+    margin_seconds: float
+    max_files: int = 1_000_000
+
+
+def _is_stage_error(exc: Exception) -> bool:
+    if isinstance(exc, STAGE_ERRORS):
+        return True
+    # A missing object is that file's problem; any other storage error (no bucket, no access)
+    # will hit every file, so it stops the stage.
+    return isinstance(exc, StorageError) and not isinstance(exc, ObjectMissing)
+
+
+def describe(exc: BaseException) -> str:
+    if isinstance(exc, DroughtwatchError):
+        return f"{exc.code}: {exc.describe()}"
+    return f"{type(exc).__name__}: {exc}"
+
+
+def run_stage(
+    stage: Stage,
+    run_id: str,
+    ledger: LedgerPort,
+    work: Callable[[LedgerEntry], FileResult],
+    budget: Budget,
+    *,
+    max_attempts: int,
+    lease_seconds: int,
+    report: StageReport | None = None,
+) -> StageReport:
+    report = report or StageReport(stage=stage, run_id=run_id)
+    tried: list[int] = []
+    slowest = 0.0
+    while len(tried) < budget.max_files:
+        # Stop claiming when the next file might not finish in time (the slowest so far, with
+        # room to spare): what is left is reported and the next run picks it up.
+        if budget.remaining_seconds() < budget.margin_seconds + 1.5 * slowest:
+            logs.event("stage.time_budget_reached", stage=stage, run_id=run_id)
+            break
+        entry = ledger.claim(
+            stage, max_attempts=max_attempts, lease_seconds=lease_seconds, exclude=tried
+        )
+        if entry is None:
+            break
+        tried.append(entry.id)
+        started = time.monotonic()
+        try:
+            result = work(entry)
+        except KeyboardInterrupt:
+            ledger.release(entry.id, stage)
+            raise
+        except Exception as exc:
+            if _is_stage_error(exc):
+                ledger.release(entry.id, stage)
+                raise
+            message = describe(exc)
+            ledger.fail(entry.id, stage, message)
+            report.files_failed += 1
+            report.failures.append({"key": entry.raw_key, "error": message})
+            logs.event(
+                "file.failed",
+                logging.WARNING,
+                stage=stage,
+                run_id=run_id,
+                key=entry.raw_key,
+                attempt=entry.attempts,
+                error=message,
+            )
+            continue
+        ledger.complete(entry.id, stage, **result.ledger_values)
+        seconds = time.monotonic() - started
+        slowest = max(slowest, seconds)
+        report.files_done += 1
+        report.images += result.images
+        report.dropped += result.dropped
+        logs.event(
+            "file.done",
+            stage=stage,
+            run_id=run_id,
+            key=entry.raw_key,
+            images=result.images,
+            dropped=result.dropped,
+            seconds=round(seconds, 3),
+            **result.extra,
+        )
+    report.remaining = ledger.remaining(stage, max_attempts=max_attempts, exclude=tried)
+    return report

@@ -16,9 +16,8 @@ from __future__ import annotations
 import math
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
-
 from droughtwatch_preprocess import CHANNELS, IMAGE_SIZE
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 MANIFEST_NAME = "model.json"
 WEIGHTS_NAME = {"torch.export": "model.pt2", "onnx": "model.onnx"}

@@ -73,7 +73,9 @@ def read(path: Path) -> tuple[Any, dict[str, Any]]:
         classes = meta["classes"]
         required = {"id", "label", "probability", *(probability_column(c) for c in classes)}
     except (pa.ArrowException, KeyError, ValueError, TypeError) as exc:
-        raise InvalidPredictions(f"{path.name}: not a droughtwatch predictions file ({exc})") from exc
+        raise InvalidPredictions(
+            f"{path.name}: not a droughtwatch predictions file ({exc})"
+        ) from exc
     missing = required - set(table.column_names)
     if missing:
         raise InvalidPredictions(f"{path.name}: missing columns {sorted(missing)}")

@@ -4,7 +4,7 @@ A missing or invalid variable fails at cold start with a message naming the vari
 
 from __future__ import annotations
 
-from functools import lru_cache
+from functools import cache
 from typing import Literal, TypeVar
 
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
@@ -120,7 +120,7 @@ def load(model: type[S]) -> S:
         raise ConfigurationError("invalid configuration: " + "; ".join(problems)) from None
 
 
-@lru_cache(maxsize=None)
+@cache
 def cached(model: type[S]) -> S:
     """Settings built once per container (per model class)."""
     return load(model)

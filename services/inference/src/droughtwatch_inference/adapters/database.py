@@ -33,9 +33,7 @@ def _secret(settings: Any, refresh: bool = False) -> dict[str, str]:
             reason = type(exc).__name__
             if isinstance(exc, ClientError):
                 reason = exc.response.get("Error", {}).get("Code", reason)
-            raise SecretUnavailable(
-                f"cannot read the database secret {arn} ({reason})"
-            ) from None
+            raise SecretUnavailable(f"cannot read the database secret {arn} ({reason})") from None
     return _secret_cache[arn]
 
 

@@ -69,7 +69,7 @@ class Ledger:
                     ORDER BY batch_date, registered_at, id
                     LIMIT 1 FOR UPDATE SKIP LOCKED)
                 RETURNING {_ENTRY_COLUMNS}
-                """,  # noqa: S608 - only constant fragments are formatted in
+                """,
                 params,
             )
             return cur.fetchone()
@@ -91,7 +91,11 @@ class Ledger:
         unknown = set(values) - allowed
         if unknown:
             raise ValueError(f"unknown ledger columns for {stage}: {sorted(unknown)}")
-        stamp = {"processing": "processed_at", "inference": "predicted_at", "observe": "observed_at"}
+        stamp = {
+            "processing": "processed_at",
+            "inference": "predicted_at",
+            "observe": "observed_at",
+        }
         columns = sorted(values)
         assignments = ", ".join(f"{c} = %({c})s" for c in columns)
         next_stage = NEXT_STAGE[stage]
@@ -117,7 +121,8 @@ class Ledger:
         """Give a claimed file back untouched (interrupted before any work was recorded)."""
         with self.conn.transaction():
             self.conn.execute(
-                "UPDATE ledger SET status = CASE WHEN attempts > 1 THEN 'failed' ELSE 'pending' END,"
+                "UPDATE ledger SET"
+                " status = CASE WHEN attempts > 1 THEN 'failed' ELSE 'pending' END,"
                 " attempts = greatest(attempts - 1, 0), lease_until = NULL, updated_at = now()"
                 " WHERE id = %s AND stage = %s AND status = 'running'",
                 (entry_id, stage),
@@ -127,7 +132,8 @@ class Ledger:
         with self.conn.transaction():
             self.conn.execute(
                 "INSERT INTO runs (run_id, stage, started_at, status, files_done, files_failed,"
-                " images, dropped, remaining, error) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
+                " images, dropped, remaining, error)"
+                " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
                 (
                     report.run_id,
                     report.stage,

@@ -9,6 +9,7 @@ others get ``{"body": <the previous stage's body>}``. Response out: ``{"statusCo
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import logging
 import math
@@ -96,15 +97,12 @@ def run_handler(
     ledger.record_run(report, started_at, None)
     _close(ledger)
     counts = report.as_dict()
-    logs.event(
-        "stage.done", stage=stage, seconds=round(time.monotonic() - started, 3), **counts
-    )
+    logs.event("stage.done", stage=stage, seconds=round(time.monotonic() - started, 3), **counts)
     return {"statusCode": 200, "body": {**body, stage: counts}}
 
 
 def _close(ledger: Ledger | None) -> None:
     if ledger is not None:
-        try:
+        # closing a broken connection may fail; there is nothing left to lose then
+        with contextlib.suppress(Exception):
             ledger.conn.close()
-        except Exception:  # noqa: S110 - closing a broken connection may fail; nothing to lose
-            pass

@@ -194,8 +194,17 @@ class EmbeddedPostgres:
         self._chown(self.log)
         options = f"-h 127.0.0.1 -p {port} -k {self.socket_dir}"
         self._run(
-            "pg_ctl", "start", "-w", "-t", "30", "-D", str(self.pgdata), "-l", str(self.log),
-            "-o", options,
+            "pg_ctl",
+            "start",
+            "-w",
+            "-t",
+            "30",
+            "-D",
+            str(self.pgdata),
+            "-l",
+            str(self.log),
+            "-o",
+            options,
         )
 
     def _ensure_database(self, name: str) -> None:
@@ -212,6 +221,8 @@ class EmbeddedPostgres:
                     raise
                 time.sleep(0.2)
         with conn:
-            exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone()
+            exists = conn.execute(
+                "SELECT 1 FROM pg_database WHERE datname = %s", (name,)
+            ).fetchone()
             if not exists:
                 conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))

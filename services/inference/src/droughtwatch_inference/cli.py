@@ -1,0 +1,277 @@
+"""The `droughtwatch` command: the local demo and local runs, the database, and (through the
+modules that register them) the deployed stack and Grafana."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import sys
+import warnings
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+app = typer.Typer(
+    help="droughtwatch: daily batch inference for satellite imagery, watched.",
+    no_args_is_help=True,
+    pretty_exceptions_show_locals=False,
+)
+local_app = typer.Typer(help="Run the pipeline on this machine (moto + embedded PostgreSQL).")
+db_app = typer.Typer(help="The pipeline's PostgreSQL database.")
+app.add_typer(local_app, name="local")
+app.add_typer(db_app, name="db")
+console = Console()
+err = Console(stderr=True)
+
+
+def fail(message: str, hint: str = "") -> typer.Exit:
+    err.print(f"[bold red]error:[/] {message}")
+    if hint:
+        err.print(f"[yellow]next:[/] {hint}")
+    return typer.Exit(code=2)
+
+
+def local_dsn() -> str:
+    """DROUGHTWATCH_DATABASE_DSN when set, else the embedded PostgreSQL (started if needed)."""
+    dsn = os.environ.get("DROUGHTWATCH_DATABASE_DSN")
+    if dsn:
+        return dsn
+    from droughtwatch_inference.local.postgres import EmbeddedPostgres, EmbeddedPostgresError
+    from droughtwatch_inference.local.state import postgres_root
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            return EmbeddedPostgres(postgres_root()).start()
+        except EmbeddedPostgresError as exc:
+            raise fail(
+                f"the embedded PostgreSQL did not start: {exc}",
+                "set DROUGHTWATCH_DATABASE_DSN to a PostgreSQL you run, or remove "
+                f"{postgres_root()} to start afresh",
+            ) from None
+
+
+def _history_table(execution: Any) -> Table:
+    table = Table(title=f"execution {execution.name}: {execution.status}", show_lines=False)
+    table.add_column("time", style="dim")
+    table.add_column("event")
+    table.add_column("state")
+    table.add_column("detail", overflow="fold", max_width=80)
+    for event in execution.events:
+        detail = event.detail if "Failed" in event.type or "Fail" in event.type else ""
+        table.add_row(
+            event.timestamp.strftime("%H:%M:%S.%f")[:-3], event.type, event.state or "", detail
+        )
+    return table
+
+
+@app.command()
+def demo(
+    days: Annotated[int, typer.Option(min=1, max=366, help="Days of data to simulate.")] = 14,
+    seed: Annotated[int, typer.Option(help="Seed of the generated data and the model.")] = 7,
+    images_per_day: Annotated[int, typer.Option(min=10, max=20_000)] = 300,
+    drought_days: Annotated[
+        int | None, typer.Option(min=0, help="Drought days at the end (default: a quarter).")
+    ] = None,
+    data: Annotated[
+        Path | None,
+        typer.Option(help="Use the raw TFRecord files in this folder instead of generated days."),
+    ] = None,
+    out: Annotated[Path, typer.Option(help="Where predictions, reports, histories go.")] = Path(
+        "droughtwatch-demo"
+    ),
+) -> None:
+    """Train a baseline, then run the whole pipeline day by day on generated data, locally."""
+    if drought_days is not None and drought_days > days:
+        raise fail(f"--drought-days ({drought_days}) cannot exceed --days ({days})")
+    if data is not None and not data.is_dir():
+        raise fail(f"--data {data} is not a folder", "point it at a folder of raw TFRecord files")
+    from droughtwatch_inference.local.demo import DemoOptions, run_demo
+
+    options = DemoOptions(
+        days=days,
+        seed=seed,
+        images_per_day=images_per_day,
+        drought_days=drought_days,
+        data_dir=data,
+        out_dir=out,
+    )
+    dsn = local_dsn()
+    with Progress(
+        SpinnerColumn(),
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TextColumn("{task.completed}/{task.total}"),
+        TimeElapsedColumn(),
+        console=console,
+    ) as bar:
+        task = bar.add_task("starting", total=None)
+
+        def progress(message: str, done: int, total: int) -> None:
+            bar.update(task, description=message, completed=done, total=total)
+
+        try:
+            result = run_demo(options, dsn, progress)
+        except KeyboardInterrupt:
+            raise fail(
+                "interrupted", "rerun `droughtwatch demo`; the ledger was left consistent"
+            ) from None
+    _print_demo(result)
+
+
+def _print_demo(result: Any) -> None:
+    classes = list(result.model.get("classes", []))
+    table = Table(title="droughtwatch demo: one run per day")
+    table.add_column("date")
+    table.add_column("drought", justify="right")
+    table.add_column("run")
+    table.add_column("images", justify="right")
+    table.add_column("dropped", justify="right")
+    for name in classes:
+        table.add_column(f"class {name}", justify="right")
+    table.add_column("drift (PSI)", justify="right")
+    table.add_column("alert")
+    alerts = 0
+    for day in result.days:
+        shares = [f"{day.class_shares.get(c, 0.0):.0%}" for c in classes]
+        score = "-" if day.drift_score is None else f"{day.drift_score:.3f}"
+        alert = day.drift_score is not None and day.drift_score > day.threshold
+        alerts += alert
+        status = day.execution.status
+        table.add_row(
+            day.date.isoformat(),
+            f"{day.drought:.2f}",
+            status if status == "SUCCEEDED" else f"[red]{status}[/]",
+            str(day.images),
+            str(day.dropped),
+            *shares,
+            score,
+            f"[bold red]DRIFT > {day.threshold}[/]" if alert else "ok",
+        )
+    console.print(table)
+    failed = [d for d in result.days if d.execution.status != "SUCCEEDED"]
+    for day in failed:
+        console.print(_history_table(day.execution))
+    training = result.model.get("training", {})
+    console.print(
+        f"model {result.model.get('name')} {result.model.get('version')}"
+        f" (channels {', '.join(result.model.get('channels', []))};"
+        f" held-out accuracy {training.get('accuracy', float('nan')):.2f})"
+    )
+    console.print(f"{alerts} of {len(result.days)} days above the drift alert threshold.")
+    console.print(
+        f"Predictions, Evidently reports and execution histories: [bold]{result.out_dir}[/]"
+    )
+    console.print(
+        "Show an execution's history: droughtwatch local history "
+        f"{result.out_dir / 'executions' / (result.days[-1].execution.name + '.json')}"
+    )
+    if failed:
+        raise typer.Exit(code=1)
+
+
+@local_app.command("run")
+def local_run(
+    folder: Annotated[Path, typer.Argument(help="Folder of raw droughtwatch TFRecord files.")],
+    date: Annotated[
+        str | None, typer.Option(help="The data's date (YYYY-MM-DD); default today.")
+    ] = None,
+    model: Annotated[
+        Path | None,
+        typer.Option(help="Folder with model.json and its weights (see the model contract)."),
+    ] = None,
+) -> None:
+    """Run the pipeline once over the raw files in a folder. The local buckets and the ledger
+    persist under the user's data folder, so a rerun processes only what is new."""
+    from droughtwatch_inference.local.local_run import run_folder
+
+    if not folder.is_dir():
+        raise fail(f"{folder} is not a folder", "pass a folder of raw TFRecord files")
+    try:
+        day = dt.date.fromisoformat(date) if date else dt.date.today()
+    except ValueError:
+        raise fail(f"--date {date!r} is not a date", "use the form 2026-11-27") from None
+    if model is not None and not (model / "model.json").is_file():
+        raise fail(f"{model} has no model.json", "see the model contract in the README")
+    dsn = local_dsn()
+    with console.status("running the pipeline"):
+        outcome = run_folder(folder, day, dsn, model_dir=model, say=console.print)
+    console.print(_history_table(outcome.execution))
+    console.print(outcome.summary)
+    if outcome.execution.status != "SUCCEEDED":
+        raise fail(
+            f"{outcome.execution.error}: {outcome.execution.cause}",
+            "fix the cause above and rerun; files already done are not processed again",
+        )
+
+
+@local_app.command("history")
+def local_history(
+    file: Annotated[Path, typer.Argument(help="An execution JSON written by demo or local run.")],
+) -> None:
+    """Print an execution's history as the AWS console shows it."""
+    from droughtwatch_inference.local.runner import Execution, HistoryEvent
+
+    try:
+        raw = json.loads(file.read_text())
+        execution = Execution(
+            name=raw["name"],
+            status=raw["status"],
+            error=raw.get("error"),
+            cause=raw.get("cause"),
+            output=raw.get("output"),
+            seconds=raw.get("seconds", 0.0),
+            events=[
+                HistoryEvent(
+                    dt.datetime.fromisoformat(e["timestamp"]), e["type"], e["state"], e["detail"]
+                )
+                for e in raw["events"]
+            ],
+        )
+    except (OSError, ValueError, KeyError) as exc:
+        raise fail(f"cannot read {file}: {exc}", "pass a file from <out>/executions/") from None
+    console.print(_history_table(execution))
+
+
+@db_app.command("migrate")
+def db_migrate() -> None:
+    """Apply the schema migrations (the handlers also do this at cold start)."""
+    from droughtwatch_inference.adapters.database import connect, migrate
+    from droughtwatch_inference.errors import DroughtwatchError
+    from droughtwatch_inference.settings import CommonSettings, load
+
+    try:
+        if not (
+            os.environ.get("DROUGHTWATCH_DATABASE_DSN")
+            or os.environ.get("DROUGHTWATCH_DATABASE_SECRET_ARN")
+        ):
+            os.environ["DROUGHTWATCH_DATABASE_DSN"] = local_dsn()
+        os.environ.setdefault("DROUGHTWATCH_DATA_BUCKET", "unused-by-migrate")
+        with connect(load(CommonSettings)) as conn:
+            applied = migrate(conn)
+    except DroughtwatchError as exc:
+        raise fail(exc.describe()) from None
+    console.print(f"applied: {', '.join(applied)}" if applied else "schema is up to date")
+
+
+def _register_optional() -> None:
+    for module in ("cloud", "grafana"):
+        try:
+            mod = __import__(f"droughtwatch_inference.{module}", fromlist=["register"])
+        except ImportError:
+            continue
+        register = getattr(mod, "register", None)
+        if callable(register):
+            register(app)
+
+
+_register_optional()
+
+
+def main() -> None:  # pragma: no cover - entry point
+    sys.exit(app())

@@ -1,0 +1,184 @@
+"""`droughtwatch demo`: the whole pipeline on an embedded default, day after day.
+
+Trains the baseline CNN on generated data, registers it in the (moto) model bucket, then for
+each simulated day uploads that day's raw file and runs the deployed state machine definition
+through the local runner. The last days simulate a drought: vegetation indices fall, the
+predicted classes shift, and prediction drift crosses the alert threshold.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import shutil
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from droughtwatch_inference.keys import KeyLayout
+from droughtwatch_inference.local.runner import Execution, LocalConfig, LocalPipeline
+
+RAW_SUFFIX = ".tfrecord"
+
+
+@dataclass(frozen=True)
+class DemoOptions:
+    days: int = 14
+    seed: int = 7
+    images_per_day: int = 300
+    drought_days: int | None = None
+    data_dir: Path | None = None
+    out_dir: Path = Path("droughtwatch-demo")
+    end_date: dt.date | None = None
+
+    def drought_day_count(self) -> int:
+        if self.drought_days is not None:
+            return self.drought_days
+        return max(1, self.days // 4)
+
+
+@dataclass
+class DayResult:
+    date: dt.date
+    drought: float
+    execution: Execution
+    images: int = 0
+    dropped: int = 0
+    class_shares: dict[str, float] = field(default_factory=dict)
+    drift_score: float | None = None
+    drift_detected: bool = False
+    threshold: float = 0.25
+
+
+@dataclass
+class DemoResult:
+    days: list[DayResult]
+    out_dir: Path
+    model: dict[str, Any]
+    exported: int
+
+
+def _day_metrics(conn: Any, run_id: str) -> list[tuple[Any, ...]]:
+    return conn.execute(
+        "SELECT m.images, m.class_shares, m.drift_score, m.drift_detected, m.drift_threshold,"
+        " l.dropped FROM metrics m JOIN ledger l ON l.id = m.ledger_id WHERE m.run_id = %s"
+        " ORDER BY m.id",
+        (run_id,),
+    ).fetchall()
+
+
+def _summarise(day: DayResult, rows: list[tuple[Any, ...]]) -> None:
+    total = sum(r[0] for r in rows)
+    day.images = total
+    day.dropped = sum(r[5] or 0 for r in rows)
+    if not rows:
+        return
+    shares: dict[str, float] = {}
+    for images, class_shares, *_ in rows:
+        for name, share in class_shares.items():
+            shares[name] = shares.get(name, 0.0) + share * images / max(total, 1)
+    day.class_shares = shares
+    scores = [r[2] for r in rows if r[2] is not None]
+    day.drift_score = max(scores) if scores else None
+    day.drift_detected = any(r[3] for r in rows)
+    day.threshold = rows[0][4]
+
+
+def reset_pipeline_tables(dsn: str) -> None:
+    """The demo starts from an empty ledger so that its days are processed afresh."""
+    import psycopg
+
+    from droughtwatch_inference.adapters.database import migrate
+
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        migrate(conn)
+        conn.execute("TRUNCATE metrics, runs, ledger RESTART IDENTITY CASCADE")
+
+
+def run_demo(
+    options: DemoOptions,
+    dsn: str,
+    progress: Callable[[str, int, int], None] = lambda message, done, total: None,
+) -> DemoResult:
+    import boto3
+    import numpy as np
+    import psycopg
+
+    from droughtwatch_inference import synthetic, training
+    from droughtwatch_inference.local.state import mirror_out
+
+    out = options.out_dir.expanduser().resolve()
+    if out.exists():
+        shutil.rmtree(out)
+    (out / "raw").mkdir(parents=True)
+    (out / "executions").mkdir()
+    reset_pipeline_tables(dsn)
+    layout = KeyLayout()
+    end = options.end_date or dt.date.today()
+    rng = np.random.default_rng(options.seed)
+
+    if options.data_dir is not None:
+        files = sorted(
+            p for p in options.data_dir.iterdir() if p.is_file() and not p.name.startswith(".")
+        )
+        if not files:
+            raise FileNotFoundError(f"no raw files in {options.data_dir}")
+        plan = [(end, 0.0, files)]
+    else:
+        severities = synthetic.scenario(options.days, options.drought_day_count())
+        plan = []
+        for offset, severity in enumerate(severities):
+            date = end - dt.timedelta(days=options.days - 1 - offset)
+            path = out / "raw" / date.isoformat() / f"scene-{date:%Y%m%d}{RAW_SUFFIX}"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            synthetic.write_raw_file(path, rng, options.images_per_day, drought=severity)
+            plan.append((date, severity, [path]))
+
+    config = LocalConfig(database_dsn=dsn, work_dir=out / ".work")
+    results: list[DayResult] = []
+    total_steps = len(plan) + 1
+    with LocalPipeline(config) as pipeline, psycopg.connect(dsn, autocommit=True) as conn:
+        s3 = boto3.client("s3")
+        progress("training the baseline model", 0, total_steps)
+        model, manifest, train_metrics = training.train_baseline(seed=options.seed)
+        training.publish_model(s3, config.model_bucket, config.model_prefix, model, manifest)
+        model_info = {**_manifest_dict(manifest), "training": train_metrics}
+        for step, (date, severity, files) in enumerate(plan, start=1):
+            progress(f"day {date.isoformat()}: upload and run", step, total_steps)
+            for path in files:
+                s3.upload_file(str(path), config.data_bucket, layout.raw_key(path.name, date))
+            execution = pipeline.run(name=f"demo-{date.isoformat()}")
+            (out / "executions" / f"{execution.name}.json").write_text(
+                json.dumps(execution.as_dict(), indent=2, default=str)
+            )
+            day = DayResult(date=date, drought=severity, execution=execution)
+            _summarise(day, _day_metrics(conn, execution.name))
+            results.append(day)
+        progress("exporting predictions and reports", total_steps, total_steps)
+        exported = mirror_out(
+            s3, config.data_bucket, out / "s3", (layout.predictions, layout.reports)
+        )
+        (out / "model.json").write_text(json.dumps(model_info, indent=2, default=str))
+    shutil.rmtree(out / ".work", ignore_errors=True)
+    summary = [
+        {
+            "date": d.date.isoformat(),
+            "drought": d.drought,
+            "status": d.execution.status,
+            "images": d.images,
+            "dropped": d.dropped,
+            "class_shares": d.class_shares,
+            "drift_score": d.drift_score,
+            "drift_detected": d.drift_detected,
+        }
+        for d in results
+    ]
+    (out / "summary.json").write_text(json.dumps(summary, indent=2))
+    return DemoResult(days=results, out_dir=out, model=model_info, exported=exported)
+
+
+def _manifest_dict(manifest: Any) -> dict[str, Any]:
+    if hasattr(manifest, "model_dump"):
+        return manifest.model_dump(mode="json")
+    return dict(manifest)

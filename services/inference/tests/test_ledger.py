@@ -1,0 +1,151 @@
+"""Ledger SQL against a real PostgreSQL: registration, claiming under concurrency, leases,
+migrations."""
+
+from __future__ import annotations
+
+import datetime as dt
+import threading
+
+import psycopg
+import pytest
+
+from droughtwatch_inference.adapters.database import migrate, migration_files
+from droughtwatch_inference.adapters.ledger import Ledger
+from droughtwatch_inference.entries import RawObject
+
+DAY = dt.date(2026, 11, 27)
+
+
+@pytest.fixture
+def connections(database_dsn: str):  # noqa: ANN201
+    opened: list[psycopg.Connection] = []
+
+    def open_ledger() -> Ledger:
+        conn = psycopg.connect(database_dsn, autocommit=True)
+        opened.append(conn)
+        return Ledger(conn)
+
+    yield open_ledger
+    for conn in opened:
+        conn.close()
+
+
+def _register(ledger: Ledger, n: int) -> None:
+    objects = [
+        (RawObject(f"raw/2026-11-27/file-{i:03d}", f"etag{i}", 100 + i), DAY) for i in range(n)
+    ]
+    assert ledger.register("bucket", objects, "run-1") == n
+
+
+def test_register_is_idempotent_and_a_new_etag_is_a_new_version(connections) -> None:  # noqa: ANN001
+    ledger = connections()
+    obj = RawObject('raw/2026-11-27/it\'s a "file"', "e1", 10)
+    assert ledger.register("bucket", [(obj, DAY)], "run-1") == 1
+    assert ledger.register("bucket", [(obj, DAY)], "run-2") == 0
+    changed = RawObject(obj.key, "e2", 11)
+    assert ledger.register("bucket", [(changed, DAY)], "run-3") == 1
+    rows = ledger.conn.execute(
+        "SELECT raw_key, etag, stage, status FROM ledger ORDER BY id"
+    ).fetchall()
+    assert rows == [
+        (obj.key, "e1", "processing", "pending"),
+        (obj.key, "e2", "processing", "pending"),
+    ]
+
+
+def test_two_concurrent_workers_never_claim_the_same_file(connections) -> None:  # noqa: ANN001
+    _register(connections(), 40)
+    claimed: dict[str, list[int]] = {"a": [], "b": []}
+    start = threading.Barrier(2)
+
+    def worker(name: str) -> None:
+        ledger = connections()
+        start.wait()
+        while (entry := ledger.claim("processing", max_attempts=3, lease_seconds=600)) is not None:
+            claimed[name].append(entry.id)
+            ledger.complete(entry.id, "processing", processed_key=f"p/{entry.id}", images=1)
+
+    threads = [threading.Thread(target=worker, args=(n,)) for n in claimed]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    both = claimed["a"] + claimed["b"]
+    assert sorted(both) == list(range(1, 41))
+    assert len(set(both)) == 40
+    assert claimed["a"] and claimed["b"], "both workers should have had work"
+
+
+def test_failed_file_is_retried_up_to_the_attempt_limit(connections) -> None:  # noqa: ANN001
+    ledger = connections()
+    _register(ledger, 1)
+    for attempt in range(1, 4):
+        entry = ledger.claim("processing", max_attempts=3, lease_seconds=600)
+        assert entry is not None and entry.attempts == attempt
+        ledger.fail(entry.id, "processing", f"InvalidRawFile: attempt {attempt}")
+    assert ledger.claim("processing", max_attempts=3, lease_seconds=600) is None
+    row = ledger.conn.execute("SELECT status, attempts, last_error FROM ledger").fetchone()
+    assert row == ("failed", 3, "InvalidRawFile: attempt 3")
+    assert ledger.remaining("processing", max_attempts=3) == 0
+
+
+def test_expired_lease_makes_a_file_claimable_again(connections) -> None:  # noqa: ANN001
+    ledger = connections()
+    _register(ledger, 1)
+    first = ledger.claim("processing", max_attempts=3, lease_seconds=600)
+    assert first is not None
+    assert ledger.claim("processing", max_attempts=3, lease_seconds=600) is None
+    ledger.conn.execute("UPDATE ledger SET lease_until = now() - interval '1 second'")
+    again = ledger.claim("processing", max_attempts=3, lease_seconds=600)
+    assert again is not None and again.id == first.id and again.attempts == 2
+
+
+def test_complete_moves_the_file_to_the_next_stage(connections) -> None:  # noqa: ANN001
+    ledger = connections()
+    _register(ledger, 1)
+    entry = ledger.claim("processing", max_attempts=3, lease_seconds=600)
+    assert entry is not None
+    ledger.complete(entry.id, "processing", source_digest="d" * 64, processed_key="p", images=5)
+    row = ledger.conn.execute(
+        "SELECT stage, status, attempts, images, processed_at IS NOT NULL FROM ledger"
+    ).fetchone()
+    assert row == ("inference", "pending", 0, 5, True)
+    with pytest.raises(ValueError, match="unknown ledger columns"):
+        ledger.complete(entry.id, "inference", processed_key="x")
+
+
+def test_release_gives_an_interrupted_claim_back(connections) -> None:  # noqa: ANN001
+    ledger = connections()
+    _register(ledger, 1)
+    entry = ledger.claim("processing", max_attempts=3, lease_seconds=600)
+    assert entry is not None
+    ledger.release(entry.id, "processing")
+    row = ledger.conn.execute("SELECT status, attempts FROM ledger").fetchone()
+    assert row == ("pending", 0)
+
+
+def test_migrations_are_idempotent_and_safe_concurrently(postgres) -> None:  # noqa: ANN001
+    import uuid
+
+    name = f"dw_migrate_{uuid.uuid4().hex[:8]}"
+    dsn = postgres.create(name)
+    results: list[list[str]] = []
+    start = threading.Barrier(3)
+
+    def run() -> None:
+        with psycopg.connect(dsn, autocommit=True) as conn:
+            start.wait()
+            results.append(migrate(conn))
+
+    threads = [threading.Thread(target=run) for _ in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    names = [n for _, n, _ in migration_files()]
+    assert sorted(map(tuple, results)) == sorted([(), (), tuple(names)])
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        assert migrate(conn) == []
+        versions = [r[0] for r in conn.execute("SELECT version FROM schema_migrations ORDER BY 1")]
+    assert versions == [v for v, _, _ in migration_files()]
+    postgres.drop(name)

@@ -1,0 +1,223 @@
+"""The Processing handler against moto S3 and a real PostgreSQL."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from pathlib import Path
+
+import numpy as np
+import psycopg
+import pytest
+
+from droughtwatch_preprocess import ProcessedReader, encode_example, write_tfrecord
+
+from droughtwatch_inference.handlers.processing import handler
+
+DATA_BUCKET = "dw-test-data"
+
+
+class Context:
+    def __init__(self, seconds: float = 900) -> None:
+        self.seconds = seconds
+
+    def get_remaining_time_in_millis(self) -> int:
+        return int(self.seconds * 1000)
+
+
+def _raw_file(path: Path, n: int, seed: int = 0, blank: int = 0) -> Path:
+    rng = np.random.default_rng(seed)
+    payloads = []
+    for i in range(n):
+        bands = rng.integers(2, 255, size=(11, 65, 65), dtype=np.uint8)
+        if i < blank:
+            bands[:] = 0
+        payloads.append(encode_example(bands, label=int(i % 4), filename=f"scene-{i}"))
+    write_tfrecord(path, payloads)
+    return path
+
+
+def _put(s3, key: str, path: Path) -> None:  # noqa: ANN001
+    s3.upload_file(str(path), DATA_BUCKET, key)
+
+
+def _rows(dsn: str) -> list[dict]:
+    with psycopg.connect(dsn) as conn, conn.cursor() as cur:
+        cur.execute("SELECT * FROM ledger ORDER BY id")
+        names = [d.name for d in cur.description]
+        return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
+
+
+def test_real_shard_is_processed_and_recorded(service_env, s3, shard_path, tmp_path) -> None:  # noqa: ANN001
+    key = "raw/2026-11-27/part-r-00012"
+    _put(s3, key, shard_path)
+    response = handler({"run_id": "run-1", "input": {"trigger": "test"}}, Context())
+    assert response["statusCode"] == 200, response
+    body = response["body"]
+    assert body["run_id"] == "run-1" and body["input"] == {"trigger": "test"}
+    counts = body["processing"]
+    assert counts["files_done"] == 1 and counts["files_failed"] == 0 and counts["remaining"] == 0
+    assert counts["registered"] == 1
+    (row,) = _rows(service_env["DROUGHTWATCH_DATABASE_DSN"])
+    assert row["raw_key"] == key and row["bucket"] == DATA_BUCKET
+    assert row["stage"] == "inference" and row["status"] == "pending" and row["attempts"] == 0
+    assert row["records"] == 81
+    assert row["images"] + row["dropped"] == 81 and row["images"] == counts["images"]
+    assert row["batch_date"] == dt.date(2026, 11, 27)
+    assert row["size_bytes"] == shard_path.stat().st_size
+    assert row["processed_key"].startswith("processed/2026-11-27/part-r-00012/")
+    assert row["processed_key"].endswith(f"{row['source_digest'][:12]}.npz")
+    local = tmp_path / "p.npz"
+    s3.download_file(DATA_BUCKET, row["processed_key"], str(local))
+    with ProcessedReader(local) as reader:
+        chunk = reader.read()
+    assert len(chunk.ids) == row["images"] and len(set(chunk.ids)) == row["images"]
+    with psycopg.connect(service_env["DROUGHTWATCH_DATABASE_DSN"]) as conn:
+        run = conn.execute("SELECT stage, status, files_done, images FROM runs").fetchone()
+    assert run == ("processing", "succeeded", 1, row["images"])
+
+
+def test_running_twice_changes_nothing(service_env, s3, tmp_path) -> None:  # noqa: ANN001
+    _put(s3, "raw/2026-11-27/a", _raw_file(tmp_path / "a", 5))
+    first = handler({"run_id": "r1"}, Context())
+    before = _rows(service_env["DROUGHTWATCH_DATABASE_DSN"])
+    second = handler({"run_id": "r2"}, Context())
+    assert first["body"]["processing"]["files_done"] == 1
+    assert second["statusCode"] == 200
+    assert second["body"]["processing"] | {"run_id": "r1"} == {
+        **second["body"]["processing"],
+        "run_id": "r1",
+        "files_done": 0,
+        "registered": 0,
+        "images": 0,
+    }
+    assert _rows(service_env["DROUGHTWATCH_DATABASE_DSN"]) == before
+
+
+def test_corrupt_file_fails_alone_and_is_not_retried_forever(service_env, s3, tmp_path) -> None:  # noqa: ANN001
+    good = _raw_file(tmp_path / "good", 6, blank=2)
+    bad = tmp_path / "bad"
+    data = bytearray(_raw_file(tmp_path / "tmp", 3).read_bytes())
+    data[200] ^= 0xFF  # inside the first record's payload: CRC mismatch
+    bad.write_bytes(bytes(data))
+    _put(s3, "raw/2026-11-27/good", good)
+    _put(s3, "raw/2026-11-27/bad", bad)
+    dsn = service_env["DROUGHTWATCH_DATABASE_DSN"]
+    response = handler({"run_id": "r1"}, Context())
+    assert response["statusCode"] == 200
+    counts = response["body"]["processing"]
+    assert (counts["files_done"], counts["files_failed"], counts["images"], counts["dropped"]) == (
+        1,
+        1,
+        4,
+        2,
+    )
+    assert counts["failures"][0]["key"] == "raw/2026-11-27/bad"
+    rows = {r["raw_key"]: r for r in _rows(dsn)}
+    assert rows["raw/2026-11-27/good"]["stage"] == "inference"
+    failed = rows["raw/2026-11-27/bad"]
+    assert failed["status"] == "failed" and failed["stage"] == "processing"
+    assert failed["last_error"].startswith("InvalidRawFile:")
+    assert "record 0" in failed["last_error"] and "bad" in failed["last_error"]
+    for _ in range(3):
+        handler({"run_id": "again"}, Context())
+    failed = {r["raw_key"]: r for r in _rows(dsn)}["raw/2026-11-27/bad"]
+    assert failed["attempts"] == 3 and failed["status"] == "failed"
+
+
+def test_changed_reupload_is_processed_again(service_env, s3, tmp_path) -> None:  # noqa: ANN001
+    key = "raw/2026-11-27/scene"
+    _put(s3, key, _raw_file(tmp_path / "v1", 3, seed=1))
+    handler({"run_id": "r1"}, Context())
+    _put(s3, key, _raw_file(tmp_path / "v2", 4, seed=2))
+    response = handler({"run_id": "r2"}, Context())
+    assert response["body"]["processing"]["files_done"] == 1
+    rows = _rows(service_env["DROUGHTWATCH_DATABASE_DSN"])
+    assert [r["images"] for r in rows] == [3, 4]
+    assert rows[0]["processed_key"] != rows[1]["processed_key"]
+
+
+def test_file_name_with_quote_and_spaces(service_env, s3, tmp_path) -> None:  # noqa: ANN001
+    key = "raw/2026-11-27/farmer's field 'north' \"A\"; DROP TABLE ledger;--.tfrecord"
+    _put(s3, key, _raw_file(tmp_path / "q", 3))
+    response = handler({"run_id": "r1"}, Context())
+    assert response["statusCode"] == 200
+    (row,) = _rows(service_env["DROUGHTWATCH_DATABASE_DSN"])
+    assert row["raw_key"] == key and row["stage"] == "inference"
+    s3.head_object(Bucket=DATA_BUCKET, Key=row["processed_key"])
+
+
+def test_short_time_budget_leaves_the_rest_for_the_next_run(service_env, s3, tmp_path) -> None:  # noqa: ANN001
+    for i in range(3):
+        _put(s3, f"raw/2026-11-27/f{i}", _raw_file(tmp_path / f"f{i}", 2, seed=i))
+    response = handler({"run_id": "r1"}, Context(seconds=30))  # margin is 60 s
+    counts = response["body"]["processing"]
+    assert response["statusCode"] == 200
+    assert (counts["files_done"], counts["remaining"], counts["registered"]) == (0, 3, 3)
+    later = handler({"run_id": "r2"}, Context())
+    assert later["body"]["processing"]["files_done"] == 3
+
+
+def test_unreachable_database_fails_the_stage_without_leaking_the_password(
+    service_env,
+    monkeypatch,
+    s3,  # noqa: ANN001
+) -> None:
+    from droughtwatch_inference.settings import cached
+
+    monkeypatch.setenv(
+        "DROUGHTWATCH_DATABASE_DSN", "postgresql://dw:s3cr3t-pw@127.0.0.1:1/droughtwatch"
+    )
+    monkeypatch.setenv("DROUGHTWATCH_DATABASE_CONNECT_TIMEOUT_SECONDS", "2")
+    cached.cache_clear()
+    response = handler({"run_id": "r1"}, Context())
+    assert response["statusCode"] == 500
+    assert response["body"]["error"] == "DatabaseUnavailable"
+    assert "127.0.0.1:1/droughtwatch" in response["body"]["cause"]
+    assert "s3cr3t-pw" not in json.dumps(response)
+
+
+def test_invalid_settings_fail_the_stage_naming_the_variable(service_env, monkeypatch) -> None:  # noqa: ANN001
+    from droughtwatch_inference.settings import cached
+
+    monkeypatch.setenv("DROUGHTWATCH_MAX_ATTEMPTS", "0")
+    cached.cache_clear()
+    response = handler({"run_id": "r1"}, Context())
+    assert response["statusCode"] == 500
+    assert response["body"]["error"] == "ConfigurationError"
+    assert "DROUGHTWATCH_MAX_ATTEMPTS" in response["body"]["cause"]
+
+
+def test_database_secret_from_secrets_manager(service_env, monkeypatch, s3, tmp_path) -> None:  # noqa: ANN001
+    """The RDS-managed secret's shape (username, password) plus host settings."""
+    import boto3
+    from psycopg.conninfo import conninfo_to_dict
+
+    from droughtwatch_inference.adapters import database
+    from droughtwatch_inference.settings import cached
+
+    info = conninfo_to_dict(service_env["DROUGHTWATCH_DATABASE_DSN"])
+    secret = boto3.client("secretsmanager").create_secret(
+        Name="rds!db-test",
+        SecretString=json.dumps({"username": info["user"], "password": info["password"]}),
+    )
+    monkeypatch.delenv("DROUGHTWATCH_DATABASE_DSN")
+    monkeypatch.setenv("DROUGHTWATCH_DATABASE_SECRET_ARN", secret["ARN"])
+    monkeypatch.setenv("DROUGHTWATCH_DATABASE_HOST", info["host"])
+    monkeypatch.setenv("DROUGHTWATCH_DATABASE_PORT", info["port"])
+    monkeypatch.setenv("DROUGHTWATCH_DATABASE_NAME", info["dbname"])
+    monkeypatch.setenv("DROUGHTWATCH_DATABASE_SSLMODE", "disable")
+    cached.cache_clear()
+    database._secret_cache.clear()
+    _put(s3, "raw/2026-11-27/a", _raw_file(tmp_path / "a", 2))
+    response = handler({"run_id": "r1"}, Context())
+    assert response["statusCode"] == 200, response
+    assert response["body"]["processing"]["files_done"] == 1
+    assert info["password"] not in json.dumps(response)
+
+
+@pytest.mark.parametrize("event", [None, {}, {"body": {"run_id": "prev"}}])
+def test_event_shapes_are_accepted(event, service_env, s3) -> None:  # noqa: ANN001
+    response = handler(event, Context())
+    assert response["statusCode"] == 200
+    assert response["body"]["run_id"]

@@ -1,0 +1,71 @@
+"""Settings: a missing or invalid variable fails at cold start naming the variable."""
+
+from __future__ import annotations
+
+import pytest
+
+from droughtwatch_inference.errors import ConfigurationError
+from droughtwatch_inference.settings import (
+    InferenceSettings,
+    ObserveSettings,
+    ProcessingSettings,
+    load,
+)
+
+
+@pytest.fixture(autouse=True)
+def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    import os
+
+    for name in list(os.environ):
+        if name.startswith("DROUGHTWATCH_"):
+            monkeypatch.delenv(name)
+
+
+def test_missing_bucket_names_the_variable(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DROUGHTWATCH_DATABASE_DSN", "postgresql://x@localhost/db")
+    with pytest.raises(ConfigurationError, match="DROUGHTWATCH_DATA_BUCKET"):
+        load(ProcessingSettings)
+
+
+def test_missing_database_says_which_variables_to_set(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DROUGHTWATCH_DATA_BUCKET", "bucket-a")
+    with pytest.raises(ConfigurationError, match="DROUGHTWATCH_DATABASE_SECRET_ARN"):
+        load(ProcessingSettings)
+
+
+def test_bad_number_names_the_variable(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DROUGHTWATCH_DATA_BUCKET", "bucket-a")
+    monkeypatch.setenv("DROUGHTWATCH_DATABASE_DSN", "postgresql://x@localhost/db")
+    monkeypatch.setenv("DROUGHTWATCH_CHUNK_SIZE", "lots")
+    with pytest.raises(ConfigurationError, match="DROUGHTWATCH_CHUNK_SIZE"):
+        load(ProcessingSettings)
+
+
+def test_nested_prefixes_are_rejected(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DROUGHTWATCH_DATA_BUCKET", "bucket-a")
+    monkeypatch.setenv("DROUGHTWATCH_DATABASE_DSN", "postgresql://x@localhost/db")
+    monkeypatch.setenv("DROUGHTWATCH_PROCESSED_PREFIX", "raw/processed/")
+    with pytest.raises(ConfigurationError, match="must not nest"):
+        load(ProcessingSettings)
+
+
+def test_model_settings_and_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DROUGHTWATCH_DATA_BUCKET", "bucket-a")
+    monkeypatch.setenv("DROUGHTWATCH_DATABASE_SECRET_ARN", "arn:aws:secretsmanager:x")
+    monkeypatch.setenv("DROUGHTWATCH_DATABASE_HOST", "db.internal")
+    with pytest.raises(ConfigurationError, match="DROUGHTWATCH_MODEL_BUCKET"):
+        load(InferenceSettings)
+    monkeypatch.setenv("DROUGHTWATCH_MODEL_BUCKET", "models-a")
+    settings = load(InferenceSettings)
+    assert settings.model_prefix == "models/baseline/"
+    assert settings.database_sslmode == "require"
+    observe = load(ObserveSettings)
+    assert (observe.drift_method, observe.drift_threshold) == ("psi", 0.25)
+
+
+def test_secret_values_do_not_show_in_repr(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DROUGHTWATCH_DATA_BUCKET", "bucket-a")
+    monkeypatch.setenv("DROUGHTWATCH_DATABASE_DSN", "postgresql://u:hunter2@localhost/db")
+    settings = load(ProcessingSettings)
+    assert "hunter2" not in repr(settings)

@@ -8,7 +8,6 @@ import threading
 
 import psycopg
 import pytest
-
 from droughtwatch_inference.adapters.database import migrate, migration_files
 from droughtwatch_inference.adapters.ledger import Ledger
 from droughtwatch_inference.entries import RawObject
@@ -17,7 +16,7 @@ DAY = dt.date(2026, 11, 27)
 
 
 @pytest.fixture
-def connections(database_dsn: str):  # noqa: ANN201
+def connections(database_dsn: str):
     opened: list[psycopg.Connection] = []
 
     def open_ledger() -> Ledger:
@@ -37,7 +36,7 @@ def _register(ledger: Ledger, n: int) -> None:
     assert ledger.register("bucket", objects, "run-1") == n
 
 
-def test_register_is_idempotent_and_a_new_etag_is_a_new_version(connections) -> None:  # noqa: ANN001
+def test_register_is_idempotent_and_a_new_etag_is_a_new_version(connections) -> None:
     ledger = connections()
     obj = RawObject('raw/2026-11-27/it\'s a "file"', "e1", 10)
     assert ledger.register("bucket", [(obj, DAY)], "run-1") == 1
@@ -53,7 +52,7 @@ def test_register_is_idempotent_and_a_new_etag_is_a_new_version(connections) -> 
     ]
 
 
-def test_two_concurrent_workers_never_claim_the_same_file(connections) -> None:  # noqa: ANN001
+def test_two_concurrent_workers_never_claim_the_same_file(connections) -> None:
     _register(connections(), 40)
     claimed: dict[str, list[int]] = {"a": [], "b": []}
     start = threading.Barrier(2)
@@ -76,7 +75,7 @@ def test_two_concurrent_workers_never_claim_the_same_file(connections) -> None: 
     assert claimed["a"] and claimed["b"], "both workers should have had work"
 
 
-def test_failed_file_is_retried_up_to_the_attempt_limit(connections) -> None:  # noqa: ANN001
+def test_failed_file_is_retried_up_to_the_attempt_limit(connections) -> None:
     ledger = connections()
     _register(ledger, 1)
     for attempt in range(1, 4):
@@ -89,7 +88,7 @@ def test_failed_file_is_retried_up_to_the_attempt_limit(connections) -> None:  #
     assert ledger.remaining("processing", max_attempts=3) == 0
 
 
-def test_expired_lease_makes_a_file_claimable_again(connections) -> None:  # noqa: ANN001
+def test_expired_lease_makes_a_file_claimable_again(connections) -> None:
     ledger = connections()
     _register(ledger, 1)
     first = ledger.claim("processing", max_attempts=3, lease_seconds=600)
@@ -100,7 +99,7 @@ def test_expired_lease_makes_a_file_claimable_again(connections) -> None:  # noq
     assert again is not None and again.id == first.id and again.attempts == 2
 
 
-def test_complete_moves_the_file_to_the_next_stage(connections) -> None:  # noqa: ANN001
+def test_complete_moves_the_file_to_the_next_stage(connections) -> None:
     ledger = connections()
     _register(ledger, 1)
     entry = ledger.claim("processing", max_attempts=3, lease_seconds=600)
@@ -114,7 +113,7 @@ def test_complete_moves_the_file_to_the_next_stage(connections) -> None:  # noqa
         ledger.complete(entry.id, "inference", processed_key="x")
 
 
-def test_release_gives_an_interrupted_claim_back(connections) -> None:  # noqa: ANN001
+def test_release_gives_an_interrupted_claim_back(connections) -> None:
     ledger = connections()
     _register(ledger, 1)
     entry = ledger.claim("processing", max_attempts=3, lease_seconds=600)
@@ -124,7 +123,7 @@ def test_release_gives_an_interrupted_claim_back(connections) -> None:  # noqa: 
     assert row == ("pending", 0)
 
 
-def test_migrations_are_idempotent_and_safe_concurrently(postgres) -> None:  # noqa: ANN001
+def test_migrations_are_idempotent_and_safe_concurrently(postgres) -> None:
     import uuid
 
     name = f"dw_migrate_{uuid.uuid4().hex[:8]}"

@@ -9,10 +9,8 @@ from pathlib import Path
 import numpy as np
 import psycopg
 import pytest
-
-from droughtwatch_preprocess import ProcessedReader, encode_example, write_tfrecord
-
 from droughtwatch_inference.handlers.processing import handler
+from droughtwatch_preprocess import ProcessedReader, encode_example, write_tfrecord
 
 DATA_BUCKET = "dw-test-data"
 
@@ -37,7 +35,7 @@ def _raw_file(path: Path, n: int, seed: int = 0, blank: int = 0) -> Path:
     return path
 
 
-def _put(s3, key: str, path: Path) -> None:  # noqa: ANN001
+def _put(s3, key: str, path: Path) -> None:
     s3.upload_file(str(path), DATA_BUCKET, key)
 
 
@@ -48,7 +46,7 @@ def _rows(dsn: str) -> list[dict]:
         return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
 
 
-def test_real_shard_is_processed_and_recorded(service_env, s3, shard_path, tmp_path) -> None:  # noqa: ANN001
+def test_real_shard_is_processed_and_recorded(service_env, s3, shard_path, tmp_path) -> None:
     key = "raw/2026-11-27/part-r-00012"
     _put(s3, key, shard_path)
     response = handler({"run_id": "run-1", "input": {"trigger": "test"}}, Context())
@@ -77,7 +75,7 @@ def test_real_shard_is_processed_and_recorded(service_env, s3, shard_path, tmp_p
     assert run == ("processing", "succeeded", 1, row["images"])
 
 
-def test_running_twice_changes_nothing(service_env, s3, tmp_path) -> None:  # noqa: ANN001
+def test_running_twice_changes_nothing(service_env, s3, tmp_path) -> None:
     _put(s3, "raw/2026-11-27/a", _raw_file(tmp_path / "a", 5))
     first = handler({"run_id": "r1"}, Context())
     before = _rows(service_env["DROUGHTWATCH_DATABASE_DSN"])
@@ -94,7 +92,7 @@ def test_running_twice_changes_nothing(service_env, s3, tmp_path) -> None:  # no
     assert _rows(service_env["DROUGHTWATCH_DATABASE_DSN"]) == before
 
 
-def test_corrupt_file_fails_alone_and_is_not_retried_forever(service_env, s3, tmp_path) -> None:  # noqa: ANN001
+def test_corrupt_file_fails_alone_and_is_not_retried_forever(service_env, s3, tmp_path) -> None:
     good = _raw_file(tmp_path / "good", 6, blank=2)
     bad = tmp_path / "bad"
     data = bytearray(_raw_file(tmp_path / "tmp", 3).read_bytes())
@@ -125,7 +123,7 @@ def test_corrupt_file_fails_alone_and_is_not_retried_forever(service_env, s3, tm
     assert failed["attempts"] == 3 and failed["status"] == "failed"
 
 
-def test_changed_reupload_is_processed_again(service_env, s3, tmp_path) -> None:  # noqa: ANN001
+def test_changed_reupload_is_processed_again(service_env, s3, tmp_path) -> None:
     key = "raw/2026-11-27/scene"
     _put(s3, key, _raw_file(tmp_path / "v1", 3, seed=1))
     handler({"run_id": "r1"}, Context())
@@ -137,7 +135,7 @@ def test_changed_reupload_is_processed_again(service_env, s3, tmp_path) -> None:
     assert rows[0]["processed_key"] != rows[1]["processed_key"]
 
 
-def test_file_name_with_quote_and_spaces(service_env, s3, tmp_path) -> None:  # noqa: ANN001
+def test_file_name_with_quote_and_spaces(service_env, s3, tmp_path) -> None:
     key = "raw/2026-11-27/farmer's field 'north' \"A\"; DROP TABLE ledger;--.tfrecord"
     _put(s3, key, _raw_file(tmp_path / "q", 3))
     response = handler({"run_id": "r1"}, Context())
@@ -147,7 +145,7 @@ def test_file_name_with_quote_and_spaces(service_env, s3, tmp_path) -> None:  # 
     s3.head_object(Bucket=DATA_BUCKET, Key=row["processed_key"])
 
 
-def test_short_time_budget_leaves_the_rest_for_the_next_run(service_env, s3, tmp_path) -> None:  # noqa: ANN001
+def test_short_time_budget_leaves_the_rest_for_the_next_run(service_env, s3, tmp_path) -> None:
     for i in range(3):
         _put(s3, f"raw/2026-11-27/f{i}", _raw_file(tmp_path / f"f{i}", 2, seed=i))
     response = handler({"run_id": "r1"}, Context(seconds=30))  # margin is 60 s
@@ -161,7 +159,7 @@ def test_short_time_budget_leaves_the_rest_for_the_next_run(service_env, s3, tmp
 def test_unreachable_database_fails_the_stage_without_leaking_the_password(
     service_env,
     monkeypatch,
-    s3,  # noqa: ANN001
+    s3,
 ) -> None:
     from droughtwatch_inference.settings import cached
 
@@ -177,7 +175,7 @@ def test_unreachable_database_fails_the_stage_without_leaking_the_password(
     assert "s3cr3t-pw" not in json.dumps(response)
 
 
-def test_invalid_settings_fail_the_stage_naming_the_variable(service_env, monkeypatch) -> None:  # noqa: ANN001
+def test_invalid_settings_fail_the_stage_naming_the_variable(service_env, monkeypatch) -> None:
     from droughtwatch_inference.settings import cached
 
     monkeypatch.setenv("DROUGHTWATCH_MAX_ATTEMPTS", "0")
@@ -188,13 +186,12 @@ def test_invalid_settings_fail_the_stage_naming_the_variable(service_env, monkey
     assert "DROUGHTWATCH_MAX_ATTEMPTS" in response["body"]["cause"]
 
 
-def test_database_secret_from_secrets_manager(service_env, monkeypatch, s3, tmp_path) -> None:  # noqa: ANN001
+def test_database_secret_from_secrets_manager(service_env, monkeypatch, s3, tmp_path) -> None:
     """The RDS-managed secret's shape (username, password) plus host settings."""
     import boto3
-    from psycopg.conninfo import conninfo_to_dict
-
     from droughtwatch_inference.adapters import database
     from droughtwatch_inference.settings import cached
+    from psycopg.conninfo import conninfo_to_dict
 
     info = conninfo_to_dict(service_env["DROUGHTWATCH_DATABASE_DSN"])
     secret = boto3.client("secretsmanager").create_secret(
@@ -217,7 +214,7 @@ def test_database_secret_from_secrets_manager(service_env, monkeypatch, s3, tmp_
 
 
 @pytest.mark.parametrize("event", [None, {}, {"body": {"run_id": "prev"}}])
-def test_event_shapes_are_accepted(event, service_env, s3) -> None:  # noqa: ANN001
+def test_event_shapes_are_accepted(event, service_env, s3) -> None:
     response = handler(event, Context())
     assert response["statusCode"] == 200
     assert response["body"]["run_id"]

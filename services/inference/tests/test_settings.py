@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-
 from droughtwatch_inference.errors import ConfigurationError
 from droughtwatch_inference.settings import (
     InferenceSettings,

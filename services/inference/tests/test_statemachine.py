@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-
 from droughtwatch_inference.entries import STAGES
 from droughtwatch_inference.statemachine import (
     LAMBDA_SERVICE_ERRORS,

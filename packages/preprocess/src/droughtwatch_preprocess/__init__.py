@@ -1,1 +1,64 @@
-"""droughtwatch."""
+"""droughtwatch_preprocess: raw droughtwatch TFRecords -> model-ready arrays.
+
+Pure Python, numpy and google-crc32c; training pipelines and the inference service both
+depend on it. See README.md for the processed file format.
+"""
+
+from .bands import BANDS, CHANNELS, CLASS_NAMES, IMAGE_SIZE, INDICES, PIXELS, UNKNOWN_LABEL
+from .errors import (
+    BadLabelError,
+    BandTooShortError,
+    CrcMismatchError,
+    MalformedExampleError,
+    MissingBandError,
+    MissingChannelError,
+    PreprocessError,
+    ProcessedFormatError,
+    TruncatedRecordError,
+)
+from .example import Feature, decode_example, encode_example, encode_features
+from .ids import image_id
+from .indices import compute_indices
+from .process import BLANK_MAX, ProcessResult, process_file
+from .processed import ProcessedChunk, ProcessedReader, ProcessedWriter, read_processed
+from .records import DecodedRecords, decode_records
+from .tfrecord import TFRecordWriter, iter_records, masked_crc32c, tfrecord_bytes, write_tfrecord
+
+__all__ = [
+    "BANDS",
+    "BLANK_MAX",
+    "CHANNELS",
+    "CLASS_NAMES",
+    "IMAGE_SIZE",
+    "INDICES",
+    "PIXELS",
+    "UNKNOWN_LABEL",
+    "BadLabelError",
+    "BandTooShortError",
+    "CrcMismatchError",
+    "DecodedRecords",
+    "Feature",
+    "MalformedExampleError",
+    "MissingBandError",
+    "MissingChannelError",
+    "PreprocessError",
+    "ProcessResult",
+    "ProcessedChunk",
+    "ProcessedFormatError",
+    "ProcessedReader",
+    "ProcessedWriter",
+    "TFRecordWriter",
+    "TruncatedRecordError",
+    "compute_indices",
+    "decode_example",
+    "decode_records",
+    "encode_example",
+    "encode_features",
+    "image_id",
+    "iter_records",
+    "masked_crc32c",
+    "process_file",
+    "read_processed",
+    "tfrecord_bytes",
+    "write_tfrecord",
+]

@@ -1,0 +1,28 @@
+"""`make bench`: every benchmark in turn; each prints its own figures and targets."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+BENCHMARKS = ["preprocess_bench.py", "inference_bench.py", "pipeline_bench.py"]
+
+
+def main() -> int:
+    failed = []
+    for name in BENCHMARKS:
+        print(f"\n=== {name} ===", flush=True)
+        if subprocess.run(
+            [sys.executable, str(HERE / name), *sys.argv[1:2]], check=False
+        ).returncode:
+            failed.append(name)
+    if failed:
+        print(f"benchmarks that did not finish: {', '.join(failed)}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,195 @@
+"""The whole pipeline through the deployed state machine definition, executed in-process by
+moto's interpreter with the real handlers, moto S3 and a real PostgreSQL."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import numpy as np
+import psycopg
+import pytest
+from droughtwatch_inference.keys import KeyLayout
+from droughtwatch_inference.local.runner import LocalConfig, LocalPipeline
+from droughtwatch_inference.statemachine import SUCCESS_PATH
+
+LAYOUT = KeyLayout()
+DAY = dt.date(2026, 11, 27)
+
+
+@pytest.fixture(scope="session")
+def baseline():
+    """The demo's baseline model, trained once per session."""
+    from droughtwatch_inference import training
+
+    model, manifest, _ = training.train_baseline(seed=7)
+    return model, manifest
+
+
+@pytest.fixture
+def pipeline(database_dsn: str, tmp_path: Path, aws_env: None, baseline):
+    import boto3
+    from droughtwatch_inference import training
+
+    config = LocalConfig(database_dsn=database_dsn, work_dir=tmp_path / "work")
+    with LocalPipeline(config) as runner:
+        s3 = boto3.client("s3")
+        model, manifest = baseline
+        training.publish_model(s3, config.model_bucket, config.model_prefix, model, manifest)
+        runner.s3 = s3  # type: ignore[attr-defined]
+        yield runner
+
+
+def _upload_day(
+    runner: LocalPipeline, tmp_path: Path, date: dt.date, n: int, drought: float, seed: int
+) -> None:
+    from droughtwatch_inference import synthetic
+
+    path = tmp_path / f"scene-{date}-{seed}.tfrecord"
+    synthetic.write_raw_file(path, np.random.default_rng(seed), n, drought=drought)
+    runner.s3.upload_file(str(path), runner.config.data_bucket, LAYOUT.raw_key(path.name, date))  # type: ignore[attr-defined]
+
+
+def _ledger(dsn: str) -> list[tuple]:
+    with psycopg.connect(dsn) as conn:
+        return conn.execute(
+            "SELECT raw_key, stage, status, last_error FROM ledger ORDER BY id"
+        ).fetchall()
+
+
+def test_full_execution_succeeds_through_the_seven_states(pipeline, tmp_path, database_dsn) -> None:
+    _upload_day(pipeline, tmp_path, DAY, 60, 0.0, seed=1)
+    execution = pipeline.run()
+    assert execution.status == "SUCCEEDED", (execution.error, execution.cause)
+    assert execution.states_entered() == SUCCESS_PATH
+    body = execution.output["body"]
+    assert body["processing"]["files_done"] == 1
+    assert body["inference"]["images"] == body["processing"]["images"] > 0
+    assert body["observe"]["files_done"] == 1
+    (row,) = _ledger(database_dsn)
+    assert row[1:] == ("done", "done", None)
+    with psycopg.connect(database_dsn) as conn:
+        images, drift = conn.execute("SELECT images, drift_score FROM metrics").fetchone()
+    assert images == body["processing"]["images"] and drift is not None
+
+
+def test_rerun_with_no_new_data_processes_nothing(pipeline, tmp_path, database_dsn) -> None:
+    _upload_day(pipeline, tmp_path, DAY, 20, 0.0, seed=2)
+    assert pipeline.run().status == "SUCCEEDED"
+    before = _ledger(database_dsn)
+    again = pipeline.run()
+    assert again.status == "SUCCEEDED"
+    assert again.states_entered() == SUCCESS_PATH
+    for stage in ("processing", "inference", "observe"):
+        assert again.output["body"][stage]["files_done"] == 0
+    assert _ledger(database_dsn) == before
+    with psycopg.connect(database_dsn) as conn:
+        assert conn.execute("SELECT count(*) FROM metrics").fetchone()[0] == 1
+
+
+def test_missing_model_ends_in_the_inference_fail_state(pipeline, tmp_path, database_dsn) -> None:
+    _upload_day(pipeline, tmp_path, DAY, 20, 0.0, seed=3)
+    bucket = pipeline.config.model_bucket
+    for item in pipeline.s3.list_objects_v2(Bucket=bucket)["Contents"]:
+        pipeline.s3.delete_object(Bucket=bucket, Key=item["Key"])
+    execution = pipeline.run()
+    assert execution.status == "FAILED"
+    assert execution.states_entered()[-1] == "Inference failed"
+    assert execution.error == "ModelNotFound"
+    assert "model.json" in execution.cause
+    (row,) = _ledger(database_dsn)
+    assert row[1:3] == ("inference", "pending")  # nothing lost: the next run picks it up
+
+
+def test_database_down_ends_in_the_processing_fail_state(pipeline, tmp_path, monkeypatch) -> None:
+    from droughtwatch_inference.settings import cached
+
+    monkeypatch.setenv("DROUGHTWATCH_DATABASE_DSN", "postgresql://dw:pw@127.0.0.1:1/droughtwatch")
+    monkeypatch.setenv("DROUGHTWATCH_DATABASE_CONNECT_TIMEOUT_SECONDS", "1")
+    cached.cache_clear()
+    execution = pipeline.run()
+    assert execution.status == "FAILED"
+    assert execution.states_entered() == [
+        "Processing",
+        "Processing succeeded?",
+        "Processing failed",
+    ]
+    assert execution.error == "DatabaseUnavailable"
+    assert "pw@" not in (execution.cause or "")
+
+
+def test_observe_failure_ends_in_the_observe_fail_state(pipeline, tmp_path, monkeypatch) -> None:
+    from droughtwatch_inference.settings import cached
+
+    _upload_day(pipeline, tmp_path, DAY, 20, 0.0, seed=4)
+    monkeypatch.setenv("DROUGHTWATCH_DRIFT_THRESHOLD", "-1")  # invalid for Observe only
+    cached.cache_clear()
+    execution = pipeline.run()
+    assert execution.status == "FAILED"
+    assert execution.states_entered()[-1] == "Observe failed"
+    assert execution.error == "ConfigurationError"
+    assert "DROUGHTWATCH_DRIFT_THRESHOLD" in execution.cause
+
+
+def test_transient_lambda_service_error_is_retried(pipeline, tmp_path) -> None:
+    _upload_day(pipeline, tmp_path, DAY, 20, 0.0, seed=5)
+    pipeline.inject_service_error("inference", "TooManyRequestsException", times=1)
+    execution = pipeline.run()
+    assert execution.status == "SUCCEEDED", (execution.error, execution.cause)
+    assert execution.states_entered() == SUCCESS_PATH
+    failed = [e for e in execution.events if e.type == "TaskFailed"]
+    assert len(failed) == 1 and "Lambda.TooManyRequestsException" in failed[0].detail
+    assert [s for s, _ in pipeline.invocations] == ["processing", "inference", "observe"]
+
+
+def test_unhandled_exception_is_caught_into_the_fail_state(pipeline, tmp_path, monkeypatch) -> None:
+    from droughtwatch_inference.handlers import processing
+
+    def boom(event, context):
+        raise RuntimeError("handler crashed")
+
+    monkeypatch.setattr(processing, "handler", boom)
+    pipeline._handlers.clear()
+    execution = pipeline.run()
+    assert execution.status == "FAILED"
+    assert execution.states_entered() == [
+        "Processing",
+        "Processing error caught",
+        "Processing failed",
+    ]
+    assert execution.error == "RuntimeError"
+    assert "handler crashed" in execution.cause
+
+
+def test_real_shard_runs_end_to_end(pipeline, shard_path, database_dsn) -> None:
+    pipeline.s3.upload_file(
+        str(shard_path), pipeline.config.data_bucket, LAYOUT.raw_key("part-r-00012", DAY)
+    )
+    execution = pipeline.run()
+    assert execution.status == "SUCCEEDED", (execution.error, execution.cause)
+    body = execution.output["body"]
+    assert body["processing"]["images"] + body["processing"]["dropped"] == 81
+    with psycopg.connect(database_dsn) as conn:
+        images, shares = conn.execute("SELECT images, class_shares FROM metrics").fetchone()
+    assert images == body["processing"]["images"]
+    assert abs(sum(shares.values()) - 1.0) < 1e-6
+
+
+def test_drought_days_raise_drift_above_the_threshold(pipeline, tmp_path, database_dsn) -> None:
+    from droughtwatch_inference import synthetic
+
+    severities = synthetic.scenario(6, 2)
+    for offset, severity in enumerate(severities):
+        date = DAY - dt.timedelta(days=len(severities) - 1 - offset)
+        _upload_day(pipeline, tmp_path, date, 300, severity, seed=100 + offset)
+        assert pipeline.run(name=f"day-{date}").status == "SUCCEEDED"
+    with psycopg.connect(database_dsn) as conn:
+        rows = conn.execute(
+            "SELECT l.batch_date, m.drift_score FROM metrics m JOIN ledger l ON l.id = m.ledger_id"
+            " ORDER BY l.batch_date"
+        ).fetchall()
+    scores = [s for _, s in rows]
+    assert len(scores) == 6
+    normal, drought = scores[:4], scores[4:]
+    assert max(normal) < 0.25, scores
+    assert min(drought) > 0.25, scores

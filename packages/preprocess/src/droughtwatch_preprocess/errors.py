@@ -1,0 +1,84 @@
+"""Errors for bad raw or processed files; each names the file, the record and what to do."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+
+class PreprocessError(Exception):
+    """A raw or processed file cannot be used as it is.
+
+    ``path`` names the file (or the name the caller gave it), ``index`` the 0-based record
+    position in the raw file (None when the problem is not tied to one record), ``reason``
+    what is wrong.
+    """
+
+    advice = "Check the file; nothing was written for it."
+
+    def __init__(self, path: str, index: int | None, reason: str) -> None:
+        self.path = str(path)
+        self.index = index
+        self.reason = reason
+        where = self.path if index is None else f"{self.path}, record {index}"
+        super().__init__(f"{where}: {reason}. {self.advice}")
+
+    def __reduce__(self):  # keep the exception picklable despite the custom signature
+        return (type(self), (self.path, self.index, self.reason))
+
+
+class TruncatedRecordError(PreprocessError):
+    """The file ends inside a record's header, payload or checksum."""
+
+    advice = "The file is incomplete: download or export it again."
+
+
+class CrcMismatchError(PreprocessError):
+    """A record's length or payload does not match its masked CRC32C."""
+
+    advice = "The file is corrupt: download or export it again; do not process it partially."
+
+
+class MalformedExampleError(PreprocessError):
+    """A record's payload is not a valid droughtwatch tf.train.Example."""
+
+    advice = "Check that the file is a droughtwatch TFRecord (B1..B11 bytes, int64 label)."
+
+
+class MissingBandError(MalformedExampleError):
+    """A record lacks one of the bands B1..B11."""
+
+
+class BandTooShortError(MalformedExampleError):
+    """A band holds fewer than 65*65 bytes."""
+
+
+class BadLabelError(MalformedExampleError):
+    """The label is not a single int64 in 0..3."""
+
+
+class ProcessedFormatError(PreprocessError):
+    """A processed file is not a valid droughtwatch processed archive."""
+
+    advice = "Regenerate the file with droughtwatch_preprocess.process_file."
+
+    def __init__(self, path: str, reason: str, index: int | None = None) -> None:
+        super().__init__(path, index, reason)
+
+    def __reduce__(self):
+        return (type(self), (self.path, self.reason, self.index))
+
+
+class MissingChannelError(ProcessedFormatError):
+    """A reader asked for a channel the processed file does not hold."""
+
+    advice = "Ask only for channels the file lists, or regenerate it with a newer preprocess."
+
+    def __init__(self, path: str, channel: str, available: Sequence[str]) -> None:
+        self.channel = channel
+        self.available = tuple(available)
+        super().__init__(
+            path, f"no channel {channel!r}; the file holds {', '.join(self.available)}"
+        )
+
+    def __reduce__(self):
+        return (type(self), (self.path, self.channel, self.available))

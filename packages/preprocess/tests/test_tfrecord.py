@@ -148,3 +148,20 @@ def test_flipped_payload_checksum_raises_crc_mismatch():
     with pytest.raises(CrcMismatchError) as err:
         list(iter_records(bytes(data)))
     assert err.value.index == 1
+
+
+class _Trickle(io.RawIOBase):
+    """A stream that returns at most 7 bytes per read, like a slow pipe or socket."""
+
+    def __init__(self, data: bytes) -> None:
+        self._data = io.BytesIO(data)
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, size: int = -1) -> bytes:
+        return self._data.read(min(size, 7) if size >= 0 else 7)
+
+
+def test_short_reads_from_a_stream_are_completed():
+    assert list(iter_records(_Trickle(tfrecord_bytes(PAYLOADS[:3])))) == PAYLOADS[:3]

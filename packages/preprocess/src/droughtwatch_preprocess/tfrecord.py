@@ -76,8 +76,30 @@ def _check_header(header: bytes, name: str, index: int) -> int:
     return length
 
 
-def _iter_stream(f: BinaryIO, name: str) -> Iterator[bytes]:
+def _reader(f: BinaryIO):
+    """``f.read`` made to return ``size`` bytes unless the stream ends (raw files, pipes
+    and network streams may return less)."""
     read = f.read
+
+    def read_exact(size: int) -> bytes:
+        data = read(size)
+        if len(data) == size or not data:
+            return data
+        parts = [data]
+        missing = size - len(data)
+        while missing:
+            more = read(missing)
+            if not more:
+                break
+            parts.append(more)
+            missing -= len(more)
+        return b"".join(parts)
+
+    return read_exact
+
+
+def _iter_stream(f: BinaryIO, name: str) -> Iterator[bytes]:
+    read = _reader(f)
     index = 0
     while True:
         header = read(HEADER_SIZE)

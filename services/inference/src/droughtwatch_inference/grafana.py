@@ -1,0 +1,1012 @@
+"""Grafana as code: the datasource, the "Model observability" dashboard and the drift alert are
+built here and written to `grafana/` (`python -m droughtwatch_inference.grafana`), and
+`droughtwatch grafana` starts that compose project against the local demo's embedded database
+or against RDS through the bastion tunnel.
+
+The drift threshold is read from `ObserveSettings`' default, so the alert rule, the dashboard's
+threshold line and the Observe stage's default agree; a test checks that the committed files
+equal what this module generates.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from droughtwatch_inference import cloud
+from droughtwatch_inference.settings import CommonSettings, ObserveSettings
+
+# -- identities shared by every provisioning file ---------------------------------------------
+DATASOURCE_UID = "droughtwatch-pg"
+DATASOURCE_TYPE = "grafana-postgresql-datasource"
+DATASOURCE_REF = {"type": DATASOURCE_TYPE, "uid": DATASOURCE_UID}
+DASHBOARD_UID = "droughtwatch-model-observability"
+DASHBOARD_TITLE = "Model observability"
+DASHBOARD_FILE = "model-observability.json"
+FOLDER = "droughtwatch"
+ALERT_RULE_UID = "droughtwatch-prediction-drift"
+ALERT_GROUP = "droughtwatch"
+# Grafana 12 writes schemaVersion 41; older files are migrated on load, newer ones are not.
+SCHEMA_VERSION = 41
+# Where the compose file mounts the dashboards folder inside the container.
+CONTAINER_DASHBOARDS = "/etc/grafana/dashboards"
+
+DATABASE_NAME: str = CommonSettings.model_fields["database_name"].default
+DRIFT_THRESHOLD: float = ObserveSettings.model_fields["drift_threshold"].default
+DRIFT_METHOD: str = ObserveSettings.model_fields["drift_method"].default
+
+# The variables the datasource reads; `droughtwatch grafana` sets them in the compose
+# subprocess's environment only (never in a file).
+ENV_HOST = "DROUGHTWATCH_DB_HOST"
+ENV_PORT = "DROUGHTWATCH_DB_PORT"
+ENV_NAME = "DROUGHTWATCH_DB_NAME"
+ENV_USER = "DROUGHTWATCH_DB_USER"
+ENV_PASSWORD = "DROUGHTWATCH_DB_PASSWORD"
+ENV_SSLMODE = "DROUGHTWATCH_DB_SSLMODE"
+ENV_GRAFANA_PORT = "DROUGHTWATCH_GRAFANA_PORT"
+DATASOURCE_ENV = (ENV_HOST, ENV_PORT, ENV_NAME, ENV_USER, ENV_PASSWORD, ENV_SSLMODE)
+
+# The dashboard opens on whole UTC days from 30 days ago to the end of tomorrow: the daily
+# batches (and the demo's 14 days ending today) fall inside it, and "tomorrow" keeps a batch
+# dated by a clock ahead of UTC in view.
+TIME_FROM = "now-30d/d"
+TIME_TO = "now+1d/d"
+# The alert looks at the batches of the last 7 days and judges the newest one.
+ALERT_WINDOW_SECONDS = 7 * 24 * 3600
+
+# A batch's date is a day partition (raw/<YYYY-MM-DD>/...): charted at midnight UTC, whatever
+# the session's time zone, on a dashboard shown in UTC so the points sit on their dates.
+BATCH_TIME = "batch_date::timestamp AT TIME ZONE 'UTC'"
+
+
+@dataclass(frozen=True)
+class Query:
+    """One SQL query of the dashboard or the alert, with the columns Grafana is given."""
+
+    name: str
+    sql: str
+    format: str  # "time_series" (needs a "time" column, ascending) or "table"
+    columns: tuple[str, ...]
+
+
+CLASS_SHARES = Query(
+    name="class_shares",
+    sql=f"""SELECT m.{BATCH_TIME} AS "time",
+       'class ' || c.label AS metric,
+       sum(c.n) / sum(sum(c.n)) OVER (PARTITION BY m.batch_date) AS share
+FROM metrics m
+CROSS JOIN LATERAL (
+    SELECT key AS label, value::numeric AS n FROM jsonb_each_text(m.class_counts)
+) AS c
+WHERE $__timeFilter(m.batch_date)
+GROUP BY m.batch_date, c.label
+ORDER BY 1, 2""",
+    format="time_series",
+    columns=("time", "metric", "share"),
+)
+
+# The day's drift is the largest over its predictions files: one drifting file is enough.
+DRIFT = Query(
+    name="drift",
+    sql=f"""SELECT {BATCH_TIME} AS "time",
+       max(drift_score) AS drift_score
+FROM metrics
+WHERE $__timeFilter(batch_date) AND drift_score IS NOT NULL
+GROUP BY batch_date
+ORDER BY 1""",
+    format="time_series",
+    columns=("time", "drift_score"),
+)
+
+IMAGES = Query(
+    name="images",
+    sql=f"""SELECT {BATCH_TIME} AS "time",
+       coalesce(sum(images), 0) AS processed,
+       coalesce(sum(dropped), 0) AS dropped_blank,
+       coalesce(sum(predicted_images), 0) AS predicted
+FROM ledger
+WHERE $__timeFilter(batch_date)
+GROUP BY batch_date
+ORDER BY 1""",
+    format="time_series",
+    columns=("time", "processed", "dropped_blank", "predicted"),
+)
+
+FILES = Query(
+    name="files",
+    sql=f"""SELECT {BATCH_TIME} AS "time",
+       count(*) FILTER (WHERE status = 'done') AS done,
+       count(*) FILTER (WHERE status IN ('pending', 'running')) AS in_progress,
+       count(*) FILTER (WHERE status = 'failed') AS failed
+FROM ledger
+WHERE $__timeFilter(batch_date)
+GROUP BY batch_date
+ORDER BY 1""",
+    format="time_series",
+    columns=("time", "done", "in_progress", "failed"),
+)
+
+# The model the newest predictions came from, whatever the time range.
+MODEL = Query(
+    name="model",
+    sql="""SELECT model_name, model_version
+FROM ledger
+WHERE predicted_at IS NOT NULL
+ORDER BY predicted_at DESC, id DESC
+LIMIT 1""",
+    format="table",
+    columns=("model_name", "model_version"),
+)
+
+# Failed files first, then the newest batches.
+LEDGER = Query(
+    name="ledger",
+    sql="""SELECT raw_key, batch_date, stage, status, attempts,
+       registered_at, processed_at, predicted_at, observed_at, updated_at,
+       model_version, last_error, last_error_at
+FROM ledger
+WHERE $__timeFilter(batch_date)
+ORDER BY (status = 'failed') DESC, batch_date DESC, raw_key
+LIMIT 1000""",
+    format="table",
+    columns=(
+        "raw_key",
+        "batch_date",
+        "stage",
+        "status",
+        "attempts",
+        "registered_at",
+        "processed_at",
+        "predicted_at",
+        "observed_at",
+        "updated_at",
+        "model_version",
+        "last_error",
+        "last_error_at",
+    ),
+)
+
+RUNS = Query(
+    name="runs",
+    sql="""SELECT run_id, stage, started_at, finished_at, status,
+       files_done, files_failed, images, dropped, remaining, error
+FROM runs
+WHERE $__timeFilter(started_at)
+ORDER BY started_at DESC, id DESC
+LIMIT 500""",
+    format="table",
+    columns=(
+        "run_id",
+        "stage",
+        "started_at",
+        "finished_at",
+        "status",
+        "files_done",
+        "files_failed",
+        "images",
+        "dropped",
+        "remaining",
+        "error",
+    ),
+)
+
+QUERIES: tuple[Query, ...] = (CLASS_SHARES, DRIFT, IMAGES, FILES, MODEL, LEDGER, RUNS)
+
+
+# -- dashboard ----------------------------------------------------------------------------------
+def _target(query: Query) -> dict[str, Any]:
+    return {
+        "refId": "A",
+        "datasource": dict(DATASOURCE_REF),
+        "editorMode": "code",
+        "format": query.format,
+        "rawQuery": True,
+        "rawSql": query.sql,
+    }
+
+
+def _thresholds(*steps: tuple[str, float | None]) -> dict[str, Any]:
+    """Grafana's steps: the first is the base (-Infinity, written null), then ascending."""
+    return {"mode": "absolute", "steps": [{"color": c, "value": v} for c, v in steps]}
+
+
+_NO_THRESHOLDS = _thresholds(("green", None))
+_DRIFT_THRESHOLDS = _thresholds(("green", None), ("red", DRIFT_THRESHOLD))
+
+
+def _panel(
+    panel_id: int,
+    kind: str,
+    title: str,
+    description: str,
+    query: Query,
+    grid: tuple[int, int, int, int],
+    options: dict[str, Any],
+    defaults: dict[str, Any],
+    overrides: list[dict[str, Any]] | None = None,
+) -> dict[str, Any]:
+    x, y, w, h = grid
+    return {
+        "id": panel_id,
+        "type": kind,
+        "title": title,
+        "description": description,
+        "datasource": dict(DATASOURCE_REF),
+        "gridPos": {"x": x, "y": y, "w": w, "h": h},
+        "targets": [_target(query)],
+        "options": options,
+        "fieldConfig": {"defaults": defaults, "overrides": overrides or []},
+    }
+
+
+def _by_name(column: str, *properties: tuple[str, Any]) -> dict[str, Any]:
+    return {
+        "matcher": {"id": "byName", "options": column},
+        "properties": [{"id": key, "value": value} for key, value in properties],
+    }
+
+
+def _stat(
+    panel_id: int,
+    title: str,
+    description: str,
+    query: Query,
+    grid: tuple[int, int, int, int],
+    *,
+    field: str,
+    calc: str,
+    defaults: dict[str, Any],
+) -> dict[str, Any]:
+    options = {
+        "reduceOptions": {"values": False, "calcs": [calc], "fields": f"/^{field}$/"},
+        "orientation": "auto",
+        "textMode": "value_and_name",
+        "colorMode": "value",
+        "graphMode": "none",
+        "justifyMode": "auto",
+    }
+    return _panel(panel_id, "stat", title, description, query, grid, options, defaults)
+
+
+def _timeseries(
+    panel_id: int,
+    title: str,
+    description: str,
+    query: Query,
+    grid: tuple[int, int, int, int],
+    *,
+    bars: bool,
+    stack: bool = False,
+    defaults: dict[str, Any],
+    thresholds: dict[str, Any] = _NO_THRESHOLDS,
+    colors: dict[str, str] | None = None,
+) -> dict[str, Any]:
+    custom = {
+        "drawStyle": "bars" if bars else "line",
+        "lineWidth": 1 if bars else 2,
+        "fillOpacity": 80 if bars else 10,
+        "pointSize": 6,
+        "showPoints": "never" if bars else "always",
+        "spanNulls": False,
+        "stacking": {"mode": "normal" if stack else "none", "group": "A"},
+        "axisPlacement": "auto",
+        # a threshold other than the base step is drawn as a dashed line
+        "thresholdsStyle": {"mode": "dashed" if len(thresholds["steps"]) > 1 else "off"},
+    }
+    options = {
+        "legend": {"showLegend": True, "displayMode": "list", "placement": "bottom", "calcs": []},
+        "tooltip": {"mode": "multi", "sort": "none"},
+    }
+    field_defaults = {
+        **defaults,
+        "custom": custom,
+        "color": {"mode": "palette-classic"},
+        "thresholds": thresholds,
+    }
+    overrides = [
+        _by_name(column, ("color", {"mode": "fixed", "fixedColor": color}))
+        for column, color in (colors or {}).items()
+    ]
+    return _panel(
+        panel_id, "timeseries", title, description, query, grid, options, field_defaults, overrides
+    )
+
+
+_STATUS_COLORS = {
+    "done": "green",
+    "succeeded": "green",
+    "failed": "red",
+    "running": "blue",
+    "pending": "text",
+}
+
+
+def _table(
+    panel_id: int,
+    title: str,
+    description: str,
+    query: Query,
+    grid: tuple[int, int, int, int],
+    *,
+    error_column: str,
+) -> dict[str, Any]:
+    status_mapping = {
+        "type": "value",
+        "options": {
+            value: {"color": color, "index": i}
+            for i, (value, color) in enumerate(_STATUS_COLORS.items())
+        },
+    }
+    overrides = [
+        _by_name(
+            "status",
+            ("mappings", [status_mapping]),
+            ("custom.cellOptions", {"type": "color-text"}),
+        ),
+        _by_name(
+            error_column,
+            ("custom.width", 420),
+            ("custom.cellOptions", {"type": "color-text"}),
+            ("color", {"mode": "fixed", "fixedColor": "red"}),
+        ),
+    ]
+    options = {
+        "showHeader": True,
+        "cellHeight": "sm",
+        "footer": {"show": False, "reducer": ["sum"], "countRows": False},
+    }
+    defaults = {
+        "custom": {"align": "auto", "cellOptions": {"type": "auto"}},
+        "thresholds": _NO_THRESHOLDS,
+    }
+    return _panel(panel_id, "table", title, description, query, grid, options, defaults, overrides)
+
+
+DRIFT_PANEL_ID = 6
+_METHOD = DRIFT_METHOD.upper()
+
+
+def build_dashboard() -> dict[str, Any]:
+    """The "Model observability" dashboard, ready for file provisioning."""
+    panels = [
+        _stat(
+            1,
+            "Current model version",
+            "Model of the newest predictions (ledger.model_name, ledger.model_version), "
+            "whatever the time range.",
+            MODEL,
+            (0, 0, 6, 4),
+            field="model_(name|version)",
+            calc="lastNotNull",
+            defaults={"color": {"mode": "fixed", "fixedColor": "text"}},
+        ),
+        _stat(
+            2,
+            "Latest prediction drift",
+            f"Drift ({_METHOD}) of the newest batch in range; red from the alert threshold "
+            f"({DRIFT_THRESHOLD}) up.",
+            DRIFT,
+            (6, 0, 6, 4),
+            field="drift_score",
+            calc="lastNotNull",
+            defaults={
+                "decimals": 3,
+                "color": {"mode": "thresholds"},
+                "thresholds": _DRIFT_THRESHOLDS,
+            },
+        ),
+        _stat(
+            3,
+            "Images processed",
+            "Images decoded by Processing over the batches in range (blank images included).",
+            IMAGES,
+            (12, 0, 6, 4),
+            field="processed",
+            calc="sum",
+            defaults={"unit": "short", "color": {"mode": "fixed", "fixedColor": "blue"}},
+        ),
+        _stat(
+            4,
+            "Files failed",
+            "Raw files of the batches in range whose last stage attempt failed (the ledger "
+            "below shows the error).",
+            FILES,
+            (18, 0, 6, 4),
+            field="failed",
+            calc="sum",
+            defaults={
+                "unit": "short",
+                "color": {"mode": "thresholds"},
+                "thresholds": _thresholds(("green", None), ("red", 1)),
+            },
+        ),
+        _timeseries(
+            5,
+            "Class distribution per run",
+            "Share of each predicted class in each batch (metrics.class_counts summed over the "
+            "batch's files).",
+            CLASS_SHARES,
+            (0, 4, 12, 9),
+            bars=True,
+            stack=True,
+            defaults={"unit": "percentunit", "min": 0, "max": 1},
+        ),
+        _timeseries(
+            DRIFT_PANEL_ID,
+            "Prediction drift",
+            f"Drift ({_METHOD}) of the predicted classes against the reference, largest over "
+            f"the batch's files. Dashed line: the alert threshold ({DRIFT_THRESHOLD}).",
+            DRIFT,
+            (12, 4, 12, 9),
+            bars=False,
+            defaults={"min": 0, "decimals": 3},
+            thresholds=_DRIFT_THRESHOLDS,
+        ),
+        _timeseries(
+            7,
+            "Images per run",
+            "Per batch: images decoded by Processing, blank images dropped, images predicted.",
+            IMAGES,
+            (0, 13, 12, 8),
+            bars=True,
+            defaults={"unit": "short", "min": 0},
+        ),
+        _timeseries(
+            8,
+            "Files per run by status",
+            "Per batch: raw files done, still in the pipeline, and failed.",
+            FILES,
+            (12, 13, 12, 8),
+            bars=True,
+            stack=True,
+            defaults={"unit": "short", "min": 0, "decimals": 0},
+            colors={"done": "green", "in_progress": "blue", "failed": "red"},
+        ),
+        _table(
+            9,
+            "Ledger",
+            "Each raw file: its batch, the next stage it needs (done when finished), status, "
+            "attempts, when each stage finished, and the last error. Failed files first.",
+            LEDGER,
+            (0, 21, 24, 11),
+            error_column="last_error",
+        ),
+        _table(
+            10,
+            "Stage runs",
+            "Each stage invocation (runs table): files done and failed, images, what remained "
+            "for the next invocation, and the error that stopped a stage.",
+            RUNS,
+            (0, 32, 24, 8),
+            error_column="error",
+        ),
+    ]
+    return {
+        "uid": DASHBOARD_UID,
+        "title": DASHBOARD_TITLE,
+        "description": "Batches of the droughtwatch pipeline: predicted classes, prediction "
+        "drift, the ledger of raw files and the stage runs.",
+        "tags": ["droughtwatch"],
+        "timezone": "utc",
+        "editable": False,
+        "graphTooltip": 1,
+        "time": {"from": TIME_FROM, "to": TIME_TO},
+        "timepicker": {},
+        "refresh": "1m",
+        "schemaVersion": SCHEMA_VERSION,
+        "version": 1,
+        "links": [],
+        "templating": {"list": []},
+        "annotations": {
+            "list": [
+                {
+                    "builtIn": 1,
+                    "datasource": {"type": "grafana", "uid": "-- Grafana --"},
+                    "enable": True,
+                    "hide": True,
+                    "iconColor": "rgba(0, 211, 255, 1)",
+                    "name": "Annotations & Alerts",
+                    "type": "dashboard",
+                }
+            ]
+        },
+        "panels": panels,
+    }
+
+
+# -- datasource, dashboard provider, alert rule --------------------------------------------------
+def build_datasource() -> dict[str, Any]:
+    """The PostgreSQL datasource; every connection detail comes from the container's env."""
+    return {
+        "apiVersion": 1,
+        "datasources": [
+            {
+                "name": "droughtwatch",
+                "uid": DATASOURCE_UID,
+                "type": DATASOURCE_TYPE,
+                "access": "proxy",
+                "url": f"${{{ENV_HOST}}}:${{{ENV_PORT}}}",
+                "user": f"${{{ENV_USER}}}",
+                "isDefault": True,
+                "editable": False,
+                "jsonData": {
+                    "database": f"${{{ENV_NAME}}}",
+                    "sslmode": f"${{{ENV_SSLMODE}}}",
+                    "postgresVersion": 1500,
+                    "timescaledb": False,
+                    "maxOpenConns": 5,
+                    "connMaxLifetime": 14400,
+                },
+                "secureJsonData": {"password": f"${{{ENV_PASSWORD}}}"},
+            }
+        ],
+    }
+
+
+def build_dashboard_provider() -> dict[str, Any]:
+    return {
+        "apiVersion": 1,
+        "providers": [
+            {
+                "name": "droughtwatch",
+                "orgId": 1,
+                "folder": FOLDER,
+                "folderUid": FOLDER,
+                "type": "file",
+                "disableDeletion": True,
+                "allowUiUpdates": False,
+                "updateIntervalSeconds": 30,
+                "options": {"path": CONTAINER_DASHBOARDS, "foldersFromFilesStructure": False},
+            }
+        ],
+    }
+
+
+def build_alert_rules() -> dict[str, Any]:
+    """One rule: the newest batch's drift (the dashboard's drift query, reduced to its last
+    point) above the threshold fires. No data in the window is not drift, so it stays OK."""
+    return {
+        "apiVersion": 1,
+        "groups": [
+            {
+                "orgId": 1,
+                "name": ALERT_GROUP,
+                "folder": FOLDER,
+                "interval": "1m",
+                "rules": [
+                    {
+                        "uid": ALERT_RULE_UID,
+                        "title": "Prediction drift above threshold",
+                        "condition": "C",
+                        "data": [
+                            {
+                                "refId": "A",
+                                "relativeTimeRange": {"from": ALERT_WINDOW_SECONDS, "to": 0},
+                                "datasourceUid": DATASOURCE_UID,
+                                "model": {
+                                    **_target(DRIFT),
+                                    "intervalMs": 60000,
+                                    "maxDataPoints": 43200,
+                                },
+                            },
+                            {
+                                "refId": "B",
+                                "datasourceUid": "__expr__",
+                                "model": {
+                                    "refId": "B",
+                                    "type": "reduce",
+                                    "expression": "A",
+                                    "reducer": "last",
+                                    "settings": {"mode": "dropNN"},
+                                },
+                            },
+                            {
+                                "refId": "C",
+                                "datasourceUid": "__expr__",
+                                "model": {
+                                    "refId": "C",
+                                    "type": "threshold",
+                                    "expression": "B",
+                                    "conditions": [
+                                        {"evaluator": {"type": "gt", "params": [DRIFT_THRESHOLD]}}
+                                    ],
+                                },
+                            },
+                        ],
+                        "noDataState": "OK",
+                        "execErrState": "Error",
+                        "for": "0s",
+                        "isPaused": False,
+                        "annotations": {
+                            "summary": "Prediction drift is above the threshold",
+                            "description": (
+                                f"The newest batch's prediction drift ({DRIFT_METHOD}) is "
+                                "{{ $values.B.Value }}, above "
+                                f"{DRIFT_THRESHOLD}: the predicted classes moved away from the "
+                                "reference. Check the class distribution and the input data."
+                            ),
+                            "__dashboardUid__": DASHBOARD_UID,
+                            "__panelId__": str(DRIFT_PANEL_ID),
+                        },
+                        "labels": {"severity": "warning", "service": "droughtwatch"},
+                    }
+                ],
+            }
+        ],
+    }
+
+
+# -- files ----------------------------------------------------------------------------------------
+GENERATED_HEADER = (
+    "# Generated by `uv run python -m droughtwatch_inference.grafana`; edit grafana.py, not "
+    "this file.\n"
+)
+
+
+def _yaml(document: dict[str, Any]) -> str:
+    import yaml  # dev-time only: writing the files, not running Grafana
+
+    class _Dumper(yaml.SafeDumper):
+        pass
+
+    def _str(dumper: yaml.SafeDumper, value: str) -> yaml.Node:
+        style = "|" if "\n" in value else None
+        return dumper.represent_scalar("tag:yaml.org,2002:str", value, style=style)
+
+    _Dumper.add_representer(str, _str)
+    return GENERATED_HEADER + yaml.dump(
+        document, Dumper=_Dumper, sort_keys=False, default_flow_style=False, width=100
+    )
+
+
+def rendered_files() -> dict[str, str]:
+    """Path under `grafana/` -> content, for every generated file."""
+    return {
+        "provisioning/datasources/droughtwatch.yaml": _yaml(build_datasource()),
+        "provisioning/dashboards/droughtwatch.yaml": _yaml(build_dashboard_provider()),
+        "provisioning/alerting/droughtwatch.yaml": _yaml(build_alert_rules()),
+        f"dashboards/{DASHBOARD_FILE}": json.dumps(build_dashboard(), indent=2) + "\n",
+    }
+
+
+def write_files(grafana_dir: Path) -> list[Path]:
+    written = []
+    for relative, content in rendered_files().items():
+        path = grafana_dir / relative
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(content)
+        written.append(path)
+    return written
+
+
+# -- connecting Grafana to a database --------------------------------------------------------------
+class GrafanaSetupError(Exception):
+    """Something `droughtwatch grafana` needs is missing; the message says what to do."""
+
+
+@dataclass(frozen=True)
+class Connection:
+    """Where Grafana's datasource connects. Repr hides the password."""
+
+    host: str
+    port: int
+    database: str
+    user: str
+    password: str
+    sslmode: str
+
+    def __repr__(self) -> str:
+        return (
+            f"Connection(host={self.host!r}, port={self.port}, database={self.database!r}, "
+            f"user={self.user!r}, sslmode={self.sslmode!r})"
+        )
+
+    def environment(self) -> dict[str, str]:
+        """The compose subprocess's extra variables (the datasource file reads them)."""
+        return {
+            ENV_HOST: self.host,
+            ENV_PORT: str(self.port),
+            ENV_NAME: self.database,
+            ENV_USER: self.user,
+            ENV_PASSWORD: self.password,
+            ENV_SSLMODE: self.sslmode,
+        }
+
+
+def default_data_dir() -> Path:
+    """Where the demo keeps its embedded PostgreSQL."""
+    from droughtwatch_inference.local.state import postgres_root
+
+    return postgres_root()
+
+
+def local_connection(data_dir: Path | None = None) -> Connection:
+    """The demo's embedded database, started if its files exist but the server is stopped."""
+    from droughtwatch_inference.local.postgres import (
+        DATABASE,
+        SUPERUSER,
+        EmbeddedPostgres,
+        EmbeddedPostgresError,
+    )
+
+    root = Path(data_dir) if data_dir is not None else default_data_dir()
+    if not (root / "pgdata" / "PG_VERSION").exists():
+        raise GrafanaSetupError(
+            f"no demo database in {root}: run `droughtwatch demo` first, or pass --data-dir "
+            "with the folder that holds it"
+        )
+    pg = EmbeddedPostgres(root)
+    if not pg.is_running():
+        try:
+            pg.start()
+        except EmbeddedPostgresError as exc:
+            raise GrafanaSetupError(f"cannot start the demo database in {root}: {exc}") from None
+    return Connection("127.0.0.1", pg.port, DATABASE, SUPERUSER, pg.password, "disable")
+
+
+def read_stack_outputs(path: Path | None, stack: str | None, cwd: Path | None) -> dict[str, Any]:
+    """The stack's outputs, from a file written by `pulumi stack output --json` or from the
+    Pulumi CLI itself (run in ``cwd``, the directory of Pulumi.yaml)."""
+    if path is not None:
+        try:
+            outputs = json.loads(Path(path).read_text())
+        except (OSError, ValueError) as exc:
+            raise GrafanaSetupError(
+                f"cannot read stack outputs from {path} ({type(exc).__name__}): write them with "
+                "`pulumi stack output --json > outputs.json`"
+            ) from None
+        if not isinstance(outputs, dict):
+            raise GrafanaSetupError(f"{path} holds no JSON object of stack outputs")
+        return outputs
+    try:
+        return cloud.stack_outputs(stack, cwd)
+    except cloud.CloudError as exc:
+        raise GrafanaSetupError(
+            f"{exc}: pass --stack-outputs with a file from `pulumi stack output --json` instead"
+        ) from None
+
+
+def fetch_database_credentials(secret_arn: str, region: str | None) -> tuple[str, str]:
+    """(username, password) from the RDS-managed secret."""
+    import boto3
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    try:
+        raw = boto3.client("secretsmanager", region_name=region).get_secret_value(
+            SecretId=secret_arn
+        )
+        value = json.loads(raw["SecretString"])
+        return str(value["username"]), str(value["password"])
+    except (ClientError, BotoCoreError, KeyError, ValueError, TypeError) as exc:
+        reason = type(exc).__name__
+        if isinstance(exc, ClientError):
+            reason = exc.response.get("Error", {}).get("Code", reason)
+        raise GrafanaSetupError(
+            f"cannot read the database secret {secret_arn} ({reason}): check your AWS "
+            "credentials (AWS_PROFILE) and that they may call secretsmanager:GetSecretValue"
+        ) from None
+
+
+def cloud_connection(
+    outputs: Mapping[str, Any],
+    port: int,
+    fetch: Callable[[str, str | None], tuple[str, str]] = fetch_database_credentials,
+) -> Connection:
+    """RDS through the tunnel at 127.0.0.1:port, with the credentials from Secrets Manager."""
+    arn = outputs.get(cloud.StackOutput.DATABASE_SECRET_ARN)
+    if not arn:
+        raise GrafanaSetupError(
+            f"the stack outputs have no {cloud.StackOutput.DATABASE_SECRET_ARN.value}: is this "
+            "a droughtwatch stack, and is it deployed (`pulumi up`)?"
+        )
+    user, password = fetch(str(arn), outputs.get(cloud.StackOutput.REGION))
+    database = str(outputs.get(cloud.StackOutput.DATABASE_NAME) or DATABASE_NAME)
+    # Through the tunnel the certificate names the RDS host, not 127.0.0.1: require TLS
+    # without verifying the name.
+    return Connection("127.0.0.1", port, database, user, password, "require")
+
+
+# -- running compose -------------------------------------------------------------------------------
+def compose_command(which: Callable[[str], str | None] = shutil.which) -> list[str]:
+    """`docker compose` (the plugin), else the standalone `docker-compose`."""
+    docker = which("docker")
+    if docker is not None:
+        probe = subprocess.run(
+            [docker, "compose", "version"], capture_output=True, text=True, check=False
+        )
+        if probe.returncode == 0:
+            return [docker, "compose"]
+    standalone = which("docker-compose")
+    if standalone is not None:
+        return [standalone]
+    if docker is None:
+        raise GrafanaSetupError(
+            "Docker is not installed: install Docker Engine with the Compose plugin "
+            "(https://docs.docker.com/engine/install/, package docker-compose-plugin)"
+        )
+    raise GrafanaSetupError(
+        "Docker is installed but Compose is not: install the Docker Compose plugin "
+        "(package docker-compose-plugin, https://docs.docker.com/compose/install/linux/)"
+    )
+
+
+def find_compose_file(start: Path | None = None) -> Path:
+    """grafana/docker-compose.yaml in the working directory or a parent, else in the checkout
+    this package is installed from."""
+    here = (start or Path.cwd()).resolve()
+    candidates = [d / "grafana" / "docker-compose.yaml" for d in (here, *here.parents)]
+    candidates.append(Path(__file__).resolve().parents[4] / "grafana" / "docker-compose.yaml")
+    for candidate in candidates:
+        if candidate.is_file():
+            return candidate
+    raise GrafanaSetupError(
+        "grafana/docker-compose.yaml not found: run from the droughtwatch repository, or pass "
+        "--compose-file"
+    )
+
+
+def dashboard_url(port: int, first: dt.date | None = None, last: dt.date | None = None) -> str:
+    """The dashboard's address; with the data's first and last batch dates, a range that shows
+    all of it (a day either side), whatever the dashboard's default."""
+    url = f"http://127.0.0.1:{port}/d/{DASHBOARD_UID}"
+    if first is None or last is None:
+        return url
+
+    def ms(day: dt.date) -> int:
+        return int(dt.datetime.combine(day, dt.time(), dt.UTC).timestamp() * 1000)
+
+    return f"{url}?from={ms(first - dt.timedelta(days=1))}&to={ms(last + dt.timedelta(days=2))}"
+
+
+BATCH_RANGE_SQL = "SELECT min(batch_date), max(batch_date) FROM ledger"
+
+
+def batch_range(connection: Connection) -> tuple[dt.date, dt.date] | None:
+    """First and last batch dates in the ledger, or None when it is empty."""
+    import psycopg
+
+    with psycopg.connect(
+        host=connection.host,
+        port=connection.port,
+        dbname=connection.database,
+        user=connection.user,
+        password=connection.password,
+        sslmode=connection.sslmode,
+        connect_timeout=5,
+    ) as conn:
+        row = conn.execute(BATCH_RANGE_SQL).fetchone()
+    if row is None or row[0] is None:
+        return None
+    return row[0], row[1]
+
+
+def _port_open(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.settimeout(1)
+        return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
+def run_grafana(
+    connection: Connection,
+    compose: list[str],
+    compose_file: Path,
+    grafana_port: int,
+    detach: bool,
+    echo: Callable[[str], None] = print,
+) -> int:
+    """`docker compose up` with the datasource variables in the subprocess's environment only."""
+    import psycopg
+
+    env = {**os.environ, **connection.environment(), ENV_GRAFANA_PORT: str(grafana_port)}
+    try:
+        first_last = batch_range(connection)
+    except (psycopg.Error, OSError) as exc:  # only the printed link depends on it
+        echo(
+            f"note: could not read the batch dates ({type(exc).__name__}); the dashboard "
+            "opens on its default range"
+        )
+        first_last = None
+    url = dashboard_url(grafana_port, *(first_last or (None, None)))
+    argv = [*compose, "-f", str(compose_file), "up", *(["--detach"] if detach else [])]
+    echo(f"Grafana: {url}  (database {connection.database} at {connection.host}:{connection.port})")
+    try:
+        code = subprocess.run(argv, env=env, check=False).returncode
+    except KeyboardInterrupt:  # Ctrl-C reached compose too, which stops the container
+        return 0
+    if detach and code == 0:
+        echo(f"stop it with: {' '.join(compose)} -f {compose_file} down")
+    return code
+
+
+# -- the command ---------------------------------------------------------------------------------
+def grafana(
+    stack_outputs: Annotated[
+        Path | None,
+        typer.Option(
+            "--stack-outputs",
+            help="Cloud: JSON from `pulumi stack output --json`.",
+            exists=True,
+            dir_okay=False,
+        ),
+    ] = None,
+    stack: Annotated[
+        str | None,
+        typer.Option("--stack", help="Cloud: read the outputs of this Pulumi stack."),
+    ] = None,
+    data_dir: Annotated[
+        Path | None,
+        typer.Option(
+            "--data-dir",
+            help="Local: the demo's database folder "
+            "(default: $DROUGHTWATCH_HOME/postgres, e.g. ~/.local/share/droughtwatch/postgres).",
+        ),
+    ] = None,
+    port: Annotated[
+        int, typer.Option("--port", min=1, max=65535, help="Grafana's HTTP port.")
+    ] = 3000,
+    db_port: Annotated[
+        int, typer.Option("--db-port", min=1, max=65535, help="Cloud: the tunnel's local port.")
+    ] = 5432,
+    detach: Annotated[bool, typer.Option("--detach", "-d", help="Run in the background.")] = False,
+    compose_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--compose-file",
+            help="Default: grafana/docker-compose.yaml.",
+            exists=True,
+            dir_okay=False,
+        ),
+    ] = None,
+) -> None:
+    """Open the "Model observability" dashboard: Grafana in Docker, pointed at the local demo's
+    database, or (with --stack / --stack-outputs) at RDS through the bastion tunnel."""
+    try:
+        if stack_outputs is not None and stack is not None:
+            raise GrafanaSetupError("pass either --stack or --stack-outputs, not both")
+        in_cloud = stack_outputs is not None or stack is not None
+        if in_cloud and data_dir is not None:
+            raise GrafanaSetupError("--data-dir is for the local demo; drop it with --stack")
+        compose_path = compose_file or find_compose_file()
+        compose = compose_command()  # fail on a missing Docker before fetching any secret
+        if in_cloud:
+            project = cloud.find_project_dir() or compose_path.parent.parent
+            outputs = read_stack_outputs(stack_outputs, stack, project)
+            connection = cloud_connection(outputs, db_port)
+            if not _port_open(db_port):
+                typer.echo(
+                    f"warning: nothing listens on 127.0.0.1:{db_port}: open the tunnel with "
+                    f"`droughtwatch tunnel{f' --stack {stack}' if stack else ''} --local-port "
+                    f"{db_port}` (grafana/README.md), or "
+                    "the panels will show connection errors",
+                    err=True,
+                )
+        else:
+            connection = local_connection(data_dir)
+        code = run_grafana(connection, compose, compose_path, port, detach, echo=typer.echo)
+    except GrafanaSetupError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+    if code != 0:
+        raise typer.Exit(code)
+
+
+def register(app: typer.Typer) -> None:
+    """Add `grafana` to the CLI."""
+    app.command("grafana")(grafana)
+
+
+if __name__ == "__main__":
+    target = Path(sys.argv[1]) if len(sys.argv) > 1 else Path("grafana")
+    for written in write_files(target):
+        print(written)

@@ -1,0 +1,521 @@
+"""Every panel's SQL and the alert's SQL, run against a real PostgreSQL with the migrated schema
+and seeded ledger, metrics and runs rows, with Grafana's macros expanded as Grafana does; and
+the alert's reduce and threshold expressions evaluated as provisioned."""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+import operator
+import os
+import re
+import shutil
+import tempfile
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+import yaml
+from droughtwatch_inference import grafana
+from droughtwatch_inference.adapters.database import migrate
+from psycopg.types.json import Jsonb
+
+GRAFANA_DIR = Path(__file__).resolve().parents[1] / "grafana"
+UTC = dt.UTC
+
+
+# -- Grafana's side, as far as these queries need it ------------------------------------------
+def grafana_time(value: dt.datetime) -> str:
+    """A time as Grafana's PostgreSQL macros write it (RFC 3339, UTC, nanosecond precision
+    trimmed)."""
+    text = value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f").rstrip("0").rstrip(".")
+    return text + "Z"
+
+
+def expand_macros(sql: str, start: dt.datetime, end: dt.datetime) -> str:
+    """$__timeFilter(col) -> col BETWEEN 'start' AND 'end' (Grafana's PostgreSQL macro); any
+    other macro is an error here, so a new one cannot slip into a panel untested."""
+    expanded = re.sub(
+        r"\$__timeFilter\(([^)]*)\)",
+        lambda m: f"{m.group(1).strip()} BETWEEN '{grafana_time(start)}' AND '{grafana_time(end)}'",
+        sql,
+    )
+    assert "$__" not in expanded, f"unexpanded macro in {expanded}"
+    return expanded
+
+
+_RELATIVE = re.compile(r"^now(?:(?P<sign>[+-])(?P<n>\d+)(?P<unit>[smhd]))?(?:/(?P<round>d))?$")
+
+
+def resolve_time(expression: str, now: dt.datetime, *, is_end: bool) -> dt.datetime:
+    """A dashboard time like now-30d/d: rounding to a day goes to its start for `from` and to
+    its end for `to`, as Grafana does."""
+    match = _RELATIVE.match(expression)
+    assert match, f"unsupported time expression {expression}"
+    value = now
+    if match["sign"]:
+        seconds = {"s": 1, "m": 60, "h": 3600, "d": 86400}[match["unit"]] * int(match["n"])
+        value += dt.timedelta(seconds=seconds if match["sign"] == "+" else -seconds)
+    if match["round"]:
+        value = value.replace(hour=0, minute=0, second=0, microsecond=0)
+        if is_end:
+            value += dt.timedelta(days=1) - dt.timedelta(milliseconds=1)
+    return value
+
+
+def dashboard_range(now: dt.datetime) -> tuple[dt.datetime, dt.datetime]:
+    time = grafana.build_dashboard()["time"]
+    return (
+        resolve_time(time["from"], now, is_end=False),
+        resolve_time(time["to"], now, is_end=True),
+    )
+
+
+def evaluate_alert(conn: psycopg.Connection, rule: dict[str, Any], now: dt.datetime) -> bool | None:
+    """The provisioned rule's condition: query A over its relative range, then the reduce and
+    threshold expressions as written in the file. None = no data."""
+    results: dict[str, Any] = {}
+    for step in rule["data"]:
+        model = step["model"]
+        if step["datasourceUid"] != "__expr__":
+            window = step["relativeTimeRange"]
+            start = now - dt.timedelta(seconds=window["from"])
+            end = now - dt.timedelta(seconds=window["to"])
+            rows = conn.execute(expand_macros(model["rawSql"], start, end)).fetchall()
+            assert model["format"] == "time_series"
+            times = [r[0] for r in rows]
+            assert times == sorted(times), "Grafana needs time series in ascending time"
+            results[step["refId"]] = [float(r[1]) if r[1] is not None else None for r in rows]
+        elif model["type"] == "reduce":
+            values = results[model["expression"]]
+            if model.get("settings", {}).get("mode") == "dropNN":
+                values = [v for v in values if v is not None and not math.isnan(v)]
+            reducers = {
+                "last": lambda v: v[-1],
+                "max": max,
+                "min": min,
+                "mean": lambda v: sum(v) / len(v),
+            }
+            results[step["refId"]] = reducers[model["reducer"]](values) if values else None
+        elif model["type"] == "threshold":
+            value = results[model["expression"]]
+            (condition,) = model["conditions"]
+            kind, (limit,) = condition["evaluator"]["type"], condition["evaluator"]["params"]
+            compare = {"gt": operator.gt, "lt": operator.lt}[kind]
+            results[step["refId"]] = None if value is None else compare(value, limit)
+        else:  # pragma: no cover - a new expression type needs a line here
+            raise AssertionError(f"unknown expression {model['type']}")
+    return results[rule["condition"]]
+
+
+# -- database ---------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def server_dsn() -> Iterator[str]:
+    external = os.environ.get("DROUGHTWATCH_TEST_DSN")
+    if external:
+        yield external
+        return
+    from droughtwatch_inference.local.postgres import EmbeddedPostgres
+
+    # not under pytest's basetemp: a concurrent pytest session may rotate that away
+    root = Path(tempfile.mkdtemp(prefix="droughtwatch-grafana-pg-"))
+    pg = EmbeddedPostgres(root)
+    try:
+        yield pg.start()
+    finally:
+        pg.stop()
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def _with_database(dsn: str, name: str) -> str:
+    params = psycopg.conninfo.conninfo_to_dict(dsn)
+    params["dbname"] = name
+    return psycopg.conninfo.make_conninfo(**params)
+
+
+@pytest.fixture(scope="module")
+def database(server_dsn: str) -> Iterator[str]:
+    """A database of this module's own, migrated once; its DSN."""
+    name = f"grafana_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(server_dsn, autocommit=True) as admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+    dsn = _with_database(server_dsn, name)
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        migrate(conn)
+    yield dsn
+    with psycopg.connect(server_dsn, autocommit=True) as admin:
+        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
+def conn(database: str) -> Iterator[psycopg.Connection]:
+    """The migrated database, emptied: each test seeds only what it needs."""
+    with psycopg.connect(database, autocommit=True) as c:
+        c.execute("TRUNCATE metrics, ledger, runs RESTART IDENTITY CASCADE")
+        yield c
+
+
+@dataclass
+class RawFile:
+    """One raw file's ledger row and, once observed, its metrics row."""
+
+    day: dt.date
+    name: str = "scene"
+    status: str = "done"
+    stage: str = "done"
+    images: int | None = 100
+    dropped: int | None = 2
+    predicted: int | None = 98
+    counts: dict[str, int] | None = field(default_factory=lambda: {"0": 60, "1": 38})
+    drift: float | None = 0.05
+    model_version: str = "1"
+    last_error: str | None = None
+
+
+def seed(conn: psycopg.Connection, files: list[RawFile]) -> None:
+    base = dt.datetime.now(UTC) - dt.timedelta(hours=1)
+    for i, f in enumerate(files):
+        key = f"raw/{f.day.isoformat()}/{f.name}.tfrecord"
+        predicted_at = base + dt.timedelta(seconds=i) if f.predicted is not None else None
+        (ledger_id,) = conn.execute(
+            "INSERT INTO ledger (bucket, raw_key, etag, size_bytes, batch_date, registered_run,"
+            " stage, status, attempts, last_error, last_error_at, processed_at, images, dropped,"
+            " predicted_at, predicted_images, model_name, model_version, observed_at)"
+            " VALUES ('data', %s, %s, 1000, %s, 'run-1', %s, %s, %s, %s, %s, %s, %s, %s, %s, %s,"
+            " %s, %s, %s) RETURNING id",
+            (
+                key,
+                f"etag-{i}",
+                f.day,
+                f.stage,
+                f.status,
+                3 if f.status == "failed" else 0,
+                f.last_error,
+                base if f.last_error else None,
+                base if f.images is not None else None,
+                f.images,
+                f.dropped,
+                predicted_at,
+                f.predicted,
+                "baseline" if f.predicted is not None else None,
+                f.model_version if f.predicted is not None else None,
+                base if f.counts is not None else None,
+            ),
+        ).fetchone()
+        if f.counts is not None:
+            total = sum(f.counts.values())
+            conn.execute(
+                "INSERT INTO metrics (ledger_id, predictions_key, batch_date, run_id, model_name,"
+                " model_version, images, class_counts, class_shares, missing_share, drift_score,"
+                " drift_method, drift_threshold, drift_detected) VALUES"
+                " (%s, %s, %s, 'run-1', 'baseline', %s, %s, %s, %s, 0, %s, 'psi', 0.25, %s)",
+                (
+                    ledger_id,
+                    f"predictions/{key}.parquet",
+                    f.day,
+                    f.model_version,
+                    total,
+                    Jsonb(f.counts),
+                    Jsonb({k: v / total for k, v in f.counts.items()}),
+                    f.drift,
+                    f.drift is not None and f.drift >= 0.25,
+                ),
+            )
+
+
+def run(
+    conn: psycopg.Connection, query: grafana.Query, now: dt.datetime
+) -> tuple[list[str], list[tuple[Any, ...]]]:
+    start, end = dashboard_range(now)
+    cur = conn.execute(expand_macros(query.sql, start, end))
+    return [d.name for d in cur.description or []], cur.fetchall()
+
+
+def midnight(day: dt.date) -> dt.datetime:
+    return dt.datetime.combine(day, dt.time(), UTC)
+
+
+@pytest.fixture
+def now() -> dt.datetime:
+    return dt.datetime.now(UTC)
+
+
+@pytest.fixture
+def today() -> dt.date:
+    # the demo dates batches by the local clock; the dashboard's range must show them either way
+    return dt.date.today()
+
+
+def demo_days(today: dt.date) -> list[RawFile]:
+    """14 days ending today, as the demo writes them, with one failed file and some runs."""
+    files = [RawFile(today - dt.timedelta(days=13 - i), drift=0.01 * i) for i in range(14)]
+    files.append(
+        RawFile(
+            today,
+            name="broken",
+            status="failed",
+            stage="processing",
+            images=None,
+            dropped=None,
+            predicted=None,
+            counts=None,
+            drift=None,
+            last_error="InvalidRawFile: raw/…/broken.tfrecord record 3: truncated",
+        )
+    )
+    return files
+
+
+def seed_runs(conn: psycopg.Connection, now: dt.datetime) -> None:
+    for i, (stage, status, error) in enumerate(
+        [("processing", "succeeded", None), ("inference", "failed", "ModelNotFound: models/")]
+    ):
+        conn.execute(
+            "INSERT INTO runs (run_id, stage, started_at, finished_at, status, files_done,"
+            " files_failed, images, dropped, remaining, error)"
+            " VALUES ('run-1', %s, %s, %s, %s, %s, %s, 100, 2, 0, %s)",
+            (
+                stage,
+                now - dt.timedelta(minutes=10 - i),
+                now - dt.timedelta(minutes=9 - i),
+                status,
+                1 - i,
+                i,
+                error,
+            ),
+        )
+
+
+# -- the tests --------------------------------------------------------------------------------
+@pytest.mark.parametrize("query", grafana.QUERIES, ids=lambda q: q.name)
+def test_every_query_returns_the_columns_its_panel_expects(
+    conn: psycopg.Connection, query: grafana.Query, now: dt.datetime, today: dt.date
+) -> None:
+    seed(conn, demo_days(today))
+    seed_runs(conn, now)
+    columns, rows = run(conn, query, now)
+    assert columns == list(query.columns)
+    assert rows
+    if query.format == "time_series":
+        assert columns[0] == "time"
+        times = [r[0] for r in rows]
+        assert all(isinstance(t, dt.datetime) and t.tzinfo is not None for t in times)
+        assert times == sorted(times)
+        # Grafana charts every column but time and the series name (metric) as numbers
+        numbers = [
+            v for r in rows for c, v in zip(columns, r, strict=True) if c not in ("time", "metric")
+        ]
+        assert numbers and all(isinstance(v, int | float | Decimal) for v in numbers)
+
+
+def test_the_default_range_shows_the_demo_days_at_midnight_utc(
+    conn: psycopg.Connection, now: dt.datetime, today: dt.date
+) -> None:
+    files = demo_days(today)
+    seed(conn, files)
+    _, rows = run(conn, grafana.DRIFT, now)
+    assert [r[0] for r in rows] == [midnight(today - dt.timedelta(days=13 - i)) for i in range(14)]
+    assert [float(r[1]) for r in rows] == pytest.approx([0.01 * i for i in range(14)])
+
+
+def test_a_batch_dated_tomorrow_by_a_clock_ahead_of_utc_is_in_range(
+    conn: psycopg.Connection, now: dt.datetime
+) -> None:
+    tomorrow = now.date() + dt.timedelta(days=1)
+    seed(conn, [RawFile(tomorrow, drift=0.1)])
+    _, rows = run(conn, grafana.DRIFT, now)
+    assert [r[0] for r in rows] == [midnight(tomorrow)]
+
+
+def test_batches_outside_the_range_are_left_out(
+    conn: psycopg.Connection, now: dt.datetime, today: dt.date
+) -> None:
+    old = today - dt.timedelta(days=60)
+    seed(conn, [RawFile(old, name="old"), RawFile(today, name="new")])
+    for query in (grafana.CLASS_SHARES, grafana.DRIFT, grafana.IMAGES, grafana.FILES):
+        _, rows = run(conn, query, now)
+        assert {r[0] for r in rows} == {midnight(today)}, query.name
+    _, rows = run(conn, grafana.LEDGER, now)
+    assert [r[0] for r in rows] == [f"raw/{today.isoformat()}/new.tfrecord"]
+
+
+def test_class_shares_are_each_class_share_of_the_batch(
+    conn: psycopg.Connection, now: dt.datetime, today: dt.date
+) -> None:
+    seed(
+        conn,
+        [
+            RawFile(today, name="a", counts={"0": 30, "1": 10}),
+            RawFile(today, name="b", counts={"0": 10, "1": 30, "3": 20}),
+        ],
+    )
+    _, rows = run(conn, grafana.CLASS_SHARES, now)
+    shares = {metric: float(share) for _, metric, share in rows}
+    assert shares == pytest.approx({"class 0": 0.4, "class 1": 0.4, "class 3": 0.2})
+    assert {r[0] for r in rows} == {midnight(today)}
+
+
+def test_the_day_drift_is_the_largest_of_its_files(
+    conn: psycopg.Connection, now: dt.datetime, today: dt.date
+) -> None:
+    seed(
+        conn,
+        [
+            RawFile(today, name="a", drift=0.1),
+            RawFile(today, name="b", drift=0.3),
+            RawFile(today, name="c", drift=None),
+        ],
+    )
+    _, rows = run(conn, grafana.DRIFT, now)
+    assert [(t, float(v)) for t, v in rows] == [(midnight(today), 0.3)]
+
+
+def test_images_and_files_per_run(
+    conn: psycopg.Connection, now: dt.datetime, today: dt.date
+) -> None:
+    seed(
+        conn,
+        [
+            RawFile(today, name="a", images=100, dropped=3, predicted=97),
+            RawFile(
+                today,
+                name="b",
+                images=50,
+                dropped=0,
+                predicted=None,
+                counts=None,
+                status="pending",
+                stage="inference",
+            ),
+            RawFile(
+                today,
+                name="c",
+                images=None,
+                dropped=None,
+                predicted=None,
+                counts=None,
+                status="failed",
+                stage="processing",
+                last_error="InvalidRawFile: x",
+            ),
+        ],
+    )
+    _, images = run(conn, grafana.IMAGES, now)
+    assert images == [(midnight(today), 150, 3, 97)]
+    _, files = run(conn, grafana.FILES, now)
+    assert files == [(midnight(today), 1, 1, 1)]
+
+
+def test_the_current_model_is_the_newest_predictions_model(
+    conn: psycopg.Connection, now: dt.datetime, today: dt.date
+) -> None:
+    seed(
+        conn,
+        [
+            RawFile(today - dt.timedelta(days=40), name="ancient", model_version="1"),
+            RawFile(today, name="a", model_version="2"),
+            RawFile(today, name="b", model_version="3"),
+            RawFile(
+                today, name="c", predicted=None, counts=None, status="pending", stage="inference"
+            ),
+        ],
+    )
+    _, rows = run(conn, grafana.MODEL, now)
+    assert rows == [("baseline", "3")]
+
+
+def test_the_ledger_lists_failed_files_first_with_their_error(
+    conn: psycopg.Connection, now: dt.datetime, today: dt.date
+) -> None:
+    seed(conn, demo_days(today))
+    columns, rows = run(conn, grafana.LEDGER, now)
+    first = dict(zip(columns, rows[0], strict=True))
+    assert first["raw_key"] == f"raw/{today.isoformat()}/broken.tfrecord"
+    assert (first["stage"], first["status"], first["attempts"]) == ("processing", "failed", 3)
+    assert first["last_error"].startswith("InvalidRawFile")
+    assert first["last_error_at"] is not None
+    done = [dict(zip(columns, r, strict=True)) for r in rows[1:]]
+    assert len(done) == 14
+    assert all(d["status"] == "done" and d["observed_at"] is not None for d in done)
+    assert [d["batch_date"] for d in done] == sorted((d["batch_date"] for d in done), reverse=True)
+
+
+def test_stage_runs_are_listed_newest_first(conn: psycopg.Connection, now: dt.datetime) -> None:
+    seed_runs(conn, now)
+    columns, rows = run(conn, grafana.RUNS, now)
+    listed = [dict(zip(columns, r, strict=True)) for r in rows]
+    assert [(r["stage"], r["status"], r["files_failed"], r["error"]) for r in listed] == [
+        ("inference", "failed", 1, "ModelNotFound: models/"),
+        ("processing", "succeeded", 0, None),
+    ]
+
+
+@pytest.fixture(scope="module")
+def rule() -> dict[str, Any]:
+    document = yaml.safe_load((GRAFANA_DIR / "provisioning/alerting/droughtwatch.yaml").read_text())
+    (group,) = document["groups"]
+    (only,) = group["rules"]
+    return only
+
+
+@pytest.mark.parametrize(("drift", "fires"), [(0.3, True), (0.2, False), (0.25, False)])
+def test_the_alert_fires_above_the_threshold(
+    conn: psycopg.Connection,
+    rule: dict[str, Any],
+    now: dt.datetime,
+    today: dt.date,
+    drift: float,
+    fires: bool,
+) -> None:
+    seed(
+        conn,
+        [
+            RawFile(today - dt.timedelta(days=1), name="yesterday", drift=0.05),
+            RawFile(today, name="today", drift=drift),
+        ],
+    )
+    assert evaluate_alert(conn, rule, now) is fires
+
+
+def test_the_alert_judges_the_newest_batch(
+    conn: psycopg.Connection, rule: dict[str, Any], now: dt.datetime, today: dt.date
+) -> None:
+    seed(
+        conn,
+        [
+            RawFile(today - dt.timedelta(days=2), name="drifted", drift=0.4),
+            RawFile(today - dt.timedelta(days=1), name="recovered", drift=0.1),
+        ],
+    )
+    assert evaluate_alert(conn, rule, now) is False
+
+
+def test_the_alert_has_no_data_without_recent_batches_and_stays_ok(
+    conn: psycopg.Connection, rule: dict[str, Any], now: dt.datetime, today: dt.date
+) -> None:
+    seed(conn, [RawFile(today - dt.timedelta(days=20), drift=0.9)])
+    assert evaluate_alert(conn, rule, now) is None
+    assert rule["noDataState"] == "OK"
+
+
+def test_batch_range_gives_a_link_that_shows_all_the_data(
+    conn: psycopg.Connection, today: dt.date
+) -> None:
+    info = conn.info
+    connection = grafana.Connection(
+        info.host, info.port, info.dbname, info.user, info.password, "disable"
+    )
+    assert grafana.batch_range(connection) is None
+    seed(conn, [RawFile(today - dt.timedelta(days=90), name="old"), RawFile(today, name="new")])
+    first, last = grafana.batch_range(connection)
+    assert (first, last) == (today - dt.timedelta(days=90), today)
+    url = grafana.dashboard_url(3000, first, last)
+    start_ms, end_ms = (int(v) for v in re.findall(r"(?:from|to)=(\d+)", url))
+    assert start_ms < midnight(first).timestamp() * 1000
+    assert end_ms > (midnight(last) + dt.timedelta(days=1)).timestamp() * 1000
+    assert url.startswith(f"http://127.0.0.1:3000/d/{grafana.DASHBOARD_UID}?")

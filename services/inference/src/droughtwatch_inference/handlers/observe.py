@@ -1,0 +1,47 @@
+"""Observe Lambda: predictions -> metrics row and Evidently HTML report. Evidently is imported when
+the first file is observed (logic.observe.load_evidently); torch never."""
+
+from __future__ import annotations
+
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+from droughtwatch_inference.adapters.ledger import Ledger
+from droughtwatch_inference.adapters.storage import ObjectStore
+from droughtwatch_inference.entries import StageReport
+from droughtwatch_inference.handlers.common import run_handler
+from droughtwatch_inference.keys import KeyLayout
+from droughtwatch_inference.logic.observe import observe_entry
+from droughtwatch_inference.logic.stage import Budget, run_stage
+from droughtwatch_inference.settings import ObserveSettings
+
+
+def observe(
+    settings: ObserveSettings, ledger: Ledger, budget: Budget, report: StageReport
+) -> StageReport:
+    work = partial(
+        observe_entry,
+        store=ObjectStore(settings),
+        metrics=ledger,
+        layout=KeyLayout.from_settings(settings),
+        work_dir=Path(settings.work_dir),
+        run_id=report.run_id,
+        method=settings.drift_method,
+        threshold=settings.drift_threshold,
+        save_html=settings.save_html_report,
+    )
+    return run_stage(
+        "observe",
+        report.run_id,
+        ledger,
+        work,
+        budget,
+        max_attempts=settings.max_attempts,
+        lease_seconds=settings.lease_seconds,
+        report=report,
+    )
+
+
+def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    return run_handler("observe", ObserveSettings, observe, event, context)

@@ -1,0 +1,230 @@
+"""The Observe handler against moto S3 and a real PostgreSQL: metrics row, HTML report, ledger."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import socket
+from pathlib import Path
+
+import numpy as np
+import psycopg
+import pytest
+from droughtwatch_inference import predictions
+from droughtwatch_inference.adapters.ledger import Ledger
+from droughtwatch_inference.entries import RawObject
+from droughtwatch_inference.handlers.observe import handler
+from droughtwatch_inference.keys import KeyLayout
+from droughtwatch_inference.manifest import ModelManifest
+from droughtwatch_inference.settings import cached
+from psycopg.rows import dict_row
+
+CLASSES = ("0", "1", "2", "3")
+MANIFEST = ModelManifest(
+    name="baseline",
+    version="2026.11.1",
+    channels=("B1", "B2"),
+    classes=CLASSES,
+    reference_class_shares={"0": 0.6, "1": 0.15, "2": 0.15, "3": 0.1},
+)
+BATCH_DATE = dt.date(2026, 11, 20)
+LAYOUT = KeyLayout()  # the default prefixes, as service_env leaves them
+
+
+def _predictions_file(path: Path, label_indices: list[int]) -> bytes:
+    probabilities = np.full((len(label_indices), len(CLASSES)), 0.1, dtype=np.float32)
+    probabilities[np.arange(len(label_indices)), label_indices] = 0.7
+    ids = np.array([f"img-{i}" for i in range(len(label_indices))])
+    predictions.write([predictions.build_table(ids, probabilities, MANIFEST)], path)
+    return path.read_bytes()
+
+
+def _seed(env: dict[str, str], s3, name: str, body: bytes, images: int) -> dict[str, object]:
+    """A ledger row that went through Processing and Inference, and its predictions file."""
+    bucket = env["DROUGHTWATCH_DATA_BUCKET"]
+    raw_key = LAYOUT.raw_key(name, BATCH_DATE)
+    digest = hashlib.sha256(name.encode()).hexdigest()
+    predictions_key = LAYOUT.predictions_key(raw_key, digest)
+    s3.put_object(Bucket=bucket, Key=predictions_key, Body=body)
+    with psycopg.connect(env["DROUGHTWATCH_DATABASE_DSN"], autocommit=True) as conn:
+        ledger = Ledger(conn)
+        ledger.register(bucket, [(RawObject(raw_key, f"etag-{name}", 100), BATCH_DATE)], "seed")
+        (entry_id,) = conn.execute(
+            "SELECT id FROM ledger WHERE raw_key = %s", (raw_key,)
+        ).fetchone()
+        ledger.complete(
+            entry_id,
+            "processing",
+            source_digest=digest,
+            processed_key=LAYOUT.processed_key(raw_key, digest),
+            records=images,
+            images=images,
+            dropped=0,
+        )
+        ledger.complete(
+            entry_id,
+            "inference",
+            predictions_key=predictions_key,
+            predicted_images=images,
+            model_name=MANIFEST.name,
+            model_version=MANIFEST.version,
+        )
+    return {
+        "id": entry_id,
+        "raw_key": raw_key,
+        "predictions_key": predictions_key,
+        "report_key": LAYOUT.report_key(raw_key, digest),
+    }
+
+
+def _rows(dsn: str, table: str) -> list[dict]:
+    with psycopg.connect(dsn, row_factory=dict_row) as conn:
+        return conn.execute(f"SELECT * FROM {table} ORDER BY id").fetchall()
+
+
+def _report_keys(s3, bucket: str) -> list[str]:
+    listing = s3.list_objects_v2(Bucket=bucket, Prefix=LAYOUT.reports)
+    return [item["Key"] for item in listing.get("Contents", [])]
+
+
+def test_observe_records_metrics_uploads_the_report_and_completes_the_file(
+    service_env, s3, tmp_path
+) -> None:
+    dsn, bucket = service_env["DROUGHTWATCH_DATABASE_DSN"], service_env["DROUGHTWATCH_DATA_BUCKET"]
+    labels = [0, 0, 0, 0, 0, 1, 1, 2, 2, 3]  # shares 0.5, 0.2, 0.2, 0.1
+    seeded = _seed(service_env, s3, "scene-a", _predictions_file(tmp_path / "a", labels), 10)
+
+    response = handler({"run_id": "run-obs-1", "input": {"trigger": "test"}}, None)
+
+    assert response["statusCode"] == 200, response
+    counts = response["body"]["observe"]
+    assert counts["files_done"] == 1 and counts["files_failed"] == 0 and counts["images"] == 10
+    assert counts["remaining"] == 0
+    (metrics,) = _rows(dsn, "metrics")
+    assert metrics["ledger_id"] == seeded["id"]
+    assert metrics["predictions_key"] == seeded["predictions_key"]
+    assert metrics["report_key"] == seeded["report_key"]
+    assert metrics["batch_date"] == BATCH_DATE
+    assert metrics["run_id"] == "run-obs-1"
+    assert (metrics["model_name"], metrics["model_version"]) == ("baseline", "2026.11.1")
+    assert metrics["images"] == 10
+    assert metrics["class_counts"] == {"0": 5, "1": 2, "2": 2, "3": 1}
+    assert metrics["class_shares"] == {"0": 0.5, "1": 0.2, "2": 0.2, "3": 0.1}
+    assert metrics["most_common_class"] == "0" and metrics["most_common_share"] == 0.5
+    assert metrics["missing_share"] == 0.0
+    # PSI by hand: (0.6-0.5)ln(0.6/0.5) + 2 x (0.15-0.2)ln(0.15/0.2) + 0
+    psi = 0.1 * np.log(0.6 / 0.5) + 2 * (-0.05) * np.log(0.15 / 0.2)
+    assert metrics["drift_score"] == pytest.approx(psi, rel=1e-9)
+    assert metrics["drift_method"] == "psi" and metrics["drift_threshold"] == 0.25
+    assert metrics["drift_detected"] is False
+    assert metrics["computed_at"] is not None
+
+    report = s3.get_object(Bucket=bucket, Key=seeded["report_key"])
+    assert report["ContentType"] == "text/html"
+    html = report["Body"].read()
+    assert html.lstrip().lower().startswith(b"<!doctype html")
+    assert html.rstrip().endswith(b"</html>")
+    assert b"Unique Value Count: label" in html and b"Column 'label' missing values" in html
+    assert b"Drift detection method: PSI. Drift score: 0.047" in html
+
+    (row,) = _rows(dsn, "ledger")
+    assert (row["stage"], row["status"]) == ("done", "done")
+    assert row["report_key"] == seeded["report_key"] and row["observed_at"] is not None
+    assert row["last_error"] is None
+    (run,) = _rows(dsn, "runs")
+    assert (run["stage"], run["status"], run["files_done"], run["images"]) == (
+        "observe",
+        "succeeded",
+        1,
+        10,
+    )
+
+
+def test_rerun_inserts_nothing_new(service_env, s3, tmp_path) -> None:
+    dsn = service_env["DROUGHTWATCH_DATABASE_DSN"]
+    seeded = _seed(service_env, s3, "scene-a", _predictions_file(tmp_path / "a", [0, 1, 2]), 3)
+    assert handler({"run_id": "r1"}, None)["body"]["observe"]["files_done"] == 1
+    first = _rows(dsn, "metrics")
+
+    again = handler({"run_id": "r2"}, None)
+    assert again["statusCode"] == 200 and again["body"]["observe"]["files_done"] == 0
+
+    # a file observed again (a retry after the metrics were written) keeps its one metrics row
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute(
+            "UPDATE ledger SET stage = 'observe', status = 'pending' WHERE id = %s",
+            (seeded["id"],),
+        )
+    retried = handler({"run_id": "r3"}, None)
+    assert retried["body"]["observe"]["files_done"] == 1
+    assert _rows(dsn, "metrics") == first
+    assert _rows(dsn, "ledger")[0]["stage"] == "done"
+
+
+def test_corrupt_predictions_file_fails_alone(service_env, s3, tmp_path) -> None:
+    dsn = service_env["DROUGHTWATCH_DATABASE_DSN"]
+    good = _seed(service_env, s3, "good", _predictions_file(tmp_path / "g", [0, 1, 1, 3]), 4)
+    bad = _seed(service_env, s3, "bad", b"PAR1 this is not parquet", 4)
+
+    response = handler({"run_id": "r1"}, None)
+
+    assert response["statusCode"] == 200, response
+    counts = response["body"]["observe"]
+    assert counts["files_done"] == 1 and counts["files_failed"] == 1 and counts["images"] == 4
+    (failure,) = counts["failures"]
+    assert failure["key"] == bad["raw_key"] and failure["error"].startswith("InvalidPredictions:")
+    rows = {row["id"]: row for row in _rows(dsn, "ledger")}
+    assert (rows[good["id"]]["stage"], rows[good["id"]]["status"]) == ("done", "done")
+    assert (rows[bad["id"]]["stage"], rows[bad["id"]]["status"]) == ("observe", "failed")
+    assert rows[bad["id"]]["last_error"].startswith("InvalidPredictions:")
+    assert rows[bad["id"]]["report_key"] is None
+    assert [m["ledger_id"] for m in _rows(dsn, "metrics")] == [good["id"]]
+    assert _report_keys(s3, service_env["DROUGHTWATCH_DATA_BUCKET"]) == [good["report_key"]]
+
+
+def test_empty_predictions_file_is_observed_without_a_report(service_env, s3, tmp_path) -> None:
+    dsn = service_env["DROUGHTWATCH_DATABASE_DSN"]
+    _seed(service_env, s3, "empty", _predictions_file(tmp_path / "e", []), 0)
+
+    response = handler({"run_id": "r1"}, None)
+
+    assert response["body"]["observe"]["files_done"] == 1, response
+    (metrics,) = _rows(dsn, "metrics")
+    assert metrics["images"] == 0 and metrics["class_counts"] == dict.fromkeys(CLASSES, 0)
+    assert metrics["drift_score"] is None and metrics["drift_detected"] is False
+    assert metrics["report_key"] is None and metrics["most_common_class"] is None
+    assert _rows(dsn, "ledger")[0]["stage"] == "done"
+    assert _report_keys(s3, service_env["DROUGHTWATCH_DATA_BUCKET"]) == []
+
+
+def test_html_report_can_be_switched_off(service_env, s3, tmp_path, monkeypatch) -> None:
+    monkeypatch.setenv("DROUGHTWATCH_SAVE_HTML_REPORT", "false")
+    dsn = service_env["DROUGHTWATCH_DATABASE_DSN"]
+    _seed(service_env, s3, "scene-a", _predictions_file(tmp_path / "a", [0, 1, 2]), 3)
+
+    assert handler({"run_id": "r1"}, None)["body"]["observe"]["files_done"] == 1
+    (metrics,) = _rows(dsn, "metrics")
+    assert metrics["report_key"] is None and metrics["drift_score"] is not None
+    assert _rows(dsn, "ledger")[0]["report_key"] is None
+    assert _report_keys(s3, service_env["DROUGHTWATCH_DATA_BUCKET"]) == []
+
+
+def test_unreachable_database_fails_the_stage_without_leaking_the_password(
+    service_env, monkeypatch
+) -> None:
+    with socket.socket() as sock:  # a port nothing listens on
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    password = "s3cret-Pa55word"
+    dsn = f"postgresql://droughtwatch:{password}@127.0.0.1:{port}/droughtwatch"
+    monkeypatch.setenv("DROUGHTWATCH_DATABASE_DSN", dsn)
+    cached.cache_clear()
+
+    response = handler({"run_id": "r1"}, None)
+
+    assert response["statusCode"] == 500
+    assert response["body"]["error"] == "DatabaseUnavailable"
+    assert f"127.0.0.1:{port}" in response["body"]["cause"]
+    text = json.dumps(response)
+    assert password not in text and dsn not in text

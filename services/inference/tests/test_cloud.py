@@ -1,0 +1,320 @@
+"""The CLI against a deployed stack, on moto: upload writes raw/<date>/<name> keys, run follows an
+execution to its end and names the failed state and its cause, tunnel builds the exact Session
+Manager command; and the stack outputs come from Pulumi or from flags."""
+
+from __future__ import annotations
+
+import datetime as dt
+import io
+import json
+import shlex
+import subprocess
+import zipfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import typer
+from droughtwatch_inference import cloud
+from droughtwatch_inference.cloud import CloudError, StackOutput
+from droughtwatch_inference.entries import STAGES
+from droughtwatch_inference.handlers import HANDLERS
+from droughtwatch_inference.statemachine import definition
+from typer.testing import CliRunner
+
+REGION = "eu-west-1"
+BUCKET = "droughtwatch-test-data-123456789012"
+CANNED = "http://motoapi.amazonaws.com/moto-api/static/lambda-simple/response"
+
+
+@pytest.fixture
+def app(monkeypatch: pytest.MonkeyPatch) -> typer.Typer:
+    monkeypatch.setenv("COLUMNS", "400")  # rich wraps at the terminal width
+    application = typer.Typer()
+    cloud.register(application)
+    return application
+
+
+@pytest.fixture
+def moto(aws_env: None) -> Iterator[None]:
+    from moto import mock_aws
+
+    with mock_aws(
+        config={"stepfunctions": {"execute_state_machine": True}, "lambda": {"use_docker": False}}
+    ):
+        yield
+
+
+@pytest.fixture
+def bucket(moto: None) -> Any:
+    import boto3
+
+    s3 = boto3.client("s3", region_name=REGION)
+    s3.create_bucket(Bucket=BUCKET, CreateBucketConfiguration={"LocationConstraint": REGION})
+    return s3
+
+
+def _zip() -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr("placeholder.py", "")
+    return buffer.getvalue()
+
+
+@pytest.fixture
+def state_machine(moto: None) -> str:
+    """The pipeline's definition in moto over three functions that answer canned responses."""
+    import boto3
+
+    iam = boto3.client("iam", region_name=REGION)
+    trust = {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Effect": "Allow",
+                "Principal": {"Service": ["lambda.amazonaws.com", "states.amazonaws.com"]},
+                "Action": "sts:AssumeRole",
+            }
+        ],
+    }
+    role = iam.create_role(RoleName="test", AssumeRolePolicyDocument=json.dumps(trust))["Role"]
+    lam = boto3.client("lambda", region_name=REGION)
+    arns = {
+        stage: lam.create_function(
+            FunctionName=f"droughtwatch-test-{stage}",
+            Runtime="python3.12",
+            Role=role["Arn"],
+            Handler=HANDLERS[stage],
+            Code={"ZipFile": _zip()},
+        )["FunctionArn"]
+        for stage in STAGES
+    }
+    sfn = boto3.client("stepfunctions", region_name=REGION)
+    return sfn.create_state_machine(
+        name="droughtwatch-test-pipeline",
+        definition=json.dumps(definition(arns, retry_interval_seconds=1, retry_max_attempts=1)),
+        roleArn=role["Arn"],
+    )["stateMachineArn"]
+
+
+def answer(*responses: dict[str, Any]) -> None:
+    """The next Lambda invocations' results, in order (moto's simple Lambda)."""
+    import requests
+
+    requests.post(
+        CANNED, json={"results": [json.dumps(r) for r in responses], "region": REGION}, timeout=5
+    )
+
+
+def ok(stage: str, **counts: int) -> dict[str, Any]:
+    return {"statusCode": 200, "body": {"run_id": "r", stage: {"files_done": 1, **counts}}}
+
+
+# -- upload -------------------------------------------------------------------------------------
+
+
+def test_upload_writes_raw_keys_under_the_date(bucket: Any, tmp_path: Path) -> None:
+    names = ["part-r-00012", 'shard 7 of "May" (copy).tfrecord', "it's here.gz"]
+    files = []
+    for index, name in enumerate(names):
+        path = tmp_path / name
+        path.write_bytes(f"record {index}".encode())
+        files.append(path)
+    keys = cloud.upload(files, dt.date(2026, 11, 27), {"data_bucket": BUCKET, "region": REGION})
+    assert keys == [f"raw/2026-11-27/{name}" for name in names]
+    listed = bucket.list_objects_v2(Bucket=BUCKET)["Contents"]
+    assert sorted(o["Key"] for o in listed) == sorted(keys)
+    body = bucket.get_object(Bucket=BUCKET, Key=f"raw/2026-11-27/{names[1]}")["Body"].read()
+    assert body == b"record 1"
+
+
+def test_upload_checks_every_file_before_uploading_any(bucket: Any, tmp_path: Path) -> None:
+    present = tmp_path / "a.tfrecord"
+    present.write_bytes(b"x")
+    with pytest.raises(CloudError, match=r"not a file: .*missing\.tfrecord"):
+        cloud.upload([present, tmp_path / "missing.tfrecord"], dt.date(2026, 1, 2),
+                     {"data_bucket": BUCKET})  # fmt: skip
+    (tmp_path / "other").mkdir()
+    twin = tmp_path / "other" / "a.tfrecord"
+    twin.write_bytes(b"y")
+    with pytest.raises(CloudError, match=r"same key: raw/2026-01-02/a\.tfrecord"):
+        cloud.upload([present, twin], dt.date(2026, 1, 2), {"data_bucket": BUCKET})
+    assert "Contents" not in bucket.list_objects_v2(Bucket=BUCKET)
+
+
+def test_upload_command_takes_the_bucket_from_a_flag(
+    app: typer.Typer, bucket: Any, tmp_path: Path
+) -> None:
+    path = tmp_path / "part 1.tfrecord"
+    path.write_bytes(b"x")
+    result = CliRunner().invoke(
+        app, ["upload", str(path), "--date", "2026-11-27", "--data-bucket", BUCKET]
+    )
+    assert result.exit_code == 0, result.output
+    assert f"s3://{BUCKET}/raw/2026-11-27/part 1.tfrecord" in result.output
+    assert bucket.head_object(Bucket=BUCKET, Key="raw/2026-11-27/part 1.tfrecord")
+
+
+def test_upload_command_rejects_a_malformed_date(app: typer.Typer, tmp_path: Path) -> None:
+    path = tmp_path / "x.tfrecord"
+    path.write_bytes(b"x")
+    result = CliRunner().invoke(app, ["upload", str(path), "--date", "27/11/2026"])
+    assert result.exit_code == 2
+    assert "27/11/2026" in result.output
+
+
+# -- run ----------------------------------------------------------------------------------------
+
+
+def test_run_follows_an_execution_to_success(state_machine: str) -> None:
+    answer(ok("processing", images=10), ok("inference"), ok("observe"))
+    events: list[cloud.ExecutionEvent] = []
+    result = cloud.start_and_follow(
+        {"state_machine_arn": state_machine, "region": REGION}, events.append, poll_seconds=0.01
+    )
+    assert result.status == "SUCCEEDED" and result.succeeded
+    assert result.failed_state is None and result.error is None
+    assert result.name.startswith("cli-")
+    entered = [e.state for e in events if e.type == "TaskStateEntered"]
+    assert entered == ["Processing", "Inference", "Observe"]
+    assert [e.id for e in events] == sorted({e.id for e in events})  # each event once, in order
+    assert events[-1].type == "ExecutionSucceeded"
+    assert result.output["body"]["observe"] == {"files_done": 1}
+
+
+def test_run_reports_the_failed_state_and_its_cause(state_machine: str) -> None:
+    cause = "cannot connect to droughtwatch-dev-db: timeout. Check the security groups."
+    answer(
+        ok("processing"),
+        {"statusCode": 500, "body": {"error": "DatabaseUnavailable", "cause": cause}},
+    )
+    result = cloud.start_and_follow(
+        {"state_machine_arn": state_machine, "region": REGION}, poll_seconds=0.01
+    )
+    assert result.status == "FAILED"
+    assert result.failed_state == "Inference"
+    assert (result.error, result.cause) == ("DatabaseUnavailable", cause)
+
+
+def test_each_run_gets_a_unique_execution_name(state_machine: str) -> None:
+    outputs = {"state_machine_arn": state_machine, "region": REGION}
+    answer(*[ok(s) for s in STAGES] * 2)
+    first = cloud.start_and_follow(outputs, poll_seconds=0.01)
+    second = cloud.start_and_follow(outputs, poll_seconds=0.01)
+    assert first.name != second.name
+    assert first.succeeded and second.succeeded
+
+
+def run_args(state_machine: str) -> list[str]:
+    return ["run", "--state-machine-arn", state_machine, "--region", REGION, "--poll-seconds", "0"]
+
+
+def test_run_command_prints_progress_and_success(app: typer.Typer, state_machine: str) -> None:
+    answer(ok("processing", images=240, dropped=2), ok("inference"), ok("observe"))
+    result = CliRunner().invoke(app, run_args(state_machine))
+    assert result.exit_code == 0, result.output
+    assert "done Processing: files_done=1, images=240, dropped=2" in result.output
+    assert "done Observe" in result.output
+    assert "succeeded" in result.output
+
+
+def test_run_command_names_the_failed_state_and_cause(app: typer.Typer, state_machine: str) -> None:
+    answer({"statusCode": 500, "body": {"error": "ModelNotFound", "cause": "no model.json"}})
+    result = CliRunner().invoke(app, run_args(state_machine))
+    assert result.exit_code == 2
+    assert "FAILED in state Processing: ModelNotFound: no model.json" in result.output
+    assert "console.aws.amazon.com/states" in result.output
+
+
+# -- tunnel -------------------------------------------------------------------------------------
+
+OUTPUTS = {
+    "region": REGION,
+    "bastion_instance_id": "i-0123456789abcdef0",
+    "database_address": "droughtwatch-dev-db.c0ffee.eu-west-1.rds.amazonaws.com",
+    "database_port": 5432,
+}
+
+
+def test_tunnel_command_is_exact() -> None:
+    assert cloud.tunnel_command(OUTPUTS) == [
+        "aws", "ssm", "start-session",
+        "--region", "eu-west-1",
+        "--target", "i-0123456789abcdef0",
+        "--document-name", "AWS-StartPortForwardingSessionToRemoteHost",
+        "--parameters",
+        '{"host":["droughtwatch-dev-db.c0ffee.eu-west-1.rds.amazonaws.com"],'
+        '"portNumber":["5432"],"localPortNumber":["5432"]}',
+    ]  # fmt: skip
+    assert '"localPortNumber":["15432"]' in cloud.tunnel_command(OUTPUTS, local_port=15432)[-1]
+
+
+def test_tunnel_without_bastion_says_how_to_enable_it() -> None:
+    with pytest.raises(CloudError) as raised:
+        cloud.tunnel_command({**OUTPUTS, "bastion_instance_id": None})
+    assert "droughtwatch:bastion_enabled true" in raised.value.hint
+
+
+def test_tunnel_command_prints_the_command_from_flags(app: typer.Typer) -> None:
+    result = CliRunner().invoke(
+        app,
+        ["tunnel", "--print", "--bastion-id", OUTPUTS["bastion_instance_id"],
+         "--db-host", OUTPUTS["database_address"], "--region", REGION],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert result.output.strip() == shlex.join(cloud.tunnel_command(OUTPUTS))
+
+
+# -- stack outputs ------------------------------------------------------------------------------
+
+
+def completed(code: int, stdout: str = "", stderr: str = "") -> Any:
+    return lambda command, **kwargs: subprocess.CompletedProcess(command, code, stdout, stderr)
+
+
+def test_stack_outputs_come_from_pulumi_without_secrets(tmp_path: Path) -> None:
+    seen: dict[str, Any] = {}
+
+    def run(command: list[str], **kwargs: Any) -> subprocess.CompletedProcess[str]:
+        seen.update(command=command, cwd=kwargs.get("cwd"))
+        return subprocess.CompletedProcess(command, 0, json.dumps(OUTPUTS), "")
+
+    assert cloud.stack_outputs("prod", tmp_path, run=run) == OUTPUTS
+    assert seen == {
+        "command": ["pulumi", "stack", "output", "--json", "--stack", "prod"],
+        "cwd": tmp_path,
+    }
+
+
+def test_missing_pulumi_cli_names_the_flags_to_pass() -> None:
+    def run(command: list[str], **kwargs: Any) -> Any:
+        raise FileNotFoundError("pulumi")
+
+    with pytest.raises(CloudError) as raised:
+        cloud.stack_outputs(None, run=run, needed=[StackOutput.STATE_MACHINE_ARN])
+    assert "Pulumi CLI is not installed" in str(raised.value)
+    assert "--state-machine-arn <state_machine_arn>" in raised.value.hint
+
+
+def test_failing_pulumi_reports_its_message() -> None:
+    with pytest.raises(CloudError, match="no stack named 'prod' found"):
+        cloud.stack_outputs("prod", run=completed(255, stderr="error: no stack named 'prod' found"))
+
+
+def test_flags_stand_in_for_outputs_without_calling_pulumi() -> None:
+    def run(command: list[str], **kwargs: Any) -> Any:
+        raise AssertionError("pulumi must not be called when the flags suffice")
+
+    outputs = cloud.resolve_outputs(
+        [StackOutput.DATA_BUCKET], {StackOutput.DATA_BUCKET: BUCKET}, None, None, run=run
+    )
+    assert outputs == {"data_bucket": BUCKET}
+
+
+def test_outputs_missing_from_the_stack_are_named(tmp_path: Path) -> None:
+    with pytest.raises(CloudError, match="the stack has no output bastion_instance_id"):
+        cloud.resolve_outputs(
+            [StackOutput.BASTION_INSTANCE_ID], {}, "dev", tmp_path,
+            run=completed(0, json.dumps({"region": REGION})),
+        )  # fmt: skip

@@ -5,6 +5,8 @@ the DROUGHTWATCH_* environment of the handlers."""
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -58,7 +60,7 @@ class Postgres:
 
 
 @pytest.fixture(scope="session")
-def postgres(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Postgres]:
+def postgres() -> Iterator[Postgres]:
     external = os.environ.get("DROUGHTWATCH_TEST_DSN")
     if external:
         server = Postgres(external)
@@ -66,13 +68,17 @@ def postgres(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Postgres]:
         return
     from droughtwatch_inference.local.postgres import EmbeddedPostgres
 
-    embedded = EmbeddedPostgres(tmp_path_factory.mktemp("pg"), preferred_port=0)
+    # Not under pytest's temp folder: the server runs as another user when we are root, and a
+    # second pytest session resets that folder's permissions to 0700 under the running server.
+    root = Path(tempfile.mkdtemp(prefix="droughtwatch-test-pg-"))
+    embedded = EmbeddedPostgres(root, preferred_port=0)
     embedded.start()
     server = Postgres(embedded.dsn("postgres"))
     try:
         yield server
     finally:
         embedded.stop()
+        shutil.rmtree(root, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

@@ -16,6 +16,8 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from droughtwatch_inference import cloud, grafana
+
 app = typer.Typer(
     help="droughtwatch: daily batch inference for satellite imagery, watched.",
     no_args_is_help=True,
@@ -259,18 +261,9 @@ def db_migrate() -> None:
     console.print(f"applied: {', '.join(applied)}" if applied else "schema is up to date")
 
 
-def _register_optional() -> None:
-    for module in ("cloud", "grafana"):
-        try:
-            mod = __import__(f"droughtwatch_inference.{module}", fromlist=["register"])
-        except ImportError:
-            continue
-        register = getattr(mod, "register", None)
-        if callable(register):
-            register(app)
-
-
-_register_optional()
+# Commands against a deployed stack, and Grafana, live beside the code they drive.
+cloud.register(app)
+grafana.register(app)
 
 
 def main() -> None:  # pragma: no cover - entry point

@@ -1,0 +1,159 @@
+"""droughtwatch on AWS, one stack: the wiring of the components in dependency order, and the
+outputs the CLI (`droughtwatch upload | run | tunnel`) reads."""
+
+import shlex
+from pathlib import Path
+
+import pulumi
+import pulumi_aws as aws
+from droughtwatch_inference.cloud import StackOutput as Out
+from droughtwatch_inference.cloud import port_forward_command
+from droughtwatch_inference.keys import KeyLayout
+from droughtwatch_infra import config
+from droughtwatch_infra.alerts import Alerts, AlertsArgs
+from droughtwatch_infra.bastion import Bastion, BastionArgs
+from droughtwatch_infra.database import Database, DatabaseArgs
+from droughtwatch_infra.functions import (
+    AccountRef,
+    BucketRef,
+    DatabaseRef,
+    Functions,
+    FunctionsArgs,
+)
+from droughtwatch_infra.image import ImageArgs, ServiceImage
+from droughtwatch_infra.naming import Namer
+from droughtwatch_infra.network import Network, NetworkArgs
+from droughtwatch_infra.pipeline import Pipeline, PipelineArgs
+from droughtwatch_infra.schedule import Schedule, ScheduleArgs
+from droughtwatch_infra.storage import Storage, StorageArgs
+
+REPOSITORY = Path(__file__).resolve().parent.parent
+
+cfg = config.load()
+namer = Namer(pulumi.get_project(), pulumi.get_stack())
+account_id = aws.get_caller_identity_output().account_id
+partition = aws.get_partition_output().partition
+
+network = Network(
+    "network",
+    NetworkArgs(namer=namer, region=cfg.region, cidr=cfg.vpc_cidr, bastion=cfg.bastion_enabled),
+)
+storage = Storage(
+    "storage",
+    StorageArgs(
+        namer=namer,
+        account_id=account_id,
+        force_destroy=not cfg.deletion_protection,
+        noncurrent_version_days=cfg.noncurrent_version_days,
+    ),
+)
+database = Database(
+    "database",
+    DatabaseArgs(
+        namer=namer,
+        config=cfg.database,
+        subnet_ids=network.private_subnet_ids,
+        security_group_id=network.database_security_group_id,
+        deletion_protection=cfg.deletion_protection,
+    ),
+)
+image = ServiceImage(
+    "image",
+    ImageArgs(
+        namer=namer,
+        context=REPOSITORY,
+        dockerfile=REPOSITORY / "services" / "inference" / "Dockerfile",
+        keep_count=cfg.image_keep_count,
+        force_delete=not cfg.deletion_protection,
+    ),
+)
+functions = Functions(
+    "functions",
+    FunctionsArgs(
+        namer=namer,
+        image_uri=image.uri,
+        functions=cfg.functions,
+        log_retention_days=cfg.log_retention_days,
+        layout=KeyLayout(),
+        model_prefix=cfg.model_prefix,
+        drift_threshold=cfg.drift_threshold,
+        data_bucket=BucketRef(storage.data.name, storage.data.arn),
+        model_bucket=BucketRef(storage.models.name, storage.models.arn),
+        database=DatabaseRef(database.address, database.port, database.name, database.secret_arn),
+        subnet_ids=network.private_subnet_ids,
+        security_group_id=network.lambda_security_group_id,
+        account=AccountRef(partition=partition, region=cfg.region, account_id=account_id),
+    ),
+)
+pipeline = Pipeline(
+    "pipeline",
+    PipelineArgs(
+        namer=namer,
+        function_arns=functions.arns,
+        timeouts=cfg.timeouts,
+        account_id=account_id,
+        log_retention_days=cfg.log_retention_days,
+        log_level=cfg.pipeline_log_level,
+    ),
+)
+schedule = Schedule(
+    "schedule",
+    ScheduleArgs(
+        namer=namer,
+        state_machine_arn=pipeline.arn,
+        account_id=account_id,
+        expression=cfg.schedule_expression,
+        timezone=cfg.schedule_timezone,
+        enabled=cfg.schedule_enabled,
+        retry_attempts=cfg.schedule_retry_attempts,
+        max_event_age_seconds=cfg.schedule_max_event_age_seconds,
+    ),
+)
+alerts = Alerts(
+    "alerts",
+    AlertsArgs(
+        namer=namer,
+        region=cfg.region,
+        state_machine_arn=pipeline.arn,
+        dead_letter_queue_name=schedule.dead_letter_queue_name,
+        email=cfg.alert_email,
+    ),
+)
+
+pulumi.export(Out.REGION, cfg.region)
+pulumi.export(Out.DATA_BUCKET, storage.data.name)
+pulumi.export(Out.MODEL_BUCKET, storage.models.name)
+pulumi.export(Out.MODEL_PREFIX, cfg.model_prefix)
+pulumi.export(Out.STATE_MACHINE_ARN, pipeline.arn)
+pulumi.export(Out.DATABASE_ENDPOINT, database.endpoint)
+pulumi.export(Out.DATABASE_ADDRESS, database.address)
+pulumi.export(Out.DATABASE_PORT, database.port)
+pulumi.export(Out.DATABASE_NAME, database.name)
+pulumi.export(Out.DATABASE_SECRET_ARN, database.secret_arn)
+pulumi.export(Out.IMAGE_URI, image.uri)
+pulumi.export(Out.FUNCTION_NAMES, functions.names)
+pulumi.export(Out.ALERT_TOPIC_ARN, alerts.topic_arn)
+pulumi.export(Out.SCHEDULE_NAME, schedule.name)
+pulumi.export(Out.DEAD_LETTER_QUEUE_URL, schedule.dead_letter_queue_url)
+
+if cfg.bastion_enabled:
+    bastion = Bastion(
+        "bastion",
+        BastionArgs(
+            namer=namer,
+            instance_type=cfg.bastion_instance_type,
+            arm64=cfg.bastion_arm64,
+            subnet_id=network.public_subnet_id,
+            security_group_id=network.bastion_security_group_id,
+            partition=partition,
+            region=cfg.region,
+            account_id=account_id,
+        ),
+    )
+    pulumi.export(Out.BASTION_INSTANCE_ID, bastion.instance_id)
+    pulumi.export(
+        Out.TUNNEL_COMMAND,
+        pulumi.Output.all(bastion.instance_id, database.address, database.port).apply(
+            lambda v: shlex.join(port_forward_command(v[0], v[1], v[2], v[2], cfg.region))
+        ),
+    )

@@ -1,0 +1,182 @@
+"""The three stage functions (Processing, Inference, Observe) from the one service image: each
+with its handler command, memory and timeout from config, the DROUGHTWATCH_* environment its
+settings model reads, the private subnets, a log group with retention, and its own role granted
+only the S3 prefixes, the secret and the log group it uses."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import pulumi
+import pulumi_aws as aws
+from droughtwatch_inference.entries import STAGES
+from droughtwatch_inference.handlers import HANDLERS
+from droughtwatch_inference.keys import KeyLayout
+from droughtwatch_inference.settings import (
+    ENV_PREFIX,
+    CommonSettings,
+    InferenceSettings,
+    ObserveSettings,
+    ProcessingSettings,
+)
+from pydantic import BaseModel
+
+from droughtwatch_infra import policies
+from droughtwatch_infra.config import FunctionsConfig
+from droughtwatch_infra.naming import Namer
+
+# The settings model each stage's handler builds at cold start.
+SETTINGS_MODELS: dict[str, type[CommonSettings]] = {
+    "processing": ProcessingSettings,
+    "inference": InferenceSettings,
+    "observe": ObserveSettings,
+}
+# TLS to RDS, without verifying its certificate against a CA bundle (the image carries none):
+# the service's own default, stated in the environment so the deployed value is visible.
+DATABASE_SSLMODE: str = CommonSettings.model_fields["database_sslmode"].default
+
+
+def env_name(model: type[BaseModel], field: str) -> str:
+    """The environment variable behind a settings field; fails on a field the model lacks."""
+    if field not in model.model_fields:
+        raise KeyError(f"{model.__name__} has no setting {field!r}")
+    return f"{ENV_PREFIX}{field.upper()}"
+
+
+@dataclass(frozen=True)
+class BucketRef:
+    name: pulumi.Input[str]
+    arn: pulumi.Input[str]
+
+
+@dataclass(frozen=True)
+class DatabaseRef:
+    address: pulumi.Input[str]
+    port: pulumi.Input[int]
+    name: str
+    secret_arn: pulumi.Input[str]
+
+
+@dataclass(frozen=True)
+class AccountRef:
+    partition: pulumi.Input[str]
+    region: str
+    account_id: pulumi.Input[str]
+
+
+@dataclass(frozen=True)
+class FunctionsArgs:
+    namer: Namer
+    image_uri: pulumi.Input[str]
+    functions: FunctionsConfig
+    log_retention_days: int
+    layout: KeyLayout
+    model_prefix: str
+    drift_threshold: float
+    data_bucket: BucketRef
+    model_bucket: BucketRef
+    database: DatabaseRef
+    subnet_ids: Sequence[pulumi.Input[str]]
+    security_group_id: pulumi.Input[str]
+    account: AccountRef
+
+
+def environment(stage: str, args: FunctionsArgs) -> dict[str, Any]:
+    """The DROUGHTWATCH_* variables of one stage, named from its settings model."""
+    layout, database = args.layout, args.database
+    values: dict[str, Any] = {
+        "data_bucket": args.data_bucket.name,
+        "raw_prefix": layout.raw,
+        "processed_prefix": layout.processed,
+        "predictions_prefix": layout.predictions,
+        "reports_prefix": layout.reports,
+        "database_secret_arn": database.secret_arn,
+        "database_host": database.address,
+        "database_port": pulumi.Output.from_input(database.port).apply(str),
+        "database_name": database.name,
+        "database_sslmode": DATABASE_SSLMODE,
+    }
+    if stage == "inference":
+        values["model_bucket"] = args.model_bucket.name
+        values["model_prefix"] = args.model_prefix
+    if stage == "observe":
+        values["drift_threshold"] = str(args.drift_threshold)
+    model = SETTINGS_MODELS[stage]
+    return {env_name(model, field): value for field, value in values.items()}
+
+
+class Functions(pulumi.ComponentResource):
+    arns: dict[str, pulumi.Output[str]]
+    names: dict[str, str]
+
+    def __init__(
+        self, name: str, args: FunctionsArgs, opts: pulumi.ResourceOptions | None = None
+    ) -> None:
+        super().__init__("droughtwatch:infra:Functions", name, None, opts)
+        self.arns = {}
+        self.names = {}
+        for stage in STAGES:
+            function = self._function(stage, args)
+            self.arns[stage] = function.arn
+            self.names[stage] = args.namer.name(stage)
+        self.register_outputs({"arns": self.arns, "names": self.names})
+
+    def _function(self, stage: str, args: FunctionsArgs) -> aws.lambda_.Function:
+        child = pulumi.ResourceOptions(parent=self)
+        function_name = args.namer.name(stage)
+        settings = args.functions.for_stage(stage)
+        log_group = aws.cloudwatch.LogGroup(
+            stage,
+            name=f"/aws/lambda/{function_name}",
+            retention_in_days=args.log_retention_days,
+            opts=child,
+        )
+        role = aws.iam.Role(
+            stage,
+            name=args.namer.name(f"{stage}-function"),
+            description=f"droughtwatch {stage} function: its own prefixes, secret and logs",
+            assume_role_policy=pulumi.Output.json_dumps(
+                policies.assume_role("lambda.amazonaws.com")
+            ),
+            opts=child,
+        )
+        grants = policies.FunctionGrants(
+            data_bucket_arn=args.data_bucket.arn,
+            model_bucket_arn=args.model_bucket.arn,
+            secret_arn=args.database.secret_arn,
+            log_group_arn=log_group.arn,
+            partition=args.account.partition,
+            region=args.account.region,
+            account_id=args.account.account_id,
+        )
+        policy = aws.iam.RolePolicy(
+            stage,
+            name=f"{stage}-least-privilege",
+            role=role.id,
+            policy=pulumi.Output.json_dumps(
+                policies.function_policy(stage, grants, args.layout, args.model_prefix)
+            ),
+            opts=child,
+        )
+        return aws.lambda_.Function(
+            stage,
+            name=function_name,
+            role=role.arn,
+            package_type="Image",
+            image_uri=args.image_uri,
+            image_config={"commands": [HANDLERS[stage]]},
+            architectures=["x86_64"],
+            memory_size=settings.memory_mb,
+            timeout=settings.timeout_seconds,
+            ephemeral_storage={"size": settings.ephemeral_storage_mb},
+            environment={"variables": environment(stage, args)},
+            vpc_config={
+                "subnet_ids": list(args.subnet_ids),
+                "security_group_ids": [args.security_group_id],
+            },
+            logging_config={"log_format": "Text", "log_group": log_group.name},
+            # Lambda checks at creation that the role may manage network interfaces.
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[policy, log_group]),
+        )

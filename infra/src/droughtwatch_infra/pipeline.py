@@ -1,0 +1,84 @@
+"""The pipeline: the Step Functions state machine from the service's single-source definition,
+logging to its own log group, with a role that may invoke only the three stage functions."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Literal
+
+import pulumi
+import pulumi_aws as aws
+from droughtwatch_inference import statemachine
+
+from droughtwatch_infra import policies
+from droughtwatch_infra.naming import Namer
+
+
+@dataclass(frozen=True)
+class PipelineArgs:
+    namer: Namer
+    function_arns: Mapping[str, pulumi.Input[str]]
+    timeouts: Mapping[str, int]
+    account_id: pulumi.Input[str]
+    log_retention_days: int
+    log_level: Literal["ALL", "ERROR", "FATAL", "OFF"]
+
+
+class Pipeline(pulumi.ComponentResource):
+    arn: pulumi.Output[str]
+    name: str
+
+    def __init__(
+        self, name: str, args: PipelineArgs, opts: pulumi.ResourceOptions | None = None
+    ) -> None:
+        super().__init__("droughtwatch:infra:Pipeline", name, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+        machine_name = args.namer.name("pipeline")
+        logging = args.log_level != "OFF"
+        role = aws.iam.Role(
+            "state-machine",
+            name=args.namer.name("pipeline"),
+            description="droughtwatch state machine: invokes the three stage functions",
+            assume_role_policy=pulumi.Output.json_dumps(
+                policies.assume_role("states.amazonaws.com", source_account=args.account_id)
+            ),
+            opts=child,
+        )
+        policy = aws.iam.RolePolicy(
+            "state-machine",
+            name="invoke-stage-functions",
+            role=role.id,
+            policy=pulumi.Output.json_dumps(
+                policies.state_machine_policy(args.function_arns, logging=logging)
+            ),
+            opts=child,
+        )
+        logging_configuration: dict = {"level": "OFF"}
+        if logging:
+            # Step Functions logs through CloudWatch's vended-logs path.
+            log_group = aws.cloudwatch.LogGroup(
+                "executions",
+                name=f"/aws/vendedlogs/states/{machine_name}",
+                retention_in_days=args.log_retention_days,
+                opts=child,
+            )
+            logging_configuration = {
+                "level": args.log_level,
+                "include_execution_data": True,  # payloads carry keys and counts, no secrets
+                "log_destination": pulumi.Output.concat(log_group.arn, ":*"),
+            }
+        machine = aws.sfn.StateMachine(
+            "state-machine",
+            name=machine_name,
+            type="STANDARD",
+            role_arn=role.arn,
+            definition=pulumi.Output.json_dumps(
+                statemachine.definition(args.function_arns, args.timeouts)
+            ),
+            logging_configuration=logging_configuration,
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[policy]),
+        )
+        self.arn = machine.arn
+        self.name = machine_name
+        self.register_outputs({"arn": self.arn})

@@ -1,0 +1,179 @@
+"""The functions component: three functions from the one image, each with its own handler,
+sizing, DROUGHTWATCH_* environment, VPC placement, log group, and a role granted only the S3
+prefixes, the secret and the log group that stage uses."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import pytest
+from droughtwatch_inference.entries import STAGES
+from droughtwatch_inference.handlers import HANDLERS
+from droughtwatch_inference.keys import KeyLayout
+from droughtwatch_infra.config import FunctionsConfig
+from droughtwatch_infra.functions import (
+    SETTINGS_MODELS,
+    AccountRef,
+    BucketRef,
+    DatabaseRef,
+    Functions,
+    FunctionsArgs,
+)
+from droughtwatch_infra.naming import Namer
+
+IMAGE = (
+    "123456789012.dkr.ecr.eu-west-1.amazonaws.com/droughtwatch-dev-inference@sha256:" + "cd" * 32
+)
+DATA = "arn:aws:s3:::droughtwatch-dev-data-123456789012"
+MODELS = "arn:aws:s3:::droughtwatch-dev-models-123456789012"
+SECRET = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:rds!db-1234-AbCdEf"
+HOST = "droughtwatch-dev-db.c0ffee.eu-west-1.rds.amazonaws.com"
+
+
+def build(functions: dict[str, Any] | None = None) -> Any:
+    return lambda: Functions(
+        "functions",
+        FunctionsArgs(
+            namer=Namer("droughtwatch", "dev"),
+            image_uri=IMAGE,
+            functions=FunctionsConfig.model_validate(functions or {}),
+            log_retention_days=14,
+            layout=KeyLayout(),
+            model_prefix="models/v7/",
+            drift_threshold=0.3,
+            data_bucket=BucketRef("droughtwatch-dev-data-123456789012", DATA),
+            model_bucket=BucketRef("droughtwatch-dev-models-123456789012", MODELS),
+            database=DatabaseRef(HOST, 5432, "droughtwatch", SECRET),
+            subnet_ids=["subnet-a", "subnet-b"],
+            security_group_id="sg-lambda",
+            account=AccountRef(partition="aws", region="eu-west-1", account_id="123456789012"),
+        ),
+    )
+
+
+@pytest.fixture(scope="module")
+def stack(infra: Any) -> Any:
+    return infra.run(build({"inference": {"memory_mb": 5120}}))
+
+
+def function(stack: Any, stage: str) -> dict[str, Any]:
+    return stack.one("aws:lambda/function:Function", stage).inputs
+
+
+def policy(stack: Any, stage: str) -> dict[str, dict[str, Any]]:
+    document = stack.one("aws:iam/rolePolicy:RolePolicy", stage).json("policy")
+    return {s["Sid"]: s for s in document["Statement"]}
+
+
+@pytest.mark.parametrize("stage", STAGES)
+def test_each_function_runs_its_handler_from_the_pinned_image(stack: Any, stage: str) -> None:
+    fn = function(stack, stage)
+    assert fn["name"] == f"droughtwatch-dev-{stage}"
+    assert fn["packageType"] == "Image"
+    assert fn["imageUri"] == IMAGE
+    assert fn["imageConfig"] == {"commands": [HANDLERS[stage]]}
+    assert fn["architectures"] == ["x86_64"]
+    assert fn["role"] == f"arn:aws:iam::123456789012:role/droughtwatch-dev-{stage}-function"
+    assert fn["vpcConfig"] == {
+        "subnetIds": ["subnet-a", "subnet-b"],
+        "securityGroupIds": ["sg-lambda"],
+    }
+    log_group = stack.one("aws:cloudwatch/logGroup:LogGroup", stage).inputs
+    assert log_group == {"name": f"/aws/lambda/droughtwatch-dev-{stage}", "retentionInDays": 14}
+    assert fn["loggingConfig"]["logGroup"] == log_group["name"]
+
+
+def test_sizing_comes_from_config_with_per_stage_defaults(stack: Any) -> None:
+    sizes = {s: (function(stack, s)["memorySize"], function(stack, s)["timeout"]) for s in STAGES}
+    assert sizes == {"processing": (2048, 900), "inference": (5120, 900), "observe": (2048, 900)}
+
+
+@pytest.mark.parametrize("stage", STAGES)
+def test_environment_builds_the_stage_settings(
+    stack: Any, stage: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    variables = function(stack, stage)["environment"]["variables"]
+    assert all(name.startswith("DROUGHTWATCH_") for name in variables)
+    for name in [n for n in os.environ if n.startswith("DROUGHTWATCH_")]:
+        monkeypatch.delenv(name)
+    for name, value in variables.items():
+        monkeypatch.setenv(name, value)
+    settings = SETTINGS_MODELS[stage]()
+    assert settings.data_bucket == "droughtwatch-dev-data-123456789012"
+    assert settings.database_secret_arn == SECRET
+    assert settings.database_host == HOST
+    assert settings.database_port == 5432
+    assert settings.database_dsn is None
+    assert KeyLayout.from_settings(settings) == KeyLayout()
+    if stage == "inference":
+        assert (settings.model_bucket, settings.model_prefix) == (
+            "droughtwatch-dev-models-123456789012",
+            "models/v7/",
+        )
+    if stage == "observe":
+        assert settings.drift_threshold == 0.3
+
+
+def _s3_grants(statements: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    return {
+        sid: (s["Action"], s["Resource"], s.get("Condition"))
+        for sid, s in statements.items()
+        if any(a.startswith("s3:") for a in s["Action"])
+    }
+
+
+def test_processing_reads_raw_and_writes_processed_only(stack: Any) -> None:
+    assert _s3_grants(policy(stack, "processing")) == {
+        "ListDataPrefixes": (["s3:ListBucket"], [DATA], {"StringLike": {"s3:prefix": ["raw/*"]}}),
+        "ReadDataObjects": (["s3:GetObject"], [f"{DATA}/raw/*"], None),
+        "WriteDataObjects": (
+            ["s3:AbortMultipartUpload", "s3:PutObject"], [f"{DATA}/processed/*"], None,
+        ),
+    }  # fmt: skip
+
+
+def test_inference_reads_processed_and_the_model_and_writes_predictions(stack: Any) -> None:
+    assert _s3_grants(policy(stack, "inference")) == {
+        "ListDataPrefixes": (
+            ["s3:ListBucket"], [DATA], {"StringLike": {"s3:prefix": ["processed/*"]}},
+        ),
+        "ReadDataObjects": (["s3:GetObject"], [f"{DATA}/processed/*"], None),
+        "WriteDataObjects": (
+            ["s3:AbortMultipartUpload", "s3:PutObject"], [f"{DATA}/predictions/*"], None,
+        ),
+        "ListModelPrefixes": (
+            ["s3:ListBucket"], [MODELS], {"StringLike": {"s3:prefix": ["models/v7/*"]}},
+        ),
+        "ReadModelObjects": (["s3:GetObject"], [f"{MODELS}/models/v7/*"], None),
+    }  # fmt: skip
+
+
+def test_observe_reads_predictions_and_writes_reports(stack: Any) -> None:
+    assert _s3_grants(policy(stack, "observe")) == {
+        "ListDataPrefixes": (
+            ["s3:ListBucket"], [DATA], {"StringLike": {"s3:prefix": ["predictions/*"]}},
+        ),
+        "ReadDataObjects": (["s3:GetObject"], [f"{DATA}/predictions/*"], None),
+        "WriteDataObjects": (
+            ["s3:AbortMultipartUpload", "s3:PutObject"], [f"{DATA}/reports/*"], None,
+        ),
+    }  # fmt: skip
+
+
+@pytest.mark.parametrize("stage", STAGES)
+def test_each_role_reads_only_the_database_secret_and_writes_only_its_logs(
+    stack: Any, stage: str
+) -> None:
+    statements = policy(stack, stage)
+    assert statements["ReadDatabaseSecret"]["Action"] == ["secretsmanager:GetSecretValue"]
+    assert statements["ReadDatabaseSecret"]["Resource"] == [SECRET]
+    log_group = (
+        f"arn:aws:logs:eu-west-1:123456789012:log-group:/aws/lambda/droughtwatch-dev-{stage}"
+    )
+    assert statements["WriteOwnLogs"]["Resource"] == [f"{log_group}:*"]
+    assert statements["ManageNetworkInterfaces"]["Resource"] == [
+        "arn:aws:ec2:eu-west-1:123456789012:*/*"
+    ]
+    role = stack.one("aws:iam/role:Role", stage).json("assumeRolePolicy")
+    assert role["Statement"][0]["Principal"] == {"Service": "lambda.amazonaws.com"}

@@ -1,0 +1,231 @@
+"""The whole program (infra/__main__.py) under mocks: the dev stack creates every resource the
+pipeline needs, the security properties hold on the inputs, every IAM policy is narrow, the state
+machine is the service's single-source definition, and stacks do not share names."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+from droughtwatch_inference import statemachine
+from droughtwatch_inference.cloud import StackOutput
+from droughtwatch_infra.config import ConfigError
+from droughtwatch_infra.policies import WILDCARD_ONLY_ACTIONS
+
+ACCOUNT, REGION = "123456789012", "eu-west-1"  # what the mocks answer (conftest.py)
+Run = Any
+
+EXPECTED_TYPES = {
+    # network
+    "aws:ec2/vpc:Vpc": 1,
+    "aws:ec2/subnet:Subnet": 3,
+    "aws:ec2/vpcEndpoint:VpcEndpoint": 2,
+    "aws:ec2/securityGroup:SecurityGroup": 4,
+    "aws:ec2/internetGateway:InternetGateway": 1,
+    # storage
+    "aws:s3/bucket:Bucket": 2,
+    "aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock": 2,
+    "aws:s3/bucketServerSideEncryptionConfiguration:BucketServerSideEncryptionConfiguration": 2,
+    "aws:s3/bucketVersioning:BucketVersioning": 2,
+    "aws:s3/bucketLifecycleConfiguration:BucketLifecycleConfiguration": 2,
+    "aws:s3/bucketPolicy:BucketPolicy": 2,
+    # database
+    "aws:rds/subnetGroup:SubnetGroup": 1,
+    "aws:rds/instance:Instance": 1,
+    # image
+    "aws:ecr/repository:Repository": 1,
+    "aws:ecr/lifecyclePolicy:LifecyclePolicy": 1,
+    "docker:index/image:Image": 1,
+    # functions, pipeline, schedule
+    "aws:lambda/function:Function": 3,
+    "aws:sfn/stateMachine:StateMachine": 1,
+    "aws:scheduler/schedule:Schedule": 1,
+    "aws:sqs/queue:Queue": 1,
+    # bastion
+    "aws:ec2/instance:Instance": 1,
+    "aws:iam/instanceProfile:InstanceProfile": 1,
+    # alerts
+    "aws:sns/topic:Topic": 1,
+    "aws:cloudwatch/eventRule:EventRule": 1,
+    "aws:cloudwatch/eventTarget:EventTarget": 1,
+    # roles: three functions, the state machine, the schedule, the bastion
+    "aws:iam/role:Role": 6,
+    "aws:iam/rolePolicy:RolePolicy": 6,
+    # log groups: three functions and the state machine
+    "aws:cloudwatch/logGroup:LogGroup": 4,
+}
+
+
+def test_dev_stack_creates_every_resource(dev_stack: Run) -> None:
+    counts = {typ: len(dev_stack.of_type(typ)) for typ in EXPECTED_TYPES}
+    assert counts == EXPECTED_TYPES
+
+
+def test_dev_stack_exports_what_the_cli_reads(dev_stack: Run) -> None:
+    exports = dev_stack.exports
+    assert set(exports) == {o.value for o in StackOutput}
+    assert exports["data_bucket"] == f"droughtwatch-dev-data-{ACCOUNT}"
+    assert exports["model_bucket"] == f"droughtwatch-dev-models-{ACCOUNT}"
+    assert exports["region"] == REGION
+    assert exports["state_machine_arn"].endswith(":stateMachine:droughtwatch-dev-pipeline")
+    assert exports["database_secret_arn"].startswith("arn:aws:secretsmanager:")
+    assert exports["database_endpoint"] == f"{exports['database_address']}:5432"
+    assert exports["bastion_instance_id"] == "i-0123456789abcdef0"
+    assert exports["tunnel_command"] == (
+        f"aws ssm start-session --region {REGION} --target i-0123456789abcdef0 "
+        "--document-name AWS-StartPortForwardingSessionToRemoteHost --parameters "
+        f"""'{{"host":["{exports["database_address"]}"],"portNumber":["5432"],"""
+        """"localPortNumber":["5432"]}'"""
+    )
+    assert exports["image_uri"].endswith("@sha256:" + "ab" * 32)
+
+
+def test_functions_run_the_pushed_image_by_digest(dev_stack: Run) -> None:
+    functions = dev_stack.of_type("aws:lambda/function:Function")
+    assert {f.inputs["imageUri"] for f in functions} == {dev_stack.exports["image_uri"]}
+
+
+def test_database_is_private_encrypted_and_managed(dev_stack: Run) -> None:
+    db = dev_stack.one("aws:rds/instance:Instance").inputs
+    assert db["publiclyAccessible"] is False
+    assert db["storageEncrypted"] is True
+    assert db["manageMasterUserPassword"] is True
+    assert "password" not in db
+    # Pulumi.dev.yaml turns deletion protection off; the default (prod) keeps it on.
+    assert db["deletionProtection"] is False
+
+
+def test_prod_like_defaults_protect_the_database(infra: Any) -> None:
+    stack = infra.run_main("prod", stack_file=False)
+    db = stack.one("aws:rds/instance:Instance").inputs
+    assert db["deletionProtection"] is True
+    assert db["skipFinalSnapshot"] is False
+    assert db["finalSnapshotIdentifier"] == "droughtwatch-prod-db-final"
+    assert all(b.inputs["forceDestroy"] is False for b in stack.of_type("aws:s3/bucket:Bucket"))
+
+
+def test_buckets_block_public_access(dev_stack: Run) -> None:
+    blocks = dev_stack.of_type("aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock")
+    buckets = {b.inputs["bucket"] for b in dev_stack.of_type("aws:s3/bucket:Bucket")}
+    assert {b.inputs["bucket"] for b in blocks} == buckets
+    for block in blocks:
+        flags = (
+            "blockPublicAcls",
+            "blockPublicPolicy",
+            "ignorePublicAcls",
+            "restrictPublicBuckets",
+        )
+        assert all(block.inputs[f] is True for f in flags)
+
+
+def test_bastion_security_group_has_no_ingress(dev_stack: Run) -> None:
+    groups = {g.name: g for g in dev_stack.of_type("aws:ec2/securityGroup:SecurityGroup")}
+    bastion_id = "sg-bastion-sg"
+    assert "bastion-sg" in groups
+    assert not groups["bastion-sg"].inputs.get("ingress")
+    ingress = dev_stack.of_type("aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule")
+    assert [r.name for r in ingress if r.inputs["securityGroupId"] == bastion_id] == []
+
+
+def _policies(stack: Run) -> list[tuple[str, dict[str, Any]]]:
+    found = []
+    for r in stack.of_type("aws:iam/rolePolicy:RolePolicy"):
+        found.append((f"role policy {r.name}", r.json("policy")))
+    return found
+
+
+def test_every_iam_policy_names_only_narrow_actions_and_resources(dev_stack: Run) -> None:
+    policies = _policies(dev_stack)
+    assert len(policies) == 6
+    for where, policy in policies:
+        for statement in policy["Statement"]:
+            assert statement["Effect"] == "Allow", where
+            actions = statement["Action"]
+            resources = statement["Resource"]
+            assert all("*" not in action for action in actions), (where, actions)
+            if "*" in resources:
+                assert resources == ["*"], (where, statement)
+                assert set(actions) <= WILDCARD_ONLY_ACTIONS, (where, actions)
+            for resource in resources:
+                assert resource == "*" or resource.startswith("arn:aws:"), (where, resource)
+    # No role carries an AWS managed policy (those grant more than the stack uses).
+    for role in dev_stack.of_type("aws:iam/role:Role"):
+        assert not role.inputs.get("managedPolicyArns"), role.name
+
+
+def test_state_machine_is_the_single_source_definition(dev_stack: Run) -> None:
+    machine = dev_stack.one("aws:sfn/stateMachine:StateMachine")
+    functions = {
+        f.inputs["name"]: f.outputs["arn"]
+        for f in dev_stack.of_type("aws:lambda/function:Function")
+    }
+    arns = {stage: functions[f"droughtwatch-dev-{stage}"] for stage in statemachine.TITLES}
+    expected = statemachine.definition(arns, {stage: 900 for stage in arns})
+    assert machine.json("definition") == expected
+    referenced = {
+        state["Parameters"]["FunctionName"]
+        for state in expected["States"].values()
+        if state["Type"] == "Task"
+    }
+    assert referenced == set(functions.values())
+
+
+def test_default_cadence_is_every_24_hours_in_utc(dev_stack: Run) -> None:
+    schedule = dev_stack.one("aws:scheduler/schedule:Schedule").inputs
+    assert schedule["scheduleExpression"] == "rate(24 hours)"
+    assert schedule["scheduleExpressionTimezone"] == "UTC"
+    assert schedule["state"] == "ENABLED"
+
+
+def test_config_changes_the_schedule(infra: Any) -> None:
+    stack = infra.run_main(
+        "dev",
+        {
+            "droughtwatch:schedule_expression": "cron(30 5 ? * MON-FRI *)",
+            "droughtwatch:schedule_timezone": "Africa/Nairobi",
+            "droughtwatch:schedule_enabled": "false",
+        },
+    )
+    schedule = stack.one("aws:scheduler/schedule:Schedule").inputs
+    assert schedule["scheduleExpression"] == "cron(30 5 ? * MON-FRI *)"
+    assert schedule["scheduleExpressionTimezone"] == "Africa/Nairobi"
+    assert schedule["state"] == "DISABLED"
+
+
+def test_invalid_cadence_fails_before_any_resource(infra: Any) -> None:
+    with pytest.raises(ConfigError) as raised:
+        infra.run_main("dev", {"droughtwatch:schedule_expression": "rate(24 hour)"})
+    message = str(raised.value)
+    assert "droughtwatch:schedule_expression" in message
+    assert "rate(<n> minute|minutes|hour|hours|day|days)" in message
+    assert "'rate(24 hour)'" in message
+
+
+def test_two_stacks_yield_different_physical_names(dev_stack: Run, infra: Any) -> None:
+    other = infra.run_main("staging")
+    dev_names, other_names = dev_stack.physical_names(), other.physical_names()
+    assert len(dev_names) >= 20
+    assert dev_names.isdisjoint(other_names)
+    assert all("droughtwatch-dev-" in name for name in dev_names), dev_names
+    assert all("droughtwatch-staging-" in name for name in other_names), other_names
+
+
+def test_stack_without_bastion_exports_no_tunnel(infra: Any) -> None:
+    stack = infra.run_main("dev", {"droughtwatch:bastion_enabled": "false"})
+    assert stack.of_type("aws:ec2/instance:Instance") == []
+    assert stack.of_type("aws:ec2/internetGateway:InternetGateway") == []
+    assert "tunnel_command" not in stack.exports
+    assert "bastion_instance_id" not in stack.exports
+
+
+def test_alerts_mail_the_configured_address(infra: Any) -> None:
+    stack = infra.run_main("dev", {"droughtwatch:alert_email": "oncall@example.org"})
+    subscription = stack.one("aws:sns/topicSubscription:TopicSubscription").inputs
+    assert subscription["protocol"] == "email"
+    assert subscription["endpoint"] == "oncall@example.org"
+    assert json.loads(stack.one("aws:cloudwatch/eventRule:EventRule").inputs["eventPattern"])
+
+
+def test_dev_stack_without_email_has_no_subscription(dev_stack: Run) -> None:
+    assert dev_stack.of_type("aws:sns/topicSubscription:TopicSubscription") == []

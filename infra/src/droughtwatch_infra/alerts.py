@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from typing import Any
 
 import pulumi
 import pulumi_aws as aws
@@ -16,7 +17,7 @@ from droughtwatch_infra.naming import Namer
 ALERT_STATUSES = ["FAILED", "TIMED_OUT"]
 
 
-def execution_event_pattern(state_machine_arn: str) -> dict:
+def execution_event_pattern(state_machine_arn: Any) -> dict[str, Any]:
     return {
         "source": ["aws.states"],
         "detail-type": ["Step Functions Execution Status Change"],
@@ -49,9 +50,7 @@ class Alerts(pulumi.ComponentResource):
             "execution-failed",
             name=namer.name("execution-failed"),
             description="droughtwatch: a pipeline execution failed or timed out",
-            event_pattern=pulumi.Output.from_input(args.state_machine_arn).apply(
-                lambda arn: json.dumps(execution_event_pattern(arn))
-            ),
+            event_pattern=pulumi.Output.json_dumps(execution_event_pattern(args.state_machine_arn)),
             opts=child,
         )
         console = (

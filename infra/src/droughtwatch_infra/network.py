@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import ipaddress
 from dataclasses import dataclass
+from typing import Any
 
 import pulumi
 import pulumi_aws as aws
@@ -129,7 +130,9 @@ class Network(pulumi.ComponentResource):
             opts=child,
         )
 
-        def egress(name: str, sg: aws.ec2.SecurityGroup, port: int, description: str, **to):
+        def egress(
+            name: str, sg: aws.ec2.SecurityGroup, port: int, description: str, **to: Any
+        ) -> None:
             aws.vpc.SecurityGroupEgressRule(
                 name,
                 security_group_id=sg.id,
@@ -141,7 +144,13 @@ class Network(pulumi.ComponentResource):
                 **to,
             )
 
-        def ingress(name: str, sg: aws.ec2.SecurityGroup, port: int, source, description: str):
+        def ingress(
+            name: str,
+            sg: aws.ec2.SecurityGroup,
+            port: int,
+            source: aws.ec2.SecurityGroup,
+            description: str,
+        ) -> None:
             aws.vpc.SecurityGroupIngressRule(
                 name,
                 security_group_id=sg.id,

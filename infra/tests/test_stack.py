@@ -229,3 +229,11 @@ def test_alerts_mail_the_configured_address(infra: Any) -> None:
 
 def test_dev_stack_without_email_has_no_subscription(dev_stack: Run) -> None:
     assert dev_stack.of_type("aws:sns/topicSubscription:TopicSubscription") == []
+
+
+def test_mocks_refuse_a_data_source_they_do_not_know(infra: Any) -> None:
+    """A new lookup in the program must be mocked on purpose, never answered silently."""
+    import pulumi_aws as aws
+
+    with pytest.raises(Exception, match="do not mock the invoke aws:index/getRegion:getRegion"):
+        infra.run(lambda: aws.get_region_output().region)

@@ -27,12 +27,19 @@ _B2, _B4, _B5, _B6 = (BANDS.index(b) for b in ("B2", "B4", "B5", "B6"))
 _BLOCK = 16
 
 
-def compute_indices(bands: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+def indices_work() -> np.ndarray:
+    """Scratch space for ``compute_indices(..., work=...)``, reusable across calls."""
+    return np.empty((7, _BLOCK, PIXELS), np.float32)
+
+
+def compute_indices(
+    bands: np.ndarray, out: np.ndarray | None = None, *, work: np.ndarray | None = None
+) -> np.ndarray:
     """NDVI, NDMI and EVI of ``bands`` (N, 11, 65, 65) -> float32 (N, 3, 65, 65).
 
     ``bands`` is either raw uint8 (normalised here, reading only B2, B4, B5 and B6) or
     float32 already normalised. ``out``, if given, is a C-contiguous float32 array of the
-    result's shape to fill.
+    result's shape to fill; ``work``, if given, comes from ``indices_work()``.
     """
     if bands.ndim != 4 or bands.shape[1] != len(BANDS) or bands.shape[2] * bands.shape[3] != PIXELS:
         raise ValueError(f"bands must have shape (N, {len(BANDS)}, 65, 65), got {bands.shape}")
@@ -45,8 +52,8 @@ def compute_indices(bands: np.ndarray, out: np.ndarray | None = None) -> np.ndar
         raise ValueError(f"out must be float32 of shape {(n, len(INDICES), *bands.shape[2:])}")
     src = bands.reshape(n, len(BANDS), PIXELS)
     dst = out.reshape(n, len(INDICES), PIXELS)
-    block = min(_BLOCK, n) or 1
-    b2, b4, b5, b6, t1, t2, t3 = np.empty((7, block, PIXELS), np.float32)
+    block = _BLOCK
+    b2, b4, b5, b6, t1, t2, t3 = indices_work() if work is None else work
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         for lo in range(0, n, block):
             hi = min(lo + block, n)

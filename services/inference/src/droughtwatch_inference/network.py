@@ -69,7 +69,8 @@ def parameter_count(model: nn.Module) -> int:
 def for_inference(model: BaselineCNN) -> BaselineCNN:
     """A copy in eval mode with each batch norm folded into the convolution before it (the same
     function, one layer less per block; onnxruntime would fold it anyway)."""
-    model = copy.deepcopy(model).eval()
+    # contiguous weights: torch.export.save cannot package channels_last ones cleanly
+    model = copy.deepcopy(model).eval().to(memory_format=torch.contiguous_format)
     for block in model.features:
         if isinstance(block, ConvBlock) and isinstance(block[1], nn.BatchNorm2d):
             block[0] = fuse_conv_bn_eval(block[0], block[1])

@@ -1,0 +1,243 @@
+"""Train the baseline model on generated normal-weather data and publish it under the model
+contract (model.json + model.pt2 + model.onnx). Imports torch.
+
+The images go through the real preprocessing (a generated raw TFRecord -> ``process_file`` ->
+``ProcessedReader``), the same path Inference reads, so training sees exactly what inference
+sees.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import io
+import tempfile
+import time
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from droughtwatch_preprocess import CLASS_NAMES, ProcessedReader, process_file
+from torch import nn
+
+from droughtwatch_inference import synthetic
+from droughtwatch_inference.manifest import MANIFEST_NAME, WEIGHTS_NAME, ModelManifest
+from droughtwatch_inference.network import BaselineCNN, export_onnx, export_torch, parameter_count
+
+#: Bands and index that carry the vegetation signal: red, near infrared, short-wave infrared
+#: and NDVI (which drought lowers).
+DEFAULT_CHANNELS: tuple[str, ...] = ("B4", "B5", "B6", "NDVI")
+MODEL_NAME = "baseline-cnn"
+FORMATS: tuple[str, ...] = ("torch.export", "onnx")
+
+
+def processed_images(
+    rng: np.random.Generator,
+    n: int,
+    channels: Sequence[str],
+    *,
+    drought: float = 0.0,
+    work_dir: Path | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """``n`` generated raw images through the real preprocessing: (images float32 (m, C, 65,
+    65) in ``channels`` order, labels int64 (m,)), m <= n because blank images are dropped."""
+    with _scratch(work_dir) as scratch:
+        synthetic.write_raw_file(scratch / "raw.tfrecord", rng, n, drought)
+        process_file(scratch / "raw.tfrecord", scratch / "processed.npz")
+        with ProcessedReader(scratch / "processed.npz") as reader:
+            chunk = reader.read(list(channels))
+    return chunk.images, chunk.labels.astype(np.int64)
+
+
+@contextlib.contextmanager
+def _scratch(work_dir: Path | None) -> Iterator[Path]:
+    if work_dir is not None:
+        work_dir.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=work_dir, prefix="training-") as name:
+        yield Path(name)
+
+
+@contextlib.contextmanager
+def _deterministic(seed: int) -> Iterator[None]:
+    """Seeded, deterministic torch for the duration of training; the process's previous
+    setting is restored afterwards (other code in the process may not want it)."""
+    previous = torch.are_deterministic_algorithms_enabled()
+    torch.use_deterministic_algorithms(True)
+    torch.manual_seed(seed)
+    try:
+        yield
+    finally:
+        torch.use_deterministic_algorithms(previous)
+
+
+def predict_labels(model: nn.Module, images: np.ndarray, batch_size: int = 256) -> np.ndarray:
+    """Predicted class indices of ``images`` (eager model, eval mode)."""
+    model.eval()
+    out = []
+    with torch.inference_mode():
+        for start in range(0, len(images), batch_size):
+            logits = model(torch.from_numpy(images[start : start + batch_size]))
+            out.append(logits.argmax(dim=1).numpy())
+    return np.concatenate(out) if out else np.zeros(0, dtype=np.int64)
+
+
+def class_shares(labels: np.ndarray, classes: Sequence[str] = CLASS_NAMES) -> dict[str, float]:
+    """Share of each class among ``labels`` (class indices), rounded so they sum to one."""
+    counts = np.bincount(labels, minlength=len(classes))[: len(classes)]
+    total = max(int(counts.sum()), 1)
+    shares = [round(int(c) / total, 6) for c in counts]
+    # put the rounding residue on the largest class so the shares sum to exactly 1
+    shares[int(np.argmax(counts))] += round(1.0 - sum(shares), 6)
+    return {name: float(round(s, 6)) for name, s in zip(classes, shares, strict=True)}
+
+
+def weights_digest(model: nn.Module) -> str:
+    """sha256 of the model's parameters and buffers, in state_dict order."""
+    digest = hashlib.sha256()
+    for name, tensor in model.state_dict().items():
+        digest.update(name.encode())
+        digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+    return digest.hexdigest()
+
+
+def train_baseline(
+    seed: int = 0,
+    *,
+    channels: Sequence[str] = DEFAULT_CHANNELS,
+    train_images: int = 2000,
+    holdout_images: int = 1000,
+    epochs: int = 2,
+    batch_size: int = 64,
+    learning_rate: float = 3e-3,
+    name: str = MODEL_NAME,
+    work_dir: Path | None = None,
+) -> tuple[BaselineCNN, ModelManifest, dict[str, Any]]:
+    """Train BaselineCNN on generated normal-weather data, deterministically for a ``seed``.
+
+    Returns (model in eval mode, its manifest, metrics). The manifest's version is
+    ``s<seed>-<first 10 hex digits of the weights' sha256>``; its ``reference_class_shares``
+    are the class shares of the model's predictions on ``holdout_images`` held-out normal
+    images (prediction drift is measured against them). Metrics: ``accuracy`` and
+    ``majority_accuracy`` (always predicting the most common training class) on the held-out
+    images, ``train_seconds``, ``parameters``, image counts, ``epochs`` and ``final_loss``.
+    """
+    channels = tuple(channels)
+    started = time.perf_counter()
+    train_x, train_y = processed_images(
+        np.random.default_rng([seed, 0]), train_images, channels, work_dir=work_dir
+    )
+    holdout_x, holdout_y = processed_images(
+        np.random.default_rng([seed, 1]), holdout_images, channels, work_dir=work_dir
+    )
+    data_seconds = time.perf_counter() - started
+
+    with _deterministic(seed):
+        # channels_last is several times faster for these convolutions on CPU
+        model = BaselineCNN(in_channels=len(channels), num_classes=len(CLASS_NAMES))
+        model = model.to(memory_format=torch.channels_last)
+        optimizer = torch.optim.AdamW(model.parameters(), lr=learning_rate, weight_decay=1e-4)
+        steps = epochs * -(-len(train_x) // batch_size)
+        schedule = torch.optim.lr_scheduler.OneCycleLR(
+            optimizer, max_lr=learning_rate, total_steps=max(steps, 1)
+        )
+        loss_fn = nn.CrossEntropyLoss()
+        order = torch.Generator().manual_seed(seed)
+        x_all = torch.from_numpy(train_x).contiguous(memory_format=torch.channels_last)
+        y_all = torch.from_numpy(train_y)
+        loss = torch.zeros(())
+        model.train()
+        for _ in range(epochs):
+            for batch in torch.randperm(len(x_all), generator=order).split(batch_size):
+                optimizer.zero_grad(set_to_none=True)
+                loss = loss_fn(model(x_all[batch]), y_all[batch])
+                loss.backward()
+                optimizer.step()
+                schedule.step()
+        model = model.to(memory_format=torch.contiguous_format).eval()
+    train_seconds = time.perf_counter() - started
+
+    predicted = predict_labels(model, holdout_x)
+    majority = int(np.bincount(train_y, minlength=len(CLASS_NAMES)).argmax())
+    manifest = ModelManifest(
+        name=name,
+        version=f"s{seed}-{weights_digest(model)[:10]}",
+        format="torch.export",
+        channels=channels,
+        classes=CLASS_NAMES,
+        outputs="logits",
+        reference_class_shares=class_shares(predicted),
+        description=(
+            f"BaselineCNN ({parameter_count(model):,} parameters) trained on {len(train_x)}"
+            f" generated normal-weather images (seed {seed}); reference shares from its"
+            f" predictions on {len(holdout_x)} held-out generated images."
+        ),
+    )
+    metrics = {
+        "accuracy": float((predicted == holdout_y).mean()) if len(holdout_y) else float("nan"),
+        "majority_accuracy": float((holdout_y == majority).mean()) if len(holdout_y) else 0.0,
+        "train_seconds": round(train_seconds, 3),
+        "data_seconds": round(data_seconds, 3),
+        "train_images": len(train_x),
+        "holdout_images": len(holdout_x),
+        "epochs": epochs,
+        "parameters": parameter_count(model),
+        "final_loss": float(loss.detach()),
+    }
+    return model, manifest, metrics
+
+
+def artifacts(
+    model: BaselineCNN, manifest: ModelManifest, formats: Sequence[str] = FORMATS
+) -> dict[str, bytes]:
+    """The files of a published model: {file name: bytes}, model.json included."""
+    formats = tuple(formats)
+    unknown = set(formats) - set(WEIGHTS_NAME)
+    if unknown:
+        raise ValueError(f"unknown formats {sorted(unknown)}; known: {sorted(WEIGHTS_NAME)}")
+    if manifest.format not in formats:
+        raise ValueError(f"the manifest names format {manifest.format!r}, not in {formats}")
+    exporters = {"torch.export": export_torch, "onnx": export_onnx}
+    files: dict[str, bytes] = {}
+    with tempfile.TemporaryDirectory(prefix="export-") as name:
+        for fmt in formats:
+            file_name = manifest.weights_name if fmt == manifest.format else WEIGHTS_NAME[fmt]
+            path = exporters[fmt](model, Path(name) / file_name)
+            files[file_name] = path.read_bytes()
+    files[MANIFEST_NAME] = manifest.model_dump_json(indent=2).encode()
+    return files
+
+
+def publish_model(
+    store: Any,
+    bucket: str,
+    prefix: str,
+    model: BaselineCNN,
+    manifest: ModelManifest,
+    formats: Sequence[str] = FORMATS,
+) -> list[str]:
+    """Export ``model`` and upload model.json and the weights under ``s3://bucket/prefix``.
+
+    ``store`` is a boto3 S3 client or an ``ObjectStore``. The weights go first and model.json
+    last, so a reader never finds a manifest whose weights are not there yet. Returns the keys
+    written.
+    """
+    if prefix and not prefix.endswith("/"):
+        raise ValueError(f"prefix must end with '/', got {prefix!r}")
+    files = artifacts(model, manifest, formats)
+    manifest_body = files.pop(MANIFEST_NAME)
+    keys = []
+    for file_name, body in [*files.items(), (MANIFEST_NAME, manifest_body)]:
+        key = f"{prefix}{file_name}"
+        content_type = (
+            "application/json" if file_name == MANIFEST_NAME else "application/octet-stream"
+        )
+        if hasattr(store, "put_bytes"):
+            store.put_bytes(bucket, key, body, content_type)
+        else:
+            store.upload_fileobj(
+                io.BytesIO(body), bucket, key, ExtraArgs={"ContentType": content_type}
+            )
+        keys.append(key)
+    return keys

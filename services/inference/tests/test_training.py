@@ -1,0 +1,123 @@
+"""Training the baseline: deterministic, better than guessing, a valid manifest whose reference
+is the model's own predictions, and a published artifact that follows the model contract."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import torch
+from droughtwatch_inference import network, training
+from droughtwatch_inference.manifest import ModelManifest
+
+Trained = tuple[network.BaselineCNN, ModelManifest, dict[str, Any]]
+
+
+@pytest.fixture(scope="module")
+def trained() -> Trained:
+    """The default baseline, as the demo trains it."""
+    return training.train_baseline(seed=7)
+
+
+def _small(seed: int) -> Trained:
+    return training.train_baseline(seed, train_images=200, holdout_images=100, epochs=1)
+
+
+def test_training_is_deterministic_for_a_seed() -> None:
+    a_model, a_manifest, _ = _small(3)
+    b_model, b_manifest, _ = _small(3)
+    for (name, a), (_, b) in zip(
+        a_model.state_dict().items(), b_model.state_dict().items(), strict=True
+    ):
+        assert torch.equal(a, b), name
+    assert a_manifest == b_manifest
+    assert a_manifest.version.startswith("s3-")
+    assert not torch.are_deterministic_algorithms_enabled()  # the process setting is restored
+
+
+def test_another_seed_gives_another_model_version() -> None:
+    assert _small(3)[1].version != _small(4)[1].version
+
+
+def test_trained_model_beats_the_majority_baseline_on_held_out_data(trained: Trained) -> None:
+    _, _, metrics = trained
+    assert metrics["holdout_images"] > 900
+    assert metrics["accuracy"] > metrics["majority_accuracy"] + 0.08, metrics
+
+
+def test_manifest_follows_the_contract_and_its_reference_is_the_predictions(
+    trained: Trained,
+) -> None:
+    model, manifest, metrics = trained
+    assert manifest.channels == training.DEFAULT_CHANNELS
+    assert manifest.classes == ("0", "1", "2", "3+")
+    assert manifest.outputs == "logits" and manifest.format == "torch.export"
+    assert metrics["parameters"] == network.parameter_count(model) >= 250_000
+    # the reference shares are those of the model's predictions on the held-out images
+    x, _ = training.processed_images(np.random.default_rng([7, 1]), 1000, manifest.channels)
+    shares = training.class_shares(training.predict_labels(model, x))
+    assert shares == manifest.reference_class_shares
+    assert abs(sum(shares.values()) - 1.0) < 1e-9
+
+
+def test_drought_moves_predictions_to_lower_forage_classes(trained: Trained) -> None:
+    model, manifest, _ = trained
+    share_of_zero = []
+    for drought in (0.0, 0.5, 1.0):
+        x, _ = training.processed_images(
+            np.random.default_rng(99), 400, manifest.channels, drought=drought
+        )
+        share_of_zero.append(training.class_shares(training.predict_labels(model, x))["0"])
+    assert share_of_zero == sorted(share_of_zero)
+    assert share_of_zero[1] > manifest.reference_class_shares["0"] + 0.1
+
+
+def test_class_shares_sum_to_one_and_name_every_class() -> None:
+    shares = training.class_shares(np.array([0, 0, 1, 3, 3, 3, 0]))
+    assert list(shares) == ["0", "1", "2", "3+"]
+    assert shares["2"] == 0.0 and abs(sum(shares.values()) - 1.0) < 1e-12
+    assert training.class_shares(np.array([0, 1, 2])) == pytest.approx(
+        {"0": 1 / 3, "1": 1 / 3, "2": 1 / 3, "3+": 0.0}, abs=1e-6
+    )
+
+
+def test_publish_writes_manifest_and_weights_under_the_prefix(s3: Any, tmp_path: Path) -> None:
+    import onnxruntime as ort
+
+    model, manifest, _ = _small(5)
+    keys = training.publish_model(s3, "dw-test-models", "models/v1/", model, manifest)
+    assert keys == ["models/v1/model.pt2", "models/v1/model.onnx", "models/v1/model.json"]
+    body = s3.get_object(Bucket="dw-test-models", Key="models/v1/model.json")["Body"].read()
+    assert ModelManifest.model_validate(json.loads(body)) == manifest
+    x, _ = training.processed_images(np.random.default_rng(0), 20, manifest.channels)
+    with torch.inference_mode():
+        eager = torch.softmax(model(torch.from_numpy(x)), dim=1).numpy()
+    pt2 = tmp_path / "model.pt2"
+    s3.download_file("dw-test-models", "models/v1/model.pt2", str(pt2))
+    with torch.inference_mode():
+        logits = torch.export.load(str(pt2)).module()(torch.from_numpy(x))
+    np.testing.assert_allclose(torch.softmax(logits, dim=1).numpy(), eager, atol=1e-5)
+    onnx = tmp_path / "model.onnx"
+    s3.download_file("dw-test-models", "models/v1/model.onnx", str(onnx))
+    (logits,) = ort.InferenceSession(str(onnx), providers=["CPUExecutionProvider"]).run(
+        None, {network.INPUT_NAME: x}
+    )
+    np.testing.assert_allclose(torch.softmax(torch.from_numpy(logits), 1).numpy(), eager, atol=1e-5)
+
+
+def test_publish_only_torch_export(s3: Any) -> None:
+    model, manifest, _ = _small(5)
+    keys = training.publish_model(
+        s3, "dw-test-models", "m/", model, manifest, formats=("torch.export",)
+    )
+    assert keys == ["m/model.pt2", "m/model.json"]
+
+
+def test_publish_refuses_a_manifest_format_it_does_not_write(s3: Any) -> None:
+    model, manifest, _ = _small(5)
+    with pytest.raises(ValueError, match="format"):
+        training.publish_model(s3, "dw-test-models", "m/", model, manifest, formats=("onnx",))
+    assert "Contents" not in s3.list_objects_v2(Bucket="dw-test-models", Prefix="m/")

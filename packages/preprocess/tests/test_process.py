@@ -226,3 +226,16 @@ def test_indices_are_computed_per_chunk_like_on_the_whole(write_raw, tmp_path):
 def test_chunk_size_must_be_positive(shard_path, tmp_path):
     with pytest.raises(ValueError, match="chunk_size"):
         process_file(shard_path, tmp_path / "out.npz", chunk_size=0)
+
+
+def test_concurrent_calls_in_threads_give_the_same_files(processed_shard, shard_path, tmp_path):
+    from concurrent.futures import ThreadPoolExecutor
+
+    _, reference = processed_shard
+    dests = [tmp_path / f"t{i}.npz" for i in range(4)]
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        list(pool.map(lambda dest: process_file(shard_path, dest, chunk_size=16), dests))
+    expected = read_processed(reference)
+    for dest in dests:
+        for got, want in zip(read_processed(dest), expected, strict=True):
+            np.testing.assert_array_equal(got, want)

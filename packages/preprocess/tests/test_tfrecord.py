@@ -21,6 +21,11 @@ from droughtwatch_preprocess import (
 PAYLOADS = [b"", b"x", bytes(range(256)) * 40, b"\x00" * 100_000]
 
 
+def test_crc32c_uses_the_c_implementation():
+    # the pure-Python fallback is ~1000x slower: a platform without the wheel must show up
+    assert google_crc32c.implementation == "c"
+
+
 def test_masked_crc32c_follows_tensorflow_formula():
     crc = google_crc32c.value(b"123456789")
     assert crc == 3808858755  # the CRC-32C check value

@@ -44,6 +44,7 @@ def test_encode_features_round_trips_every_kind():
         "empty_i": Feature("int64_list", ()),
         "empty_f": Feature("float_list", ()),
         "empty_b": Feature("bytes_list", ()),
+        "no_list": Feature("empty feature", ()),
     }
     assert decode_example(encode_features(features)) == features
 

@@ -2,12 +2,14 @@
 
 Why not the protobuf library: the schema is tiny and frozen (Example{1: Features};
 Features{1: map<string, Feature>}; Feature oneof {1: BytesList, 2: FloatList, 3: Int64List},
-each a ``repeated`` field 1), so ~150 lines replace generated ``example_pb2`` code and a
-runtime whose major versions must match that code (protobuf's gencode/runtime coupling).
-It is also faster for this job: ``feature_spans`` only locates each feature's list inside
-the payload and decodes nothing, so the 11 band payloads (46 KB of the ~47 KB record) are
-never copied into Python objects; the caller slices them out with a memoryview, whereas a
-protobuf message would materialise every ``bytes`` value first.
+each a ``repeated`` field 1), so this module (encoder included) replaces generated
+``example_pb2`` code and a runtime whose versions must match that code (protobuf's
+gencode/runtime coupling), with nothing to regenerate or pin. It is also faster for this
+job: ``feature_spans`` only locates each feature's list inside the payload and decodes
+nothing, so the 11 band payloads (46 KB of the ~47 KB record) are never copied into Python
+objects (the caller copies them straight into its array), whereas a protobuf message
+materialises every ``bytes`` value first; and bands laid out as droughtwatch writers lay
+them out are recognised by one byte comparison each (``expect_bytes_features``).
 
 Decoding raises ValueError (with the reason) on malformed wire data; callers that know the
 file and record turn it into MalformedExampleError.
@@ -32,7 +34,8 @@ _U64 = (1 << 64) - 1
 
 
 class Feature(NamedTuple):
-    """One decoded feature: ``kind`` is "bytes_list", "float_list" or "int64_list"."""
+    """One decoded feature: ``kind`` is "bytes_list", "float_list" or "int64_list" (or
+    "empty feature" for a Feature holding no list)."""
 
     kind: str
     values: tuple
@@ -255,6 +258,7 @@ def int64_values(payload: bytes, start: int, stop: int) -> list[int]:
         raise ValueError("the int64_list ends early") from None
     if pos != stop:
         raise ValueError("the int64_list overruns its length")
+    values = [v & _U64 for v in values]  # int64 is two's complement in 64 bits
     return [v - (1 << 64) if v >= 1 << 63 else v for v in values]
 
 
@@ -322,6 +326,8 @@ def _encode(feature: Feature) -> bytes:
     if kind == "float_list":
         packed = struct.pack(f"<{len(values)}f", *values)
         return _delimited(0x12, _delimited(0x0A, packed) if values else b"")
+    if kind == KIND_NAMES[0] and not values:
+        return b""
     raise ValueError(f"unknown feature kind {kind!r}")
 
 

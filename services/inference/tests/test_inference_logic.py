@@ -1,0 +1,248 @@
+"""Inference logic on one processed file, with a stand-in predictor (no model, no S3, no
+database): what is read, what is written, and each documented input error."""
+
+from __future__ import annotations
+
+import json
+import os
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from droughtwatch_inference import predictions, synthetic
+from droughtwatch_inference.entries import LedgerEntry
+from droughtwatch_inference.errors import ModelInputMismatch
+from droughtwatch_inference.keys import KeyLayout
+from droughtwatch_inference.logic.inference import infer_entry, inference_threads, predict_file
+from droughtwatch_inference.manifest import ModelManifest
+from droughtwatch_preprocess import ProcessedReader, ProcessedWriter, process_file
+
+SHARES = {"0": 0.5, "1": 0.2, "2": 0.2, "3+": 0.1}
+
+
+def _manifest(**changes: object) -> ModelManifest:
+    values = {
+        "name": "stub",
+        "version": "v1",
+        "channels": ("B4", "B5", "NDVI"),
+        "classes": ("0", "1", "2", "3+"),
+        "reference_class_shares": SHARES,
+        **changes,
+    }
+    return ModelManifest(**values)
+
+
+class MeanPredictor:
+    """Probabilities from each image's channel means (deterministic, batch-independent); keeps
+    every batch it was given."""
+
+    def __init__(self) -> None:
+        self.batches: list[np.ndarray] = []
+
+    def predict(self, images: np.ndarray) -> np.ndarray:
+        self.batches.append(images.copy())
+        means = images.mean(axis=(2, 3)).astype(np.float64)  # (n, C)
+        logits = np.stack([means.sum(1), -means.sum(1), means[:, 0] * 3, means[:, -1] * 5], 1)
+        e = np.exp(logits - logits.max(1, keepdims=True))
+        return (e / e.sum(1, keepdims=True)).astype(np.float32)
+
+
+@pytest.fixture
+def processed(tmp_path: Path) -> Path:
+    raw = tmp_path / "day.tfrecord"
+    synthetic.write_raw_file(raw, np.random.default_rng(0), 70, blank_share=0.05)
+    process_file(raw, tmp_path / "day.npz", chunk_size=32)
+    return tmp_path / "day.npz"
+
+
+def test_predictions_file_has_one_row_per_image_in_order(processed: Path, tmp_path: Path) -> None:
+    manifest = _manifest()
+    predictor = MeanPredictor()
+    result = predict_file(processed, predictor, manifest, 16, tmp_path / "p.parquet")
+    with ProcessedReader(processed) as reader:
+        chunk = reader.read(list(manifest.channels))
+    assert result.rows == len(chunk.ids) > 0
+    frame, meta = predictions.read(tmp_path / "p.parquet")
+    assert list(frame["id"]) == list(chunk.ids)
+    expected = MeanPredictor().predict(chunk.images)
+    columns = [predictions.probability_column(c) for c in manifest.classes]
+    np.testing.assert_allclose(frame[columns].to_numpy(), expected, rtol=1e-6)
+    np.testing.assert_allclose(frame[columns].sum(axis=1), 1.0, atol=1e-5)
+    assert list(frame["label"]) == [manifest.classes[k] for k in expected.argmax(1)]
+    assert set(frame["model_name"]) == {"stub"} and set(frame["model_version"]) == {"v1"}
+    assert meta["reference_class_shares"] == SHARES
+
+
+def test_images_reach_the_model_in_the_manifest_channel_order_in_batches(
+    processed: Path, tmp_path: Path
+) -> None:
+    manifest = _manifest(channels=("NDVI", "B5", "B4"))
+    predictor = MeanPredictor()
+    predict_file(processed, predictor, manifest, 10, tmp_path / "p.parquet")
+    assert max(len(b) for b in predictor.batches) == 10
+    seen = np.concatenate(predictor.batches)
+    with ProcessedReader(processed) as reader:
+        assert np.array_equal(seen, reader.read(["NDVI", "B5", "B4"]).images)
+
+
+def test_batch_size_does_not_change_the_predictions(processed: Path, tmp_path: Path) -> None:
+    frames = []
+    for batch_size in (1, 7, 1000):
+        predict_file(processed, MeanPredictor(), _manifest(), batch_size, tmp_path / "p.parquet")
+        frames.append(predictions.read(tmp_path / "p.parquet")[0])
+    for frame in frames[1:]:
+        assert frame.equals(frames[0])
+
+
+def test_model_threads_follow_the_cpus_available(processed: Path, tmp_path: Path) -> None:
+    assert inference_threads(0) == len(os.sched_getaffinity(0))
+    assert inference_threads(3) == 3
+    before = torch.get_num_threads()
+    try:
+        predict_file(processed, MeanPredictor(), _manifest(), 8, tmp_path / "p", threads=1)
+        assert torch.get_num_threads() == 1
+        predict_file(processed, MeanPredictor(), _manifest(), 8, tmp_path / "p")
+        assert torch.get_num_threads() == len(os.sched_getaffinity(0))
+    finally:
+        torch.set_num_threads(before)
+
+
+def test_processed_file_without_images_gives_an_empty_predictions_file(tmp_path: Path) -> None:
+    raw = tmp_path / "blank.tfrecord"
+    synthetic.write_raw_file(raw, np.random.default_rng(0), 5, blank_share=1.0)
+    assert process_file(raw, tmp_path / "blank.npz").kept == 0
+    predictor = MeanPredictor()
+    result = predict_file(tmp_path / "blank.npz", predictor, _manifest(), 8, tmp_path / "p")
+    assert result.rows == 0 and predictor.batches == []
+    frame, meta = predictions.read(tmp_path / "p")
+    assert len(frame) == 0 and meta["version"] == "v1"
+    assert "p_3+" in frame.columns
+
+
+def _without_indices(source: Path, dest: Path) -> Path:
+    """The processed file as a preprocess version without spectral indices would write it."""
+    with zipfile.ZipFile(source) as zin, zipfile.ZipFile(dest, "w") as zout:
+        for item in zin.infolist():
+            if item.filename.endswith("/indices.npy"):
+                continue
+            data = zin.read(item)
+            if item.filename == "meta.npy":
+                with zin.open(item) as f:
+                    meta = json.loads(str(np.lib.format.read_array(f)[()]))
+                meta["stored"].pop("indices")
+                meta["channels"] = meta["stored"]["bands"]
+                buf = dest.with_suffix(".meta.npy")
+                np.save(buf, np.array(json.dumps(meta), dtype=np.str_))
+                data = buf.read_bytes()
+            zout.writestr(item, data)
+    return dest
+
+
+def test_missing_channel_names_the_file_the_channel_and_what_to_do(
+    processed: Path, tmp_path: Path
+) -> None:
+    old = _without_indices(processed, tmp_path / "old.npz")
+    with pytest.raises(ModelInputMismatch) as caught:
+        predict_file(old, MeanPredictor(), _manifest(), 8, tmp_path / "p", name="s3://b/old.npz")
+    text = caught.value.describe()
+    assert "s3://b/old.npz" in text and "'NDVI'" in text
+    assert "stub v1" in text and "Reprocess" in text
+    assert not (tmp_path / "p").exists()
+    # the same file serves a model that needs only bands
+    result = predict_file(old, MeanPredictor(), _manifest(channels=("B4", "B5")), 8, tmp_path / "p")
+    assert result.rows > 0
+
+
+def test_another_image_size_is_a_mismatch(processed: Path, tmp_path: Path) -> None:
+    with pytest.raises(ModelInputMismatch, match=r"65x65 pixels.*at 64x64"):
+        predict_file(processed, MeanPredictor(), _manifest(image_size=64), 8, tmp_path / "p")
+
+
+def test_non_finite_input_values_are_a_mismatch_naming_the_channel(tmp_path: Path) -> None:
+    path = tmp_path / "inf.npz"
+    bands = np.full((3, 11, 65, 65), 20, np.uint8)
+    indices = np.zeros((3, 3, 65, 65), np.float32)
+    indices[1, 2, 5, 5] = np.inf  # EVI
+    with ProcessedWriter(path, chunk_size=3) as writer:
+        writer.write_chunk(bands, indices, np.zeros(3, np.int16), np.arange(3))
+        writer.finish(source_digest="ab" * 32, source_name="x", records=3, dropped_blank=0)
+    manifest = _manifest(channels=("B4", "EVI"))
+    with pytest.raises(ModelInputMismatch, match=r"EVI hold non-finite"):
+        predict_file(path, MeanPredictor(), manifest, 8, tmp_path / "p")
+
+
+class DictStore:
+    """Objects in a dict: the S3 operations infer_entry uses."""
+
+    def __init__(self) -> None:
+        self.objects: dict[tuple[str, str], bytes] = {}
+        self.content_types: dict[tuple[str, str], str | None] = {}
+
+    def download(self, bucket: str, key: str, dest: Path, etag: str | None = None) -> Path:
+        dest.write_bytes(self.objects[(bucket, key)])
+        return dest
+
+    def upload(self, path: Path, bucket: str, key: str, content_type: str | None = None) -> None:
+        self.objects[(bucket, key)] = path.read_bytes()
+        self.content_types[(bucket, key)] = content_type
+
+
+class Loaded:
+    def __init__(self, manifest: ModelManifest) -> None:
+        self.manifest = manifest
+        self.predictor = MeanPredictor()
+
+
+def _entry(**changes: object) -> LedgerEntry:
+    values = {
+        "id": 4,
+        "bucket": "data",
+        "raw_key": "raw/2026-11-27/scene.tfrecord",
+        "etag": "e",
+        "size_bytes": 1,
+        "batch_date": None,
+        "stage": "inference",
+        "status": "running",
+        "attempts": 1,
+        "source_digest": "0123456789abcdef" * 4,
+        "processed_key": "processed/2026-11-27/scene.tfrecord/0123456789ab.npz",
+        **changes,
+    }
+    return LedgerEntry(**values)
+
+
+def test_infer_entry_uploads_predictions_under_the_key_layout(
+    processed: Path, tmp_path: Path
+) -> None:
+    store = DictStore()
+    entry = _entry()
+    store.objects[("data", entry.processed_key)] = processed.read_bytes()
+    layout = KeyLayout()
+    result = infer_entry(entry, store, Loaded(_manifest()), layout, tmp_path / "work", 16)
+    key = "predictions/2026-11-27/scene.tfrecord/0123456789ab.parquet"
+    assert key == layout.predictions_key(entry.raw_key, entry.source_digest)
+    assert result.ledger_values == {
+        "predictions_key": key,
+        "predicted_images": result.images,
+        "model_name": "stub",
+        "model_version": "v1",
+    }
+    assert store.content_types[("data", key)] == "application/vnd.apache.parquet"
+    (tmp_path / "p.parquet").write_bytes(store.objects[("data", key)])
+    frame, _ = predictions.read(tmp_path / "p.parquet")
+    assert len(frame) == result.images > 0
+    assert list((tmp_path / "work").iterdir()) == []  # scratch files removed
+
+
+def test_infer_entry_refuses_a_row_without_a_processed_file(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="reprocess"):
+        infer_entry(
+            _entry(processed_key=None),
+            DictStore(),
+            Loaded(_manifest()),
+            KeyLayout(),
+            tmp_path,
+            16,
+        )

@@ -1,0 +1,59 @@
+"""Inference Lambda: processed -> predictions. Imports torch (through the model adapter and
+logic.inference), never Evidently; the Processing and Observe handlers never import this."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from droughtwatch_inference.adapters import models
+from droughtwatch_inference.adapters.ledger import Ledger
+from droughtwatch_inference.adapters.storage import ObjectStore
+from droughtwatch_inference.entries import LedgerEntry, StageReport
+from droughtwatch_inference.handlers.common import run_handler
+from droughtwatch_inference.keys import KeyLayout
+from droughtwatch_inference.logic.inference import infer_entry, inference_threads
+from droughtwatch_inference.logic.stage import Budget, FileResult, run_stage
+from droughtwatch_inference.settings import InferenceSettings
+
+
+def infer(
+    settings: InferenceSettings, ledger: Ledger, budget: Budget, report: StageReport
+) -> StageReport:
+    store = ObjectStore(settings)
+    layout = KeyLayout.from_settings(settings)
+    work_dir = Path(settings.work_dir)
+    threads = inference_threads(settings.torch_threads)
+    model: models.LoadedModel | None = None
+
+    def work(entry: LedgerEntry) -> FileResult:
+        # The model is loaded when the first file is claimed, so a run with nothing to do
+        # reads no model; a missing or invalid model raises a stage error here, and the stage
+        # loop gives the claimed file back untouched before the stage fails.
+        nonlocal model
+        if model is None:
+            model = models.load_model(
+                store,
+                settings.model_bucket,
+                settings.model_prefix,
+                work_dir / "models",
+                threads=threads,
+            )
+        return infer_entry(
+            entry, store, model, layout, work_dir, settings.batch_size, threads=threads
+        )
+
+    return run_stage(
+        "inference",
+        report.run_id,
+        ledger,
+        work,
+        budget,
+        max_attempts=settings.max_attempts,
+        lease_seconds=settings.lease_seconds,
+        report=report,
+    )
+
+
+def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    return run_handler("inference", InferenceSettings, infer, event, context)

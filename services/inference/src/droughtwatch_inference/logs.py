@@ -31,3 +31,14 @@ def event(name: str, level: int = logging.INFO, **fields: Any) -> None:
 def set_level(level: int) -> None:
     _configure()
     _logger.setLevel(level)
+
+
+def to_file(path: str) -> None:
+    """Send the JSON lines to a file instead of stderr (the CLI shows tables on the terminal)."""
+    _configure()
+    for handler in list(_logger.handlers):
+        _logger.removeHandler(handler)
+        handler.close()
+    handler = logging.FileHandler(path, encoding="utf-8")
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    _logger.addHandler(handler)

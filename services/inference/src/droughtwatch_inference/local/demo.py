@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from droughtwatch_inference import logs
 from droughtwatch_inference.keys import KeyLayout
 from droughtwatch_inference.local.runner import Execution, LocalConfig, LocalPipeline
 
@@ -113,6 +114,7 @@ def run_demo(
         shutil.rmtree(out)
     (out / "raw").mkdir(parents=True)
     (out / "executions").mkdir()
+    logs.to_file(str(out / "pipeline.log.jsonl"))
     reset_pipeline_tables(dsn)
     layout = KeyLayout()
     end = options.end_date or dt.date.today()

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from droughtwatch_inference import logs
 from droughtwatch_inference.keys import KeyLayout
 from droughtwatch_inference.local.runner import Execution, LocalConfig, LocalPipeline
 from droughtwatch_inference.local.state import buckets_root, data_home, mirror_in, mirror_out
@@ -38,6 +39,9 @@ def run_folder(
     root = home / "buckets" if home else buckets_root()
     config = LocalConfig(database_dsn=dsn, work_dir=home / "work")
     layout = KeyLayout()
+    (home / "logs").mkdir(parents=True, exist_ok=True)
+    log_file = home / "logs" / f"{dt.datetime.now(dt.UTC):%Y%m%dT%H%M%S}.jsonl"
+    logs.to_file(str(log_file))
     with LocalPipeline(config) as pipeline:
         s3 = boto3.client("s3")
         for bucket in (config.data_bucket, config.model_bucket):
@@ -71,5 +75,5 @@ def run_folder(
                 f" {counts['files_failed']} failed, {counts['remaining']} remaining"
             )
     summary = "; ".join(parts) or f"{execution.status}"
-    summary += f"\nlocal buckets: {root}\nhistory: {history}"
+    summary += f"\nlocal buckets: {root}\nhistory: {history}\npipeline log: {log_file}"
     return LocalRunOutcome(execution=execution, summary=summary, history_file=history)

@@ -372,13 +372,21 @@ def test_load_model_errors_name_the_s3_uri(s3, small_model, tmp_path) -> None:
 
 
 def test_loaded_model_predicts_probabilities(s3, small_model, tmp_path) -> None:
-    _publish(s3, small_model[2])
+    import torch
+
+    model, manifest, files = small_model
+    _publish(s3, files)
     loaded = models.load_model(_store(), MODEL_BUCKET, PREFIX, tmp_path, threads=1)
-    assert loaded.manifest == small_model[1]
+    assert loaded.manifest == manifest
     assert loaded.uri == f"s3://{MODEL_BUCKET}/{PREFIX}model.json"
-    images = np.random.default_rng(0).random((7, 4, 65, 65), dtype=np.float32)
+    # more images than one forward pass takes: the slices are put back together in order
+    n = 2 * models.TORCH_SLICE + 22
+    images = np.random.default_rng(0).random((n, 4, 65, 65), dtype=np.float32)
     probabilities = loaded.predictor.predict(images)
-    assert probabilities.shape == (7, 4) and probabilities.dtype == np.float32
+    assert probabilities.shape == (n, 4) and probabilities.dtype == np.float32
     np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, atol=1e-5)
+    with torch.inference_mode():
+        eager = torch.softmax(model(torch.from_numpy(images)), dim=1).numpy()
+    np.testing.assert_allclose(probabilities, eager, atol=1e-5)
     # the second call is served from the container's cache
     assert models.load_model(_store(), MODEL_BUCKET, PREFIX, tmp_path, threads=1) is loaded

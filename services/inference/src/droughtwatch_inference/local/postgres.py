@@ -15,6 +15,7 @@ import pwd
 import secrets
 import shutil
 import socket
+import stat
 import subprocess
 import time
 import warnings
@@ -81,6 +82,7 @@ class EmbeddedPostgres:
         self.log = self.root / "postgres.log"
         self.socket_dir = self.root / "sock"
         self._user = SYSTEM_USER if os.geteuid() == 0 else None
+        self._granted = False
 
     # -- public -------------------------------------------------------------------------------
     @property
@@ -131,6 +133,7 @@ class EmbeddedPostgres:
 
     # -- internals ----------------------------------------------------------------------------
     def _run(self, tool: str, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        self._grant_binaries()
         cmd = [str(_bin_dir() / tool), *args]
         result = subprocess.run(
             cmd, capture_output=True, text=True, user=self._user, timeout=60, check=False
@@ -149,11 +152,8 @@ class EmbeddedPostgres:
 
     def _init(self) -> None:
         if self._user:
-            utils = _pgserver_utils()
-            utils.ensure_user_exists(self._user)
-            utils.ensure_prefix_permissions(self.root)
+            _pgserver_utils().ensure_prefix_permissions(self.root)
             self.root.chmod(0o755)
-            utils.ensure_folder_permissions(_bin_dir().parent, 0o555)
         if self.pgdata.exists():
             shutil.rmtree(self.pgdata)
         self.pgdata.mkdir(mode=0o700)
@@ -181,6 +181,22 @@ class EmbeddedPostgres:
         secret = self.root / "password"
         secret.write_text(password + "\n")
         secret.chmod(0o600)
+
+    def _grant_binaries(self) -> None:
+        """As root, let the dedicated user reach and run the wheel's binaries, wherever the
+        virtual environment is (a checkout under a 0700 folder, for one), as the wheel does."""
+        if not self._user or self._granted:
+            return
+        self._granted = True
+        utils = _pgserver_utils()
+        utils.ensure_user_exists(self._user)
+        read = stat.S_IRGRP | stat.S_IROTH
+        bin_dir = _bin_dir()
+        utils.ensure_prefix_permissions(bin_dir)
+        utils.ensure_folder_permissions(bin_dir, stat.S_IXGRP | stat.S_IXOTH | read)
+        utils.ensure_folder_permissions(bin_dir.parent / "lib", read)
+        if (bin_dir.parent / "share").exists():
+            utils.ensure_folder_permissions(bin_dir.parent / "share", read)
 
     def _start(self) -> None:
         port_file = self.root / "port"

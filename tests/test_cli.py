@@ -88,3 +88,24 @@ def test_history_prints_an_exported_execution(cli_env: str, tmp_path: Path) -> N
     assert result.exit_code == 0, result.output
     for state in ("Processing", "Inference succeeded?", "Done"):
         assert state in result.output
+
+
+def test_demo_on_real_data_skips_files_that_are_not_tfrecords(
+    cli_env: str, tmp_path: Path, shard_path: Path
+) -> None:
+    out = tmp_path / "demo-real"
+    result = runner.invoke(app, ["demo", "--data", str(shard_path.parent), "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert "skipped (not TFRecord files): README.md" in result.output
+    (day,) = json.loads((out / "summary.json").read_text())
+    assert day["status"] == "SUCCEEDED"
+    assert day["images"] + day["dropped"] == 81
+
+
+def test_demo_on_a_folder_without_tfrecords_is_a_clear_error(cli_env: str, tmp_path: Path) -> None:
+    folder = tmp_path / "notes"
+    folder.mkdir()
+    (folder / "README.md").write_text("nothing here\n")
+    result = runner.invoke(app, ["demo", "--data", str(folder), "--out", str(tmp_path / "o")])
+    assert result.exit_code == 2
+    assert "no TFRecord files" in result.output

@@ -41,13 +41,21 @@ def pipeline(database_dsn: str, tmp_path: Path, aws_env: None, baseline):
 
 
 def _upload_day(
-    runner: LocalPipeline, tmp_path: Path, date: dt.date, n: int, drought: float, seed: int
-) -> None:
+    runner: LocalPipeline,
+    tmp_path: Path,
+    date: dt.date,
+    n: int,
+    drought: float,
+    seed: int,
+    name: str | None = None,
+) -> str:
     from droughtwatch_inference import synthetic
 
     path = tmp_path / f"scene-{date}-{seed}.tfrecord"
     synthetic.write_raw_file(path, np.random.default_rng(seed), n, drought=drought)
-    runner.s3.upload_file(str(path), runner.config.data_bucket, LAYOUT.raw_key(path.name, date))  # type: ignore[attr-defined]
+    key = LAYOUT.raw_key(name or path.name, date)
+    runner.s3.upload_file(str(path), runner.config.data_bucket, key)  # type: ignore[attr-defined]
+    return key
 
 
 def _ledger(dsn: str) -> list[tuple]:
@@ -58,7 +66,8 @@ def _ledger(dsn: str) -> list[tuple]:
 
 
 def test_full_execution_succeeds_through_the_seven_states(pipeline, tmp_path, database_dsn) -> None:
-    _upload_day(pipeline, tmp_path, DAY, 60, 0.0, seed=1)
+    # a user's file name with quotes and spaces goes through every stage
+    key = _upload_day(pipeline, tmp_path, DAY, 60, 0.0, seed=1, name='farmer\'s "north" field 7')
     execution = pipeline.run()
     assert execution.status == "SUCCEEDED", (execution.error, execution.cause)
     assert execution.states_entered() == SUCCESS_PATH
@@ -67,10 +76,14 @@ def test_full_execution_succeeds_through_the_seven_states(pipeline, tmp_path, da
     assert body["inference"]["images"] == body["processing"]["images"] > 0
     assert body["observe"]["files_done"] == 1
     (row,) = _ledger(database_dsn)
-    assert row[1:] == ("done", "done", None)
+    assert row == (key, "done", "done", None)
     with psycopg.connect(database_dsn) as conn:
-        images, drift = conn.execute("SELECT images, drift_score FROM metrics").fetchone()
+        images, drift, report = conn.execute(
+            "SELECT images, drift_score, report_key FROM metrics"
+        ).fetchone()
     assert images == body["processing"]["images"] and drift is not None
+    assert report.startswith('reports/2026-11-27/farmer\'s "north" field 7/')
+    pipeline.s3.head_object(Bucket=pipeline.config.data_bucket, Key=report)
 
 
 def test_rerun_with_no_new_data_processes_nothing(pipeline, tmp_path, database_dsn) -> None:
@@ -193,3 +206,35 @@ def test_drought_days_raise_drift_above_the_threshold(pipeline, tmp_path, databa
     normal, drought = scores[:4], scores[4:]
     assert max(normal) < 0.25, scores
     assert min(drought) > 0.25, scores
+
+
+def test_ctrl_c_lets_the_stage_finish_its_file_and_leaves_the_rest_pending(
+    pipeline,
+    tmp_path,
+    database_dsn,
+    monkeypatch,  # noqa: ANN001
+) -> None:
+    from droughtwatch_inference.local import runner as runner_module
+
+    for seed in range(3):
+        _upload_day(pipeline, tmp_path, DAY, 20, 0.0, seed=10 + seed)
+    real_sleep = runner_module.time.sleep
+    calls = {"n": 0}
+
+    def interrupted_sleep(seconds: float) -> None:
+        calls["n"] += 1
+        if calls["n"] == 1:
+            raise KeyboardInterrupt  # the user presses Ctrl-C while the execution runs
+        real_sleep(seconds)
+
+    monkeypatch.setattr(runner_module.time, "sleep", interrupted_sleep)
+    execution = pipeline.run()
+    monkeypatch.setattr(runner_module.time, "sleep", real_sleep)
+    assert execution.status == "SUCCEEDED"
+    rows = _ledger(database_dsn)
+    assert len(rows) == 3
+    assert all(status in {"pending", "done"} for _, _, status, _ in rows), rows
+    assert execution.output["body"]["processing"]["remaining"] >= 1
+    again = pipeline.run()
+    assert again.status == "SUCCEEDED"
+    assert {r[1:3] for r in _ledger(database_dsn)} == {("done", "done")}

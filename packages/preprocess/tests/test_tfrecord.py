@@ -170,3 +170,18 @@ class _Trickle(io.RawIOBase):
 
 def test_short_reads_from_a_stream_are_completed():
     assert list(iter_records(_Trickle(tfrecord_bytes(PAYLOADS[:3])))) == PAYLOADS[:3]
+
+
+def test_looks_like_tfrecord_tells_data_from_other_files(tmp_path, shard_path) -> None:  # noqa: ANN001
+    from droughtwatch_preprocess import looks_like_tfrecord
+
+    notes = tmp_path / "README.md"
+    notes.write_text("# droughtwatch data\nnot a TFRecord file\n")
+    empty = tmp_path / "empty"
+    empty.write_bytes(b"")
+    short = tmp_path / "short"
+    short.write_bytes(b"\x01\x02")
+    assert looks_like_tfrecord(shard_path)
+    assert looks_like_tfrecord(empty)
+    assert not looks_like_tfrecord(notes)
+    assert not looks_like_tfrecord(short)

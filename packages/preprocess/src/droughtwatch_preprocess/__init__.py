@@ -22,7 +22,14 @@ from .indices import compute_indices
 from .process import BLANK_MAX, ProcessResult, process_file
 from .processed import ProcessedChunk, ProcessedReader, ProcessedWriter, read_processed
 from .records import DecodedRecords, decode_records
-from .tfrecord import TFRecordWriter, iter_records, masked_crc32c, tfrecord_bytes, write_tfrecord
+from .tfrecord import (
+    TFRecordWriter,
+    iter_records,
+    looks_like_tfrecord,
+    masked_crc32c,
+    tfrecord_bytes,
+    write_tfrecord,
+)
 
 __all__ = [
     "BANDS",
@@ -56,6 +63,7 @@ __all__ = [
     "encode_features",
     "image_id",
     "iter_records",
+    "looks_like_tfrecord",
     "masked_crc32c",
     "process_file",
     "read_processed",

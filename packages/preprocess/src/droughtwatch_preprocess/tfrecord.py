@@ -40,6 +40,20 @@ def masked_crc32c(data: bytes | bytearray | memoryview) -> int:
     return (((crc >> 15) | (crc << 17)) + _MASK_DELTA) & 0xFFFFFFFF
 
 
+def looks_like_tfrecord(path: str | os.PathLike[str]) -> bool:
+    """Whether a file starts with a TFRecord header (a length and its masked CRC32C): a cheap
+    way to tell data files from the README or notes that sit beside them. An empty file is
+    a valid TFRecord file with no records."""
+    with open(path, "rb") as f:
+        header = f.read(HEADER_SIZE)
+    if not header:
+        return True
+    if len(header) < HEADER_SIZE:
+        return False
+    length, crc = _HEADER.unpack(header)
+    return masked_crc32c(header[:8]) == crc and length > 0
+
+
 def source_name(source: Source) -> str:
     """The name errors use for ``source``: its path, its ``name`` attribute, or ``<bytes>``."""
     if isinstance(source, str | os.PathLike):

@@ -119,6 +119,8 @@ def demo(
 
         try:
             result = run_demo(options, dsn, progress)
+        except FileNotFoundError as exc:
+            raise fail(str(exc), "point --data at a folder of raw TFRecord files") from None
         except KeyboardInterrupt:
             raise fail(
                 "interrupted", "rerun `droughtwatch demo`; the ledger was left consistent"
@@ -156,6 +158,8 @@ def _print_demo(result: Any) -> None:
             f"[bold red]DRIFT > {day.threshold}[/]" if alert else "ok",
         )
     console.print(table)
+    if result.skipped:
+        console.print(f"skipped (not TFRecord files): {', '.join(result.skipped)}")
     failed = [d for d in result.days if d.execution.status != "SUCCEEDED"]
     for day in failed:
         console.print(_history_table(day.execution))

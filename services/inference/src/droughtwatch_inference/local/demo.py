@@ -58,6 +58,17 @@ class DemoResult:
     out_dir: Path
     model: dict[str, Any]
     exported: int
+    skipped: list[str] = field(default_factory=list)
+
+
+def raw_files(folder: Path) -> tuple[list[Path], list[str]]:
+    """The TFRecord files of a folder, and the names of the other files (a README, notes)."""
+    from droughtwatch_preprocess import looks_like_tfrecord
+
+    files, skipped = [], []
+    for path in sorted(p for p in folder.iterdir() if p.is_file() and not p.name.startswith(".")):
+        (files if looks_like_tfrecord(path) else skipped).append(path)
+    return files, [p.name for p in skipped]
 
 
 def _day_metrics(conn: Any, run_id: str) -> list[tuple[Any, ...]]:
@@ -120,12 +131,11 @@ def run_demo(
     end = options.end_date or dt.date.today()
     rng = np.random.default_rng(options.seed)
 
+    skipped: list[str] = []
     if options.data_dir is not None:
-        files = sorted(
-            p for p in options.data_dir.iterdir() if p.is_file() and not p.name.startswith(".")
-        )
+        files, skipped = raw_files(options.data_dir)
         if not files:
-            raise FileNotFoundError(f"no raw files in {options.data_dir}")
+            raise FileNotFoundError(f"no TFRecord files in {options.data_dir}")
         plan = [(end, 0.0, files)]
     else:
         severities = synthetic.scenario(options.days, options.drought_day_count())
@@ -177,7 +187,9 @@ def run_demo(
         for d in results
     ]
     (out / "summary.json").write_text(json.dumps(summary, indent=2))
-    return DemoResult(days=results, out_dir=out, model=model_info, exported=exported)
+    return DemoResult(
+        days=results, out_dir=out, model=model_info, exported=exported, skipped=skipped
+    )
 
 
 def _manifest_dict(manifest: Any) -> dict[str, Any]:

@@ -12,6 +12,7 @@ from typing import Any
 
 from droughtwatch_inference import logs
 from droughtwatch_inference.keys import KeyLayout
+from droughtwatch_inference.local.demo import raw_files
 from droughtwatch_inference.local.runner import Execution, LocalConfig, LocalPipeline
 from droughtwatch_inference.local.state import buckets_root, data_home, mirror_in, mirror_out
 from droughtwatch_inference.manifest import MANIFEST_NAME
@@ -46,7 +47,9 @@ def run_folder(
         s3 = boto3.client("s3")
         for bucket in (config.data_bucket, config.model_bucket):
             mirror_in(s3, bucket, root)
-        files = sorted(p for p in folder.iterdir() if p.is_file() and not p.name.startswith("."))
+        files, skipped = raw_files(folder)
+        for name in skipped:
+            say(f"skipped {name}: not a TFRecord file")
         for path in files:
             s3.upload_file(str(path), config.data_bucket, layout.raw_key(path.name, date))
         manifest_key = f"{config.model_prefix}{MANIFEST_NAME}"

@@ -212,7 +212,7 @@ def test_ctrl_c_lets_the_stage_finish_its_file_and_leaves_the_rest_pending(
     pipeline,
     tmp_path,
     database_dsn,
-    monkeypatch,  # noqa: ANN001
+    monkeypatch,
 ) -> None:
     from droughtwatch_inference.local import runner as runner_module
 

@@ -75,5 +75,9 @@ def process_entry(
         },
         images=result.kept,
         dropped=result.dropped_blank,
-        extra={"records": result.records, "processed_key": key},
+        extra={
+            "records": result.records,
+            "processed_key": key,
+            "process_seconds": round(result.seconds, 3),
+        },
     )

@@ -14,9 +14,7 @@ def main() -> int:
     failed = []
     for name in BENCHMARKS:
         print(f"\n=== {name} ===", flush=True)
-        if subprocess.run(
-            [sys.executable, str(HERE / name), *sys.argv[1:2]], check=False
-        ).returncode:
+        if subprocess.run([sys.executable, str(HERE / name)], check=False).returncode:
             failed.append(name)
     if failed:
         print(f"benchmarks that did not finish: {', '.join(failed)}", file=sys.stderr)

@@ -114,14 +114,17 @@ def train_baseline(
     name: str = MODEL_NAME,
     work_dir: Path | None = None,
 ) -> tuple[BaselineCNN, ModelManifest, dict[str, Any]]:
-    """Train BaselineCNN on generated normal-weather data, deterministically for a ``seed``.
+    """Train BaselineCNN on generated normal-weather data, deterministically for a ``seed``
+    (bit for bit on one machine and torch thread count; another thread count sums gradients
+    in another order, so the last bits of the weights, and the version, differ).
 
     Returns (model in eval mode, its manifest, metrics). The manifest's version is
     ``s<seed>-<first 10 hex digits of the weights' sha256>``; its ``reference_class_shares``
     are the class shares of the model's predictions on ``holdout_images`` held-out normal
     images (prediction drift is measured against them). Metrics: ``accuracy`` and
     ``majority_accuracy`` (always predicting the most common training class) on the held-out
-    images, ``train_seconds``, ``parameters``, image counts, ``epochs`` and ``final_loss``.
+    images, ``train_seconds`` (all of it; ``data_seconds`` of it generating and preprocessing
+    the images), ``parameters``, image counts, ``epochs`` and ``final_loss``.
     """
     channels = tuple(channels)
     started = time.perf_counter()

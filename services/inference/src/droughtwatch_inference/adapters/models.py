@@ -3,8 +3,9 @@ or an ONNX model under onnxruntime), once per container and model version.
 
 The loaded model is cached per container under (bucket, prefix, model.json's ETag): each
 invocation reads model.json (one small GET), so publishing a new model.json is picked up by
-warm containers, while the weights are downloaded and loaded only once per version. Imports
-torch; onnxruntime only when an ONNX model is loaded.
+warm containers, while the weights are downloaded and loaded only once per version. Both
+loaders implement logic.inference's ``Predictor``. Imports torch; onnxruntime only when an
+ONNX model is loaded.
 """
 
 from __future__ import annotations
@@ -24,13 +25,8 @@ from pydantic import ValidationError
 
 from droughtwatch_inference import logs
 from droughtwatch_inference.errors import InvalidModel, ModelNotFound, ObjectMissing
+from droughtwatch_inference.logic.inference import Predictor
 from droughtwatch_inference.manifest import MANIFEST_NAME, ModelManifest
-
-
-class Predictor(Protocol):
-    def predict(self, images: np.ndarray) -> np.ndarray:
-        """Class probabilities float32 (n, K) of images float32 (n, C, H, W)."""
-        ...
 
 
 class ModelStore(Protocol):

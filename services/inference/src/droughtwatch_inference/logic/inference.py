@@ -29,7 +29,12 @@ PARQUET_CONTENT_TYPE = "application/vnd.apache.parquet"
 
 
 class Predictor(Protocol):
-    def predict(self, images: np.ndarray) -> np.ndarray: ...
+    """A loaded model (adapters.models implements it for torch.export and ONNX)."""
+
+    def predict(self, images: np.ndarray) -> np.ndarray:
+        """Class probabilities float32 (n, K), rows summing to one, of images float32
+        (n, C, H, W) with the manifest's channels in order; n >= 1."""
+        ...
 
 
 class LoadedModelPort(Protocol):

@@ -50,3 +50,9 @@ def test_observe_handler_loads_evidently_but_not_torch() -> None:
     )
     assert result["loaded"] == ["evidently"]
     assert result["handler_is_named"] is True
+
+
+def test_inference_handler_loads_torch_but_not_evidently() -> None:
+    result = _fresh_import("droughtwatch_inference.handlers.inference", "inference")
+    assert "evidently" not in result["loaded"]
+    assert result["handler_is_named"] is True

@@ -83,7 +83,8 @@ class ProcessingSettings(CommonSettings):
 class InferenceSettings(CommonSettings):
     model_bucket: str = Field(min_length=3, max_length=63)
     model_prefix: str = "models/baseline/"
-    batch_size: int = Field(256, ge=1, le=8192)
+    # images per forward pass (the torch predictor runs at most 64 at once: faster on CPU)
+    batch_size: int = Field(64, ge=1, le=8192)
     # 0 = as many threads as the CPUs available to this process.
     torch_threads: int = Field(0, ge=0, le=64)
 

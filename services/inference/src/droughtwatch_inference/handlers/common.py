@@ -21,9 +21,9 @@ from typing import Any
 from droughtwatch_inference import logs
 from droughtwatch_inference.adapters import database
 from droughtwatch_inference.adapters.ledger import Ledger
-from droughtwatch_inference.entries import Stage, StageReport
+from droughtwatch_inference.entries import LedgerEntry, Stage, StageReport
 from droughtwatch_inference.errors import DatabaseUnavailable, DroughtwatchError
-from droughtwatch_inference.logic.stage import Budget, describe
+from droughtwatch_inference.logic.stage import Budget, FileResult, describe, run_stage
 from droughtwatch_inference.settings import CommonSettings, S, cached
 
 _migrated: set[str] = set()
@@ -47,6 +47,26 @@ def budget_from(context: Any, settings: CommonSettings) -> Budget:
     if callable(remaining):
         return Budget(lambda: remaining() / 1000.0, settings.time_margin_seconds)
     return Budget(lambda: math.inf, settings.time_margin_seconds)
+
+
+def run_files(
+    settings: CommonSettings,
+    ledger: Ledger,
+    budget: Budget,
+    report: StageReport,
+    work: Callable[[LedgerEntry], FileResult],
+) -> StageReport:
+    """The stage loop over the ledger's files for ``report.stage``, with the settings' limits."""
+    return run_stage(
+        report.stage,
+        report.run_id,
+        ledger,
+        work,
+        budget,
+        max_attempts=settings.max_attempts,
+        lease_seconds=settings.lease_seconds,
+        report=report,
+    )
 
 
 def open_ledger(settings: CommonSettings) -> Ledger:

@@ -10,10 +10,10 @@ from droughtwatch_inference.adapters import models
 from droughtwatch_inference.adapters.ledger import Ledger
 from droughtwatch_inference.adapters.storage import ObjectStore
 from droughtwatch_inference.entries import LedgerEntry, StageReport
-from droughtwatch_inference.handlers.common import run_handler
+from droughtwatch_inference.handlers.common import run_files, run_handler
 from droughtwatch_inference.keys import KeyLayout
 from droughtwatch_inference.logic.inference import infer_entry, inference_threads
-from droughtwatch_inference.logic.stage import Budget, FileResult, run_stage
+from droughtwatch_inference.logic.stage import Budget, FileResult
 from droughtwatch_inference.settings import InferenceSettings
 
 
@@ -43,16 +43,7 @@ def infer(
             entry, store, model, layout, work_dir, settings.batch_size, threads=threads
         )
 
-    return run_stage(
-        "inference",
-        report.run_id,
-        ledger,
-        work,
-        budget,
-        max_attempts=settings.max_attempts,
-        lease_seconds=settings.lease_seconds,
-        report=report,
-    )
+    return run_files(settings, ledger, budget, report, work)
 
 
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:

@@ -10,10 +10,10 @@ from typing import Any
 from droughtwatch_inference.adapters.ledger import Ledger
 from droughtwatch_inference.adapters.storage import ObjectStore
 from droughtwatch_inference.entries import StageReport
-from droughtwatch_inference.handlers.common import run_handler
+from droughtwatch_inference.handlers.common import run_files, run_handler
 from droughtwatch_inference.keys import KeyLayout
 from droughtwatch_inference.logic.observe import observe_entry
-from droughtwatch_inference.logic.stage import Budget, run_stage
+from droughtwatch_inference.logic.stage import Budget
 from droughtwatch_inference.settings import ObserveSettings
 
 
@@ -31,16 +31,7 @@ def observe(
         threshold=settings.drift_threshold,
         save_html=settings.save_html_report,
     )
-    return run_stage(
-        "observe",
-        report.run_id,
-        ledger,
-        work,
-        budget,
-        max_attempts=settings.max_attempts,
-        lease_seconds=settings.lease_seconds,
-        report=report,
-    )
+    return run_files(settings, ledger, budget, report, work)
 
 
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:

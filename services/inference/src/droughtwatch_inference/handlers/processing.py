@@ -10,10 +10,10 @@ from typing import Any
 from droughtwatch_inference.adapters.ledger import Ledger
 from droughtwatch_inference.adapters.storage import ObjectStore
 from droughtwatch_inference.entries import StageReport
-from droughtwatch_inference.handlers.common import run_handler
+from droughtwatch_inference.handlers.common import run_files, run_handler
 from droughtwatch_inference.keys import KeyLayout
 from droughtwatch_inference.logic.processing import discover, process_entry
-from droughtwatch_inference.logic.stage import Budget, run_stage
+from droughtwatch_inference.logic.stage import Budget
 from droughtwatch_inference.settings import ProcessingSettings
 
 
@@ -32,16 +32,7 @@ def process(
         chunk_size=settings.chunk_size,
     )
     budget = Budget(budget.remaining_seconds, budget.margin_seconds, settings.max_files_per_run)
-    return run_stage(
-        "processing",
-        report.run_id,
-        ledger,
-        work,
-        budget,
-        max_attempts=settings.max_attempts,
-        lease_seconds=settings.lease_seconds,
-        report=report,
-    )
+    return run_files(settings, ledger, budget, report, work)
 
 
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:

@@ -171,12 +171,14 @@ def _print_demo(result: Any) -> None:
     )
     console.print(f"{alerts} of {len(result.days)} days above the drift alert threshold.")
     console.print(
-        f"Predictions, Evidently reports and execution histories: [bold]{result.out_dir}[/]"
+        "Predictions, Evidently reports, execution histories and the pipeline's JSON log:"
+        f" [bold]{result.out_dir}[/]"
     )
     console.print(
         "Show an execution's history: droughtwatch local history "
         f"{result.out_dir / 'executions' / (result.days[-1].execution.name + '.json')}"
     )
+    console.print("See it in Grafana (needs Docker): droughtwatch grafana")
     if failed:
         raise typer.Exit(code=1)
 

@@ -85,7 +85,6 @@ def postgres() -> Iterator[Postgres]:
 def migrated_template(postgres: Postgres) -> str:
     """A database with the project's schema, copied for each test (fast: CREATE ... TEMPLATE)."""
     import psycopg
-
     from droughtwatch_inference.adapters.database import migrate
 
     name = f"{TEMPLATE_DB}_{uuid.uuid4().hex[:8]}"

@@ -172,7 +172,7 @@ def test_short_reads_from_a_stream_are_completed():
     assert list(iter_records(_Trickle(tfrecord_bytes(PAYLOADS[:3])))) == PAYLOADS[:3]
 
 
-def test_looks_like_tfrecord_tells_data_from_other_files(tmp_path, shard_path) -> None:  # noqa: ANN001
+def test_looks_like_tfrecord_tells_data_from_other_files(tmp_path, shard_path) -> None:
     from droughtwatch_preprocess import looks_like_tfrecord
 
     notes = tmp_path / "README.md"

@@ -148,3 +148,18 @@ def test_migrations_are_idempotent_and_safe_concurrently(postgres) -> None:
         versions = [r[0] for r in conn.execute("SELECT version FROM schema_migrations ORDER BY 1")]
     assert versions == [v for v, _, _ in migration_files()]
     postgres.drop(name)
+
+
+def test_metrics_columns_match_the_migrated_table(connections) -> None:  # noqa: ANN001
+    from droughtwatch_inference.adapters.ledger import METRICS_COLUMNS
+
+    ledger = connections()
+    names = {
+        r[0]
+        for r in ledger.conn.execute(
+            "SELECT column_name FROM information_schema.columns WHERE table_name = 'metrics'"
+        )
+    }
+    assert names - {"id", "computed_at"} == METRICS_COLUMNS
+    with pytest.raises(ValueError, match="unknown metrics columns"):
+        ledger.insert_metrics({"images": 1, "images; DROP TABLE ledger": 2})

@@ -21,6 +21,28 @@ _ENTRY_COLUMNS = (
     "id, bucket, raw_key, etag, size_bytes, batch_date, stage, status, attempts, "
     "source_digest, processed_key, predictions_key, model_name, model_version"
 )
+# The metrics columns a stage may write (the rest are the table's own: id, computed_at).
+METRICS_COLUMNS = frozenset(
+    {
+        "ledger_id",
+        "predictions_key",
+        "report_key",
+        "batch_date",
+        "run_id",
+        "model_name",
+        "model_version",
+        "images",
+        "class_counts",
+        "class_shares",
+        "most_common_class",
+        "most_common_share",
+        "missing_share",
+        "drift_score",
+        "drift_method",
+        "drift_threshold",
+        "drift_detected",
+    }
+)
 _CLAIMABLE = """
     stage = %(stage)s
     AND (status = 'pending'
@@ -150,6 +172,9 @@ class Ledger:
 
     def insert_metrics(self, row: dict[str, Any]) -> bool:
         """Insert one metrics row; a second insert for the same predictions file is a no-op."""
+        unknown = set(row) - METRICS_COLUMNS
+        if unknown:
+            raise ValueError(f"unknown metrics columns: {sorted(unknown)}")
         values = dict(row)
         for key in ("class_counts", "class_shares"):
             values[key] = Jsonb(values[key])

@@ -150,7 +150,7 @@ def test_migrations_are_idempotent_and_safe_concurrently(postgres) -> None:
     postgres.drop(name)
 
 
-def test_metrics_columns_match_the_migrated_table(connections) -> None:  # noqa: ANN001
+def test_metrics_columns_match_the_migrated_table(connections) -> None:
     from droughtwatch_inference.adapters.ledger import METRICS_COLUMNS
 
     ledger = connections()

@@ -17,6 +17,18 @@ from droughtwatch_inference.keys import KeyLayout
 
 VERSION = "2012-10-17"
 
+# What Step Functions needs to deliver its execution logs to CloudWatch Logs.
+LOG_DELIVERY_ACTIONS = (
+    "logs:CreateLogDelivery",
+    "logs:GetLogDelivery",
+    "logs:UpdateLogDelivery",
+    "logs:DeleteLogDelivery",
+    "logs:ListLogDeliveries",
+    "logs:PutResourcePolicy",
+    "logs:DescribeResourcePolicies",
+    "logs:DescribeLogGroups",
+)
+
 # Actions that IAM authorizes only on "Resource": "*" (no resource-level permissions).
 WILDCARD_ONLY_ACTIONS = frozenset(
     {
@@ -24,14 +36,7 @@ WILDCARD_ONLY_ACTIONS = frozenset(
         "ec2:DescribeNetworkInterfaces",
         "ec2:DescribeSubnets",
         # Step Functions' vended log delivery (CloudWatch Logs requires "*").
-        "logs:CreateLogDelivery",
-        "logs:GetLogDelivery",
-        "logs:UpdateLogDelivery",
-        "logs:DeleteLogDelivery",
-        "logs:ListLogDeliveries",
-        "logs:PutResourcePolicy",
-        "logs:DescribeResourcePolicies",
-        "logs:DescribeLogGroups",
+        *LOG_DELIVERY_ACTIONS,
         # Session Manager's channels from the bastion's agent.
         "ssmmessages:CreateControlChannel",
         "ssmmessages:CreateDataChannel",
@@ -184,17 +189,6 @@ def function_policy(
 
 
 # --- the pipeline, the schedule, the bastion ---------------------------------------------------
-
-LOG_DELIVERY_ACTIONS = (
-    "logs:CreateLogDelivery",
-    "logs:GetLogDelivery",
-    "logs:UpdateLogDelivery",
-    "logs:DeleteLogDelivery",
-    "logs:ListLogDeliveries",
-    "logs:PutResourcePolicy",
-    "logs:DescribeResourcePolicies",
-    "logs:DescribeLogGroups",
-)
 
 
 def state_machine_policy(function_arns: Mapping[str, Any], *, logging: bool) -> dict[str, Any]:

@@ -155,3 +155,33 @@ def service_env(
     yield env
     cached.cache_clear()
     common._migrated.clear()
+
+
+def _processed_without_indices(source: Path, dest: Path) -> Path:
+    """The processed file as a preprocess version without spectral indices would write it."""
+    import json
+    import zipfile
+
+    import numpy as np
+
+    with zipfile.ZipFile(source) as zin, zipfile.ZipFile(dest, "w") as zout:
+        for item in zin.infolist():
+            if item.filename.endswith("/indices.npy"):
+                continue
+            data = zin.read(item)
+            if item.filename == "meta.npy":
+                with zin.open(item) as f:
+                    meta = json.loads(str(np.lib.format.read_array(f)[()]))
+                meta["stored"].pop("indices")
+                meta["channels"] = meta["stored"]["bands"]
+                buf = dest.with_suffix(".meta.npy")
+                np.save(buf, np.array(json.dumps(meta), dtype=np.str_))
+                data = buf.read_bytes()
+            zout.writestr(item, data)
+    return dest
+
+
+@pytest.fixture
+def without_indices():
+    """Rewrites a processed file without its index channels (an older preprocess's output)."""
+    return _processed_without_indices

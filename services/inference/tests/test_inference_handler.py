@@ -234,29 +234,14 @@ def test_bad_model_fails_the_stage_naming_the_problem(
 
 
 def test_file_lacking_a_channel_fails_alone_and_the_others_go_on(
-    service_env, s3, small_model, tmp_path
+    service_env, s3, small_model, tmp_path, without_indices
 ) -> None:
-    import zipfile
-
     _publish(s3, small_model[2])
     dsn = service_env["DROUGHTWATCH_DATABASE_DSN"]
     good = _seed(s3, dsn, _generated(tmp_path, "good.tfrecord", 20, seed=6), tmp_path)
     old = _seed(s3, dsn, _generated(tmp_path, "old.tfrecord", 20, seed=7), tmp_path)
     # replace its processed file by what a preprocess version without indices wrote
-    source, bands_only = old["local"], tmp_path / "bands-only.npz"
-    with zipfile.ZipFile(source) as zin, zipfile.ZipFile(bands_only, "w") as zout:
-        for item in zin.infolist():
-            if item.filename.endswith("/indices.npy"):
-                continue
-            data = zin.read(item)
-            if item.filename == "meta.npy":
-                with zin.open(item) as f:
-                    meta = json.loads(str(np.lib.format.read_array(f)[()]))
-                meta["stored"].pop("indices")
-                meta["channels"] = meta["stored"]["bands"]
-                np.save(tmp_path / "meta.npy", np.array(json.dumps(meta), dtype=np.str_))
-                data = (tmp_path / "meta.npy").read_bytes()
-            zout.writestr(item, data)
+    bands_only = without_indices(old["local"], tmp_path / "bands-only.npz")
     s3.upload_file(str(bands_only), DATA_BUCKET, old["processed_key"])
 
     response = handler({"run_id": "r1"}, Context())

@@ -3,9 +3,7 @@ database): what is read, what is written, and each documented input error."""
 
 from __future__ import annotations
 
-import json
 import os
-import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -121,29 +119,10 @@ def test_processed_file_without_images_gives_an_empty_predictions_file(tmp_path:
     assert "p_3+" in frame.columns
 
 
-def _without_indices(source: Path, dest: Path) -> Path:
-    """The processed file as a preprocess version without spectral indices would write it."""
-    with zipfile.ZipFile(source) as zin, zipfile.ZipFile(dest, "w") as zout:
-        for item in zin.infolist():
-            if item.filename.endswith("/indices.npy"):
-                continue
-            data = zin.read(item)
-            if item.filename == "meta.npy":
-                with zin.open(item) as f:
-                    meta = json.loads(str(np.lib.format.read_array(f)[()]))
-                meta["stored"].pop("indices")
-                meta["channels"] = meta["stored"]["bands"]
-                buf = dest.with_suffix(".meta.npy")
-                np.save(buf, np.array(json.dumps(meta), dtype=np.str_))
-                data = buf.read_bytes()
-            zout.writestr(item, data)
-    return dest
-
-
 def test_missing_channel_names_the_file_the_channel_and_what_to_do(
-    processed: Path, tmp_path: Path
+    processed: Path, tmp_path: Path, without_indices
 ) -> None:
-    old = _without_indices(processed, tmp_path / "old.npz")
+    old = without_indices(processed, tmp_path / "old.npz")
     with pytest.raises(ModelInputMismatch) as caught:
         predict_file(old, MeanPredictor(), _manifest(), 8, tmp_path / "p", name="s3://b/old.npz")
     text = caught.value.describe()

@@ -151,6 +151,7 @@ class EmbeddedPostgres:
             os.chown(path, entry.pw_uid, entry.pw_gid)
 
     def _init(self) -> None:
+        self._grant_binaries()  # creates the system user that the folders are given to
         if self._user:
             _pgserver_utils().ensure_prefix_permissions(self.root)
             self.root.chmod(0o755)

@@ -51,11 +51,11 @@ def build_inputs(workdir: Path, images: int) -> tuple[list[Path], dict[str, int 
         raw.unlink()
         processed.append(out)
     # The model's weights do not change its speed: a short training gives a realistic model.
-    model, manifest, _ = training.train_baseline(
+    model, manifest, _, reference = training.train_baseline(
         seed=1, train_images=300, holdout_images=200, epochs=1
     )
     assert isinstance(model, BaselineCNN)
-    for name, body in training.artifacts(model, manifest).items():
+    for name, body in training.artifacts(model, manifest, reference_features=reference).items():
         (workdir / name).write_bytes(body)
     info = {
         "parameters": parameter_count(model),

@@ -90,8 +90,15 @@ def main() -> None:
                 Bucket=bucket, CreateBucketConfiguration={"LocationConstraint": "eu-west-1"}
             )
         with console.status("training the baseline and generating the batch"):
-            model, manifest, _ = training.train_baseline(seed=7)
-            training.publish_model(s3, "bench-models", "models/baseline/", model, manifest)
+            model, manifest, _, reference = training.train_baseline(seed=7)
+            training.publish_model(
+                s3,
+                "bench-models",
+                "models/baseline/",
+                model,
+                manifest,
+                reference_features=reference,
+            )
             raw = workdir / "batch.tfrecord"
             synthetic.write_raw_file(raw, np.random.default_rng(1), args.images, drought=0.0)
             s3.upload_file(

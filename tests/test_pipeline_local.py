@@ -22,8 +22,8 @@ def baseline():
     """The demo's baseline model, trained once per session."""
     from droughtwatch_inference import training
 
-    model, manifest, _ = training.train_baseline(seed=7)
-    return model, manifest
+    model, manifest, _, reference = training.train_baseline(seed=7)
+    return model, manifest, reference
 
 
 @pytest.fixture
@@ -34,8 +34,15 @@ def pipeline(database_dsn: str, tmp_path: Path, aws_env: None, baseline):
     config = LocalConfig(database_dsn=database_dsn, work_dir=tmp_path / "work")
     with LocalPipeline(config) as runner:
         s3 = boto3.client("s3")
-        model, manifest = baseline
-        training.publish_model(s3, config.model_bucket, config.model_prefix, model, manifest)
+        model, manifest, reference = baseline
+        training.publish_model(
+            s3,
+            config.model_bucket,
+            config.model_prefix,
+            model,
+            manifest,
+            reference_features=reference,
+        )
         runner.s3 = s3  # type: ignore[attr-defined]
         yield runner
 

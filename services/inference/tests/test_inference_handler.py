@@ -4,6 +4,7 @@ small model really trained and exported."""
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import json
 import types
 from collections.abc import Iterator
@@ -22,7 +23,16 @@ from droughtwatch_inference.errors import InvalidModel, ModelNotFound
 from droughtwatch_inference.handlers.inference import handler
 from droughtwatch_inference.keys import KeyLayout
 from droughtwatch_inference.manifest import ModelManifest
-from droughtwatch_preprocess import ProcessedReader, process_file
+from droughtwatch_preprocess import (
+    CHANNELS,
+    CLASS_NAMES,
+    PixelCounts,
+    ProcessedReader,
+    channel_means,
+    feature_channels,
+    feature_column,
+    process_file,
+)
 
 DATA_BUCKET = "dw-test-data"
 MODEL_BUCKET = "dw-test-models"
@@ -39,10 +49,10 @@ class Context:
 @pytest.fixture(scope="session")
 def small_model() -> tuple[Any, ModelManifest, dict[str, bytes]]:
     """A small model trained once per session, and its published files (both formats)."""
-    model, manifest, _ = training.train_baseline(
+    model, manifest, _, reference = training.train_baseline(
         seed=1, train_images=300, holdout_images=200, epochs=1
     )
-    return model, manifest, training.artifacts(model, manifest)
+    return model, manifest, training.artifacts(model, manifest, reference_features=reference)
 
 
 @pytest.fixture(autouse=True)
@@ -216,6 +226,8 @@ def test_nothing_to_do_needs_no_model(service_env, s3) -> None:
         ({"weights": "missing.pt2"}, "ModelNotFound", "missing.pt2"),
         ({"channels": ["B4", "B5", "B6"]}, "InvalidModel", "does not load"),  # weights take 4
         ({"weights": "model.onnx"}, "InvalidModel", "does not load"),  # not a torch.export file
+        ({"reference_features": "missing.parquet"}, "ModelNotFound", "missing.parquet"),
+        ({"reference_features": "model.onnx"}, "InvalidModel", "not a Parquet file"),
     ],
 )
 def test_bad_model_fails_the_stage_naming_the_problem(
@@ -333,9 +345,47 @@ def test_real_shard_goes_through(service_env, s3, small_model, shard_path, tmp_p
     assert response["body"]["inference"]["images"] == 79
     (row,) = _rows(dsn)
     assert row["predicted_images"] == 79 and row["model_version"] == manifest.version
-    frame, _ = _predictions(s3, row["predictions_key"], tmp_path)
+    frame, meta = _predictions(s3, row["predictions_key"], tmp_path)
     assert list(frame["id"]) == seed["ids"]
     assert set(frame["label"]) <= set(manifest.classes)
+
+    # what Observe needs is kept beside the predictions: the true labels ...
+    with ProcessedReader(seed["local"]) as reader:
+        chunk = reader.read(list(CHANNELS))
+    assert list(frame["true_label"]) == [CLASS_NAMES[k] for k in chunk.labels]
+    assert frame["true_label"].value_counts().to_dict() == {"0": 46, "1": 14, "2": 14, "3+": 5}
+    # ... each image's mean of the model's channels and of the indices ...
+    summarised = feature_channels(manifest.channels)
+    means = channel_means(chunk.images[:, [CHANNELS.index(c) for c in summarised]])
+    np.testing.assert_array_equal(
+        frame[[feature_column(c) for c in summarised]].to_numpy(), means.astype(np.float32)
+    )
+    # ... the raw file's record counts and the pixel counts of every band and index ...
+    pixels = PixelCounts()
+    pixels.add(chunk.images, CHANNELS)
+    assert meta["quality"] == {"records": 81, "dropped_blank": 2, "pixels": pixels.as_dict()}
+    assert meta["quality"]["pixels"]["zero"]["B9"] == 227_071
+    # ... and where the model's reference summaries are, copied into the data bucket
+    reference = files["reference_features.parquet"]
+    key = LAYOUT.reference_features_key(hashlib.sha256(reference).hexdigest())
+    assert meta["reference_features_key"] == key
+    assert s3.get_object(Bucket=DATA_BUCKET, Key=key)["Body"].read() == reference
+    assert meta["reference_metrics"] == manifest.reference_metrics
+
+
+def test_a_model_without_reference_summaries_still_predicts(
+    service_env, s3, small_model, tmp_path
+) -> None:
+    files = {k: v for k, v in small_model[2].items() if k != "reference_features.parquet"}
+    _publish(s3, files, reference_features=None, reference_metrics=None)
+    dsn = service_env["DROUGHTWATCH_DATABASE_DSN"]
+    _seed(s3, dsn, _generated(tmp_path, "a.tfrecord", 20, seed=4), tmp_path)
+    assert handler({"run_id": "r1"}, Context())["statusCode"] == 200
+    (row,) = _rows(dsn)
+    _, meta = _predictions(s3, row["predictions_key"], tmp_path)
+    assert meta["reference_features_key"] is None and meta["reference_metrics"] is None
+    listing = s3.list_objects_v2(Bucket=DATA_BUCKET, Prefix="predictions/_reference/")
+    assert "Contents" not in listing
 
 
 def _store() -> ObjectStore:

@@ -29,3 +29,17 @@ def test_only_raw_data_files_are_raw_data() -> None:
     assert not LAYOUT.is_raw_data("raw/2026-11-27/")
     assert not LAYOUT.is_raw_data("raw/2026-11-27/.partial")
     assert not LAYOUT.is_raw_data("processed/2026-11-27/x/abc.npz")
+
+
+def test_daily_reports_and_reference_summaries_have_keys_of_their_own() -> None:
+    day = dt.date(2026, 11, 27)
+    assert (
+        LAYOUT.daily_report_key(day, "baseline-cnn", "s7/abc")
+        == "reports/2026-11-27/_daily/baseline-cnn/s7_abc.html"
+    )
+    # a raw file's report is one folder deeper and ends in its digest: the two never meet
+    raw = LAYOUT.raw_key("_daily", day)
+    assert not LAYOUT.is_raw_data(raw)
+    assert LAYOUT.reference_features_key("cd" * 32) == "predictions/_reference/cdcdcdcdcdcd.parquet"
+    # Observe reads under the predictions prefix: the reference copy is inside it
+    assert LAYOUT.reference_features_key("cd" * 32).startswith(LAYOUT.predictions)

@@ -13,7 +13,7 @@ import torch
 from droughtwatch_inference import network, training
 from droughtwatch_inference.manifest import ModelManifest
 
-Trained = tuple[network.BaselineCNN, ModelManifest, dict[str, Any]]
+Trained = training.Trained
 
 
 @pytest.fixture(scope="module")
@@ -27,13 +27,14 @@ def _small(seed: int) -> Trained:
 
 
 def test_training_is_deterministic_for_a_seed() -> None:
-    a_model, a_manifest, _ = _small(3)
-    b_model, b_manifest, _ = _small(3)
+    a_model, a_manifest, _, a_reference = _small(3)
+    b_model, b_manifest, _, b_reference = _small(3)
     for (name, a), (_, b) in zip(
         a_model.state_dict().items(), b_model.state_dict().items(), strict=True
     ):
         assert torch.equal(a, b), name
     assert a_manifest == b_manifest
+    assert a_reference == b_reference
     assert a_manifest.version.startswith("s3-")
     assert not torch.are_deterministic_algorithms_enabled()  # the process setting is restored
 
@@ -43,7 +44,7 @@ def test_another_seed_gives_another_model_version() -> None:
 
 
 def test_trained_model_beats_the_majority_baseline_on_held_out_data(trained: Trained) -> None:
-    _, _, metrics = trained
+    metrics = trained.metrics
     assert metrics["holdout_images"] > 900
     assert metrics["accuracy"] > metrics["majority_accuracy"] + 0.08, metrics
 
@@ -51,7 +52,7 @@ def test_trained_model_beats_the_majority_baseline_on_held_out_data(trained: Tra
 def test_manifest_follows_the_contract_and_its_reference_is_the_predictions(
     trained: Trained,
 ) -> None:
-    model, manifest, metrics = trained
+    model, manifest, metrics, _ = trained
     assert manifest.channels == training.DEFAULT_CHANNELS
     assert manifest.classes == ("0", "1", "2", "3+")
     assert manifest.outputs == "logits" and manifest.format == "torch.export"
@@ -64,7 +65,7 @@ def test_manifest_follows_the_contract_and_its_reference_is_the_predictions(
 
 
 def test_drought_moves_predictions_to_lower_forage_classes(trained: Trained) -> None:
-    model, manifest, _ = trained
+    model, manifest, _, _ = trained
     share_of_zero = []
     for drought in (0.0, 0.5, 1.0):
         x, _ = training.processed_images(
@@ -87,9 +88,16 @@ def test_class_shares_sum_to_one_and_name_every_class() -> None:
 def test_publish_writes_manifest_and_weights_under_the_prefix(s3: Any, tmp_path: Path) -> None:
     import onnxruntime as ort
 
-    model, manifest, _ = _small(5)
-    keys = training.publish_model(s3, "dw-test-models", "models/v1/", model, manifest)
-    assert keys == ["models/v1/model.pt2", "models/v1/model.onnx", "models/v1/model.json"]
+    model, manifest, _, reference = _small(5)
+    keys = training.publish_model(
+        s3, "dw-test-models", "models/v1/", model, manifest, reference_features=reference
+    )
+    assert keys == [
+        "models/v1/model.pt2",
+        "models/v1/model.onnx",
+        "models/v1/reference_features.parquet",
+        "models/v1/model.json",
+    ]
     body = s3.get_object(Bucket="dw-test-models", Key="models/v1/model.json")["Body"].read()
     assert ModelManifest.model_validate(json.loads(body)) == manifest
     x, _ = training.processed_images(np.random.default_rng(0), 20, manifest.channels)
@@ -109,15 +117,59 @@ def test_publish_writes_manifest_and_weights_under_the_prefix(s3: Any, tmp_path:
 
 
 def test_publish_only_torch_export(s3: Any) -> None:
-    model, manifest, _ = _small(5)
+    model, manifest, _, reference = _small(5)
     keys = training.publish_model(
-        s3, "dw-test-models", "m/", model, manifest, formats=("torch.export",)
+        s3,
+        "dw-test-models",
+        "m/",
+        model,
+        manifest,
+        formats=("torch.export",),
+        reference_features=reference,
     )
-    assert keys == ["m/model.pt2", "m/model.json"]
+    assert keys == ["m/model.pt2", "m/reference_features.parquet", "m/model.json"]
 
 
 def test_publish_refuses_a_manifest_format_it_does_not_write(s3: Any) -> None:
-    model, manifest, _ = _small(5)
+    model, manifest, _, reference = _small(5)
     with pytest.raises(ValueError, match="format"):
-        training.publish_model(s3, "dw-test-models", "m/", model, manifest, formats=("onnx",))
+        training.publish_model(
+            s3, "dw-test-models", "m/", model, manifest, ("onnx",), reference_features=reference
+        )
+    with pytest.raises(ValueError, match="reference_features"):
+        training.publish_model(s3, "dw-test-models", "m/", model, manifest)
     assert "Contents" not in s3.list_objects_v2(Bucket="dw-test-models", Prefix="m/")
+
+
+def test_the_reference_is_the_held_out_images_summaries_and_quality(trained: Trained) -> None:
+    import io
+
+    import pyarrow.parquet as pq
+    from droughtwatch_preprocess import channel_means, feature_channels
+
+    model, manifest, _, reference = trained
+    assert manifest.reference_features == "reference_features.parquet"
+    summarised = feature_channels(manifest.channels)
+    assert summarised == ("B4", "B5", "B6", "NDVI", "NDMI", "EVI")
+    table = pq.read_table(io.BytesIO(reference))
+    assert table.column_names == [f"mean_{c}" for c in summarised]
+    # the same held-out images the reference shares come from, summarised as Inference does
+    x, y = training.processed_images(np.random.default_rng([7, 1]), 1000, summarised)
+    assert table.num_rows == len(x) > 900
+    np.testing.assert_allclose(
+        table.to_pandas().to_numpy(), channel_means(x).astype(np.float32), rtol=1e-6
+    )
+    predicted = training.predict_labels(model, x[:, :4])
+    quality = manifest.reference_metrics
+    assert quality["images"] == len(y)
+    assert quality["accuracy"] == pytest.approx(float((predicted == y).mean()))
+    assert quality["macro_f1"] == training.macro_f1(y, predicted)
+
+
+def test_macro_f1_is_the_mean_over_classes_seen_of_each_class_f1() -> None:
+    true = np.array([0, 0, 1, 1, 2])
+    predicted = np.array([0, 1, 1, 1, 0])
+    # class 0: tp 1, fp 1, fn 1 -> 0.5; class 1: tp 2, fp 1, fn 0 -> 0.8; class 2: 0
+    assert training.macro_f1(true, predicted) == pytest.approx((0.5 + 0.8 + 0.0) / 3)
+    # class 3 occurs nowhere: it does not count
+    assert training.macro_f1(np.array([3, 3]), np.array([3, 3])) == 1.0

@@ -22,6 +22,13 @@ from .indices import compute_indices
 from .process import BLANK_MAX, ProcessResult, process_file
 from .processed import ProcessedChunk, ProcessedReader, ProcessedWriter, read_processed
 from .records import DecodedRecords, decode_records
+from .summaries import (
+    FEATURE_PREFIX,
+    PixelCounts,
+    channel_means,
+    feature_channels,
+    feature_column,
+)
 from .tfrecord import (
     TFRecordWriter,
     iter_records,
@@ -36,6 +43,7 @@ __all__ = [
     "BLANK_MAX",
     "CHANNELS",
     "CLASS_NAMES",
+    "FEATURE_PREFIX",
     "IMAGE_SIZE",
     "INDICES",
     "PIXELS",
@@ -48,6 +56,7 @@ __all__ = [
     "MalformedExampleError",
     "MissingBandError",
     "MissingChannelError",
+    "PixelCounts",
     "PreprocessError",
     "ProcessResult",
     "ProcessedChunk",
@@ -56,11 +65,14 @@ __all__ = [
     "ProcessedWriter",
     "TFRecordWriter",
     "TruncatedRecordError",
+    "channel_means",
     "compute_indices",
     "decode_example",
     "decode_records",
     "encode_example",
     "encode_features",
+    "feature_channels",
+    "feature_column",
     "image_id",
     "iter_records",
     "looks_like_tfrecord",

@@ -4,6 +4,9 @@
     processed/<YYYY-MM-DD>/<name>/<digest12>.npz     preprocess output, one per raw version
     predictions/<YYYY-MM-DD>/<name>/<digest12>.parquet
     reports/<YYYY-MM-DD>/<name>/<digest12>.html      Evidently report of that predictions file
+    reports/<YYYY-MM-DD>/_daily/<model>/<version>.html   Evidently report of the day (a model's)
+    predictions/_reference/<sha12>.parquet           a model's reference input summaries, copied
+                                                     by Inference for Observe
 
 Products sit under their own prefixes, so listing raw data never sees them; the raw file's
 content digest in the product name keeps every raw version's products apart.
@@ -62,6 +65,17 @@ class KeyLayout:
     def report_key(self, raw_key: str, digest: str) -> str:
         return f"{self.reports}{self.relative(raw_key)}/{digest[:DIGEST_CHARS]}.html"
 
+    def daily_report_key(self, date: dt.date, model_name: str, model_version: str) -> str:
+        """The report of one day's files of one model version. ``_daily`` cannot be a raw
+        file's report folder: those end in ``/<digest12>.html`` one level further down."""
+        name, version = _segment(model_name), _segment(model_version)
+        return f"{self.reports}{date.isoformat()}/_daily/{name}/{version}.html"
+
+    def reference_features_key(self, digest: str) -> str:
+        """A model's reference input summaries in the data bucket, by content (sha256 hex):
+        Observe reads them there, as it may read nothing of the model bucket."""
+        return f"{self.predictions}_reference/{digest[:DIGEST_CHARS]}.parquet"
+
     def batch_date(self, raw_key: str) -> dt.date | None:
         """The data's date from the raw/<YYYY-MM-DD>/ partition, or None when the key has none."""
         match = _DATE.match(self.relative(raw_key)) if raw_key.startswith(self.raw) else None
@@ -71,3 +85,8 @@ class KeyLayout:
             return dt.date(int(match[1]), int(match[2]), int(match[3]))
         except ValueError:
             return None
+
+
+def _segment(value: str) -> str:
+    """A model name or version as one key segment (no '/', never empty)."""
+    return value.replace("/", "_") or "_"

@@ -8,7 +8,11 @@ The model takes float32 images N x C x H x W with the channels named in ``channe
 processed files name them: B1..B11 scaled to [0, 1], NDVI, NDMI, EVI) and returns N x K logits
 or probabilities (``outputs``) for the ``classes`` in order. ``reference_class_shares`` is the
 class distribution of the model's predictions on reference data: prediction drift is measured
-against it.
+against it. ``reference_features`` (optional) names a Parquet file beside model.json with the
+per-image input summaries of that reference data (one row per image, a ``mean_<channel>``
+column per channel of ``droughtwatch_preprocess.feature_channels``): input drift is measured
+against it. ``reference_metrics`` (optional) is the model's quality on labelled reference data
+(``accuracy``, ``macro_f1``, ``images``): the accuracy drop is measured against it.
 """
 
 from __future__ import annotations
@@ -35,7 +39,16 @@ class ModelManifest(BaseModel):
     classes: tuple[str, ...] = Field(min_length=2)
     outputs: Literal["logits", "probabilities"] = "logits"
     reference_class_shares: dict[str, float]
+    reference_features: str | None = None
+    reference_metrics: dict[str, float] | None = None
     description: str = ""
+
+    @field_validator("reference_features")
+    @classmethod
+    def _plain_file_name(cls, value: str | None) -> str | None:
+        if value is not None and (not value or "/" in value or value == MANIFEST_NAME):
+            raise ValueError("must name a file beside model.json, e.g. 'reference.parquet'")
+        return value
 
     @field_validator("channels")
     @classmethod

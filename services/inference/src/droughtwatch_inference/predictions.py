@@ -2,14 +2,23 @@
 
 Columns: ``id`` (the image id from preprocessing), ``p_<class>`` (float32 probability of each
 class, in the model's class order), ``label`` (the predicted class name), ``probability`` (its
-probability), ``model_name``, ``model_version``. The file's key-value metadata holds, under
-``droughtwatch.model``, the model's name, version, classes and reference class shares, so that
-Observe compares each file with the reference of the model that made it.
+probability), ``model_name``, ``model_version``; ``true_label`` (the image's label from the raw
+file, as a class name, null when the record had none) and ``mean_<channel>`` (float32, the
+image's mean of each channel of ``droughtwatch_preprocess.feature_channels``, the input
+summaries input drift compares) when Inference wrote them.
+
+The file's key-value metadata holds, under ``droughtwatch.model``, the model's name, version,
+classes, reference class shares and reference metrics, and the data-bucket key of its
+reference input summaries, so that Observe compares each file with the reference of the model
+that made it; under ``droughtwatch.quality``, the raw file's record and blank counts and the
+pixel counts of the images (see ``droughtwatch_preprocess.PixelCounts``). ``read`` returns the
+latter as ``meta["quality"]`` (None for files written without it).
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -21,14 +30,27 @@ from droughtwatch_inference.errors import InvalidPredictions
 from droughtwatch_inference.manifest import ModelManifest
 
 METADATA_KEY = b"droughtwatch.model"
+QUALITY_KEY = b"droughtwatch.quality"
+TRUE_LABEL = "true_label"
 
 
 def probability_column(class_name: str) -> str:
     return f"p_{class_name}"
 
 
-def build_table(ids: np.ndarray, probabilities: np.ndarray, manifest: ModelManifest) -> pa.Table:
-    """Rows for ``ids`` from an N x K probability matrix in the manifest's class order."""
+def build_table(
+    ids: np.ndarray,
+    probabilities: np.ndarray,
+    manifest: ModelManifest,
+    *,
+    true_labels: Sequence[str | None] | None = None,
+    features: Mapping[str, np.ndarray] | None = None,
+    reference_features_key: str | None = None,
+) -> pa.Table:
+    """Rows for ``ids`` from an N x K probability matrix in the manifest's class order, with
+    the images' true labels (class names or None) and input summaries ({column: (N,)}) when
+    given, and ``reference_features_key`` (where Observe finds the model's reference input
+    summaries in the data bucket) in the metadata."""
     probabilities = np.asarray(probabilities, dtype=np.float32)
     if probabilities.ndim != 2 or probabilities.shape != (len(ids), len(manifest.classes)):
         raise ValueError(
@@ -45,22 +67,36 @@ def build_table(ids: np.ndarray, probabilities: np.ndarray, manifest: ModelManif
     )
     columns["model_name"] = pa.array([manifest.name] * len(ids), pa.string())
     columns["model_version"] = pa.array([manifest.version] * len(ids), pa.string())
+    if true_labels is not None:
+        if len(true_labels) != len(ids):
+            raise ValueError(f"{len(true_labels)} true labels for {len(ids)} images")
+        columns[TRUE_LABEL] = pa.array(list(true_labels), pa.string())
+    for column, values in (features or {}).items():
+        if len(values) != len(ids):
+            raise ValueError(f"{len(values)} values of {column} for {len(ids)} images")
+        columns[column] = pa.array(np.asarray(values, dtype=np.float32), pa.float32())
     table = pa.table(columns)
     meta = {
         "name": manifest.name,
         "version": manifest.version,
         "classes": list(manifest.classes),
         "reference_class_shares": manifest.reference_class_shares,
+        "reference_metrics": manifest.reference_metrics,
+        "reference_features_key": reference_features_key,
     }
     return table.replace_schema_metadata({METADATA_KEY: json.dumps(meta).encode()})
 
 
-def write(tables: list[pa.Table], path: Path) -> int:
-    """Write one or more tables (chunks of one file) as one Parquet file; returns rows."""
+def write(tables: list[pa.Table], path: Path, *, quality: Mapping[str, Any] | None = None) -> int:
+    """Write one or more tables (chunks of one file) as one Parquet file, with the file's
+    quality counts in its metadata when given; returns rows."""
     if not tables:
         raise ValueError("nothing to write")
     table = pa.concat_tables(tables)
-    table = table.replace_schema_metadata(tables[0].schema.metadata)
+    metadata = dict(tables[0].schema.metadata or {})
+    if quality is not None:
+        metadata[QUALITY_KEY] = json.dumps(quality).encode()
+    table = table.replace_schema_metadata(metadata)
     pq.write_table(table, path, compression="zstd")
     return table.num_rows
 
@@ -69,7 +105,9 @@ def read(path: Path) -> tuple[Any, dict[str, Any]]:
     """(pandas DataFrame, model metadata) of a predictions file."""
     try:
         table = pq.read_table(path)
-        meta = json.loads((table.schema.metadata or {})[METADATA_KEY])
+        metadata = table.schema.metadata or {}
+        meta = json.loads(metadata[METADATA_KEY])
+        meta["quality"] = json.loads(metadata[QUALITY_KEY]) if QUALITY_KEY in metadata else None
         classes = meta["classes"]
         required = {"id", "label", "probability", *(probability_column(c) for c in classes)}
     except (pa.ArrowException, KeyError, ValueError, TypeError) as exc:

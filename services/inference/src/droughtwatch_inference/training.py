@@ -1,5 +1,5 @@
 """Train the baseline model on generated normal-weather data and publish it under the model
-contract (model.json + model.pt2 + model.onnx). Imports torch.
+contract (model.json + model.pt2 + model.onnx + the reference input summaries). Imports torch.
 
 The images go through the real preprocessing (a generated raw TFRecord -> ``process_file`` ->
 ``ProcessedReader``), the same path Inference reads, so training sees exactly what inference
@@ -15,11 +15,20 @@ import tempfile
 import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
 import torch
-from droughtwatch_preprocess import CLASS_NAMES, ProcessedReader, process_file
+from droughtwatch_preprocess import (
+    CLASS_NAMES,
+    ProcessedReader,
+    channel_means,
+    feature_channels,
+    feature_column,
+    process_file,
+)
 from torch import nn
 
 from droughtwatch_inference import synthetic
@@ -31,6 +40,17 @@ from droughtwatch_inference.network import BaselineCNN, export_onnx, export_torc
 DEFAULT_CHANNELS: tuple[str, ...] = ("B4", "B5", "B6", "NDVI")
 MODEL_NAME = "baseline-cnn"
 FORMATS: tuple[str, ...] = ("torch.export", "onnx")
+REFERENCE_FEATURES_NAME = "reference_features.parquet"
+
+
+class Trained(NamedTuple):
+    """What ``train_baseline`` returns: the model, its manifest, training metrics, and the
+    reference input summaries its manifest names (Parquet bytes, published beside it)."""
+
+    model: BaselineCNN
+    manifest: ModelManifest
+    metrics: dict[str, Any]
+    reference_features: bytes
 
 
 def processed_images(
@@ -113,15 +133,18 @@ def train_baseline(
     learning_rate: float = 3e-3,
     name: str = MODEL_NAME,
     work_dir: Path | None = None,
-) -> tuple[BaselineCNN, ModelManifest, dict[str, Any]]:
+) -> Trained:
     """Train BaselineCNN on generated normal-weather data, deterministically for a ``seed``
     (bit for bit on one machine and torch thread count; another thread count sums gradients
     in another order, so the last bits of the weights, and the version, differ).
 
-    Returns (model in eval mode, its manifest, metrics). The manifest's version is
-    ``s<seed>-<first 10 hex digits of the weights' sha256>``; its ``reference_class_shares``
-    are the class shares of the model's predictions on ``holdout_images`` held-out normal
-    images (prediction drift is measured against them). Metrics: ``accuracy`` and
+    Returns (model in eval mode, its manifest, metrics, reference features). The manifest's
+    version is ``s<seed>-<first 10 hex digits of the weights' sha256>``; its reference is the
+    ``holdout_images`` held-out normal images: ``reference_class_shares`` are the class shares
+    of the model's predictions on them (prediction drift is measured against them),
+    ``reference_metrics`` its accuracy and macro F1 on them (the accuracy drop is measured
+    against it), and ``reference_features`` names the Parquet file of their input summaries
+    (input drift is measured against them). Metrics: ``accuracy`` and
     ``majority_accuracy`` (always predicting the most common training class) on the held-out
     images, ``train_seconds`` (all of it; ``data_seconds`` of it generating and preprocessing
     the images), ``parameters``, image counts, ``epochs`` and ``final_loss``.
@@ -131,9 +154,17 @@ def train_baseline(
     train_x, train_y = processed_images(
         np.random.default_rng([seed, 0]), train_images, channels, work_dir=work_dir
     )
-    holdout_x, holdout_y = processed_images(
-        np.random.default_rng([seed, 1]), holdout_images, channels, work_dir=work_dir
+    # the held-out images with every channel summarised for input drift (the model's first)
+    summarised = feature_channels(channels)
+    read = [*channels, *(c for c in summarised if c not in channels)]
+    holdout_all, holdout_y = processed_images(
+        np.random.default_rng([seed, 1]), holdout_images, read, work_dir=work_dir
     )
+    holdout_x = np.ascontiguousarray(holdout_all[:, : len(channels)])
+    reference = reference_features_table(
+        holdout_all[:, [read.index(c) for c in summarised]], summarised
+    )
+    del holdout_all
     data_seconds = time.perf_counter() - started
 
     with _deterministic(seed):
@@ -171,6 +202,12 @@ def train_baseline(
         classes=CLASS_NAMES,
         outputs="logits",
         reference_class_shares=class_shares(predicted),
+        reference_features=REFERENCE_FEATURES_NAME,
+        reference_metrics={
+            "accuracy": float((predicted == holdout_y).mean()),
+            "macro_f1": macro_f1(holdout_y, predicted),
+            "images": len(holdout_y),
+        },
         description=(
             f"BaselineCNN ({parameter_count(model):,} parameters) trained on {len(train_x)}"
             f" generated normal-weather images (seed {seed}); reference shares from its"
@@ -188,19 +225,51 @@ def train_baseline(
         "parameters": parameter_count(model),
         "final_loss": float(loss.detach()),
     }
-    return model, manifest, metrics
+    return Trained(model, manifest, metrics, reference)
+
+
+def reference_features_table(images: np.ndarray, channels: Sequence[str]) -> bytes:
+    """The reference input summaries of ``images`` (float32 (n, C, 65, 65) in ``channels``
+    order) as a Parquet file: one row per image, a ``mean_<channel>`` column per channel."""
+    means = channel_means(images)
+    table = pa.table(
+        {feature_column(c): pa.array(means[:, k], pa.float32()) for k, c in enumerate(channels)}
+    )
+    sink = io.BytesIO()
+    pq.write_table(table, sink, compression="zstd")
+    return sink.getvalue()
+
+
+def macro_f1(true: np.ndarray, predicted: np.ndarray) -> float:
+    """Unweighted mean of the F1 of each class that occurs among the true or the predicted
+    labels (scikit-learn's macro F1; a class never predicted has F1 0)."""
+    f1 = []
+    for k in np.union1d(true, predicted):
+        tp = int(np.sum((predicted == k) & (true == k)))
+        fp = int(np.sum((predicted == k) & (true != k)))
+        fn = int(np.sum((predicted != k) & (true == k)))
+        f1.append(2 * tp / (2 * tp + fp + fn))
+    return float(np.mean(f1)) if f1 else float("nan")
 
 
 def artifacts(
-    model: BaselineCNN, manifest: ModelManifest, formats: Sequence[str] = FORMATS
+    model: BaselineCNN,
+    manifest: ModelManifest,
+    formats: Sequence[str] = FORMATS,
+    reference_features: bytes | None = None,
 ) -> dict[str, bytes]:
-    """The files of a published model: {file name: bytes}, model.json included."""
+    """The files of a published model: {file name: bytes}, model.json included, and the
+    reference input summaries when the manifest names them (then they must be given)."""
     formats = tuple(formats)
     unknown = set(formats) - set(WEIGHTS_NAME)
     if unknown:
         raise ValueError(f"unknown formats {sorted(unknown)}; known: {sorted(WEIGHTS_NAME)}")
     if manifest.format not in formats:
         raise ValueError(f"the manifest names format {manifest.format!r}, not in {formats}")
+    if (manifest.reference_features is None) != (reference_features is None):
+        raise ValueError(
+            "pass reference_features exactly when the manifest names a reference_features file"
+        )
     exporters = {"torch.export": export_torch, "onnx": export_onnx}
     files: dict[str, bytes] = {}
     with tempfile.TemporaryDirectory(prefix="export-") as name:
@@ -208,6 +277,8 @@ def artifacts(
             file_name = manifest.weights_name if fmt == manifest.format else WEIGHTS_NAME[fmt]
             path = exporters[fmt](model, Path(name) / file_name)
             files[file_name] = path.read_bytes()
+    if manifest.reference_features is not None and reference_features is not None:
+        files[manifest.reference_features] = reference_features
     files[MANIFEST_NAME] = manifest.model_dump_json(indent=2).encode()
     return files
 
@@ -219,16 +290,18 @@ def publish_model(
     model: BaselineCNN,
     manifest: ModelManifest,
     formats: Sequence[str] = FORMATS,
+    reference_features: bytes | None = None,
 ) -> list[str]:
-    """Export ``model`` and upload model.json and the weights under ``s3://bucket/prefix``.
+    """Export ``model`` and upload model.json, the weights and the reference input summaries
+    under ``s3://bucket/prefix``.
 
     ``store`` is a boto3 S3 client or an ``ObjectStore``. The weights go first and model.json
-    last, so a reader never finds a manifest whose weights are not there yet. Returns the keys
+    last, so a reader never finds a manifest whose files are not there yet. Returns the keys
     written.
     """
     if prefix and not prefix.endswith("/"):
         raise ValueError(f"prefix must end with '/', got {prefix!r}")
-    files = artifacts(model, manifest, formats)
+    files = artifacts(model, manifest, formats, reference_features)
     manifest_body = files.pop(MANIFEST_NAME)
     keys = []
     for file_name, body in [*files.items(), (MANIFEST_NAME, manifest_body)]:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import ctypes
 import functools
 import hashlib
+import io
 import shutil
 import time
 from dataclasses import dataclass
@@ -20,7 +21,10 @@ from pathlib import Path
 from typing import Protocol
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
 import torch
+from droughtwatch_preprocess import feature_channels, feature_column
 from pydantic import ValidationError
 
 from droughtwatch_inference import logs
@@ -41,6 +45,8 @@ class LoadedModel:
     uri: str  # s3://bucket/prefix/model.json
     etag: str  # model.json's ETag
     load_seconds: float
+    # The reference input summaries (Parquet bytes) model.json names, if it names any.
+    reference_features: bytes | None = None
 
 
 def softmax(logits: np.ndarray) -> np.ndarray:
@@ -240,6 +246,7 @@ def load_model(
         uri=uri,
         etag=etag,
         load_seconds=time.monotonic() - started,
+        reference_features=_reference_features(store, bucket, prefix, manifest, uri),
     )
     cache.put(key, model)
     logs.event(
@@ -252,6 +259,34 @@ def load_model(
         seconds=round(model.load_seconds, 3),
     )
     return model
+
+
+def _reference_features(
+    store: ModelStore, bucket: str, prefix: str, manifest: ModelManifest, uri: str
+) -> bytes | None:
+    """The Parquet file of reference input summaries model.json names (None if it names
+    none); it must exist and hold at least one summary column of the model's channels."""
+    if manifest.reference_features is None:
+        return None
+    key = f"{prefix}{manifest.reference_features}"
+    try:
+        body, _ = store.get_bytes(bucket, key)
+    except ObjectMissing as exc:
+        raise ModelNotFound(
+            f"{uri} names the reference features {manifest.reference_features!r}, but "
+            f"s3://{bucket}/{key} does not exist."
+        ) from exc
+    expected = {feature_column(c) for c in feature_channels(manifest.channels)}
+    try:
+        columns = set(pq.read_schema(io.BytesIO(body)).names)
+    except pa.ArrowException as exc:
+        raise InvalidModel(f"s3://{bucket}/{key} is not a Parquet file ({exc}).") from exc
+    if not columns & expected:
+        raise InvalidModel(
+            f"s3://{bucket}/{key} has none of the summary columns {sorted(expected)} "
+            f"(it has {sorted(columns)[:10]})."
+        )
+    return body
 
 
 def _first_line(exc: BaseException) -> str:

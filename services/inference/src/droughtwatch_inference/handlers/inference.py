@@ -12,7 +12,11 @@ from droughtwatch_inference.adapters.storage import ObjectStore
 from droughtwatch_inference.entries import LedgerEntry, StageReport
 from droughtwatch_inference.handlers.common import run_files, run_handler
 from droughtwatch_inference.keys import KeyLayout
-from droughtwatch_inference.logic.inference import infer_entry, inference_threads
+from droughtwatch_inference.logic.inference import (
+    infer_entry,
+    inference_threads,
+    publish_reference_features,
+)
 from droughtwatch_inference.logic.stage import Budget, FileResult
 from droughtwatch_inference.settings import InferenceSettings
 
@@ -25,12 +29,13 @@ def infer(
     work_dir = Path(settings.work_dir)
     threads = inference_threads(settings.torch_threads)
     model: models.LoadedModel | None = None
+    reference_key: str | None = None
 
     def work(entry: LedgerEntry) -> FileResult:
         # The model is loaded when the first file is claimed, so a run with nothing to do
         # reads no model; a missing or invalid model raises a stage error here, and the stage
         # loop gives the claimed file back untouched before the stage fails.
-        nonlocal model
+        nonlocal model, reference_key
         if model is None:
             model = models.load_model(
                 store,
@@ -39,8 +44,18 @@ def infer(
                 work_dir / "models",
                 threads=threads,
             )
+            reference_key = publish_reference_features(
+                store, settings.data_bucket, layout, model.reference_features
+            )
         return infer_entry(
-            entry, store, model, layout, work_dir, settings.batch_size, threads=threads
+            entry,
+            store,
+            model,
+            layout,
+            work_dir,
+            settings.batch_size,
+            threads=threads,
+            reference_features_key=reference_key,
         )
 
     return run_files(settings, ledger, budget, report, work)

@@ -153,8 +153,15 @@ def run_demo(
     with LocalPipeline(config) as pipeline, psycopg.connect(dsn, autocommit=True) as conn:
         s3 = boto3.client("s3")
         progress("training the baseline model", 0, total_steps)
-        model, manifest, train_metrics = training.train_baseline(seed=options.seed)
-        training.publish_model(s3, config.model_bucket, config.model_prefix, model, manifest)
+        model, manifest, train_metrics, reference = training.train_baseline(seed=options.seed)
+        training.publish_model(
+            s3,
+            config.model_bucket,
+            config.model_prefix,
+            model,
+            manifest,
+            reference_features=reference,
+        )
         model_info = {**_manifest_dict(manifest), "training": train_metrics}
         for step, (date, severity, files) in enumerate(plan, start=1):
             progress(f"day {date.isoformat()}: upload and run", step, total_steps)

@@ -60,8 +60,15 @@ def run_folder(
             from droughtwatch_inference import training
 
             say("no model yet: training the baseline CNN on generated data (a few seconds)")
-            model, manifest, _ = training.train_baseline(seed=7)
-            training.publish_model(s3, config.model_bucket, config.model_prefix, model, manifest)
+            model, manifest, _, reference = training.train_baseline(seed=7)
+            training.publish_model(
+                s3,
+                config.model_bucket,
+                config.model_prefix,
+                model,
+                manifest,
+                reference_features=reference,
+            )
         execution = pipeline.run()
         for bucket in (config.data_bucket, config.model_bucket):
             mirror_out(s3, bucket, root)

@@ -1,22 +1,36 @@
 """Inference: run the model over one processed file and write its predictions file.
 
-The processed file is read chunk by chunk with exactly the channels the model's manifest
-names (the preprocessing shared with training does the rest), so memory stays bounded by the
-chunk size whatever the file size.
+The processed file is read chunk by chunk (the preprocessing shared with training does the
+rest), so memory stays bounded by the chunk size whatever the file size. Each chunk is read
+with the model's channels first, then every other channel the file holds: the model sees
+exactly its channels, and the images are summarised where they are, for Observe (each
+image's channel means, for input drift; the file's pixel counts per band and index, for data
+quality; its true labels, for model quality).
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 import time
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Protocol
 
 import numpy as np
 import torch
-from droughtwatch_preprocess import MissingChannelError, ProcessedReader
+from droughtwatch_preprocess import (
+    CLASS_NAMES,
+    UNKNOWN_LABEL,
+    MissingChannelError,
+    PixelCounts,
+    ProcessedReader,
+    channel_means,
+    feature_channels,
+    feature_column,
+)
 
 from droughtwatch_inference import predictions
 from droughtwatch_inference.entries import LedgerEntry
@@ -49,6 +63,7 @@ class StorePort(Protocol):
     def upload(
         self, path: Path, bucket: str, key: str, content_type: str | None = None
     ) -> None: ...
+    def put_bytes(self, bucket: str, key: str, body: bytes, content_type: str) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -87,12 +102,15 @@ def predict_file(
     *,
     threads: int = 0,
     name: str | None = None,
+    reference_features_key: str | None = None,
 ) -> FilePredictions:
-    """Predict every image of the processed file and write the predictions Parquet file.
+    """Predict every image of the processed file and write the predictions Parquet file, with
+    the images' true labels, input summaries and pixel counts (see the module's docstring).
 
-    ``name`` is what errors call the file (default: its path). Raises ModelInputMismatch when
-    the file lacks a channel the model needs, has another image size, or holds values the
-    model cannot take (non-finite). A file with no images gives an empty predictions file.
+    ``name`` is what errors call the file (default: its path); ``reference_features_key`` is
+    recorded in the file's metadata for Observe. Raises ModelInputMismatch when the file lacks
+    a channel the model needs, has another image size, or holds values the model cannot take
+    (non-finite). A file with no images gives an empty predictions file.
     """
     started = time.perf_counter()
     name = name or str(processed_path)
@@ -100,19 +118,39 @@ def predict_file(
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
     torch.set_num_threads(inference_threads(threads))
     tables = []
+    model_channels = len(manifest.channels)
     with ProcessedReader(processed_path) as reader, torch.inference_mode():
         size = int(reader.meta["image_size"])
         if size != manifest.image_size:
             raise _mismatch(name, manifest, f"the images are {size}x{size} pixels")
+        channels = [*manifest.channels, *(c for c in reader.channels if c not in manifest.channels)]
+        # An older processed file may lack the indices: only what it holds is summarised.
+        summarised = [c for c in feature_channels(manifest.channels) if c in channels]
+        at = [channels.index(c) for c in summarised]
+        labels = _label_names(reader.meta)
+        pixels = PixelCounts()
+        build = partial(
+            predictions.build_table,
+            manifest=manifest,
+            reference_features_key=reference_features_key,
+        )
         try:
-            chunks = reader.iter_chunks(list(manifest.channels))
-            for chunk in chunks:
+            for chunk in reader.iter_chunks(channels):
                 probabilities = np.empty((len(chunk.ids), len(manifest.classes)), np.float32)
                 for start in range(0, len(chunk.ids), batch_size):
-                    batch = chunk.images[start : start + batch_size]
+                    batch = chunk.images[start : start + batch_size, :model_channels]
                     _check_finite(batch, name, manifest)
                     probabilities[start : start + len(batch)] = predictor.predict(batch)
-                tables.append(predictions.build_table(chunk.ids, probabilities, manifest))
+                pixels.add(chunk.images, channels)
+                means = channel_means(chunk.images[:, at])
+                tables.append(
+                    build(
+                        chunk.ids,
+                        probabilities,
+                        true_labels=[labels.get(int(k)) for k in chunk.labels],
+                        features={feature_column(c): means[:, k] for k, c in enumerate(summarised)},
+                    )
+                )
         except MissingChannelError as exc:
             raise _mismatch(
                 name,
@@ -120,11 +158,31 @@ def predict_file(
                 f"the processed file has no channel {exc.channel!r} (it holds "
                 f"{', '.join(exc.available)})",
             ) from exc
+        quality = {
+            "records": reader.meta.get("records"),
+            "dropped_blank": reader.meta.get("dropped_blank"),
+            "pixels": pixels.as_dict(),
+        }
     if not tables:
         empty = np.zeros((0, len(manifest.classes)), np.float32)
-        tables.append(predictions.build_table(np.array([], dtype=str), empty, manifest))
-    rows = predictions.write(tables, out_path)
+        nothing = np.zeros(0, np.float32)
+        tables.append(
+            build(
+                np.array([], dtype=str),
+                empty,
+                true_labels=[],
+                features={feature_column(c): nothing for c in summarised},
+            )
+        )
+    rows = predictions.write(tables, out_path, quality=quality)
     return FilePredictions(rows=rows, seconds=time.perf_counter() - started)
+
+
+def _label_names(meta: dict) -> dict[int, str]:
+    """Class index -> name as the processed file names them (UNKNOWN_LABEL has no name)."""
+    names = meta.get("class_names") or CLASS_NAMES
+    unknown = int(meta.get("unknown_label", UNKNOWN_LABEL))
+    return {k: str(n) for k, n in enumerate(names) if k != unknown}
 
 
 def _check_finite(batch: np.ndarray, name: str, manifest: ModelManifest) -> None:
@@ -140,6 +198,20 @@ def _check_finite(batch: np.ndarray, name: str, manifest: ModelManifest) -> None
     )
 
 
+def publish_reference_features(
+    store: StorePort, bucket: str, layout: KeyLayout, body: bytes | None
+) -> str | None:
+    """Copy a model's reference input summaries into the data bucket, under a key made of
+    their digest, and return that key (None when the model has none). Observe reads them
+    there: it may read the predictions prefix, not the model bucket. The same bytes always go
+    to the same key, so copying again (each invocation does) changes nothing."""
+    if body is None:
+        return None
+    key = layout.reference_features_key(hashlib.sha256(body).hexdigest())
+    store.put_bytes(bucket, key, body, PARQUET_CONTENT_TYPE)
+    return key
+
+
 def infer_entry(
     entry: LedgerEntry,
     store: StorePort,
@@ -148,8 +220,10 @@ def infer_entry(
     work_dir: Path,
     batch_size: int,
     threads: int = 0,
+    reference_features_key: str | None = None,
 ) -> FileResult:
-    """Download the entry's processed file, predict it, upload the predictions file."""
+    """Download the entry's processed file, predict it, upload the predictions file (which
+    names ``reference_features_key``, the model's reference summaries for Observe)."""
     if not entry.processed_key or not entry.source_digest:
         raise ValueError(
             f"{entry.raw_key}: the ledger row has no processed file (processed_key or "
@@ -169,6 +243,7 @@ def infer_entry(
             out,
             threads=threads,
             name=f"s3://{entry.bucket}/{entry.processed_key}",
+            reference_features_key=reference_features_key,
         )
         key = layout.predictions_key(entry.raw_key, entry.source_digest)
         store.upload(out, entry.bucket, key, PARQUET_CONTENT_TYPE)

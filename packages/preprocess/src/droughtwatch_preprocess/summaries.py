@@ -1,0 +1,123 @@
+"""Per-image summaries of model-ready images, the numbers that input drift and data quality
+compare: Inference computes them on the images it predicts, training on its reference images,
+with this one module, so both sides summarise alike.
+
+An image's *features* are the means of channels over its 65x65 pixels. Only finite pixels
+count: EVI is infinite (or NaN) where its denominator is zero, and one such pixel would make
+the mean infinite; how many pixels are non-finite is counted on its own (``PixelCounts``).
+
+``PixelCounts`` are counts, not shares, so that files pool exactly into a day: a band's pixels
+at 0 and at 255 (saturated; 1.0 once normalised, exactly, since 255 / 255 is exact in float32),
+and an index's non-finite pixels, over ``images`` images of ``PIXELS`` pixels each.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from .bands import BANDS, CHANNELS, INDICES, PIXELS
+
+FEATURE_PREFIX = "mean_"
+
+
+def feature_column(channel: str) -> str:
+    """The column that holds an image's mean of ``channel`` (``mean_NDVI``)."""
+    return f"{FEATURE_PREFIX}{channel}"
+
+
+def feature_channels(model_channels: Sequence[str]) -> tuple[str, ...]:
+    """The channels summarised for a model: its own, and the three indices (which carry the
+    vegetation signal whether or not the model reads them), in the processed files' order."""
+    wanted = set(model_channels) | set(INDICES)
+    unknown = wanted - set(CHANNELS)
+    if unknown:
+        raise ValueError(f"unknown channels {sorted(unknown)}; known: {list(CHANNELS)}")
+    return tuple(c for c in CHANNELS if c in wanted)
+
+
+def channel_means(images: np.ndarray) -> np.ndarray:
+    """float64 (n, C): each image's mean of each channel over its finite pixels, NaN for a
+    channel without a finite pixel. ``images`` is float32 (n, C, H, W)."""
+    n, c = images.shape[:2]
+    flat = images.reshape(n, c, -1)
+    sums = flat.sum(axis=2, dtype=np.float64)
+    if np.isfinite(sums).all():  # the usual case: no infinite EVI pixel in the chunk
+        return sums / flat.shape[2]
+    finite = np.isfinite(flat)
+    counts = finite.sum(axis=2)
+    sums = np.where(finite, flat, np.float32(0)).sum(axis=2, dtype=np.float64)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(counts > 0, sums / np.maximum(counts, 1), np.nan)
+
+
+@dataclass
+class PixelCounts:
+    """Pixels at 0 and at 255 per band, and non-finite pixels per index, over ``images``
+    images. Only the channels that were summarised have an entry."""
+
+    images: int = 0
+    zero: dict[str, int] = field(default_factory=dict)
+    saturated: dict[str, int] = field(default_factory=dict)
+    nonfinite: dict[str, int] = field(default_factory=dict)
+
+    def add(self, images: np.ndarray, channels: Sequence[str]) -> None:
+        """Count the pixels of ``images`` (float32 (n, C, H, W), ``channels`` in order, bands
+        normalised to [0, 1])."""
+        if images.shape[1] != len(channels):
+            raise ValueError(f"{images.shape[1]} channels in the images, {len(channels)} named")
+        n = images.shape[0]
+        flat = images.reshape(n, len(channels), -1)
+        for k, channel in enumerate(channels):
+            plane = flat[:, k]
+            if channel in BANDS:
+                _bump(self.zero, channel, np.count_nonzero(plane == 0))
+                _bump(self.saturated, channel, np.count_nonzero(plane == 1))
+            elif channel in INDICES:
+                _bump(self.nonfinite, channel, plane.size - np.count_nonzero(np.isfinite(plane)))
+        self.images += n
+
+    def merge(self, other: PixelCounts) -> PixelCounts:
+        """The counts of both (e.g. two files of one day)."""
+        merged = PixelCounts(self.images + other.images)
+        for name in ("zero", "saturated", "nonfinite"):
+            target = getattr(merged, name)
+            for source in (getattr(self, name), getattr(other, name)):
+                for channel, count in source.items():
+                    _bump(target, channel, count)
+        return merged
+
+    def shares(self) -> dict[str, dict[str, float]]:
+        """Each count as a share of the pixels counted: {"zero": {band: share}, ...}."""
+        pixels = self.images * PIXELS
+        return {
+            name: {c: (n / pixels if pixels else 0.0) for c, n in getattr(self, name).items()}
+            for name in ("zero", "saturated", "nonfinite")
+        }
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "images": self.images,
+            "pixels_per_image": PIXELS,
+            "zero": dict(self.zero),
+            "saturated": dict(self.saturated),
+            "nonfinite": dict(self.nonfinite),
+        }
+
+    @classmethod
+    def from_dict(cls, value: Mapping[str, Any]) -> PixelCounts:
+        if int(value.get("pixels_per_image", PIXELS)) != PIXELS:
+            raise ValueError(f"pixel counts are for {value['pixels_per_image']} pixels per image")
+        return cls(
+            int(value["images"]),
+            {str(k): int(v) for k, v in value.get("zero", {}).items()},
+            {str(k): int(v) for k, v in value.get("saturated", {}).items()},
+            {str(k): int(v) for k, v in value.get("nonfinite", {}).items()},
+        )
+
+
+def _bump(counts: dict[str, int], key: str, by: int) -> None:
+    counts[key] = counts.get(key, 0) + int(by)

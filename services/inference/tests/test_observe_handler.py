@@ -83,9 +83,11 @@ def _rows(dsn: str, table: str) -> list[dict]:
         return conn.execute(f"SELECT * FROM {table} ORDER BY id").fetchall()
 
 
-def _report_keys(s3, bucket: str) -> list[str]:
+def _report_keys(s3, bucket: str, daily: bool = False) -> list[str]:
+    """The reports of files (or, with ``daily``, of days) in the bucket."""
     listing = s3.list_objects_v2(Bucket=bucket, Prefix=LAYOUT.reports)
-    return [item["Key"] for item in listing.get("Contents", [])]
+    keys = [item["Key"] for item in listing.get("Contents", [])]
+    return [k for k in keys if ("/_daily/" in k) is daily]
 
 
 def test_observe_records_metrics_uploads_the_report_and_completes_the_file(

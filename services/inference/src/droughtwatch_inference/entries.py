@@ -36,6 +36,16 @@ class LedgerEntry:
     model_version: str | None = None
 
 
+@dataclass(frozen=True)
+class Day:
+    """One day's files of one model version, the unit of the daily metrics."""
+
+    batch_date: dt.date
+    model_name: str
+    model_version: str
+    last_metrics_id: int  # the newest metrics row of the day when it was found stale
+
+
 @dataclass
 class StageReport:
     """What a stage did in one invocation; becomes the handler's response body."""

@@ -101,6 +101,15 @@ class ObserveSettings(CommonSettings):
     # threshold holds (0.1 = moderate, 0.25 = significant shift, the usual rule of thumb).
     drift_method: Literal["psi", "jensenshannon"] = "psi"
     drift_threshold: float = Field(0.25, gt=0)
+    # Input drift (logic/input_drift.py): a summary column drifts when its normed Wasserstein
+    # distance to the reference reaches the threshold; the input drifts when that share of
+    # the columns does.
+    feature_drift_threshold: float = Field(0.3, gt=0)
+    feature_drift_share: float = Field(0.5, gt=0, le=1)
+    # The accuracy alert: accuracy more than this below the model's reference accuracy.
+    accuracy_margin: float = Field(0.1, gt=0, lt=1)
+    # A day with fewer images is "not enough data": no alert (logic/daily.py).
+    min_daily_images: int = Field(200, ge=1)
     save_html_report: bool = True
 
 

@@ -21,14 +21,10 @@ _ENTRY_COLUMNS = (
     "id, bucket, raw_key, etag, size_bytes, batch_date, stage, status, attempts, "
     "source_digest, processed_key, predictions_key, model_name, model_version"
 )
-# The metrics columns a stage may write (the rest are the table's own: id, computed_at).
-METRICS_COLUMNS = frozenset(
+# What Observe measures, the columns of both metrics (per predictions file) and daily_metrics
+# (per day and model version); migrations 0001 and 0002.
+SIGNAL_COLUMNS = frozenset(
     {
-        "ledger_id",
-        "predictions_key",
-        "report_key",
-        "batch_date",
-        "run_id",
         "model_name",
         "model_version",
         "images",
@@ -41,8 +37,52 @@ METRICS_COLUMNS = frozenset(
         "drift_method",
         "drift_threshold",
         "drift_detected",
+        "labelled_images",
+        "accuracy",
+        "macro_f1",
+        "per_class",
+        "confusion",
+        "reference_accuracy",
+        "accuracy_drop",
+        "accuracy_margin",
+        "accuracy_alert",
+        "feature_drift",
+        "drifted_features",
+        "feature_drift_share",
+        "feature_drift_method",
+        "feature_drift_threshold",
+        "input_drift_detected",
+        "records",
+        "dropped_blank",
+        "blank_share",
+        "missing_label_share",
+        "zero_share",
+        "saturated_share",
+        "nonfinite_share",
+        "notes",
     }
 )
+JSONB_COLUMNS = frozenset(
+    {
+        "class_counts",
+        "class_shares",
+        "per_class",
+        "confusion",
+        "feature_drift",
+        "zero_share",
+        "saturated_share",
+        "nonfinite_share",
+        "notes",
+    }
+)
+# The metrics columns a stage may write (the rest are the table's own: id, computed_at).
+METRICS_COLUMNS = SIGNAL_COLUMNS | {
+    "ledger_id",
+    "predictions_key",
+    "report_key",
+    "batch_date",
+    "run_id",
+}
 _CLAIMABLE = """
     stage = %(stage)s
     AND (status = 'pending'
@@ -175,9 +215,7 @@ class Ledger:
         unknown = set(row) - METRICS_COLUMNS
         if unknown:
             raise ValueError(f"unknown metrics columns: {sorted(unknown)}")
-        values = dict(row)
-        for key in ("class_counts", "class_shares"):
-            values[key] = Jsonb(values[key])
+        values = as_sql_values(row)
         columns = sorted(values)
         with self.conn.transaction():
             cur = self.conn.execute(
@@ -187,3 +225,8 @@ class Ledger:
                 values,
             )
         return cur.rowcount == 1
+
+
+def as_sql_values(row: dict[str, Any]) -> dict[str, Any]:
+    """A row's values with the jsonb columns wrapped for psycopg."""
+    return {k: Jsonb(v) if k in JSONB_COLUMNS and v is not None else v for k, v in row.items()}

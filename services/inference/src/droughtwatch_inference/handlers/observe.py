@@ -1,5 +1,5 @@
-"""Observe Lambda: predictions -> metrics row and Evidently HTML report. Evidently is imported when
-the first file is observed (logic.observe.load_evidently); torch never."""
+"""Observe Lambda: predictions -> metrics rows and Evidently HTML reports, per file and then per
+day. Evidently is imported when the first file is observed (logic.evidently_api); torch never."""
 
 from __future__ import annotations
 
@@ -7,12 +7,14 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
+from droughtwatch_inference.adapters.daily_metrics import DailyMetrics
 from droughtwatch_inference.adapters.ledger import Ledger
 from droughtwatch_inference.adapters.storage import ObjectStore
 from droughtwatch_inference.entries import StageReport
 from droughtwatch_inference.handlers.common import run_files, run_handler
 from droughtwatch_inference.keys import KeyLayout
-from droughtwatch_inference.logic.observe import observe_entry
+from droughtwatch_inference.logic.daily import observe_days
+from droughtwatch_inference.logic.observe import ObserveConfig, ReferenceSummaries, observe_entry
 from droughtwatch_inference.logic.stage import Budget
 from droughtwatch_inference.settings import ObserveSettings
 
@@ -20,18 +22,34 @@ from droughtwatch_inference.settings import ObserveSettings
 def observe(
     settings: ObserveSettings, ledger: Ledger, budget: Budget, report: StageReport
 ) -> StageReport:
+    store = ObjectStore(settings)
+    layout = KeyLayout.from_settings(settings)
+    work_dir = Path(settings.work_dir)
+    config = ObserveConfig.from_settings(settings)
+    references = ReferenceSummaries(store, settings.data_bucket, work_dir)
     work = partial(
         observe_entry,
-        store=ObjectStore(settings),
+        store=store,
         metrics=ledger,
-        layout=KeyLayout.from_settings(settings),
-        work_dir=Path(settings.work_dir),
+        layout=layout,
+        work_dir=work_dir,
         run_id=report.run_id,
-        method=settings.drift_method,
-        threshold=settings.drift_threshold,
-        save_html=settings.save_html_report,
+        config=config,
+        references=references,
     )
-    return run_files(settings, ledger, budget, report, work)
+    run_files(settings, ledger, budget, report, work)
+    observe_days(
+        DailyMetrics(ledger.conn),
+        store,
+        settings.data_bucket,
+        layout,
+        work_dir,
+        budget,
+        report,
+        config=config,
+        references=references,
+    )
+    return report
 
 
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:

@@ -1,5 +1,8 @@
-"""Observe: the metrics of one predictions file (class counts and shares, missing labels, and
-prediction drift against the model's reference class distribution), computed with Evidently.
+"""Observe: the metrics of one predictions file, computed with Evidently: class counts and
+shares, missing labels and prediction drift against the model's reference class distribution
+(here), model quality where the images carry labels (logic.quality), input drift of the
+per-image summaries (logic.input_drift) and data quality (logic.data_quality), written to one
+metrics row and one HTML report (logic.report). logic.daily pools a day's files the same way.
 
 The drift test is fixed to PSI (population stability index) by default, or Jensen-Shannon
 distance, and never left to Evidently: without ``method``, ``ValueDrift`` picks chi-square (a
@@ -29,19 +32,22 @@ from __future__ import annotations
 
 import math
 import shutil
-import warnings
 from collections.abc import Mapping, Sequence
-from functools import cache
+from dataclasses import dataclass
 from pathlib import Path
-from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any, Protocol
 
 import pandas as pd
 
 from droughtwatch_inference import predictions
 from droughtwatch_inference.entries import LedgerEntry
-from droughtwatch_inference.errors import InvalidPredictions
+from droughtwatch_inference.errors import InvalidPredictions, ObjectMissing
 from droughtwatch_inference.keys import KeyLayout
+from droughtwatch_inference.logic.data_quality import data_quality, quality_rows
+from droughtwatch_inference.logic.evidently_api import load_evidently
+from droughtwatch_inference.logic.input_drift import input_drift
+from droughtwatch_inference.logic.quality import model_quality
+from droughtwatch_inference.logic.report import Section, render
 from droughtwatch_inference.logic.stage import FileResult
 
 if TYPE_CHECKING:
@@ -61,33 +67,6 @@ class StorePort(Protocol):
 
 class MetricsPort(Protocol):
     def insert_metrics(self, row: dict[str, Any]) -> bool: ...
-
-
-@cache
-def load_evidently() -> SimpleNamespace:
-    """Evidently's API, imported on first use rather than at module import: the import costs
-    4 to 9 s of CPU (measured on 2 cores), and in the invocation it does not count against
-    Lambda's 10 s init phase."""
-    # Evidently 0.7.23 warns while importing itself: its legacy package touches numpy.core
-    # (DeprecationWarning "numpy.core is deprecated"), it calls deprecated litestar APIs
-    # (LitestarDeprecationWarning, a DeprecationWarning raised from litestar's modules), and one
-    # of its docstrings has an invalid escape (reported only when the file is compiled). All
-    # three are Evidently's internal noise; they are silenced for this import only, by message.
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", r"numpy\.core is deprecated", DeprecationWarning)
-        warnings.filterwarnings("ignore", category=DeprecationWarning, module=r"litestar(\.|$)")
-        warnings.filterwarnings("ignore", "invalid escape sequence", DeprecationWarning)
-        warnings.filterwarnings("ignore", "invalid escape sequence", SyntaxWarning)
-        from evidently import DataDefinition, Dataset, Report
-        from evidently.metrics import MissingValueCount, UniqueValueCount, ValueDrift
-    return SimpleNamespace(
-        Report=Report,
-        Dataset=Dataset,
-        definition=DataDefinition(categorical_columns=[LABEL]),
-        UniqueValueCount=UniqueValueCount,
-        MissingValueCount=MissingValueCount,
-        ValueDrift=ValueDrift,
-    )
 
 
 def reference_labels(
@@ -159,15 +138,16 @@ def observe_predictions(
         return result, None
 
     ev = load_evidently()
+    definition = ev.DataDefinition(categorical_columns=[LABEL])
     unique = ev.UniqueValueCount(column=LABEL)
     missing = ev.MissingValueCount(column=LABEL)
     # The drift metric needs at least one label (Evidently raises on an all-missing column).
     drift = ev.ValueDrift(column=LABEL, method=method, threshold=threshold)
     metrics = [unique, missing] + ([drift] if labels.notna().any() else [])
-    current = ev.Dataset.from_pandas(pd.DataFrame({LABEL: labels}), data_definition=ev.definition)
+    current = ev.Dataset.from_pandas(pd.DataFrame({LABEL: labels}), data_definition=definition)
     reference = ev.Dataset.from_pandas(
         pd.DataFrame({LABEL: pd.Series(reference_labels(classes, shares), dtype=object)}),
-        data_definition=ev.definition,
+        data_definition=definition,
     )
     snapshot = ev.Report(metrics).run(current, reference)
     values = {m["id"]: m["value"] for m in snapshot.dict()["metrics"]}
@@ -191,6 +171,136 @@ def observe_predictions(
     return result, snapshot
 
 
+@dataclass(frozen=True)
+class ObserveConfig:
+    """What Observe compares with what (ObserveSettings, as plain values)."""
+
+    method: str = "psi"
+    threshold: float = 0.25
+    feature_threshold: float = 0.3
+    feature_share: float = 0.5
+    accuracy_margin: float = 0.1
+    min_daily_images: int = 200
+    save_html: bool = True
+
+    @classmethod
+    def from_settings(cls, settings: Any) -> ObserveConfig:
+        return cls(
+            method=settings.drift_method,
+            threshold=settings.drift_threshold,
+            feature_threshold=settings.feature_drift_threshold,
+            feature_share=settings.feature_drift_share,
+            accuracy_margin=settings.accuracy_margin,
+            min_daily_images=settings.min_daily_images,
+            save_html=settings.save_html_report,
+        )
+
+
+class ReferenceSummaries:
+    """The models' reference input summaries, read from the data bucket (where Inference
+    copies them) once per key: the key names the content, so it never changes."""
+
+    def __init__(self, store: StorePort, bucket: str, work_dir: Path) -> None:
+        self.store, self.bucket, self.work_dir = store, bucket, work_dir
+        self._frames: dict[str, pd.DataFrame] = {}
+
+    def get(self, key: str | None) -> tuple[pd.DataFrame | None, str | None]:
+        """(summaries or None, why there are none)."""
+        if key is None:
+            return None, None
+        if key not in self._frames:
+            path = self.work_dir / "reference" / Path(key).name
+            try:
+                self.store.download(self.bucket, key, path)
+                self._frames[key] = pd.read_parquet(path)
+            except ObjectMissing:
+                return None, (
+                    f"the model's reference summaries s3://{self.bucket}/{key} are missing: input "
+                    "drift is not computed (Inference copies them again on its next run)"
+                )
+            finally:
+                path.unlink(missing_ok=True)
+        return self._frames[key], None
+
+
+def observe_frame(
+    df: pd.DataFrame,
+    meta: Mapping[str, Any],
+    reference: pd.DataFrame | None,
+    config: ObserveConfig,
+    *,
+    reference_note: str | None = None,
+) -> tuple[dict[str, Any], list[Section]]:
+    """Every signal of the images in ``df`` (a file, or a day's files pooled): the metrics row's
+    values and the report's sections (empty for an empty frame: Evidently cannot run on it)."""
+    values, drift_snapshot = observe_predictions(
+        df, meta, method=config.method, threshold=config.threshold
+    )
+    classes, _ = _model_classes(meta)
+    quality, quality_snapshot, quality_notes = model_quality(
+        df, classes, meta.get("reference_metrics"), margin=config.accuracy_margin
+    )
+    drift, input_snapshot, drift_notes = input_drift(
+        df,
+        reference,
+        threshold=config.feature_threshold,
+        share_threshold=config.feature_share,
+        detected=drift_detected,
+    )
+    if reference_note is not None:
+        drift_notes = [reference_note]
+    data = data_quality(df, meta.get("quality"))
+    values.update(**quality, **drift, **data, notes=[*quality_notes, *drift_notes])
+    if drift_snapshot is None:
+        return values, []
+    sections = [
+        Section("Prediction drift", drift_snapshot, text=[_prediction_summary(values)]),
+        Section(
+            "Model quality", quality_snapshot, text=[*quality_notes, *_quality_summary(values)]
+        ),
+        Section("Input drift", input_snapshot, text=[*drift_notes, *_input_summary(values)]),
+        Section("Data quality", rows=quality_rows(data)),
+    ]
+    return values, sections
+
+
+def _prediction_summary(values: Mapping[str, Any]) -> str:
+    score = values["drift_score"]
+    verdict = "drift" if values["drift_detected"] else "no drift"
+    shown = "n/a" if score is None else f"{score:.3f}"
+    return (
+        f"{values['images']} images; prediction drift ({values['drift_method']}) {shown}, "
+        f"threshold {values['drift_threshold']}: {verdict}."
+    )
+
+
+def _quality_summary(values: Mapping[str, Any]) -> list[str]:
+    if values["accuracy"] is None:
+        return []
+    line = (
+        f"{values['labelled_images']} labelled images: accuracy {values['accuracy']:.3f}, "
+        f"macro F1 {values['macro_f1']:.3f}."
+    )
+    if values["accuracy_drop"] is not None:
+        line += (
+            f" Reference accuracy {values['reference_accuracy']:.3f}: drop "
+            f"{values['accuracy_drop']:.3f}, margin {values['accuracy_margin']}"
+            f"{' (alert)' if values['accuracy_alert'] else ''}."
+        )
+    return [line]
+
+
+def _input_summary(values: Mapping[str, Any]) -> list[str]:
+    scores = values["feature_drift"]
+    if not scores:
+        return []
+    return [
+        f"{values['drifted_features']} of {len(scores)} summaries drifted "
+        f"({values['feature_drift_method']} >= {values['feature_drift_threshold']}): input "
+        f"drift {'detected' if values['input_drift_detected'] else 'not detected'}."
+    ]
+
+
 def observe_entry(
     entry: LedgerEntry,
     store: StorePort,
@@ -199,13 +309,13 @@ def observe_entry(
     work_dir: Path,
     *,
     run_id: str,
-    method: str,
-    threshold: float,
-    save_html: bool,
+    config: ObserveConfig,
+    references: ReferenceSummaries,
 ) -> FileResult:
     """Observe one ledger entry: read its predictions file, compute the metrics, upload the
-    HTML report (when ``save_html`` and the file has images), insert the metrics row (a second
-    insert for the same predictions file is a no-op, so a retried file is counted once)."""
+    HTML report (when ``config.save_html`` and the file has images), insert the metrics row (a
+    second insert for the same predictions file is a no-op, so a retried file is counted
+    once)."""
     if not entry.predictions_key or not entry.source_digest:
         raise InvalidPredictions(
             f"ledger row {entry.id} ({entry.raw_key}) has no predictions file recorded"
@@ -215,12 +325,13 @@ def observe_entry(
     try:
         path = store.download(entry.bucket, entry.predictions_key, scratch / "predictions.parquet")
         df, meta = predictions.read(path)
-        values, snapshot = observe_predictions(df, meta, method=method, threshold=threshold)
+        reference, note = references.get(meta.get("reference_features_key"))
+        values, sections = observe_frame(df, meta, reference, config, reference_note=note)
         report_key = None
-        if save_html and snapshot is not None:
+        if config.save_html and sections:
             report_key = layout.report_key(entry.raw_key, entry.source_digest)
             html = scratch / "report.html"
-            snapshot.save_html(str(html))
+            html.write_text(render(sections), encoding="utf-8")
             store.upload(html, entry.bucket, report_key, "text/html")
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
@@ -242,6 +353,9 @@ def observe_entry(
             "report_key": report_key,
             "drift_score": values["drift_score"],
             "drift_detected": values["drift_detected"],
+            "accuracy": values["accuracy"],
+            "input_drift_detected": values["input_drift_detected"],
+            "notes": values["notes"],
             "metrics_inserted": inserted,
         },
     )

@@ -71,6 +71,11 @@ def _is_stage_error(exc: Exception) -> bool:
     return isinstance(exc, StorageError) and not isinstance(exc, ObjectMissing)
 
 
+def is_stage_error(exc: Exception) -> bool:
+    """Whether ``exc`` stops the stage as a whole (else it is one file's, or one day's)."""
+    return _is_stage_error(exc)
+
+
 def describe(exc: BaseException) -> str:
     if isinstance(exc, DroughtwatchError):
         return f"{exc.code}: {exc.describe()}"

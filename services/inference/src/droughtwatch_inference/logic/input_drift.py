@@ -1,0 +1,95 @@
+"""Input drift: the per-image summaries (``mean_<channel>``) of a file or a day against the
+model's reference summaries, one Evidently ``ValueDrift`` per column, before the predictions
+move.
+
+The method is named per column type and never left to Evidently, whose default depends on the
+sample size (a p-value test below 1,000 rows, a distance above, numbers of opposite meaning):
+numerical columns, which all the summaries are, use the normed Wasserstein distance (the
+earth mover's distance between the two distributions, in units of the reference's standard
+deviation); a categorical column would use PSI, as prediction drift does. Both are distances:
+a column drifts when its score reaches the threshold (``drift_detected``, the one comparison).
+
+The threshold, 0.3 by default, is a shift of about a third of the reference's between-image
+standard deviation. Sampling alone moves the score: on generated normal days it averaged 0.14
+at 80 images, 0.09 at 200 and 0.05 at 1,000 (the largest of 8 days at 200 images: 0.17), which
+is why days below the minimum sample size raise no alert. The demo's first drought day
+(severity 1/3) scores about 1.4 on NDVI and NDMI.
+
+The input drifts when the share of drifted columns reaches ``share_threshold`` (0.5 by
+default, Evidently's own dataset-drift rule), compared with the same function.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pandas as pd
+from droughtwatch_preprocess import FEATURE_PREFIX
+
+from droughtwatch_inference.logic.evidently_api import load_evidently
+
+DRIFT_METHOD_BY_TYPE = {"numerical": "wasserstein", "categorical": "psi"}
+NUMERICAL_METHOD = DRIFT_METHOD_BY_TYPE["numerical"]
+
+
+def empty_drift_values(threshold: float) -> dict[str, Any]:
+    return {
+        "feature_drift": None,
+        "drifted_features": None,
+        "feature_drift_share": None,
+        "feature_drift_method": NUMERICAL_METHOD,
+        "feature_drift_threshold": float(threshold),
+        "input_drift_detected": False,
+    }
+
+
+def feature_columns(df: pd.DataFrame) -> list[str]:
+    return [c for c in df.columns if c.startswith(FEATURE_PREFIX)]
+
+
+def input_drift(
+    current: pd.DataFrame,
+    reference: pd.DataFrame | None,
+    *,
+    threshold: float,
+    share_threshold: float,
+    detected: Callable[[float | None, float], bool],
+) -> tuple[dict[str, Any], Any, list[str]]:
+    """(values, Evidently snapshot or None, notes) of the summaries of ``current`` against
+    ``reference``. ``detected`` is the drift comparison (score, threshold) -> bool.
+
+    Compared are the summary columns both sides have with at least one value (a file from an
+    older preprocess has no index channels; a reference may summarise other channels)."""
+    values = empty_drift_values(threshold)
+    if reference is None:
+        return values, None, ["the model has no reference summaries: input drift is not computed"]
+    if current.empty:
+        return values, None, []
+    columns = [
+        c
+        for c in feature_columns(reference)
+        if c in current.columns and current[c].notna().any() and reference[c].notna().any()
+    ]
+    if not columns:
+        return values, None, ["no summary column in common with the reference: no input drift"]
+    ev = load_evidently()
+    definition = ev.DataDefinition(numerical_columns=columns)
+    metrics = {
+        c: ev.ValueDrift(column=c, method=NUMERICAL_METHOD, threshold=threshold) for c in columns
+    }
+    snapshot = ev.Report(list(metrics.values())).run(
+        ev.Dataset.from_pandas(current[columns].astype("float64"), data_definition=definition),
+        ev.Dataset.from_pandas(reference[columns].astype("float64"), data_definition=definition),
+    )
+    result = {m["id"]: m["value"] for m in snapshot.dict()["metrics"]}
+    scores = {c: float(result[metric.metric_id]) for c, metric in metrics.items()}
+    drifted = sum(detected(score, threshold) for score in scores.values())
+    share = drifted / len(scores)
+    values.update(
+        feature_drift=scores,
+        drifted_features=drifted,
+        feature_drift_share=share,
+        input_drift_detected=detected(share, share_threshold),
+    )
+    return values, snapshot, []

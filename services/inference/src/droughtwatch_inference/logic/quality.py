@@ -1,0 +1,119 @@
+"""Model quality where the images carry labels: accuracy, macro F1, per-class precision and
+recall with Evidently's classification metrics, and the confusion matrix, on the images whose
+``true_label`` is known.
+
+Macro F1 is the unweighted mean of the F1 of each class that occurs among the true or the
+predicted labels (scikit-learn's definition, which Evidently uses). A class never predicted
+has precision 0 and a class never seen recall 0, by the same convention. The confusion matrix
+is counted here over all the model's classes (Evidently draws the same matrix in the report).
+
+A file without labels (inference data) has no model quality: the values are None and a note
+says why; that is not an error. With the model's ``reference_metrics``, the accuracy drop is
+``reference accuracy - accuracy``, and the quality alert is on when it exceeds the margin.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import pandas as pd
+
+from droughtwatch_inference.logic.evidently_api import (
+    expected_classification_warnings,
+    load_evidently,
+)
+from droughtwatch_inference.predictions import TRUE_LABEL
+
+LABEL = "label"
+NO_LABELS = "no image carries a label: model quality is not computed"
+
+
+def quality_dropped(drop: float | None, margin: float) -> bool:
+    """The accuracy alert: accuracy fell more than ``margin`` below the reference."""
+    return drop is not None and drop > margin
+
+
+def empty_quality_values(labelled: int = 0) -> dict[str, Any]:
+    return {
+        "labelled_images": labelled,
+        "accuracy": None,
+        "macro_f1": None,
+        "per_class": None,
+        "confusion": None,
+        "reference_accuracy": None,
+        "accuracy_drop": None,
+        "accuracy_alert": False,
+    }
+
+
+def model_quality(
+    df: pd.DataFrame,
+    classes: Sequence[str],
+    reference_metrics: Mapping[str, Any] | None,
+    *,
+    margin: float,
+) -> tuple[dict[str, Any], Any, list[str]]:
+    """(values, Evidently snapshot or None, notes) of the labelled images of ``df``."""
+    values = empty_quality_values()
+    values["accuracy_margin"] = float(margin)
+    reference = (reference_metrics or {}).get("accuracy")
+    values["reference_accuracy"] = None if reference is None else float(reference)
+    if TRUE_LABEL not in df.columns:
+        return values, None, [f"{NO_LABELS} (the predictions file has no true labels)"]
+    labelled = df.loc[df[TRUE_LABEL].notna() & df[LABEL].notna(), [LABEL, TRUE_LABEL]]
+    values["labelled_images"] = len(labelled)
+    if labelled.empty:
+        return values, None, [NO_LABELS]
+    unknown = sorted(set(labelled[TRUE_LABEL]) - set(classes))
+    if unknown:
+        note = f"labels {unknown[:5]} are not among the model's classes: no model quality"
+        return values, None, [note]
+
+    ev = load_evidently()
+    definition = ev.DataDefinition(
+        categorical_columns=[LABEL, TRUE_LABEL],
+        classification=[ev.MulticlassClassification(target=TRUE_LABEL, prediction_labels=LABEL)],
+    )
+    accuracy, f1 = ev.Accuracy(), ev.F1Score()
+    precision, recall = ev.PrecisionByLabel(), ev.RecallByLabel()
+    with expected_classification_warnings():
+        snapshot = ev.Report([accuracy, f1, precision, recall]).run(
+            ev.Dataset.from_pandas(labelled.astype(object), data_definition=definition), None
+        )
+    result = {m["id"]: m["value"] for m in snapshot.dict()["metrics"]}
+    by_precision = {str(k): float(v) for k, v in result[precision.metric_id].items()}
+    by_recall = {str(k): float(v) for k, v in result[recall.metric_id].items()}
+    confusion = confusion_matrix(labelled[TRUE_LABEL], labelled[LABEL], classes)
+    values.update(
+        accuracy=float(result[accuracy.metric_id]),
+        macro_f1=float(result[f1.metric_id]),
+        per_class={
+            c: {
+                "precision": by_precision.get(c),
+                "recall": by_recall.get(c),
+                "support": sum(confusion[c].values()),
+            }
+            for c in classes
+        },
+        confusion=confusion,
+    )
+    if values["reference_accuracy"] is not None:
+        values["accuracy_drop"] = values["reference_accuracy"] - values["accuracy"]
+        values["accuracy_alert"] = quality_dropped(values["accuracy_drop"], margin)
+    notes = [] if reference is not None else ["the model has no reference accuracy: no drop"]
+    return values, snapshot, notes
+
+
+def confusion_matrix(
+    true: pd.Series, predicted: pd.Series, classes: Sequence[str]
+) -> dict[str, dict[str, int]]:
+    """{true class: {predicted class: images}} over all ``classes``, zeros included."""
+    counts = pd.crosstab(true, predicted)
+    return {
+        t: {
+            p: int(counts.at[t, p]) if t in counts.index and p in counts.columns else 0
+            for p in classes
+        }
+        for t in classes
+    }

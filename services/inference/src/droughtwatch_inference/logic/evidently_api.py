@@ -25,11 +25,18 @@ def load_evidently() -> SimpleNamespace:
         warnings.filterwarnings("ignore", category=DeprecationWarning, module=r"litestar(\.|$)")
         warnings.filterwarnings("ignore", "invalid escape sequence", DeprecationWarning)
         warnings.filterwarnings("ignore", "invalid escape sequence", SyntaxWarning)
-        from evidently import DataDefinition, Dataset, MulticlassClassification, Report
+        from evidently import (
+            BinaryClassification,
+            DataDefinition,
+            Dataset,
+            MulticlassClassification,
+            Report,
+        )
         from evidently.core.metric_types import render_widgets
         from evidently.legacy.renderers.html_widgets import group_widget, table_data, text_widget
         from evidently.metrics import (
             Accuracy,
+            F1ByLabel,
             F1Score,
             MissingValueCount,
             PrecisionByLabel,
@@ -42,11 +49,13 @@ def load_evidently() -> SimpleNamespace:
         Dataset=Dataset,
         DataDefinition=DataDefinition,
         MulticlassClassification=MulticlassClassification,
+        BinaryClassification=BinaryClassification,
         UniqueValueCount=UniqueValueCount,
         MissingValueCount=MissingValueCount,
         ValueDrift=ValueDrift,
         Accuracy=Accuracy,
         F1Score=F1Score,
+        F1ByLabel=F1ByLabel,
         PrecisionByLabel=PrecisionByLabel,
         RecallByLabel=RecallByLabel,
         render_widgets=render_widgets,
@@ -61,10 +70,13 @@ def expected_classification_warnings() -> Iterator[None]:
     """scikit-learn (under Evidently's classification metrics) warns where a metric is
     ill-defined and then uses 0: precision of a class never predicted, recall of a class never
     seen, a confusion matrix of one class only. Those zeros are the values Observe stores, by
-    that convention, so the warnings are expected, not news."""
+    that convention, so the warnings are expected, not news. A binary task (two classes seen)
+    also computes true and false negative rates, 0/0 when a class is only predicted: numpy's
+    warning for those (values Observe does not use) is expected too."""
+    import numpy as np
     from sklearn.exceptions import UndefinedMetricWarning
 
-    with warnings.catch_warnings():
+    with warnings.catch_warnings(), np.errstate(invalid="ignore", divide="ignore"):
         warnings.simplefilter("ignore", UndefinedMetricWarning)
         warnings.filterwarnings("ignore", "A single label was found", UserWarning)
         yield

@@ -24,6 +24,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+import numpy as np
 import pandas as pd
 from droughtwatch_preprocess import FEATURE_PREFIX
 
@@ -66,9 +67,13 @@ def input_drift(
         return values, None, ["the model has no reference summaries: input drift is not computed"]
     if current.empty:
         return values, None, []
+    # Evidently leaves missing values out of a column's distribution; an infinite one becomes
+    # missing first (its dataset statistics would warn on it).
+    current = _finite(current, feature_columns(current))
+    reference = _finite(reference, feature_columns(reference))
     columns = [
         c
-        for c in feature_columns(reference)
+        for c in reference.columns
         if c in current.columns and current[c].notna().any() and reference[c].notna().any()
     ]
     if not columns:
@@ -79,8 +84,8 @@ def input_drift(
         c: ev.ValueDrift(column=c, method=NUMERICAL_METHOD, threshold=threshold) for c in columns
     }
     snapshot = ev.Report(list(metrics.values())).run(
-        ev.Dataset.from_pandas(current[columns].astype("float64"), data_definition=definition),
-        ev.Dataset.from_pandas(reference[columns].astype("float64"), data_definition=definition),
+        ev.Dataset.from_pandas(current[columns], data_definition=definition),
+        ev.Dataset.from_pandas(reference[columns], data_definition=definition),
     )
     result = {m["id"]: m["value"] for m in snapshot.dict()["metrics"]}
     scores = {c: float(result[metric.metric_id]) for c, metric in metrics.items()}
@@ -93,3 +98,7 @@ def input_drift(
         input_drift_detected=detected(share, share_threshold),
     )
     return values, snapshot, []
+
+
+def _finite(df: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
+    return df[columns].astype("float64").replace([np.inf, -np.inf], np.nan)

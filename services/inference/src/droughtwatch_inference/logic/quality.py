@@ -7,6 +7,12 @@ predicted labels (scikit-learn's definition, which Evidently uses). A class neve
 has precision 0 and a class never seen recall 0, by the same convention. The confusion matrix
 is counted here over all the model's classes (Evidently draws the same matrix in the report).
 
+Evidently 0.7 takes a multiclass task in which exactly two labels occur for a binary one with
+positive label 1, and fails on class names (a small file often holds two classes only). Such a
+sample runs as a binary task with an explicit positive label instead, and its macro F1 is the
+mean of the two classes' F1 (``F1ByLabel``; a class that is only predicted has F1 0), which
+is what ``F1Score`` gives for three classes or more.
+
 A file without labels (inference data) has no model quality: the values are None and a note
 says why; that is not an error. With the model's ``reference_metrics``, the accuracy drop is
 ``reference accuracy - accuracy``, and the quality alert is on when it exceeds the margin.
@@ -71,11 +77,16 @@ def model_quality(
         return values, None, [note]
 
     ev = load_evidently()
-    definition = ev.DataDefinition(
-        categorical_columns=[LABEL, TRUE_LABEL],
-        classification=[ev.MulticlassClassification(target=TRUE_LABEL, prediction_labels=LABEL)],
-    )
-    accuracy, f1 = ev.Accuracy(), ev.F1Score()
+    seen = [c for c in classes if c in set(labelled[TRUE_LABEL]) | set(labelled[LABEL])]
+    if len(seen) == 2:
+        task = ev.BinaryClassification(
+            target=TRUE_LABEL, prediction_labels=LABEL, pos_label=seen[0]
+        )
+        accuracy, f1 = ev.Accuracy(), ev.F1ByLabel()
+    else:
+        task = ev.MulticlassClassification(target=TRUE_LABEL, prediction_labels=LABEL)
+        accuracy, f1 = ev.Accuracy(), ev.F1Score()
+    definition = ev.DataDefinition(categorical_columns=[LABEL, TRUE_LABEL], classification=[task])
     precision, recall = ev.PrecisionByLabel(), ev.RecallByLabel()
     with expected_classification_warnings():
         snapshot = ev.Report([accuracy, f1, precision, recall]).run(
@@ -84,10 +95,15 @@ def model_quality(
     result = {m["id"]: m["value"] for m in snapshot.dict()["metrics"]}
     by_precision = {str(k): float(v) for k, v in result[precision.metric_id].items()}
     by_recall = {str(k): float(v) for k, v in result[recall.metric_id].items()}
+    if len(seen) == 2:
+        by_f1 = {str(k): float(v) for k, v in result[f1.metric_id].items()}
+        macro_f1 = sum(by_f1.get(c, 0.0) for c in seen) / 2
+    else:
+        macro_f1 = float(result[f1.metric_id])
     confusion = confusion_matrix(labelled[TRUE_LABEL], labelled[LABEL], classes)
     values.update(
         accuracy=float(result[accuracy.metric_id]),
-        macro_f1=float(result[f1.metric_id]),
+        macro_f1=macro_f1,
         per_class={
             c: {
                 "precision": by_precision.get(c),

@@ -7,11 +7,13 @@ import datetime as dt
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import psycopg
 import pytest
 from droughtwatch_inference.keys import KeyLayout
 from droughtwatch_inference.local.runner import LocalConfig, LocalPipeline
 from droughtwatch_inference.statemachine import SUCCESS_PATH
+from psycopg.rows import dict_row
 
 LAYOUT = KeyLayout()
 DAY = dt.date(2026, 11, 27)
@@ -181,7 +183,7 @@ def test_unhandled_exception_is_caught_into_the_fail_state(pipeline, tmp_path, m
     assert "handler crashed" in execution.cause
 
 
-def test_real_shard_runs_end_to_end(pipeline, shard_path, database_dsn) -> None:
+def test_real_shard_runs_end_to_end(pipeline, shard_path, database_dsn, baseline, tmp_path) -> None:
     pipeline.s3.upload_file(
         str(shard_path), pipeline.config.data_bucket, LAYOUT.raw_key("part-r-00012", DAY)
     )
@@ -189,10 +191,58 @@ def test_real_shard_runs_end_to_end(pipeline, shard_path, database_dsn) -> None:
     assert execution.status == "SUCCEEDED", (execution.error, execution.cause)
     body = execution.output["body"]
     assert body["processing"]["images"] + body["processing"]["dropped"] == 81
-    with psycopg.connect(database_dsn) as conn:
-        images, shares = conn.execute("SELECT images, class_shares FROM metrics").fetchone()
-    assert images == body["processing"]["images"]
-    assert abs(sum(shares.values()) - 1.0) < 1e-6
+    with psycopg.connect(database_dsn, row_factory=dict_row) as conn:
+        row = conn.execute("SELECT * FROM metrics").fetchone()
+        day = conn.execute("SELECT * FROM daily_metrics").fetchone()
+    assert row["images"] == body["processing"]["images"] == 79
+    assert abs(sum(row["class_shares"].values()) - 1.0) < 1e-6
+
+    # the shard's labels came through: the baseline's quality, by hand from the predictions file
+    local = tmp_path / "predictions.parquet"
+    pipeline.s3.download_file(pipeline.config.data_bucket, row["predictions_key"], str(local))
+    frame = pd.read_parquet(local)
+    true, predicted = frame["true_label"], frame["label"]
+    assert true.notna().all() and len(frame) == 79
+    f1 = []
+    for c in sorted(set(true) | set(predicted)):
+        tp = int(((predicted == c) & (true == c)).sum())
+        wrong = int(((predicted == c) != (true == c)).sum())  # false positives + negatives
+        f1.append(2 * tp / (2 * tp + wrong))
+    assert row["labelled_images"] == 79
+    assert row["accuracy"] == pytest.approx((true == predicted).mean(), abs=1e-12)
+    assert row["macro_f1"] == pytest.approx(sum(f1) / len(f1), abs=1e-12)
+    _, manifest, _ = baseline
+    assert row["reference_accuracy"] == manifest.reference_metrics["accuracy"]
+    assert row["accuracy_drop"] == pytest.approx(row["reference_accuracy"] - row["accuracy"])
+    assert row["blank_share"] == pytest.approx(2 / 81) and row["missing_label_share"] == 0.0
+    assert row["notes"] == []
+    # one file, one day: the day's values are the file's, and 79 images are not enough data
+    assert (day["files"], day["images"], day["enough_data"]) == (1, 79, False)
+    assert (day["accuracy"], day["macro_f1"]) == (row["accuracy"], row["macro_f1"])
+    assert day["drift_detected"] is False and day["input_drift_detected"] is False
+
+
+def test_input_drift_is_detected_on_the_demos_first_drought_day(pipeline, tmp_path, database_dsn):
+    from droughtwatch_inference import synthetic
+    from droughtwatch_inference.local.demo import DemoOptions
+
+    demo = DemoOptions()
+    severities = synthetic.scenario(demo.days, demo.drought_day_count())
+    first_drought = next(s for s in severities if s > 0)
+    assert first_drought == pytest.approx(1 / 3)
+    normal_day, drought_day = DAY - dt.timedelta(days=1), DAY
+    for date, severity, seed in ((normal_day, 0.0, 200), (drought_day, first_drought, 201)):
+        _upload_day(pipeline, tmp_path, date, demo.images_per_day, severity, seed=seed)
+        assert pipeline.run(name=f"day-{date}").status == "SUCCEEDED"
+    with psycopg.connect(database_dsn, row_factory=dict_row) as conn:
+        days = conn.execute("SELECT * FROM daily_metrics ORDER BY batch_date").fetchall()
+    normal, drought = days
+    assert normal["enough_data"] and drought["enough_data"]
+    assert normal["input_drift_detected"] is False, normal["feature_drift"]
+    assert max(normal["feature_drift"].values()) < normal["feature_drift_threshold"]
+    assert drought["input_drift_detected"] is True, drought["feature_drift"]
+    for index in ("mean_NDVI", "mean_NDMI"):
+        assert drought["feature_drift"][index] >= drought["feature_drift_threshold"] * 3
 
 
 def test_drought_days_raise_drift_above_the_threshold(pipeline, tmp_path, database_dsn) -> None:

@@ -36,10 +36,9 @@ def datasource() -> dict[str, Any]:
 
 
 @pytest.fixture(scope="module")
-def rule() -> dict[str, Any]:
+def rules() -> dict[str, dict[str, Any]]:
     (group,) = _load_yaml("provisioning/alerting/droughtwatch.yaml")["groups"]
-    (only,) = group["rules"]
-    return only
+    return {rule["uid"]: rule for rule in group["rules"]}
 
 
 @pytest.fixture(scope="module")
@@ -67,8 +66,8 @@ def test_committed_files_equal_the_generated_ones() -> None:
         )
 
 
-def test_every_panel_and_the_alert_use_the_provisioned_datasource(
-    dashboard: dict[str, Any], datasource: dict[str, Any], rule: dict[str, Any]
+def test_every_panel_and_the_alerts_use_the_provisioned_datasource(
+    dashboard: dict[str, Any], datasource: dict[str, Any], rules: dict[str, dict[str, Any]]
 ) -> None:
     uid, kind = datasource["uid"], datasource["type"]
     assert kind == "grafana-postgresql-datasource"
@@ -77,9 +76,11 @@ def test_every_panel_and_the_alert_use_the_provisioned_datasource(
         assert panel["datasource"] == {"type": kind, "uid": uid}, panel["title"]
         for target in panel["targets"]:
             assert target["datasource"] == {"type": kind, "uid": uid}, panel["title"]
-    queries = [d for d in rule["data"] if d["datasourceUid"] != "__expr__"]
-    assert [q["datasourceUid"] for q in queries] == [uid]
-    assert queries[0]["model"]["datasource"] == {"type": kind, "uid": uid}
+    assert len(rules) == 3
+    for rule in rules.values():
+        queries = [d for d in rule["data"] if d["datasourceUid"] != "__expr__"]
+        assert [q["datasourceUid"] for q in queries] == [uid]
+        assert queries[0]["model"]["datasource"] == {"type": kind, "uid": uid}
 
 
 def test_the_datasource_reads_every_connection_detail_from_the_environment(
@@ -179,6 +180,9 @@ def test_the_dashboard_covers_the_issue(dashboard: dict[str, Any]) -> None:
         "Files failed": "stat",
         "Class distribution per run": "timeseries",
         "Prediction drift": "timeseries",
+        "Model quality": "timeseries",
+        "Input drift": "timeseries",
+        "Data quality": "timeseries",
         "Images per run": "timeseries",
         "Files per run by status": "timeseries",
         "Ledger": "table",
@@ -190,32 +194,46 @@ def test_the_dashboard_covers_the_issue(dashboard: dict[str, Any]) -> None:
     assert dashboard["time"] == {"from": "now-30d/d", "to": "now+1d/d"}
 
 
-def test_threshold_comes_from_observe_settings_for_alert_and_dashboard(
-    dashboard: dict[str, Any], rule: dict[str, Any]
-) -> None:
-    threshold = ObserveSettings.model_fields["drift_threshold"].default
-    assert threshold == 0.25
-    (condition,) = [d for d in rule["data"] if d["refId"] == rule["condition"]]
-    (evaluator,) = [c["evaluator"] for c in condition["model"]["conditions"]]
-    assert evaluator == {"type": "gt", "params": [threshold]}
-    for title in ("Prediction drift", "Latest prediction drift"):
+def test_thresholds_come_from_observe_settings(dashboard: dict[str, Any]) -> None:
+    defaults = {k: v.default for k, v in ObserveSettings.model_fields.items()}
+    assert (defaults["drift_threshold"], defaults["feature_drift_threshold"]) == (0.25, 0.3)
+    for title, threshold in (
+        ("Prediction drift", defaults["drift_threshold"]),
+        ("Latest prediction drift", defaults["drift_threshold"]),
+        ("Input drift", defaults["feature_drift_threshold"]),
+    ):
         steps = _panel(dashboard, title)["fieldConfig"]["defaults"]["thresholds"]["steps"]
-        assert [s["value"] for s in steps] == [None, threshold]
-    custom = _panel(dashboard, "Prediction drift")["fieldConfig"]["defaults"]["custom"]
-    assert custom["thresholdsStyle"]["mode"] == "dashed"
+        assert [s["value"] for s in steps] == [None, threshold], title
+    for title in ("Prediction drift", "Input drift"):
+        custom = _panel(dashboard, title)["fieldConfig"]["defaults"]["custom"]
+        assert custom["thresholdsStyle"]["mode"] == "dashed"
+    assert str(defaults["min_daily_images"]) in _panel(dashboard, "Prediction drift")["description"]
 
 
-def test_the_alert_judges_the_drift_panel_query(
-    dashboard: dict[str, Any], rule: dict[str, Any]
+@pytest.mark.parametrize(
+    ("uid", "panel", "flag"),
+    [
+        (grafana.ALERT_RULE_UID, "Prediction drift", "drift_detected"),
+        (grafana.INPUT_DRIFT_RULE_UID, "Input drift", "input_drift_detected"),
+        (grafana.ACCURACY_RULE_UID, "Model quality", "accuracy_alert"),
+    ],
+)
+def test_each_alert_fires_on_observes_daily_flag_and_links_its_panel(
+    dashboard: dict[str, Any], rules: dict[str, dict[str, Any]], uid: str, panel: str, flag: str
 ) -> None:
-    drift_panel = _panel(dashboard, "Prediction drift")
+    rule = rules[uid]
     by_ref = {d["refId"]: d for d in rule["data"]}
-    assert by_ref["A"]["model"]["rawSql"] == drift_panel["targets"][0]["rawSql"]
+    sql = by_ref["A"]["model"]["rawSql"]
+    # the flag Observe set with the one drift comparison (or the margin), read from the days
+    assert f"max({flag}::int) AS {flag}" in sql and "FROM daily_metrics" in sql
     assert by_ref["B"]["model"]["expression"] == "A"
+    assert by_ref["B"]["model"]["reducer"] == "last"
     assert by_ref["C"]["model"]["expression"] == "B"
+    (condition,) = by_ref["C"]["model"]["conditions"]
+    assert condition["evaluator"] == {"type": "gt", "params": [0]}
     assert rule["condition"] == "C"
     assert rule["annotations"]["__dashboardUid__"] == dashboard["uid"]
-    assert rule["annotations"]["__panelId__"] == str(drift_panel["id"])
+    assert rule["annotations"]["__panelId__"] == str(_panel(dashboard, panel)["id"])
 
 
 def test_the_dashboard_provider_reads_where_compose_mounts_the_dashboards(

@@ -23,6 +23,8 @@ import pytest
 import yaml
 from droughtwatch_inference import grafana
 from droughtwatch_inference.adapters.database import migrate
+from droughtwatch_inference.logic.observe import drift_detected
+from droughtwatch_inference.logic.quality import quality_dropped
 from psycopg.types.json import Jsonb
 
 GRAFANA_DIR = Path(__file__).resolve().parents[1] / "grafana"
@@ -156,7 +158,7 @@ def database(server_dsn: str) -> Iterator[str]:
 def conn(database: str) -> Iterator[psycopg.Connection]:
     """The migrated database, emptied: each test seeds only what it needs."""
     with psycopg.connect(database, autocommit=True) as c:
-        c.execute("TRUNCATE metrics, ledger, runs RESTART IDENTITY CASCADE")
+        c.execute("TRUNCATE metrics, ledger, runs, daily_metrics RESTART IDENTITY CASCADE")
         yield c
 
 
@@ -228,6 +230,91 @@ def seed(conn: psycopg.Connection, files: list[RawFile]) -> None:
             )
 
 
+@dataclass
+class DayRow:
+    """One daily_metrics row: a day's files of one model version, pooled by Observe. Its
+    flags are set as Observe sets them: with the one drift comparison, and off below the
+    minimum number of images."""
+
+    day: dt.date
+    images: int = 300
+    counts: dict[str, int] = field(default_factory=lambda: {"0": 180, "1": 120})
+    drift: float | None = 0.05
+    model_version: str = "1"
+    min_images: int = 200
+    labelled: int = 0
+    accuracy: float | None = None
+    macro_f1: float | None = None
+    reference_accuracy: float | None = 0.6
+    margin: float = 0.1
+    feature_drift: dict[str, float] | None = field(
+        default_factory=lambda: {"mean_B4": 0.05, "mean_NDVI": 0.1}
+    )
+    records: int = 310
+    dropped: int = 10
+    missing_label_share: float = 1.0
+    zero_share: dict[str, float] = field(default_factory=lambda: {"B4": 0.0, "B9": 0.6})
+    saturated_share: dict[str, float] = field(default_factory=lambda: {"B4": 0.01, "B9": 0.0})
+    nonfinite_share: dict[str, float] = field(default_factory=lambda: {"EVI": 0.001})
+
+
+def seed_days(conn: psycopg.Connection, days: list[DayRow]) -> None:
+    for i, d in enumerate(days):
+        enough = d.images >= d.min_images
+        scores = d.feature_drift or {}
+        drifted = sum(drift_detected(v, grafana.FEATURE_DRIFT_THRESHOLD) for v in scores.values())
+        share = drifted / len(scores) if scores else None
+        drop = (
+            None
+            if d.accuracy is None or d.reference_accuracy is None
+            else d.reference_accuracy - d.accuracy
+        )
+        total = sum(d.counts.values())
+        conn.execute(
+            "INSERT INTO daily_metrics (batch_date, model_name, model_version, run_id, files,"
+            " last_metrics_id, images, min_images, enough_data, class_counts, class_shares,"
+            " missing_share, drift_score, drift_method, drift_threshold, drift_detected,"
+            " labelled_images, accuracy, macro_f1, reference_accuracy, accuracy_drop,"
+            " accuracy_margin, accuracy_alert, feature_drift, drifted_features,"
+            " feature_drift_share, feature_drift_method, feature_drift_threshold,"
+            " input_drift_detected, records, dropped_blank, blank_share, missing_label_share,"
+            " zero_share, saturated_share, nonfinite_share) VALUES (%s, 'baseline', %s, 'run-1',"
+            " 1, %s, %s, %s, %s, %s, %s, 0, %s, 'psi', 0.25, %s, %s, %s, %s, %s, %s, %s, %s,"
+            " %s, %s, %s, 'wasserstein', %s, %s, %s, %s, %s, %s, %s, %s, %s)",
+            (
+                d.day,
+                d.model_version,
+                i + 1,
+                d.images,
+                d.min_images,
+                enough,
+                Jsonb(d.counts),
+                Jsonb({k: v / total for k, v in d.counts.items()}),
+                d.drift,
+                enough and drift_detected(d.drift, 0.25),
+                d.labelled,
+                d.accuracy,
+                d.macro_f1,
+                d.reference_accuracy,
+                drop,
+                d.margin,
+                d.labelled >= d.min_images and quality_dropped(drop, d.margin),
+                Jsonb(d.feature_drift) if d.feature_drift is not None else None,
+                drifted if scores else None,
+                share,
+                grafana.FEATURE_DRIFT_THRESHOLD,
+                enough and drift_detected(share, 0.5),
+                d.records,
+                d.dropped,
+                d.dropped / d.records,
+                d.missing_label_share,
+                Jsonb(d.zero_share),
+                Jsonb(d.saturated_share),
+                Jsonb(d.nonfinite_share),
+            ),
+        )
+
+
 def run(
     conn: psycopg.Connection, query: grafana.Query, now: dt.datetime
 ) -> tuple[list[str], list[tuple[Any, ...]]]:
@@ -271,6 +358,28 @@ def demo_days(today: dt.date) -> list[RawFile]:
     return files
 
 
+def demo_daily(today: dt.date) -> list[DayRow]:
+    """The demo's 14 days as daily rows: the first with too few images, labels on the last
+    week, input drift on the last three."""
+    rows = []
+    for i in range(14):
+        day = today - dt.timedelta(days=13 - i)
+        labelled = 300 if i >= 7 else 0
+        rows.append(
+            DayRow(
+                day,
+                images=150 if i == 0 else 300,
+                drift=0.01 * i,
+                labelled=labelled,
+                accuracy=0.62 - 0.01 * i if labelled else None,
+                macro_f1=0.5 if labelled else None,
+                missing_label_share=0.0 if labelled else 1.0,
+                feature_drift={"mean_B4": 0.05, "mean_NDVI": 1.0 if i >= 11 else 0.1},
+            )
+        )
+    return rows
+
+
 def seed_runs(conn: psycopg.Connection, now: dt.datetime) -> None:
     for i, (stage, status, error) in enumerate(
         [("processing", "succeeded", None), ("inference", "failed", "ModelNotFound: models/")]
@@ -297,6 +406,7 @@ def test_every_query_returns_the_columns_its_panel_expects(
     conn: psycopg.Connection, query: grafana.Query, now: dt.datetime, today: dt.date
 ) -> None:
     seed(conn, demo_days(today))
+    seed_days(conn, demo_daily(today))
     seed_runs(conn, now)
     columns, rows = run(conn, query, now)
     assert columns == list(query.columns)
@@ -306,28 +416,33 @@ def test_every_query_returns_the_columns_its_panel_expects(
         times = [r[0] for r in rows]
         assert all(isinstance(t, dt.datetime) and t.tzinfo is not None for t in times)
         assert times == sorted(times)
-        # Grafana charts every column but time and the series name (metric) as numbers
-        numbers = [
-            v for r in rows for c, v in zip(columns, r, strict=True) if c not in ("time", "metric")
-        ]
-        assert numbers and all(isinstance(v, int | float | Decimal) for v in numbers)
+        # Grafana charts every column but time and the series name (metric) as numbers (a
+        # NULL is a gap); the demo's days give each column a value somewhere
+        for k, column in enumerate(columns):
+            if column in ("time", "metric"):
+                continue
+            values = [r[k] for r in rows]
+            assert all(v is None or isinstance(v, int | float | Decimal) for v in values)
+            assert any(v is not None for v in values), column
 
 
 def test_the_default_range_shows_the_demo_days_at_midnight_utc(
     conn: psycopg.Connection, now: dt.datetime, today: dt.date
 ) -> None:
-    files = demo_days(today)
-    seed(conn, files)
+    seed_days(conn, demo_daily(today))
     _, rows = run(conn, grafana.DRIFT, now)
     assert [r[0] for r in rows] == [midnight(today - dt.timedelta(days=13 - i)) for i in range(14)]
-    assert [float(r[1]) for r in rows] == pytest.approx([0.01 * i for i in range(14)])
+    # the first day has 150 images: not enough data, drawn apart
+    assert rows[0][1] is None and float(rows[0][2]) == 0.0
+    assert [float(r[1]) for r in rows[1:]] == pytest.approx([0.01 * i for i in range(1, 14)])
+    assert all(r[2] is None for r in rows[1:])
 
 
 def test_a_batch_dated_tomorrow_by_a_clock_ahead_of_utc_is_in_range(
     conn: psycopg.Connection, now: dt.datetime
 ) -> None:
     tomorrow = now.date() + dt.timedelta(days=1)
-    seed(conn, [RawFile(tomorrow, drift=0.1)])
+    seed_days(conn, [DayRow(tomorrow, drift=0.1)])
     _, rows = run(conn, grafana.DRIFT, now)
     assert [r[0] for r in rows] == [midnight(tomorrow)]
 
@@ -337,21 +452,33 @@ def test_batches_outside_the_range_are_left_out(
 ) -> None:
     old = today - dt.timedelta(days=60)
     seed(conn, [RawFile(old, name="old"), RawFile(today, name="new")])
-    for query in (grafana.CLASS_SHARES, grafana.DRIFT, grafana.IMAGES, grafana.FILES):
+    seed_days(
+        conn, [DayRow(old, labelled=300, accuracy=0.5), DayRow(today, labelled=300, accuracy=0.5)]
+    )
+    for query in (
+        grafana.CLASS_SHARES,
+        grafana.DRIFT,
+        grafana.MODEL_QUALITY,
+        grafana.INPUT_DRIFT,
+        grafana.DATA_QUALITY,
+        grafana.IMAGES,
+        grafana.FILES,
+    ):
         _, rows = run(conn, query, now)
         assert {r[0] for r in rows} == {midnight(today)}, query.name
     _, rows = run(conn, grafana.LEDGER, now)
     assert [r[0] for r in rows] == [f"raw/{today.isoformat()}/new.tfrecord"]
 
 
-def test_class_shares_are_each_class_share_of_the_batch(
+def test_class_shares_are_each_class_share_of_the_day(
     conn: psycopg.Connection, now: dt.datetime, today: dt.date
 ) -> None:
-    seed(
+    # two model versions on one day: their pooled counts add up
+    seed_days(
         conn,
         [
-            RawFile(today, name="a", counts={"0": 30, "1": 10}),
-            RawFile(today, name="b", counts={"0": 10, "1": 30, "3": 20}),
+            DayRow(today, counts={"0": 30, "1": 10}),
+            DayRow(today, counts={"0": 10, "1": 30, "3": 20}, model_version="2"),
         ],
     )
     _, rows = run(conn, grafana.CLASS_SHARES, now)
@@ -360,19 +487,93 @@ def test_class_shares_are_each_class_share_of_the_batch(
     assert {r[0] for r in rows} == {midnight(today)}
 
 
-def test_the_day_drift_is_the_largest_of_its_files(
+def test_the_days_drift_and_the_days_without_enough_data(
     conn: psycopg.Connection, now: dt.datetime, today: dt.date
 ) -> None:
-    seed(
+    yesterday = today - dt.timedelta(days=1)
+    seed_days(
         conn,
         [
-            RawFile(today, name="a", drift=0.1),
-            RawFile(today, name="b", drift=0.3),
-            RawFile(today, name="c", drift=None),
+            DayRow(yesterday, drift=0.7, images=199),
+            DayRow(today, drift=0.1),
+            DayRow(today, drift=0.3, model_version="2"),
         ],
     )
     _, rows = run(conn, grafana.DRIFT, now)
-    assert [(t, float(v)) for t, v in rows] == [(midnight(today), 0.3)]
+    assert [(t, v and float(v), n and float(n)) for t, v, n in rows] == [
+        (midnight(yesterday), None, 0.7),
+        (midnight(today), 0.3, None),
+    ]
+
+
+def test_model_quality_per_day_with_the_reference_and_the_alert_line(
+    conn: psycopg.Connection, now: dt.datetime, today: dt.date
+) -> None:
+    yesterday = today - dt.timedelta(days=1)
+    seed_days(
+        conn,
+        [
+            DayRow(yesterday),  # no labels: no point
+            DayRow(today, labelled=300, accuracy=0.5, macro_f1=0.4),
+            DayRow(today, labelled=100, accuracy=0.9, macro_f1=0.8, model_version="2"),
+        ],
+    )
+    columns, rows = run(conn, grafana.MODEL_QUALITY, now)
+    (row,) = [dict(zip(columns, r, strict=True)) for r in rows]
+    assert row["time"] == midnight(today)
+    # weighted by labelled images: (300 x 0.5 + 100 x 0.9) / 400
+    assert float(row["accuracy"]) == pytest.approx(0.6)
+    assert float(row["macro_f1"]) == pytest.approx(0.5)
+    assert float(row["reference_accuracy"]) == 0.6
+    assert float(row["alert_below"]) == pytest.approx(0.5)
+
+
+def test_input_drift_per_summary_and_the_days_without_enough_data(
+    conn: psycopg.Connection, now: dt.datetime, today: dt.date
+) -> None:
+    yesterday = today - dt.timedelta(days=1)
+    seed_days(
+        conn,
+        [
+            DayRow(yesterday, images=50, feature_drift={"mean_B4": 0.2, "mean_NDVI": 0.9}),
+            DayRow(today, feature_drift={"mean_B4": 0.1, "mean_NDVI": 1.4}),
+            DayRow(today, feature_drift={"mean_B4": 0.3, "mean_NDVI": 0.2}, model_version="2"),
+            DayRow(today, feature_drift=None, model_version="3"),  # no reference summaries
+        ],
+    )
+    _, rows = run(conn, grafana.INPUT_DRIFT, now)
+    assert [(t, m, pytest.approx(float(v))) for t, m, v in rows] == [
+        (midnight(yesterday), "not enough data", pytest.approx(0.9)),
+        (midnight(today), "B4", pytest.approx(0.3)),
+        (midnight(today), "NDVI", pytest.approx(1.4)),
+    ]
+
+
+def test_data_quality_per_day_from_the_counts(
+    conn: psycopg.Connection, now: dt.datetime, today: dt.date
+) -> None:
+    seed_days(
+        conn,
+        [
+            DayRow(today, records=110, dropped=10, images=100, missing_label_share=1.0),
+            DayRow(
+                today,
+                records=300,
+                dropped=0,
+                images=300,
+                missing_label_share=0.0,
+                zero_share={"B9": 0.9},
+                model_version="2",
+            ),
+        ],
+    )
+    columns, rows = run(conn, grafana.DATA_QUALITY, now)
+    (row,) = [dict(zip(columns, r, strict=True)) for r in rows]
+    assert float(row["blank"]) == pytest.approx(10 / 410)
+    assert float(row["no_label"]) == pytest.approx(100 / 400)
+    assert float(row["zero_worst_band"]) == 0.9
+    assert float(row["saturated_worst_band"]) == 0.01
+    assert float(row["nonfinite_worst_index"]) == 0.001
 
 
 def test_images_and_files_per_run(
@@ -456,51 +657,151 @@ def test_stage_runs_are_listed_newest_first(conn: psycopg.Connection, now: dt.da
 
 
 @pytest.fixture(scope="module")
-def rule() -> dict[str, Any]:
+def rules() -> dict[str, dict[str, Any]]:
     document = yaml.safe_load((GRAFANA_DIR / "provisioning/alerting/droughtwatch.yaml").read_text())
     (group,) = document["groups"]
-    (only,) = group["rules"]
-    return only
+    return {rule["uid"]: rule for rule in group["rules"]}
 
 
-@pytest.mark.parametrize(("drift", "fires"), [(0.3, True), (0.2, False), (0.25, False)])
-def test_the_alert_fires_above_the_threshold(
+@pytest.mark.parametrize(
+    ("drift", "images", "fires"),
+    [
+        (0.3, 300, True),
+        (0.25, 300, True),  # exactly the threshold: the one comparison says drift
+        (0.2499, 300, False),
+        (0.9, 199, False),  # not enough data: no alert
+        (0.9, 200, True),  # exactly the minimum is enough
+    ],
+)
+def test_the_drift_alert_fires_from_the_threshold_on_days_with_enough_images(
     conn: psycopg.Connection,
-    rule: dict[str, Any],
+    rules: dict[str, dict[str, Any]],
     now: dt.datetime,
     today: dt.date,
     drift: float,
+    images: int,
     fires: bool,
 ) -> None:
-    seed(
+    seed_days(
         conn,
         [
-            RawFile(today - dt.timedelta(days=1), name="yesterday", drift=0.05),
-            RawFile(today, name="today", drift=drift),
+            DayRow(today - dt.timedelta(days=1), drift=0.05),
+            DayRow(today, drift=drift, images=images),
         ],
     )
-    assert evaluate_alert(conn, rule, now) is fires
+    assert evaluate_alert(conn, rules[grafana.ALERT_RULE_UID], now) is fires
 
 
-def test_the_alert_judges_the_newest_batch(
-    conn: psycopg.Connection, rule: dict[str, Any], now: dt.datetime, today: dt.date
+def test_the_drift_alert_judges_the_newest_day(
+    conn: psycopg.Connection, rules: dict[str, dict[str, Any]], now: dt.datetime, today: dt.date
 ) -> None:
-    seed(
+    seed_days(
         conn,
         [
-            RawFile(today - dt.timedelta(days=2), name="drifted", drift=0.4),
-            RawFile(today - dt.timedelta(days=1), name="recovered", drift=0.1),
+            DayRow(today - dt.timedelta(days=2), drift=0.4),
+            DayRow(today - dt.timedelta(days=1), drift=0.1),
         ],
     )
-    assert evaluate_alert(conn, rule, now) is False
+    assert evaluate_alert(conn, rules[grafana.ALERT_RULE_UID], now) is False
+    # a newest day too small to judge does not keep an older day's alert alive
+    conn.execute("TRUNCATE daily_metrics")
+    seed_days(
+        conn,
+        [
+            DayRow(today - dt.timedelta(days=1), drift=0.4),
+            DayRow(today, drift=0.4, images=30),
+        ],
+    )
+    assert evaluate_alert(conn, rules[grafana.ALERT_RULE_UID], now) is False
 
 
-def test_the_alert_has_no_data_without_recent_batches_and_stays_ok(
-    conn: psycopg.Connection, rule: dict[str, Any], now: dt.datetime, today: dt.date
+def test_the_alerts_have_no_data_without_recent_days_and_stay_ok(
+    conn: psycopg.Connection, rules: dict[str, dict[str, Any]], now: dt.datetime, today: dt.date
 ) -> None:
-    seed(conn, [RawFile(today - dt.timedelta(days=20), drift=0.9)])
-    assert evaluate_alert(conn, rule, now) is None
-    assert rule["noDataState"] == "OK"
+    seed_days(
+        conn,
+        [
+            DayRow(
+                today - dt.timedelta(days=20),
+                drift=0.9,
+                labelled=300,
+                accuracy=0.1,
+                feature_drift={"mean_NDVI": 2.0},
+            )
+        ],
+    )
+    for rule in rules.values():
+        assert evaluate_alert(conn, rule, now) is None, rule["uid"]
+        assert rule["noDataState"] == "OK"
+
+
+@pytest.mark.parametrize(
+    ("scores", "fires"),
+    [
+        ({"mean_B4": 0.1, "mean_NDVI": 1.4}, True),  # one of two: the share reaches 0.5
+        ({"mean_B4": 0.1, "mean_NDVI": grafana.FEATURE_DRIFT_THRESHOLD}, True),  # exactly
+        ({"mean_B4": 0.1, "mean_NDVI": 0.29}, False),
+        (None, False),  # no reference summaries
+    ],
+)
+def test_the_input_drift_alert(
+    conn: psycopg.Connection,
+    rules: dict[str, dict[str, Any]],
+    now: dt.datetime,
+    today: dt.date,
+    scores: dict[str, float] | None,
+    fires: bool,
+) -> None:
+    seed_days(conn, [DayRow(today, feature_drift=scores)])
+    assert evaluate_alert(conn, rules[grafana.INPUT_DRIFT_RULE_UID], now) is fires
+
+
+@pytest.mark.parametrize(
+    ("accuracy", "labelled", "fires"),
+    [
+        (0.45, 300, True),  # reference 0.75, margin 0.25: 0.3 below
+        (0.5, 300, False),  # exactly the margin below: not more than it
+        (0.6, 300, False),
+        (0.3, 199, False),  # too few labelled images
+    ],
+)
+def test_the_accuracy_alert_fires_beyond_the_margin_below_the_reference(
+    conn: psycopg.Connection,
+    rules: dict[str, dict[str, Any]],
+    now: dt.datetime,
+    today: dt.date,
+    accuracy: float,
+    labelled: int,
+    fires: bool,
+) -> None:
+    seed_days(
+        conn,
+        [
+            DayRow(today - dt.timedelta(days=1), labelled=300, accuracy=0.6),
+            DayRow(
+                today,
+                labelled=labelled,
+                images=max(labelled, 200),
+                accuracy=accuracy,
+                reference_accuracy=0.75,
+                margin=0.25,
+            ),
+        ],
+    )
+    assert evaluate_alert(conn, rules[grafana.ACCURACY_RULE_UID], now) is fires
+
+
+def test_the_accuracy_alert_judges_the_newest_labelled_day(
+    conn: psycopg.Connection, rules: dict[str, dict[str, Any]], now: dt.datetime, today: dt.date
+) -> None:
+    seed_days(
+        conn,
+        [
+            DayRow(today - dt.timedelta(days=1), labelled=300, accuracy=0.3),
+            DayRow(today),  # unlabelled: says nothing about accuracy
+        ],
+    )
+    assert evaluate_alert(conn, rules[grafana.ACCURACY_RULE_UID], now) is True
 
 
 def test_batch_range_gives_a_link_that_shows_all_the_data(

@@ -1,11 +1,14 @@
-"""Grafana as code: the datasource, the "Model observability" dashboard and the drift alert are
+"""Grafana as code: the datasource, the "Model observability" dashboard and the alerts are
 built here and written to `grafana/` (`python -m droughtwatch_inference.grafana`), and
 `droughtwatch grafana` starts that compose project against the local demo's embedded database
 or against RDS through the bastion tunnel.
 
-The drift threshold is read from `ObserveSettings`' default, so the alert rule, the dashboard's
-threshold line and the Observe stage's default agree; a test checks that the committed files
-equal what this module generates.
+The drift thresholds are read from `ObserveSettings`' defaults, so the dashboard's threshold
+lines and the Observe stage's defaults agree; a test checks that the committed files equal
+what this module generates. The model signals come from the daily rows (daily_metrics, one per
+day and model version): the alerts fire on the flags Observe stored in them (prediction drift,
+input drift, the accuracy drop), which it computed with the deployed thresholds and only for
+days with enough images.
 """
 
 from __future__ import annotations
@@ -45,6 +48,10 @@ CONTAINER_DASHBOARDS = "/etc/grafana/dashboards"
 DATABASE_NAME: str = CommonSettings.model_fields["database_name"].default
 DRIFT_THRESHOLD: float = ObserveSettings.model_fields["drift_threshold"].default
 DRIFT_METHOD: str = ObserveSettings.model_fields["drift_method"].default
+FEATURE_DRIFT_THRESHOLD: float = ObserveSettings.model_fields["feature_drift_threshold"].default
+MIN_DAILY_IMAGES: int = ObserveSettings.model_fields["min_daily_images"].default
+INPUT_DRIFT_RULE_UID = "droughtwatch-input-drift"
+ACCURACY_RULE_UID = "droughtwatch-accuracy-drop"
 
 # The variables the datasource reads; `droughtwatch grafana` sets them in the compose
 # subprocess's environment only (never in a file).
@@ -80,34 +87,130 @@ class Query:
     columns: tuple[str, ...]
 
 
+# The model's signals are read from the daily rows (daily_metrics: a day's files pooled, per
+# model version); a day with several model versions sums their counts.
 CLASS_SHARES = Query(
     name="class_shares",
-    sql=f"""SELECT m.{BATCH_TIME} AS "time",
+    sql=f"""SELECT d.{BATCH_TIME} AS "time",
        'class ' || c.label AS metric,
-       sum(c.n) / sum(sum(c.n)) OVER (PARTITION BY m.batch_date) AS share
-FROM metrics m
+       sum(c.n) / sum(sum(c.n)) OVER (PARTITION BY d.batch_date) AS share
+FROM daily_metrics d
 CROSS JOIN LATERAL (
-    SELECT key AS label, value::numeric AS n FROM jsonb_each_text(m.class_counts)
+    SELECT key AS label, value::numeric AS n FROM jsonb_each_text(d.class_counts)
 ) AS c
-WHERE $__timeFilter(m.batch_date)
-GROUP BY m.batch_date, c.label
+WHERE $__timeFilter(d.batch_date)
+GROUP BY d.batch_date, c.label
 ORDER BY 1, 2""",
     format="time_series",
     columns=("time", "metric", "share"),
 )
 
-# The day's drift is the largest over its predictions files: one drifting file is enough.
+# A day below the minimum sample size is drawn apart, as "not enough data": its score is
+# sampling noise as much as drift, and no alert fires for it.
 DRIFT = Query(
     name="drift",
     sql=f"""SELECT {BATCH_TIME} AS "time",
-       max(drift_score) AS drift_score
-FROM metrics
+       max(drift_score) FILTER (WHERE enough_data) AS drift_score,
+       max(drift_score) FILTER (WHERE NOT enough_data) AS not_enough_data
+FROM daily_metrics
 WHERE $__timeFilter(batch_date) AND drift_score IS NOT NULL
 GROUP BY batch_date
 ORDER BY 1""",
     format="time_series",
-    columns=("time", "drift_score"),
+    columns=("time", "drift_score", "not_enough_data"),
 )
+
+# Accuracy and macro F1 of the day's labelled images (over model versions, weighted by their
+# labelled images), the model's reference accuracy, and where the accuracy alert starts.
+MODEL_QUALITY = Query(
+    name="model_quality",
+    sql=f"""SELECT {BATCH_TIME} AS "time",
+       sum(accuracy * labelled_images) / sum(labelled_images) AS accuracy,
+       sum(macro_f1 * labelled_images) / sum(labelled_images) AS macro_f1,
+       max(reference_accuracy) AS reference_accuracy,
+       max(reference_accuracy - accuracy_margin) AS alert_below
+FROM daily_metrics
+WHERE $__timeFilter(batch_date) AND labelled_images > 0 AND accuracy IS NOT NULL
+GROUP BY batch_date
+ORDER BY 1""",
+    format="time_series",
+    columns=("time", "accuracy", "macro_f1", "reference_accuracy", "alert_below"),
+)
+
+# Each summary's drift score (normed Wasserstein) per day; the days without enough images as
+# one series of their largest score.
+INPUT_DRIFT = Query(
+    name="input_drift",
+    sql=f"""SELECT "time", metric, score FROM (
+    SELECT d.{BATCH_TIME} AS "time",
+           replace(f.key, 'mean_', '') AS metric,
+           max(f.value::double precision) AS score
+    FROM daily_metrics d
+    CROSS JOIN LATERAL jsonb_each_text(d.feature_drift) AS f
+    WHERE $__timeFilter(d.batch_date) AND d.enough_data
+    GROUP BY d.batch_date, f.key
+    UNION ALL
+    SELECT d.{BATCH_TIME} AS "time",
+           'not enough data' AS metric,
+           max(f.value::double precision) AS score
+    FROM daily_metrics d
+    CROSS JOIN LATERAL jsonb_each_text(d.feature_drift) AS f
+    WHERE $__timeFilter(d.batch_date) AND NOT d.enough_data
+    GROUP BY d.batch_date
+) AS scores
+ORDER BY 1, 2""",
+    format="time_series",
+    columns=("time", "metric", "score"),
+)
+
+# Per day: blank records, images without a label, and the worst band's (index's) share of
+# pixels at 0, at 255 and not finite.
+DATA_QUALITY = Query(
+    name="data_quality",
+    sql=f"""SELECT {BATCH_TIME} AS "time",
+       sum(dropped_blank)::double precision / nullif(sum(records), 0) AS blank,
+       sum(missing_label_share * images) / nullif(sum(images), 0) AS no_label,
+       max((SELECT max(value::double precision) FROM jsonb_each_text(zero_share)))
+           AS zero_worst_band,
+       max((SELECT max(value::double precision) FROM jsonb_each_text(saturated_share)))
+           AS saturated_worst_band,
+       max((SELECT max(value::double precision) FROM jsonb_each_text(nonfinite_share)))
+           AS nonfinite_worst_index
+FROM daily_metrics
+WHERE $__timeFilter(batch_date)
+GROUP BY batch_date
+ORDER BY 1""",
+    format="time_series",
+    columns=(
+        "time",
+        "blank",
+        "no_label",
+        "zero_worst_band",
+        "saturated_worst_band",
+        "nonfinite_worst_index",
+    ),
+)
+
+
+def _flag_query(name: str, flag: str, where: str = "") -> Query:
+    """The alert's series: 1 on a day Observe flagged (any model version), else 0."""
+    return Query(
+        name=name,
+        sql=f"""SELECT {BATCH_TIME} AS "time",
+       max({flag}::int) AS {flag}
+FROM daily_metrics
+WHERE $__timeFilter(batch_date){where}
+GROUP BY batch_date
+ORDER BY 1""",
+        format="time_series",
+        columns=("time", flag),
+    )
+
+
+DRIFT_ALERT = _flag_query("drift_alert", "drift_detected")
+INPUT_DRIFT_ALERT = _flag_query("input_drift_alert", "input_drift_detected")
+# Days without labels say nothing about accuracy: the newest labelled day decides.
+ACCURACY_ALERT = _flag_query("accuracy_alert", "accuracy_alert", " AND labelled_images > 0")
 
 IMAGES = Query(
     name="images",
@@ -201,7 +304,21 @@ LIMIT 500""",
     ),
 )
 
-QUERIES: tuple[Query, ...] = (CLASS_SHARES, DRIFT, IMAGES, FILES, MODEL, LEDGER, RUNS)
+QUERIES: tuple[Query, ...] = (
+    CLASS_SHARES,
+    DRIFT,
+    MODEL_QUALITY,
+    INPUT_DRIFT,
+    DATA_QUALITY,
+    IMAGES,
+    FILES,
+    MODEL,
+    LEDGER,
+    RUNS,
+    DRIFT_ALERT,
+    INPUT_DRIFT_ALERT,
+    ACCURACY_ALERT,
+)
 
 
 # -- dashboard ----------------------------------------------------------------------------------
@@ -291,6 +408,7 @@ def _timeseries(
     defaults: dict[str, Any],
     thresholds: dict[str, Any] = _NO_THRESHOLDS,
     colors: dict[str, str] | None = None,
+    styles: list[dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
     custom = {
         "drawStyle": "bars" if bars else "line",
@@ -318,6 +436,7 @@ def _timeseries(
         _by_name(column, ("color", {"mode": "fixed", "fixedColor": color}))
         for column, color in (colors or {}).items()
     ]
+    overrides += styles or []
     return _panel(
         panel_id, "timeseries", title, description, query, grid, options, field_defaults, overrides
     )
@@ -374,7 +493,12 @@ def _table(
 
 
 DRIFT_PANEL_ID = 6
+QUALITY_PANEL_ID = 11
+INPUT_DRIFT_PANEL_ID = 12
 _METHOD = DRIFT_METHOD.upper()
+_FEATURE_THRESHOLDS = _thresholds(("green", None), ("red", FEATURE_DRIFT_THRESHOLD))
+_NOT_ENOUGH = f"not enough data (< {MIN_DAILY_IMAGES} images)"
+_DASHED = {"fill": "dash", "dash": [10, 10]}
 
 
 def build_dashboard() -> dict[str, Any]:
@@ -394,8 +518,8 @@ def build_dashboard() -> dict[str, Any]:
         _stat(
             2,
             "Latest prediction drift",
-            f"Drift ({_METHOD}) of the newest batch in range; red from the alert threshold "
-            f"({DRIFT_THRESHOLD}) up.",
+            f"Drift ({_METHOD}) of the newest day in range with enough images; red from the "
+            f"alert threshold ({DRIFT_THRESHOLD}) up.",
             DRIFT,
             (6, 0, 6, 4),
             field="drift_score",
@@ -434,8 +558,8 @@ def build_dashboard() -> dict[str, Any]:
         _timeseries(
             5,
             "Class distribution per run",
-            "Share of each predicted class in each batch (metrics.class_counts summed over the "
-            "batch's files).",
+            "Share of each predicted class in each batch (daily_metrics.class_counts: the day's "
+            "files pooled).",
             CLASS_SHARES,
             (0, 4, 12, 9),
             bars=True,
@@ -445,20 +569,80 @@ def build_dashboard() -> dict[str, Any]:
         _timeseries(
             DRIFT_PANEL_ID,
             "Prediction drift",
-            f"Drift ({_METHOD}) of the predicted classes against the reference, largest over "
-            f"the batch's files. Dashed line: the alert threshold ({DRIFT_THRESHOLD}).",
+            f"Drift ({_METHOD}) of the predicted classes against the reference, on each day's "
+            f"files pooled. Dashed line: the alert threshold ({DRIFT_THRESHOLD}). Grey points: "
+            f"days with fewer than {MIN_DAILY_IMAGES} images, not enough data for an alert.",
             DRIFT,
             (12, 4, 12, 9),
             bars=False,
             defaults={"min": 0, "decimals": 3},
             thresholds=_DRIFT_THRESHOLDS,
+            styles=[
+                _by_name(
+                    "not_enough_data",
+                    ("displayName", _NOT_ENOUGH),
+                    ("color", {"mode": "fixed", "fixedColor": "#8e8e8e"}),
+                    ("custom.drawStyle", "points"),
+                )
+            ],
+        ),
+        _timeseries(
+            QUALITY_PANEL_ID,
+            "Model quality",
+            "Accuracy and macro F1 of each day's labelled images, the model's reference "
+            "accuracy (dashed) and, dashed red, the accuracy below which the alert fires "
+            "(reference minus the configured margin). Days without labels have no point.",
+            MODEL_QUALITY,
+            (0, 13, 12, 9),
+            bars=False,
+            defaults={"unit": "percentunit", "min": 0, "max": 1, "decimals": 3},
+            styles=[
+                _by_name(
+                    "reference_accuracy",
+                    ("color", {"mode": "fixed", "fixedColor": "green"}),
+                    ("custom.lineStyle", _DASHED),
+                    ("custom.showPoints", "never"),
+                ),
+                _by_name(
+                    "alert_below",
+                    ("displayName", "accuracy alert below"),
+                    ("color", {"mode": "fixed", "fixedColor": "red"}),
+                    ("custom.lineStyle", _DASHED),
+                    ("custom.showPoints", "never"),
+                ),
+            ],
+        ),
+        _timeseries(
+            INPUT_DRIFT_PANEL_ID,
+            "Input drift",
+            "Drift of each per-image summary (the mean of a model channel, NDVI, NDMI, EVI) "
+            "against the model's reference summaries: normed Wasserstein distance, on each "
+            f"day's images pooled. Dashed line: a summary drifts from {FEATURE_DRIFT_THRESHOLD}; "
+            "the input drifts (and the alert fires) when half of them do. 'not enough data': "
+            f"the largest score of days with fewer than {MIN_DAILY_IMAGES} images.",
+            INPUT_DRIFT,
+            (12, 13, 12, 9),
+            bars=False,
+            defaults={"min": 0, "decimals": 3},
+            thresholds=_FEATURE_THRESHOLDS,
+        ),
+        _timeseries(
+            13,
+            "Data quality",
+            "Per day: share of raw records that were blank (dropped), of images without a "
+            "label, and the worst band's share of pixels at 0 and at 255, and the worst index's "
+            "share of non-finite pixels.",
+            DATA_QUALITY,
+            (0, 22, 8, 8),
+            bars=False,
+            defaults={"unit": "percentunit", "min": 0, "decimals": 2},
         ),
         _timeseries(
             7,
             "Images per run",
             "Per batch: images decoded by Processing, blank images dropped, images predicted.",
             IMAGES,
-            (0, 13, 12, 8),
+            (8, 22, 8, 8),
             bars=True,
             defaults={"unit": "short", "min": 0},
         ),
@@ -467,7 +651,7 @@ def build_dashboard() -> dict[str, Any]:
             "Files per run by status",
             "Per batch: raw files done, still in the pipeline, and failed.",
             FILES,
-            (12, 13, 12, 8),
+            (16, 22, 8, 8),
             bars=True,
             stack=True,
             defaults={"unit": "short", "min": 0, "decimals": 0},
@@ -479,7 +663,7 @@ def build_dashboard() -> dict[str, Any]:
             "Each raw file: its batch, the next stage it needs (done when finished), status, "
             "attempts, when each stage finished, and the last error. Failed files first.",
             LEDGER,
-            (0, 21, 24, 11),
+            (0, 30, 24, 11),
             error_column="last_error",
         ),
         _table(
@@ -488,15 +672,16 @@ def build_dashboard() -> dict[str, Any]:
             "Each stage invocation (runs table): files done and failed, images, what remained "
             "for the next invocation, and the error that stopped a stage.",
             RUNS,
-            (0, 32, 24, 8),
+            (0, 41, 24, 8),
             error_column="error",
         ),
     ]
     return {
         "uid": DASHBOARD_UID,
         "title": DASHBOARD_TITLE,
-        "description": "Batches of the droughtwatch pipeline: predicted classes, prediction "
-        "drift, the ledger of raw files and the stage runs.",
+        "description": "Batches of the droughtwatch pipeline, day by day: predicted classes, "
+        "prediction drift, model quality, input drift, data quality, the ledger of raw files "
+        "and the stage runs.",
         "tags": ["droughtwatch"],
         "timezone": "utc",
         "editable": False,
@@ -573,9 +758,100 @@ def build_dashboard_provider() -> dict[str, Any]:
     }
 
 
+def _alert_rule(
+    uid: str, title: str, query: Query, panel_id: int, summary: str, description: str
+) -> dict[str, Any]:
+    """A rule on one of Observe's daily flags: the flag of the newest day in the window (the
+    query reduced to its last point) fires when it is 1. The flag was set by Observe with the
+    deployed thresholds and only for days with enough images, so the rule compares nothing
+    itself. No data in the window is not a problem, so it stays OK."""
+    return {
+        "uid": uid,
+        "title": title,
+        "condition": "C",
+        "data": [
+            {
+                "refId": "A",
+                "relativeTimeRange": {"from": ALERT_WINDOW_SECONDS, "to": 0},
+                "datasourceUid": DATASOURCE_UID,
+                "model": {**_target(query), "intervalMs": 60000, "maxDataPoints": 43200},
+            },
+            {
+                "refId": "B",
+                "datasourceUid": "__expr__",
+                "model": {
+                    "refId": "B",
+                    "type": "reduce",
+                    "expression": "A",
+                    "reducer": "last",
+                    "settings": {"mode": "dropNN"},
+                },
+            },
+            {
+                "refId": "C",
+                "datasourceUid": "__expr__",
+                "model": {
+                    "refId": "C",
+                    "type": "threshold",
+                    "expression": "B",
+                    "conditions": [{"evaluator": {"type": "gt", "params": [0]}}],
+                },
+            },
+        ],
+        "noDataState": "OK",
+        "execErrState": "Error",
+        "for": "0s",
+        "isPaused": False,
+        "annotations": {
+            "summary": summary,
+            "description": description,
+            "__dashboardUid__": DASHBOARD_UID,
+            "__panelId__": str(panel_id),
+        },
+        "labels": {"severity": "warning", "service": "droughtwatch"},
+    }
+
+
 def build_alert_rules() -> dict[str, Any]:
-    """One rule: the newest batch's drift (the dashboard's drift query, reduced to its last
-    point) above the threshold fires. No data in the window is not drift, so it stays OK."""
+    """Three rules on the newest day: prediction drift, input drift, and accuracy fallen more
+    than the margin below the reference."""
+    rules = [
+        _alert_rule(
+            ALERT_RULE_UID,
+            "Prediction drift above threshold",
+            DRIFT_ALERT,
+            DRIFT_PANEL_ID,
+            "Prediction drift reached the threshold",
+            f"The newest day's prediction drift ({DRIFT_METHOD}) reached the threshold "
+            f"(default {DRIFT_THRESHOLD}) on at least {MIN_DAILY_IMAGES} images: the predicted "
+            "classes moved away from the reference. Check the class distribution, the input "
+            "drift and the data quality.",
+        ),
+        _alert_rule(
+            INPUT_DRIFT_RULE_UID,
+            "Input drift",
+            INPUT_DRIFT_ALERT,
+            INPUT_DRIFT_PANEL_ID,
+            "The model's inputs drifted",
+            "On the newest day, at least half of the per-image summaries (channel means, NDVI, "
+            f"NDMI, EVI) drifted from the model's reference (normed Wasserstein distance from "
+            f"{FEATURE_DRIFT_THRESHOLD} by default) on at least {MIN_DAILY_IMAGES} images. The "
+            "predictions may follow: check the input drift panel, the data quality, and the "
+            "model quality where labels exist.",
+        ),
+        _alert_rule(
+            ACCURACY_RULE_UID,
+            "Accuracy below the reference",
+            ACCURACY_ALERT,
+            QUALITY_PANEL_ID,
+            "Accuracy fell below the model's reference",
+            "On the newest day with labelled images, accuracy is more than the configured "
+            "margin (DROUGHTWATCH_ACCURACY_MARGIN, default "
+            f"{ObserveSettings.model_fields['accuracy_margin'].default}) below the model's "
+            f"reference accuracy, on at least {MIN_DAILY_IMAGES} labelled images. Check the "
+            "model quality panel and its per-class values in the day's report.",
+        ),
+    ]
     return {
         "apiVersion": 1,
         "groups": [
@@ -584,64 +860,7 @@ def build_alert_rules() -> dict[str, Any]:
                 "name": ALERT_GROUP,
                 "folder": FOLDER,
                 "interval": "1m",
-                "rules": [
-                    {
-                        "uid": ALERT_RULE_UID,
-                        "title": "Prediction drift above threshold",
-                        "condition": "C",
-                        "data": [
-                            {
-                                "refId": "A",
-                                "relativeTimeRange": {"from": ALERT_WINDOW_SECONDS, "to": 0},
-                                "datasourceUid": DATASOURCE_UID,
-                                "model": {
-                                    **_target(DRIFT),
-                                    "intervalMs": 60000,
-                                    "maxDataPoints": 43200,
-                                },
-                            },
-                            {
-                                "refId": "B",
-                                "datasourceUid": "__expr__",
-                                "model": {
-                                    "refId": "B",
-                                    "type": "reduce",
-                                    "expression": "A",
-                                    "reducer": "last",
-                                    "settings": {"mode": "dropNN"},
-                                },
-                            },
-                            {
-                                "refId": "C",
-                                "datasourceUid": "__expr__",
-                                "model": {
-                                    "refId": "C",
-                                    "type": "threshold",
-                                    "expression": "B",
-                                    "conditions": [
-                                        {"evaluator": {"type": "gt", "params": [DRIFT_THRESHOLD]}}
-                                    ],
-                                },
-                            },
-                        ],
-                        "noDataState": "OK",
-                        "execErrState": "Error",
-                        "for": "0s",
-                        "isPaused": False,
-                        "annotations": {
-                            "summary": "Prediction drift is above the threshold",
-                            "description": (
-                                f"The newest batch's prediction drift ({DRIFT_METHOD}) is "
-                                "{{ $values.B.Value }}, above "
-                                f"{DRIFT_THRESHOLD}: the predicted classes moved away from the "
-                                "reference. Check the class distribution and the input data."
-                            ),
-                            "__dashboardUid__": DASHBOARD_UID,
-                            "__panelId__": str(DRIFT_PANEL_ID),
-                        },
-                        "labels": {"severity": "warning", "service": "droughtwatch"},
-                    }
-                ],
+                "rules": rules,
             }
         ],
     }

@@ -35,11 +35,18 @@ def test_demo_three_days(cli_env: str, tmp_path: Path) -> None:
     assert [d["status"] for d in summary] == ["SUCCEEDED"] * 3
     assert all(d["images"] > 0 for d in summary)
     assert len(list((out / "executions").glob("*.json"))) == 3
-    predictions = list((out / "s3").rglob("*.parquet"))
+    predictions = [p for p in (out / "s3").rglob("*.parquet") if "_reference" not in p.parts]
     reports = list((out / "s3").rglob("*.html"))
-    assert len(predictions) == 3 and len(reports) == 3
+    daily = [r for r in reports if "_daily" in r.parts]
+    assert len(predictions) == 3 and len(reports) == 6 and len(daily) == 3
     with psycopg.connect(cli_env) as conn:
         assert conn.execute("SELECT count(*) FROM metrics").fetchone()[0] == 3
+        assert conn.execute("SELECT count(*) FROM daily_metrics").fetchone()[0] == 3
+    # the generated days carry labels; 120 images a day are too few for an alert
+    assert all(d["accuracy"] is not None and 0 <= d["accuracy"] <= 1 for d in summary)
+    assert not any(d["enough_data"] or d["drift_detected"] for d in summary)
+    assert all(set(d["feature_drift"]) >= {"mean_NDVI", "mean_NDMI"} for d in summary)
+    assert "NDVI drift" in result.output and "too few" in result.output
 
 
 @pytest.mark.parametrize(

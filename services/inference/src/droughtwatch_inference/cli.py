@@ -140,11 +140,16 @@ def _print_demo(result: Any) -> None:
         table.add_column(f"class {name}", justify="right")
     table.add_column("drift (PSI)", justify="right")
     table.add_column("alert")
+    for index in DEMO_INDICES:
+        table.add_column(f"{index} drift", justify="right")
+    table.add_column("input")
+    table.add_column("accuracy", justify="right")
     alerts = 0
     for day in result.days:
         shares = [f"{day.class_shares.get(c, 0.0):.0%}" for c in classes]
         score = "-" if day.drift_score is None else f"{day.drift_score:.3f}"
-        alert = day.drift_score is not None and day.drift_score > day.threshold
+        # the day's flag, set by Observe with the one drift comparison (off without enough data)
+        alert = day.drift_detected
         alerts += alert
         status = day.execution.status
         table.add_row(
@@ -155,7 +160,10 @@ def _print_demo(result: Any) -> None:
             str(day.dropped),
             *shares,
             score,
-            f"[bold red]DRIFT > {day.threshold}[/]" if alert else "ok",
+            f"[bold red]DRIFT >= {day.threshold}[/]" if alert else _no_alert(day),
+            *(_score(day.feature_drift.get(f"mean_{index}")) for index in DEMO_INDICES),
+            "[bold red]DRIFT[/]" if day.input_drift_detected else _no_alert(day),
+            _accuracy(day),
         )
     console.print(table)
     if result.skipped:
@@ -169,7 +177,9 @@ def _print_demo(result: Any) -> None:
         f" (channels {', '.join(result.model.get('channels', []))};"
         f" held-out accuracy {training.get('accuracy', float('nan')):.2f})"
     )
-    console.print(f"{alerts} of {len(result.days)} days above the drift alert threshold.")
+    console.print(f"{alerts} of {len(result.days)} days at or above the drift alert threshold.")
+    drifted = sum(d.input_drift_detected for d in result.days)
+    console.print(f"{drifted} of {len(result.days)} days with input drift (NDVI, NDMI, ...).")
     console.print(
         "Predictions, Evidently reports, execution histories and the pipeline's JSON log:"
         f" [bold]{result.out_dir}[/]"
@@ -181,6 +191,24 @@ def _print_demo(result: Any) -> None:
     console.print("See it in Grafana (needs Docker): droughtwatch grafana")
     if failed:
         raise typer.Exit(code=1)
+
+
+DEMO_INDICES = ("NDVI", "NDMI")
+
+
+def _score(value: float | None) -> str:
+    return "-" if value is None else f"{value:.2f}"
+
+
+def _no_alert(day: Any) -> str:
+    return "ok" if day.enough_data else "[dim]too few[/]"
+
+
+def _accuracy(day: Any) -> str:
+    if day.accuracy is None:
+        return "-"
+    text = f"{day.accuracy:.2f}"
+    return f"[bold red]{text}[/]" if day.accuracy_alert else text
 
 
 @local_app.command("run")

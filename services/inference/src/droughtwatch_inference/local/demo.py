@@ -2,8 +2,10 @@
 
 Trains the baseline CNN on generated data, registers it in the (moto) model bucket, then for
 each simulated day uploads that day's raw file and runs the deployed state machine definition
-through the local runner. The last days simulate a drought: vegetation indices fall, the
-predicted classes shift, and prediction drift crosses the alert threshold.
+through the local runner. The last days simulate a drought: vegetation indices fall (input
+drift on NDVI and NDMI from the first drought day), the predicted classes shift, prediction
+drift crosses the alert threshold, and accuracy on the generated labels falls. Each day's
+figures are its daily row (daily_metrics), what Grafana charts.
 """
 
 from __future__ import annotations
@@ -50,6 +52,12 @@ class DayResult:
     drift_score: float | None = None
     drift_detected: bool = False
     threshold: float = 0.25
+    enough_data: bool = False
+    feature_drift: dict[str, float] = field(default_factory=dict)
+    input_drift_detected: bool = False
+    accuracy: float | None = None
+    macro_f1: float | None = None
+    accuracy_alert: bool = False
 
 
 @dataclass
@@ -71,30 +79,47 @@ def raw_files(folder: Path) -> tuple[list[Path], list[str]]:
     return files, [p.name for p in skipped]
 
 
-def _day_metrics(conn: Any, run_id: str) -> list[tuple[Any, ...]]:
-    return conn.execute(
-        "SELECT m.images, m.class_shares, m.drift_score, m.drift_detected, m.drift_threshold,"
-        " l.dropped FROM metrics m JOIN ledger l ON l.id = m.ledger_id WHERE m.run_id = %s"
-        " ORDER BY m.id",
-        (run_id,),
-    ).fetchall()
+_DAY_COLUMNS = (
+    "images",
+    "dropped_blank",
+    "class_shares",
+    "drift_score",
+    "drift_detected",
+    "drift_threshold",
+    "enough_data",
+    "feature_drift",
+    "input_drift_detected",
+    "accuracy",
+    "macro_f1",
+    "accuracy_alert",
+)
 
 
-def _summarise(day: DayResult, rows: list[tuple[Any, ...]]) -> None:
-    total = sum(r[0] for r in rows)
-    day.images = total
-    day.dropped = sum(r[5] or 0 for r in rows)
-    if not rows:
+def _day_metrics(conn: Any, date: dt.date) -> dict[str, Any] | None:
+    """The day's daily row (the demo publishes one model, so one row per day)."""
+    row = conn.execute(
+        f"SELECT {', '.join(_DAY_COLUMNS)} FROM daily_metrics WHERE batch_date = %s"
+        " ORDER BY computed_at DESC LIMIT 1",
+        (date,),
+    ).fetchone()
+    return None if row is None else dict(zip(_DAY_COLUMNS, row, strict=True))
+
+
+def _summarise(day: DayResult, row: dict[str, Any] | None) -> None:
+    if row is None:
         return
-    shares: dict[str, float] = {}
-    for images, class_shares, *_ in rows:
-        for name, share in class_shares.items():
-            shares[name] = shares.get(name, 0.0) + share * images / max(total, 1)
-    day.class_shares = shares
-    scores = [r[2] for r in rows if r[2] is not None]
-    day.drift_score = max(scores) if scores else None
-    day.drift_detected = any(r[3] for r in rows)
-    day.threshold = rows[0][4]
+    day.images = row["images"]
+    day.dropped = row["dropped_blank"] or 0
+    day.class_shares = row["class_shares"]
+    day.drift_score = row["drift_score"]
+    day.drift_detected = row["drift_detected"]
+    day.threshold = row["drift_threshold"]
+    day.enough_data = row["enough_data"]
+    day.feature_drift = row["feature_drift"] or {}
+    day.input_drift_detected = bool(row["input_drift_detected"])
+    day.accuracy = row["accuracy"]
+    day.macro_f1 = row["macro_f1"]
+    day.accuracy_alert = bool(row["accuracy_alert"])
 
 
 def reset_pipeline_tables(dsn: str) -> None:
@@ -105,7 +130,7 @@ def reset_pipeline_tables(dsn: str) -> None:
 
     with psycopg.connect(dsn, autocommit=True) as conn:
         migrate(conn)
-        conn.execute("TRUNCATE metrics, runs, ledger RESTART IDENTITY CASCADE")
+        conn.execute("TRUNCATE metrics, daily_metrics, runs, ledger RESTART IDENTITY CASCADE")
 
 
 def run_demo(
@@ -172,7 +197,7 @@ def run_demo(
                 json.dumps(execution.as_dict(), indent=2, default=str)
             )
             day = DayResult(date=date, drought=severity, execution=execution)
-            _summarise(day, _day_metrics(conn, execution.name))
+            _summarise(day, _day_metrics(conn, date))
             results.append(day)
         progress("exporting predictions and reports", total_steps, total_steps)
         exported = mirror_out(
@@ -190,6 +215,12 @@ def run_demo(
             "class_shares": d.class_shares,
             "drift_score": d.drift_score,
             "drift_detected": d.drift_detected,
+            "enough_data": d.enough_data,
+            "feature_drift": d.feature_drift,
+            "input_drift_detected": d.input_drift_detected,
+            "accuracy": d.accuracy,
+            "macro_f1": d.macro_f1,
+            "accuracy_alert": d.accuracy_alert,
         }
         for d in results
     ]

@@ -5,9 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from droughtwatch_preprocess import (
-    CHANNELS,
+    BANDS,
+    INDICES,
     PIXELS,
     PixelCounts,
+    ProcessedReader,
     channel_means,
     feature_channels,
     feature_column,
@@ -40,35 +42,41 @@ def test_means_skip_non_finite_pixels() -> None:
 
 def test_counts_on_the_real_shard_equal_a_direct_count(processed_shard) -> None:
     _, path = processed_shard
-    chunk = read_processed(path)
-    counts = PixelCounts()
+    with ProcessedReader(path) as reader:
+        ((chunk, bands),) = list(reader.iter_chunks_with_bands(list(INDICES)))
     half = len(chunk.ids) // 2
-    counts.add(chunk.images[:half], CHANNELS)
+    counts = PixelCounts()
+    counts.add(bands[:half], {i: chunk.images[:half, k] for k, i in enumerate(INDICES)})
     rest = PixelCounts()
-    rest.add(chunk.images[half:], CHANNELS)
+    rest.add(bands[half:], {i: chunk.images[half:, k] for k, i in enumerate(INDICES)})
     pooled = counts.merge(rest)
     assert pooled.images == len(chunk.ids) == 79
-    b9 = chunk.images[:, CHANNELS.index("B9")]
-    assert pooled.zero["B9"] == np.count_nonzero(b9 == 0)
     # the cirrus band is mostly 0 in the shard (227,071 of its 333,775 pixels); nothing at 255
-    assert pooled.zero["B9"] == 227_071
+    assert pooled.zero["B9"] == np.count_nonzero(bands[:, 8] == 0) == 227_071
     assert sum(pooled.saturated.values()) == 0
-    evi = chunk.images[:, CHANNELS.index("EVI")]
-    assert pooled.nonfinite["EVI"] == np.count_nonzero(~np.isfinite(evi))
-    assert set(pooled.zero) == set(pooled.saturated) == {f"B{i}" for i in range(1, 12)}
-    assert set(pooled.nonfinite) == {"NDVI", "NDMI", "EVI"}
-    shares = pooled.shares()
-    assert shares["zero"]["B9"] == 227_071 / (79 * PIXELS)
+    assert pooled.nonfinite["EVI"] == np.count_nonzero(~np.isfinite(chunk.images[:, 2]))
+    assert set(pooled.zero) == set(pooled.saturated) == set(BANDS)
+    assert set(pooled.nonfinite) == set(INDICES)
+    assert pooled.shares()["zero"]["B9"] == 227_071 / (79 * PIXELS)
     assert PixelCounts.from_dict(pooled.as_dict()) == pooled
+    # the raw bands are what the float channels are made of
+    np.testing.assert_array_equal(bands / np.float32(255), read_processed(path, list(BANDS)).images)
 
 
 def test_saturated_means_255_and_zero_means_0() -> None:
-    raw = np.array([0, 1, 254, 255], np.uint8)
-    images = np.zeros((1, 1, 65, 65), np.float32)
-    images[0, 0].flat[:4] = raw / np.float32(255)
-    images[0, 0].flat[4:] = 0.5
+    bands = np.full((1, 11, 65, 65), 128, np.uint8)
+    bands[0, 0].flat[:4] = [0, 1, 254, 255]
+    indices = np.zeros((1, 3, 65, 65), np.float32)
+    indices[0, 2, 0, :3] = [np.inf, -np.inf, np.nan]
     counts = PixelCounts()
-    counts.add(images, ("B1",))
-    assert (counts.zero, counts.saturated, counts.nonfinite) == ({"B1": 1}, {"B1": 1}, {})
-    with pytest.raises(ValueError, match="channels"):
-        counts.add(images, ("B1", "B2"))
+    counts.add(bands, dict(zip(INDICES, indices[0][:, None], strict=True)))
+    assert counts.zero == {"B1": 1, **{f"B{i}": 0 for i in range(2, 12)}}
+    assert counts.saturated["B1"] == 1 and counts.nonfinite == {"NDVI": 0, "NDMI": 0, "EVI": 3}
+    # a file without indices counts its bands only; one without bands, its indices
+    bands_only = PixelCounts()
+    bands_only.add(bands)
+    assert bands_only.images == 1 and bands_only.nonfinite == {}
+    with pytest.raises(ValueError, match="uint8"):
+        counts.add(bands.astype(np.float32))
+    with pytest.raises(ValueError, match="different numbers of images"):
+        counts.add(bands, {"EVI": np.zeros((2, 65, 65), np.float32)})

@@ -352,6 +352,7 @@ def test_real_shard_goes_through(service_env, s3, small_model, shard_path, tmp_p
     # what Observe needs is kept beside the predictions: the true labels ...
     with ProcessedReader(seed["local"]) as reader:
         chunk = reader.read(list(CHANNELS))
+        bands = np.concatenate([b for _, b in reader.iter_chunks_with_bands(["B1"])])
     assert list(frame["true_label"]) == [CLASS_NAMES[k] for k in chunk.labels]
     assert frame["true_label"].value_counts().to_dict() == {"0": 46, "1": 14, "2": 14, "3+": 5}
     # ... each image's mean of the model's channels and of the indices ...
@@ -362,7 +363,7 @@ def test_real_shard_goes_through(service_env, s3, small_model, shard_path, tmp_p
     )
     # ... the raw file's record counts and the pixel counts of every band and index ...
     pixels = PixelCounts()
-    pixels.add(chunk.images, CHANNELS)
+    pixels.add(bands, {i: chunk.images[:, CHANNELS.index(i)] for i in ("NDVI", "NDMI", "EVI")})
     assert meta["quality"] == {"records": 81, "dropped_blank": 2, "pixels": pixels.as_dict()}
     assert meta["quality"]["pixels"]["zero"]["B9"] == 227_071
     # ... and where the model's reference summaries are, copied into the data bucket

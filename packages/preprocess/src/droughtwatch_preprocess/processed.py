@@ -199,8 +199,8 @@ class ProcessedReader:
         """
         return self._chunks(self._plan(channels))
 
-    def _chunks(self, plan: list[tuple[str, int]]) -> Iterator[ProcessedChunk]:
-        needed = {member for member, _ in plan}
+    def _chunks(self, plan: list[tuple[str, int]], with_bands: bool = False) -> Iterator[Any]:
+        needed = {member for member, _ in plan} | ({"bands"} if with_bands else set())
         size = int(self.meta["image_size"])
         for chunk in range(int(self.meta["chunks"])):
             labels = self._array(chunk, "labels", np.int16, None)
@@ -217,7 +217,18 @@ class ProcessedReader:
                     np.divide(stored[member][:, position], BAND_SCALE, out=images[:, c])
                 else:
                     images[:, c] = stored[member][:, position]
-            yield ProcessedChunk(ids, images, labels)
+            chunk = ProcessedChunk(ids, images, labels)
+            yield (chunk, stored["bands"]) if with_bands else chunk
+
+    def iter_chunks_with_bands(
+        self, channels: Sequence[str] | None = None
+    ) -> Iterator[tuple[ProcessedChunk, np.ndarray]]:
+        """``iter_chunks``, each chunk with its raw bands as stored: uint8 (n, 11, 65, 65),
+        B1..B11 (for counts that need the raw values, such as pixels at 0 or at 255). The
+        bands member is read once per chunk whether or not ``channels`` names a band."""
+        if "bands" not in self.meta["stored"]:
+            raise MissingChannelError(self.path, BANDS[0], self.channels)
+        return self._chunks(self._plan(channels), with_bands=True)
 
     def read(self, channels: Sequence[str] | None = None) -> ProcessedChunk:
         """All images of the file in one ProcessedChunk (for small files)."""

@@ -7,8 +7,8 @@ count: EVI is infinite (or NaN) where its denominator is zero, and one such pixe
 the mean infinite; how many pixels are non-finite is counted on its own (``PixelCounts``).
 
 ``PixelCounts`` are counts, not shares, so that files pool exactly into a day: a band's pixels
-at 0 and at 255 (saturated; 1.0 once normalised, exactly, since 255 / 255 is exact in float32),
-and an index's non-finite pixels, over ``images`` images of ``PIXELS`` pixels each.
+at 0 and at 255 (saturated), counted on the raw uint8 bands, and an index's non-finite pixels,
+over ``images`` images of ``PIXELS`` pixels each.
 """
 
 from __future__ import annotations
@@ -44,9 +44,11 @@ def channel_means(images: np.ndarray) -> np.ndarray:
     channel without a finite pixel. ``images`` is float32 (n, C, H, W)."""
     n, c = images.shape[:2]
     flat = images.reshape(n, c, -1)
-    sums = flat.sum(axis=2, dtype=np.float64)
-    if np.isfinite(sums).all():  # the usual case: no infinite EVI pixel in the chunk
-        return sums / flat.shape[2]
+    # numpy sums float32 pairwise (relative error about 1e-7 here), three times faster than
+    # accumulating in float64; the means are stored as float32 anyway.
+    means = flat.mean(axis=2).astype(np.float64)
+    if np.isfinite(means).all():  # the usual case: no infinite EVI pixel in the chunk
+        return means
     finite = np.isfinite(flat)
     counts = finite.sum(axis=2)
     sums = np.where(finite, flat, np.float32(0)).sum(axis=2, dtype=np.float64)
@@ -64,21 +66,31 @@ class PixelCounts:
     saturated: dict[str, int] = field(default_factory=dict)
     nonfinite: dict[str, int] = field(default_factory=dict)
 
-    def add(self, images: np.ndarray, channels: Sequence[str]) -> None:
-        """Count the pixels of ``images`` (float32 (n, C, H, W), ``channels`` in order, bands
-        normalised to [0, 1])."""
-        if images.shape[1] != len(channels):
-            raise ValueError(f"{images.shape[1]} channels in the images, {len(channels)} named")
-        n = images.shape[0]
-        flat = images.reshape(n, len(channels), -1)
-        for k, channel in enumerate(channels):
-            plane = flat[:, k]
-            if channel in BANDS:
-                _bump(self.zero, channel, np.count_nonzero(plane == 0))
-                _bump(self.saturated, channel, np.count_nonzero(plane == 1))
-            elif channel in INDICES:
-                _bump(self.nonfinite, channel, plane.size - np.count_nonzero(np.isfinite(plane)))
-        self.images += n
+    def add(
+        self,
+        bands: np.ndarray | None = None,
+        indices: Mapping[str, np.ndarray] | None = None,
+    ) -> None:
+        """Count the pixels of one chunk of images: its raw bands (uint8 (n, 11, H, W), B1..B11
+        as stored) and its indices ({name: float32 (n, H, W)}), either of which may be missing
+        (a file from a preprocess without indices)."""
+        sizes = set()
+        if bands is not None:
+            if bands.dtype != np.uint8 or bands.ndim != 4 or bands.shape[1] != len(BANDS):
+                raise ValueError(
+                    f"bands must be uint8 (n, 11, H, W), got {bands.dtype}{bands.shape}"
+                )
+            sizes.add(bands.shape[0])
+            for k, band in enumerate(BANDS):
+                plane = bands[:, k]
+                _bump(self.zero, band, np.count_nonzero(plane == 0))
+                _bump(self.saturated, band, np.count_nonzero(plane == 255))
+        for index, plane in (indices or {}).items():
+            sizes.add(plane.shape[0])
+            _bump(self.nonfinite, index, plane.size - np.count_nonzero(np.isfinite(plane)))
+        if len(sizes) > 1:
+            raise ValueError(f"the bands and indices hold different numbers of images: {sizes}")
+        self.images += sizes.pop() if sizes else 0
 
     def merge(self, other: PixelCounts) -> PixelCounts:
         """The counts of both (e.g. two files of one day)."""

@@ -2,10 +2,11 @@
 
 The processed file is read chunk by chunk (the preprocessing shared with training does the
 rest), so memory stays bounded by the chunk size whatever the file size. Each chunk is read
-with the model's channels first, then every other channel the file holds: the model sees
+with the model's channels first, then the indices the model does not read: the model sees
 exactly its channels, and the images are summarised where they are, for Observe (each
-image's channel means, for input drift; the file's pixel counts per band and index, for data
-quality; its true labels, for model quality).
+image's channel means, for input drift; the file's pixel counts per band, on the raw uint8
+bands, and per index, for data quality; its true labels, for model quality). Summarising
+costs about a tenth of a second per 1,000 images.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import shutil
 import time
 from dataclasses import dataclass
 from functools import partial
+from itertools import repeat
 from pathlib import Path
 from typing import Protocol
 
@@ -23,6 +25,7 @@ import numpy as np
 import torch
 from droughtwatch_preprocess import (
     CLASS_NAMES,
+    INDICES,
     UNKNOWN_LABEL,
     MissingChannelError,
     PixelCounts,
@@ -123,10 +126,11 @@ def predict_file(
         size = int(reader.meta["image_size"])
         if size != manifest.image_size:
             raise _mismatch(name, manifest, f"the images are {size}x{size} pixels")
-        channels = [*manifest.channels, *(c for c in reader.channels if c not in manifest.channels)]
         # An older processed file may lack the indices: only what it holds is summarised.
-        summarised = [c for c in feature_channels(manifest.channels) if c in channels]
+        summarised = [c for c in feature_channels(manifest.channels) if c in reader.channels]
+        channels = [*manifest.channels, *(c for c in summarised if c not in manifest.channels)]
         at = [channels.index(c) for c in summarised]
+        at_indices = {c: channels.index(c) for c in INDICES if c in channels}
         labels = _label_names(reader.meta)
         pixels = PixelCounts()
         build = partial(
@@ -135,20 +139,27 @@ def predict_file(
             reference_features_key=reference_features_key,
         )
         try:
-            for chunk in reader.iter_chunks(channels):
+            if "bands" in reader.meta["stored"]:
+                chunks = reader.iter_chunks_with_bands(channels)
+            else:
+                chunks = zip(reader.iter_chunks(channels), repeat(None))
+            for chunk, bands in chunks:
                 probabilities = np.empty((len(chunk.ids), len(manifest.classes)), np.float32)
                 for start in range(0, len(chunk.ids), batch_size):
                     batch = chunk.images[start : start + batch_size, :model_channels]
                     _check_finite(batch, name, manifest)
                     probabilities[start : start + len(batch)] = predictor.predict(batch)
-                pixels.add(chunk.images, channels)
-                means = channel_means(chunk.images[:, at])
+                pixels.add(bands, {c: chunk.images[:, k] for c, k in at_indices.items()})
+                # every channel read is summarised (the model's and the indices)
+                means = channel_means(chunk.images)
                 tables.append(
                     build(
                         chunk.ids,
                         probabilities,
                         true_labels=[labels.get(int(k)) for k in chunk.labels],
-                        features={feature_column(c): means[:, k] for k, c in enumerate(summarised)},
+                        features={
+                            feature_column(c): means[:, at[k]] for k, c in enumerate(summarised)
+                        },
                     )
                 )
         except MissingChannelError as exc:

@@ -38,6 +38,8 @@ def test_defaults_run_every_24_hours_and_protect_data() -> None:
     # The service's own defaults, not copies.
     assert cfg.model_prefix == InferenceSettings.model_fields["model_prefix"].default
     assert cfg.drift_threshold == ObserveSettings.model_fields["drift_threshold"].default
+    assert cfg.accuracy_margin == ObserveSettings.model_fields["accuracy_margin"].default == 0.1
+    assert cfg.min_daily_images == ObserveSettings.model_fields["min_daily_images"].default == 200
 
 
 def test_functions_config_has_one_entry_per_stage() -> None:
@@ -53,6 +55,8 @@ def test_values_come_typed_from_the_stack_config(infra: Any) -> None:
             "droughtwatch:schedule_enabled": "false",
             "droughtwatch:deletion_protection": "false",
             "droughtwatch:drift_threshold": "0.1",
+            "droughtwatch:accuracy_margin": "0.05",
+            "droughtwatch:min_daily_images": "1000",
             "droughtwatch:alert_email": "ops@example.org",
             "droughtwatch:functions": {"observe": {"timeout_seconds": 300}},
             "droughtwatch:database": {"instance_class": "db.t4g.small"},
@@ -64,6 +68,7 @@ def test_values_come_typed_from_the_stack_config(infra: Any) -> None:
     assert cfg.schedule_enabled is False
     assert cfg.deletion_protection is False
     assert cfg.drift_threshold == 0.1
+    assert (cfg.accuracy_margin, cfg.min_daily_images) == (0.05, 1000)
     assert cfg.alert_email == "ops@example.org"
     # One field of one function set: the rest keep that function's own defaults.
     assert cfg.functions.observe.timeout_seconds == 300

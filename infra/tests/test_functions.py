@@ -42,6 +42,8 @@ def build(functions: dict[str, Any] | None = None) -> Any:
             layout=KeyLayout(),
             model_prefix="models/v7/",
             drift_threshold=0.3,
+            accuracy_margin=0.05,
+            min_daily_images=500,
             data_bucket=BucketRef("droughtwatch-dev-data-123456789012", DATA),
             model_bucket=BucketRef("droughtwatch-dev-models-123456789012", MODELS),
             database=DatabaseRef(HOST, 5432, "droughtwatch", SECRET),
@@ -113,6 +115,7 @@ def test_environment_builds_the_stage_settings(
         )
     if stage == "observe":
         assert settings.drift_threshold == 0.3
+        assert (settings.accuracy_margin, settings.min_daily_images) == (0.05, 500)
 
 
 def _s3_grants(statements: dict[str, dict[str, Any]]) -> dict[str, Any]:

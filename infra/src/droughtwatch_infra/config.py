@@ -192,6 +192,11 @@ class StackConfig(_Model):
     # Where Inference finds the model in the model bucket (the service's own default).
     model_prefix: str = InferenceSettings.model_fields["model_prefix"].default
     drift_threshold: float = Field(ObserveSettings.model_fields["drift_threshold"].default, gt=0)
+    # Observe's accuracy alert margin and its minimum images per day (the service's defaults).
+    accuracy_margin: float = Field(
+        ObserveSettings.model_fields["accuracy_margin"].default, gt=0, lt=1
+    )
+    min_daily_images: int = Field(ObserveSettings.model_fields["min_daily_images"].default, ge=1)
     bastion_enabled: bool = True
     bastion_instance_type: str = Field("t4g.nano", pattern=r"^[a-z][a-z0-9-]*\.[a-z0-9]+$")
     vpc_cidr: str = "10.42.0.0/16"

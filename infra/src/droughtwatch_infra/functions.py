@@ -75,6 +75,8 @@ class FunctionsArgs:
     layout: KeyLayout
     model_prefix: str
     drift_threshold: float
+    accuracy_margin: float
+    min_daily_images: int
     data_bucket: BucketRef
     model_bucket: BucketRef
     database: DatabaseRef
@@ -103,6 +105,8 @@ def environment(stage: str, args: FunctionsArgs) -> dict[str, Any]:
         values["model_prefix"] = args.model_prefix
     if stage == "observe":
         values["drift_threshold"] = str(args.drift_threshold)
+        values["accuracy_margin"] = str(args.accuracy_margin)
+        values["min_daily_images"] = str(args.min_daily_images)
     model = SETTINGS_MODELS[stage]
     return {env_name(model, field): value for field, value in values.items()}
 

@@ -173,15 +173,16 @@ def observe_predictions(
 
 @dataclass(frozen=True)
 class ObserveConfig:
-    """What Observe compares with what (ObserveSettings, as plain values)."""
+    """What Observe compares with what: ObserveSettings as plain values (the defaults live
+    there only)."""
 
-    method: str = "psi"
-    threshold: float = 0.25
-    feature_threshold: float = 0.3
-    feature_share: float = 0.5
-    accuracy_margin: float = 0.1
-    min_daily_images: int = 200
-    save_html: bool = True
+    method: str
+    threshold: float
+    feature_threshold: float
+    feature_share: float
+    accuracy_margin: float
+    min_daily_images: int
+    save_html: bool
 
     @classmethod
     def from_settings(cls, settings: Any) -> ObserveConfig:

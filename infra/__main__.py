@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pulumi
 import pulumi_aws as aws
-from droughtwatch_inference.cloud import StackOutput as Out
-from droughtwatch_inference.cloud import port_forward_command
-from droughtwatch_inference.keys import KeyLayout
+from droughtwatch_contract.keys import KeyLayout
+from droughtwatch_contract.outputs import StackOutput as Out
+from droughtwatch_contract.outputs import port_forward_command
 from droughtwatch_infra import config
 from droughtwatch_infra.alerts import Alerts, AlertsArgs
 from droughtwatch_infra.bastion import Bastion, BastionArgs

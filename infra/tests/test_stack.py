@@ -1,6 +1,6 @@
 """The whole program (infra/__main__.py) under mocks: the dev stack creates every resource the
 pipeline needs, the security properties hold on the inputs, every IAM policy is narrow, the state
-machine is the service's single-source definition, and stacks do not share names."""
+machine is the contract's single-source definition, and stacks do not share names."""
 
 from __future__ import annotations
 
@@ -8,8 +8,9 @@ import json
 from typing import Any
 
 import pytest
-from droughtwatch_inference import statemachine
-from droughtwatch_inference.cloud import StackOutput
+from droughtwatch_contract import statemachine
+from droughtwatch_contract.outputs import StackOutput
+from droughtwatch_contract.stages import STAGES
 from droughtwatch_infra.config import ConfigError
 from droughtwatch_infra.policies import WILDCARD_ONLY_ACTIONS
 
@@ -160,7 +161,7 @@ def test_state_machine_is_the_single_source_definition(dev_stack: Run) -> None:
         f.inputs["name"]: f.outputs["arn"]
         for f in dev_stack.of_type("aws:lambda/function:Function")
     }
-    arns = {stage: functions[f"droughtwatch-dev-{stage}"] for stage in statemachine.TITLES}
+    arns = {stage: functions[f"droughtwatch-dev-{stage}"] for stage in STAGES.names}
     expected = statemachine.definition(arns, {stage: 900 for stage in arns})
     assert machine.json("definition") == expected
     referenced = {

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 import pulumi
 import pulumi_aws as aws
-from droughtwatch_inference.settings import CommonSettings
+from droughtwatch_contract.settings import CommonSettings
 
 from droughtwatch_infra.config import DatabaseConfig
 from droughtwatch_infra.naming import Namer

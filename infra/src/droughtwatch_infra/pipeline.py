@@ -1,15 +1,16 @@
-"""The pipeline: the Step Functions state machine from the service's single-source definition,
-logging to its own log group, with a role that may invoke only the three stage functions."""
+"""The pipeline: the Step Functions state machine from the contract's single-source definition,
+logging to its own log group, with a role that may invoke only the stage functions."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal
 
 import pulumi
 import pulumi_aws as aws
-from droughtwatch_inference import statemachine
+from droughtwatch_contract import statemachine
+from droughtwatch_contract.stages import STAGES, StageRegistry
 
 from droughtwatch_infra import policies
 from droughtwatch_infra.naming import Namer
@@ -23,6 +24,7 @@ class PipelineArgs:
     account_id: pulumi.Input[str]
     log_retention_days: int
     log_level: Literal["ALL", "ERROR", "FATAL", "OFF"]
+    stages: StageRegistry = field(default=STAGES)
 
 
 class Pipeline(pulumi.ComponentResource):
@@ -74,7 +76,7 @@ class Pipeline(pulumi.ComponentResource):
             type="STANDARD",
             role_arn=role.arn,
             definition=pulumi.Output.json_dumps(
-                statemachine.definition(args.function_arns, args.timeouts)
+                statemachine.definition(args.function_arns, args.timeouts, stages=args.stages)
             ),
             logging_configuration=logging_configuration,
             opts=pulumi.ResourceOptions(parent=self, depends_on=[policy]),

@@ -3,22 +3,29 @@ no heavy library another stage needs (torch for Inference, Evidently for Observe
 
 from __future__ import annotations
 
+import importlib
 import json
 import subprocess
 import sys
+from pathlib import Path
 
+import pytest
+from droughtwatch_contract.stages import STAGES
+
+DOCKERFILE = Path(__file__).resolve().parents[1] / "Dockerfile"
 HEAVY = ("torch", "evidently", "onnxruntime")
 
 
 def _fresh_import(module: str, stage: str, then: str = "") -> dict[str, object]:
     """Import ``module`` (and run ``then``) in a new interpreter; report which heavy packages got
-    loaded and whether HANDLERS[stage] names that module's callable ``handler``."""
+    loaded and whether the stage registry's handler path names that module's callable
+    ``handler``."""
     code = f"""
 import importlib, json, sys
 import {module} as m
 {then}
-from droughtwatch_inference.handlers import HANDLERS
-path, _, name = HANDLERS[{stage!r}].rpartition(".")
+from droughtwatch_contract.stages import STAGES
+path, _, name = STAGES[{stage!r}].handler.rpartition(".")
 target = getattr(importlib.import_module(path), name)
 print(json.dumps({{
     "loaded": sorted(p for p in {HEAVY!r} if p in sys.modules),
@@ -56,3 +63,24 @@ def test_inference_handler_loads_torch_but_not_evidently() -> None:
     result = _fresh_import("droughtwatch_inference.handlers.inference", "inference")
     assert "evidently" not in result["loaded"]
     assert result["handler_is_named"] is True
+
+
+def _dockerfile_commands() -> list[str]:
+    found = []
+    for line in DOCKERFILE.read_text().splitlines():
+        if line.startswith("CMD "):
+            found.extend(json.loads(line.removeprefix("CMD ")))
+    return found
+
+
+@pytest.mark.slow  # imports each handler's heavy libraries (torch, Evidently)
+@pytest.mark.parametrize(
+    "path",
+    sorted({*(s.handler for s in STAGES), *_dockerfile_commands()}),
+    ids=lambda p: p.split(".")[-2],
+)
+def test_every_handler_named_imports_and_is_callable(path: str) -> None:
+    """What the registry (the functions' commands) and the image's default CMD name."""
+    module, _, attribute = path.rpartition(".")
+    handler = getattr(importlib.import_module(module), attribute)
+    assert callable(handler)

@@ -13,15 +13,15 @@ from typing import Any
 import numpy as np
 import psycopg
 import pytest
+from droughtwatch_contract.keys import KeyLayout
 from droughtwatch_inference import predictions, synthetic, training
 from droughtwatch_inference.adapters import models
 from droughtwatch_inference.adapters.ledger import Ledger
 from droughtwatch_inference.adapters.storage import ObjectStore
-from droughtwatch_inference.entries import RawObject
 from droughtwatch_inference.errors import InvalidModel, ModelNotFound
 from droughtwatch_inference.handlers.inference import handler
-from droughtwatch_inference.keys import KeyLayout
 from droughtwatch_inference.manifest import ModelManifest
+from droughtwatch_inference.records import RawObject
 from droughtwatch_preprocess import ProcessedReader, process_file
 
 DATA_BUCKET = "dw-test-data"

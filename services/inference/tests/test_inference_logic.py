@@ -9,12 +9,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from droughtwatch_contract.keys import KeyLayout
 from droughtwatch_inference import predictions, synthetic
-from droughtwatch_inference.entries import LedgerEntry
 from droughtwatch_inference.errors import ModelInputMismatch
-from droughtwatch_inference.keys import KeyLayout
 from droughtwatch_inference.logic.inference import infer_entry, inference_threads, predict_file
 from droughtwatch_inference.manifest import ModelManifest
+from droughtwatch_inference.records import LedgerEntry
 from droughtwatch_preprocess import ProcessedReader, ProcessedWriter, process_file
 
 SHARES = {"0": 0.5, "1": 0.2, "2": 0.2, "3+": 0.1}

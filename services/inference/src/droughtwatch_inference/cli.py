@@ -249,9 +249,11 @@ def local_history(
 @db_app.command("migrate")
 def db_migrate() -> None:
     """Apply the schema migrations (the handlers also do this at cold start)."""
+    from droughtwatch_contract.settings import CommonSettings
+
     from droughtwatch_inference.adapters.database import connect, migrate
     from droughtwatch_inference.errors import DroughtwatchError
-    from droughtwatch_inference.settings import CommonSettings, load
+    from droughtwatch_inference.runtime_settings import load
 
     try:
         if not (

@@ -23,9 +23,9 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from droughtwatch_contract.settings import CommonSettings, ObserveSettings
 
 from droughtwatch_inference import cloud
-from droughtwatch_inference.settings import CommonSettings, ObserveSettings
 
 # -- identities shared by every provisioning file ---------------------------------------------
 DATASOURCE_UID = "droughtwatch-pg"

@@ -12,10 +12,11 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 import psycopg
+from droughtwatch_contract.stages import DONE, STAGES, StageRegistry
 from psycopg.rows import class_row
 from psycopg.types.json import Jsonb
 
-from droughtwatch_inference.entries import NEXT_STAGE, LedgerEntry, RawObject, StageReport
+from droughtwatch_inference.records import LedgerEntry, RawObject, StageReport
 
 _ENTRY_COLUMNS = (
     "id, bucket, raw_key, etag, size_bytes, batch_date, stage, status, attempts, "
@@ -52,8 +53,9 @@ _CLAIMABLE = """
 
 
 class Ledger:
-    def __init__(self, conn: psycopg.Connection) -> None:
+    def __init__(self, conn: psycopg.Connection, stages: StageRegistry = STAGES) -> None:
         self.conn = conn
+        self.stages = stages
 
     def register(
         self, bucket: str, objects: Iterable[tuple[RawObject, dt.date]], run_id: str
@@ -104,29 +106,21 @@ class Ledger:
         return int(row[0]) if row else 0
 
     def complete(self, entry_id: int, stage: str, **values: Any) -> None:
-        """Record a stage's outputs and move the file on to the next stage."""
-        allowed = {
-            "processing": {"source_digest", "processed_key", "records", "images", "dropped"},
-            "inference": {"predictions_key", "predicted_images", "model_name", "model_version"},
-            "observe": {"report_key"},
-        }[stage]
-        unknown = set(values) - allowed
+        """Record a stage's outputs (the columns the stage registry gives that stage) and move the
+        file on to the next stage."""
+        owned = self.stages[stage]
+        unknown = set(values) - owned.ledger_columns
         if unknown:
             raise ValueError(f"unknown ledger columns for {stage}: {sorted(unknown)}")
-        stamp = {
-            "processing": "processed_at",
-            "inference": "predicted_at",
-            "observe": "observed_at",
-        }
         columns = sorted(values)
         assignments = ", ".join(f"{c} = %({c})s" for c in columns)
-        next_stage = NEXT_STAGE[stage]
-        status = "done" if next_stage == "done" else "pending"
+        next_stage = self.stages.next_name(stage)
+        status = "done" if next_stage == DONE else "pending"
         with self.conn.transaction():
             self.conn.execute(
                 f"UPDATE ledger SET {assignments}{', ' if columns else ''}"
-                f"{stamp[stage]} = now(), stage = %(next)s, status = %(status)s, attempts = 0,"
-                " lease_until = NULL, last_error = NULL, updated_at = now()"
+                f"{owned.completed_at} = now(), stage = %(next)s, status = %(status)s,"
+                " attempts = 0, lease_until = NULL, last_error = NULL, updated_at = now()"
                 " WHERE id = %(id)s AND stage = %(stage)s",
                 {**values, "next": next_stage, "status": status, "id": entry_id, "stage": stage},
             )

@@ -9,8 +9,8 @@ from typing import Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from droughtwatch_inference.adapters import aws
-from droughtwatch_inference.entries import RawObject
 from droughtwatch_inference.errors import ObjectMissing, StorageError
+from droughtwatch_inference.records import RawObject
 
 _MISSING = {"404", "NoSuchKey", "NotFound"}
 

@@ -6,15 +6,16 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from droughtwatch_contract.keys import KeyLayout
+from droughtwatch_contract.settings import InferenceSettings
+
 from droughtwatch_inference.adapters import models
 from droughtwatch_inference.adapters.ledger import Ledger
 from droughtwatch_inference.adapters.storage import ObjectStore
-from droughtwatch_inference.entries import LedgerEntry, StageReport
 from droughtwatch_inference.handlers.common import run_files, run_handler
-from droughtwatch_inference.keys import KeyLayout
 from droughtwatch_inference.logic.inference import infer_entry, inference_threads
 from droughtwatch_inference.logic.stage import Budget, FileResult
-from droughtwatch_inference.settings import InferenceSettings
+from droughtwatch_inference.records import LedgerEntry, StageReport
 
 
 def infer(
@@ -47,4 +48,4 @@ def infer(
 
 
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    return run_handler("inference", InferenceSettings, infer, event, context)
+    return run_handler("inference", infer, event, context)

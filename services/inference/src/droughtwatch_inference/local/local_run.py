@@ -10,8 +10,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from droughtwatch_contract.keys import KeyLayout
+from droughtwatch_contract.stages import STAGES
+
 from droughtwatch_inference import logs
-from droughtwatch_inference.keys import KeyLayout
 from droughtwatch_inference.local.demo import raw_files
 from droughtwatch_inference.local.runner import Execution, LocalConfig, LocalPipeline
 from droughtwatch_inference.local.state import buckets_root, data_home, mirror_in, mirror_out
@@ -70,7 +72,7 @@ def run_folder(
     history.write_text(json.dumps(execution.as_dict(), indent=2, default=str))
     body = (execution.output or {}).get("body", {})
     parts = []
-    for stage in ("processing", "inference", "observe"):
+    for stage in STAGES.names:
         counts = body.get(stage)
         if counts:
             parts.append(

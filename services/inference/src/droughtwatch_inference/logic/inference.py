@@ -16,14 +16,14 @@ from typing import Protocol
 
 import numpy as np
 import torch
+from droughtwatch_contract.keys import KeyLayout
 from droughtwatch_preprocess import MissingChannelError, ProcessedReader
 
 from droughtwatch_inference import predictions
-from droughtwatch_inference.entries import LedgerEntry
 from droughtwatch_inference.errors import ModelInputMismatch
-from droughtwatch_inference.keys import KeyLayout
 from droughtwatch_inference.logic.stage import FileResult
 from droughtwatch_inference.manifest import ModelManifest
+from droughtwatch_inference.records import LedgerEntry
 
 PARQUET_CONTENT_TYPE = "application/vnd.apache.parquet"
 

@@ -37,12 +37,12 @@ from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any, Protocol
 
 import pandas as pd
+from droughtwatch_contract.keys import KeyLayout
 
 from droughtwatch_inference import predictions
-from droughtwatch_inference.entries import LedgerEntry
 from droughtwatch_inference.errors import InvalidPredictions
-from droughtwatch_inference.keys import KeyLayout
 from droughtwatch_inference.logic.stage import FileResult
+from droughtwatch_inference.records import LedgerEntry
 
 if TYPE_CHECKING:
     from evidently.core.report import Snapshot

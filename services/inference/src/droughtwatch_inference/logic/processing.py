@@ -8,12 +8,12 @@ import shutil
 from pathlib import Path
 from typing import Any, Protocol
 
+from droughtwatch_contract.keys import KeyLayout
 from droughtwatch_preprocess import PreprocessError, process_file
 
-from droughtwatch_inference.entries import LedgerEntry, RawObject
 from droughtwatch_inference.errors import InvalidRawFile
-from droughtwatch_inference.keys import KeyLayout
 from droughtwatch_inference.logic.stage import FileResult
+from droughtwatch_inference.records import LedgerEntry, RawObject
 
 
 class StorePort(Protocol):

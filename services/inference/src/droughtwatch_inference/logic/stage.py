@@ -11,7 +11,6 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from droughtwatch_inference import logs
-from droughtwatch_inference.entries import LedgerEntry, Stage, StageReport
 from droughtwatch_inference.errors import (
     ConfigurationError,
     DatabaseUnavailable,
@@ -22,6 +21,7 @@ from droughtwatch_inference.errors import (
     SecretUnavailable,
     StorageError,
 )
+from droughtwatch_inference.records import LedgerEntry, StageReport
 
 # Errors that mean the stage as a whole cannot work: the claimed file is given back untouched
 # and the stage fails (the state machine's Choice goes to the Fail state).
@@ -78,7 +78,7 @@ def describe(exc: BaseException) -> str:
 
 
 def run_stage(
-    stage: Stage,
+    stage: str,
     run_id: str,
     ledger: LedgerPort,
     work: Callable[[LedgerEntry], FileResult],

@@ -22,10 +22,10 @@ from droughtwatch_infra.functions import (
 )
 from droughtwatch_infra.image import ImageArgs, ServiceImage
 from droughtwatch_infra.naming import Namer
-from droughtwatch_infra.network import Network, NetworkArgs
 from droughtwatch_infra.pipeline import Pipeline, PipelineArgs
 from droughtwatch_infra.schedule import Schedule, ScheduleArgs
 from droughtwatch_infra.storage import Storage, StorageArgs
+from droughtwatch_infra.vpc import Network, NetworkArgs
 
 REPOSITORY = Path(__file__).resolve().parent.parent
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from droughtwatch_infra.naming import Namer
-from droughtwatch_infra.network import Network, NetworkArgs, subnet_cidrs
+from droughtwatch_infra.vpc import Network, NetworkArgs, subnet_cidrs
 
 INGRESS = "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule"
 EGRESS = "aws:vpc/securityGroupEgressRule:SecurityGroupEgressRule"

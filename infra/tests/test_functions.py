@@ -56,11 +56,11 @@ def stack(infra: Any) -> Any:
 
 
 def function(stack: Any, stage: str) -> dict[str, Any]:
-    return stack.one("aws:lambda/function:Function", stage).inputs
+    return stack.one("aws:lambda/function:Function", f"functions-{stage}").inputs
 
 
 def policy(stack: Any, stage: str) -> dict[str, dict[str, Any]]:
-    document = stack.one("aws:iam/rolePolicy:RolePolicy", stage).json("policy")
+    document = stack.one("aws:iam/rolePolicy:RolePolicy", f"functions-{stage}").json("policy")
     return {s["Sid"]: s for s in document["Statement"]}
 
 
@@ -77,7 +77,7 @@ def test_each_function_runs_its_handler_from_the_pinned_image(stack: Any, stage:
         "subnetIds": ["subnet-a", "subnet-b"],
         "securityGroupIds": ["sg-lambda"],
     }
-    log_group = stack.one("aws:cloudwatch/logGroup:LogGroup", stage).inputs
+    log_group = stack.one("aws:cloudwatch/logGroup:LogGroup", f"functions-{stage}").inputs
     assert log_group == {"name": f"/aws/lambda/droughtwatch-dev-{stage}", "retentionInDays": 14}
     assert fn["loggingConfig"]["logGroup"] == log_group["name"]
 
@@ -175,5 +175,5 @@ def test_each_role_reads_only_the_database_secret_and_writes_only_its_logs(
     assert statements["ManageNetworkInterfaces"]["Resource"] == [
         "arn:aws:ec2:eu-west-1:123456789012:*/*"
     ]
-    role = stack.one("aws:iam/role:Role", stage).json("assumeRolePolicy")
+    role = stack.one("aws:iam/role:Role", f"functions-{stage}").json("assumeRolePolicy")
     assert role["Statement"][0]["Principal"] == {"Service": "lambda.amazonaws.com"}

@@ -17,6 +17,7 @@ from droughtwatch_contract.stages import STAGES, Stage, StageRegistry
 from pydantic import BaseModel
 
 from droughtwatch_infra import policies
+from droughtwatch_infra.children import ChildNames
 from droughtwatch_infra.config import StageFunctions
 from droughtwatch_infra.naming import Namer
 
@@ -107,30 +108,32 @@ class Functions(pulumi.ComponentResource):
         super().__init__("droughtwatch:infra:Functions", name, None, opts)
         self.arns = {}
         self.names = {}
+        child = ChildNames(self, name)
         for stage in args.stages:
-            function = self._function(stage, args)
+            function = self._function(child, stage, args)
             self.arns[stage.name] = function.arn
             self.names[stage.name] = args.namer.name(stage.name)
         self.register_outputs({"arns": self.arns, "names": self.names})
 
-    def _function(self, stage: Stage, args: FunctionsArgs) -> aws.lambda_.Function:
-        child = pulumi.ResourceOptions(parent=self)
+    def _function(
+        self, child: ChildNames, stage: Stage, args: FunctionsArgs
+    ) -> aws.lambda_.Function:
         function_name = args.namer.name(stage.name)
         settings = args.functions.for_stage(stage.name)
         log_group = aws.cloudwatch.LogGroup(
-            stage.name,
+            child.name(stage.name),
             name=f"/aws/lambda/{function_name}",
             retention_in_days=args.log_retention_days,
-            opts=child,
+            opts=child.opts(stage.name),
         )
         role = aws.iam.Role(
-            stage.name,
+            child.name(stage.name),
             name=args.namer.name(f"{stage.name}-function"),
             description=f"droughtwatch {stage.name} function: its own prefixes, secret and logs",
             assume_role_policy=pulumi.Output.json_dumps(
                 policies.assume_role("lambda.amazonaws.com")
             ),
-            opts=child,
+            opts=child.opts(stage.name),
         )
         grants = policies.FunctionGrants(
             data_bucket_arn=args.data_bucket.arn,
@@ -142,16 +145,16 @@ class Functions(pulumi.ComponentResource):
             account_id=args.account.account_id,
         )
         policy = aws.iam.RolePolicy(
-            stage.name,
+            child.name(stage.name),
             name=f"{stage.name}-least-privilege",
             role=role.id,
             policy=pulumi.Output.json_dumps(
                 policies.function_policy(stage, grants, args.layout, args.model_prefix)
             ),
-            opts=child,
+            opts=child.opts(stage.name),
         )
         return aws.lambda_.Function(
-            stage.name,
+            child.name(stage.name),
             name=function_name,
             role=role.arn,
             package_type="Image",
@@ -168,5 +171,5 @@ class Functions(pulumi.ComponentResource):
             },
             logging_config={"log_format": "Text", "log_group": log_group.name},
             # Lambda checks at creation that the role may manage network interfaces.
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[policy, log_group]),
+            opts=child.opts(stage.name, depends_on=[policy, log_group]),
         )

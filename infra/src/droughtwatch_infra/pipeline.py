@@ -13,6 +13,7 @@ from droughtwatch_contract import statemachine
 from droughtwatch_contract.stages import STAGES, StageRegistry
 
 from droughtwatch_infra import policies
+from droughtwatch_infra.children import ChildNames
 from droughtwatch_infra.naming import Namer
 
 
@@ -35,35 +36,35 @@ class Pipeline(pulumi.ComponentResource):
         self, name: str, args: PipelineArgs, opts: pulumi.ResourceOptions | None = None
     ) -> None:
         super().__init__("droughtwatch:infra:Pipeline", name, None, opts)
-        child = pulumi.ResourceOptions(parent=self)
+        child = ChildNames(self, name)
         machine_name = args.namer.name("pipeline")
         logging = args.log_level != "OFF"
         role = aws.iam.Role(
-            "state-machine",
+            child.name("state-machine"),
             name=args.namer.name("pipeline"),
             description="droughtwatch state machine: invokes the three stage functions",
             assume_role_policy=pulumi.Output.json_dumps(
                 policies.assume_role("states.amazonaws.com", source_account=args.account_id)
             ),
-            opts=child,
+            opts=child.opts("state-machine"),
         )
         policy = aws.iam.RolePolicy(
-            "state-machine",
+            child.name("state-machine"),
             name="invoke-stage-functions",
             role=role.id,
             policy=pulumi.Output.json_dumps(
                 policies.state_machine_policy(args.function_arns, logging=logging)
             ),
-            opts=child,
+            opts=child.opts("state-machine"),
         )
         logging_configuration: dict = {"level": "OFF"}
         if logging:
             # Step Functions logs through CloudWatch's vended-logs path.
             log_group = aws.cloudwatch.LogGroup(
-                "executions",
+                child.name("executions"),
                 name=f"/aws/vendedlogs/states/{machine_name}",
                 retention_in_days=args.log_retention_days,
-                opts=child,
+                opts=child.opts("executions"),
             )
             logging_configuration = {
                 "level": args.log_level,
@@ -71,7 +72,7 @@ class Pipeline(pulumi.ComponentResource):
                 "log_destination": pulumi.Output.concat(log_group.arn, ":*"),
             }
         machine = aws.sfn.StateMachine(
-            "state-machine",
+            child.name("state-machine"),
             name=machine_name,
             type="STANDARD",
             role_arn=role.arn,
@@ -79,7 +80,7 @@ class Pipeline(pulumi.ComponentResource):
                 statemachine.definition(args.function_arns, args.timeouts, stages=args.stages)
             ),
             logging_configuration=logging_configuration,
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[policy]),
+            opts=child.opts("state-machine", depends_on=[policy]),
         )
         self.arn = machine.arn
         self.name = machine_name

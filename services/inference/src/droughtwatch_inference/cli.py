@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from droughtwatch_contract.drift import is_drift
 from rich.console import Console
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
@@ -144,7 +145,7 @@ def _print_demo(result: Any) -> None:
     for day in result.days:
         shares = [f"{day.class_shares.get(c, 0.0):.0%}" for c in classes]
         score = "-" if day.drift_score is None else f"{day.drift_score:.3f}"
-        alert = day.drift_score is not None and day.drift_score > day.threshold
+        alert = is_drift(day.drift_score, day.threshold)
         alerts += alert
         status = day.execution.status
         table.add_row(

@@ -10,8 +10,9 @@ higher always means more drift: one alert threshold holds for a file of 100 imag
 50,000 (rule of thumb: below 0.1 no real change, 0.1-0.25 moderate, 0.25 and above a
 significant shift; the default threshold is 0.25). Small files are noisy: sampling adds about
 (classes - 1) / images, and a class missing from a file by chance alone adds about 0.7.
-Evidently's value is the score only; ``drift_detected`` is computed here as
-``score >= threshold`` (both methods are distances).
+Evidently's value is the score only; ``drift_detected`` is the contract's one drift rule,
+``droughtwatch_contract.drift.is_drift`` (score >= threshold: both methods are distances), the
+rule the demo and the Grafana alert apply too.
 
 The reference is the model's ``reference_class_shares`` (in the predictions file's metadata)
 turned into a frame of ``REFERENCE_ROWS`` labels with largest-remainder rounding, so its
@@ -37,6 +38,7 @@ from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any, Protocol
 
 import pandas as pd
+from droughtwatch_contract.drift import is_drift
 from droughtwatch_contract.keys import KeyLayout
 
 from droughtwatch_inference import predictions
@@ -102,11 +104,6 @@ def reference_labels(
     for k in by_remainder[: rows - sum(counts)]:
         counts[k] += 1
     return [c for c, n in zip(classes, counts, strict=True) for _ in range(n)]
-
-
-def drift_detected(score: float | None, threshold: float) -> bool:
-    """Distance tests (psi, jensenshannon): drift when the score reaches the threshold."""
-    return score is not None and score >= threshold
 
 
 def _model_classes(meta: Mapping[str, Any]) -> tuple[list[str], dict[str, float]]:
@@ -187,7 +184,7 @@ def observe_predictions(
     if drift in metrics:
         score = float(values[drift.metric_id])
         result["drift_score"] = score
-        result["drift_detected"] = drift_detected(score, threshold)
+        result["drift_detected"] = is_drift(score, threshold)
     return result, snapshot
 
 

@@ -20,6 +20,8 @@ from droughtwatch_inference.adapters.ledger import Ledger
 from droughtwatch_inference.adapters.storage import ObjectStore
 from droughtwatch_inference.errors import InvalidModel, ModelNotFound
 from droughtwatch_inference.handlers.inference import handler
+from droughtwatch_inference.logic.inference import LoadedModelPort, Predictor
+from droughtwatch_inference.logic.ports import StorePort
 from droughtwatch_inference.manifest import ModelManifest
 from droughtwatch_inference.records import RawObject
 from droughtwatch_preprocess import ProcessedReader, process_file
@@ -361,7 +363,10 @@ def test_loaded_model_predicts_probabilities(s3, small_model, tmp_path) -> None:
 
     model, manifest, files = small_model
     _publish(s3, files)
-    loaded = models.load_model(_store(), MODEL_BUCKET, PREFIX, tmp_path, threads=1)
+    store = _store()
+    assert isinstance(store, StorePort)
+    loaded = models.load_model(store, MODEL_BUCKET, PREFIX, tmp_path, threads=1)
+    assert isinstance(loaded, LoadedModelPort) and isinstance(loaded.predictor, Predictor)
     assert loaded.manifest == manifest
     assert loaded.uri == f"s3://{MODEL_BUCKET}/{PREFIX}model.json"
     # more images than one forward pass takes: the slices are put back together in order

@@ -17,7 +17,6 @@ import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
 
 import numpy as np
 import torch
@@ -26,12 +25,8 @@ from pydantic import ValidationError
 from droughtwatch_inference import logs
 from droughtwatch_inference.errors import InvalidModel, ModelNotFound, ObjectMissing
 from droughtwatch_inference.logic.inference import Predictor
+from droughtwatch_inference.logic.ports import StorePort
 from droughtwatch_inference.manifest import MANIFEST_NAME, ModelManifest
-
-
-class ModelStore(Protocol):
-    def get_bytes(self, bucket: str, key: str) -> tuple[bytes, str]: ...
-    def download(self, bucket: str, key: str, dest: Path, etag: str | None = None) -> Path: ...
 
 
 @dataclass(frozen=True)
@@ -177,7 +172,7 @@ CACHE = ModelCache()
 
 
 def load_model(
-    store: ModelStore,
+    store: StorePort,
     bucket: str,
     prefix: str,
     cache_dir: Path,

@@ -12,7 +12,7 @@ import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 import numpy as np
 import torch
@@ -21,6 +21,7 @@ from droughtwatch_preprocess import MissingChannelError, ProcessedReader
 
 from droughtwatch_inference import predictions
 from droughtwatch_inference.errors import ModelInputMismatch
+from droughtwatch_inference.logic.ports import StorePort
 from droughtwatch_inference.logic.stage import FileResult
 from droughtwatch_inference.manifest import ModelManifest
 from droughtwatch_inference.records import LedgerEntry
@@ -28,6 +29,7 @@ from droughtwatch_inference.records import LedgerEntry
 PARQUET_CONTENT_TYPE = "application/vnd.apache.parquet"
 
 
+@runtime_checkable
 class Predictor(Protocol):
     """A loaded model (adapters.models implements it for torch.export and ONNX)."""
 
@@ -37,18 +39,14 @@ class Predictor(Protocol):
         ...
 
 
+@runtime_checkable
 class LoadedModelPort(Protocol):
+    """adapters.models.LoadedModel; a stub in the tests."""
+
     @property
     def manifest(self) -> ModelManifest: ...
     @property
     def predictor(self) -> Predictor: ...
-
-
-class StorePort(Protocol):
-    def download(self, bucket: str, key: str, dest: Path, etag: str | None = None) -> Path: ...
-    def upload(
-        self, path: Path, bucket: str, key: str, content_type: str | None = None
-    ) -> None: ...
 
 
 @dataclass(frozen=True)

@@ -35,7 +35,7 @@ from collections.abc import Mapping, Sequence
 from functools import cache
 from pathlib import Path
 from types import SimpleNamespace
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 from droughtwatch_contract.drift import is_drift
@@ -43,6 +43,7 @@ from droughtwatch_contract.keys import KeyLayout
 
 from droughtwatch_inference import predictions
 from droughtwatch_inference.errors import InvalidPredictions
+from droughtwatch_inference.logic.ports import LedgerPort, StorePort
 from droughtwatch_inference.logic.stage import FileResult
 from droughtwatch_inference.records import LedgerEntry
 
@@ -52,17 +53,6 @@ if TYPE_CHECKING:
 LABEL = "label"
 REFERENCE_ROWS = 10_000
 DRIFT_METHODS = ("psi", "jensenshannon")
-
-
-class StorePort(Protocol):
-    def download(self, bucket: str, key: str, dest: Path, etag: str | None = None) -> Path: ...
-    def upload(
-        self, path: Path, bucket: str, key: str, content_type: str | None = None
-    ) -> None: ...
-
-
-class MetricsPort(Protocol):
-    def insert_metrics(self, row: dict[str, Any]) -> bool: ...
 
 
 @cache
@@ -191,7 +181,7 @@ def observe_predictions(
 def observe_entry(
     entry: LedgerEntry,
     store: StorePort,
-    metrics: MetricsPort,
+    metrics: LedgerPort,
     layout: KeyLayout,
     work_dir: Path,
     *,

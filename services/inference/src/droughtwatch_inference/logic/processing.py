@@ -6,31 +6,19 @@ from __future__ import annotations
 import datetime as dt
 import shutil
 from pathlib import Path
-from typing import Any, Protocol
 
 from droughtwatch_contract.keys import KeyLayout
 from droughtwatch_preprocess import PreprocessError, process_file
 
 from droughtwatch_inference.errors import InvalidRawFile
+from droughtwatch_inference.logic.ports import LedgerPort, StorePort
 from droughtwatch_inference.logic.stage import FileResult
 from droughtwatch_inference.records import LedgerEntry, RawObject
 
 
-class StorePort(Protocol):
-    def list(self, bucket: str, prefix: str) -> Any: ...
-    def download(self, bucket: str, key: str, dest: Path, etag: str | None = None) -> Path: ...
-    def upload(
-        self, path: Path, bucket: str, key: str, content_type: str | None = None
-    ) -> None: ...
-
-
-class RegisterPort(Protocol):
-    def register(self, bucket: str, objects: Any, run_id: str) -> int: ...
-
-
 def discover(
     store: StorePort,
-    ledger: RegisterPort,
+    ledger: LedgerPort,
     bucket: str,
     layout: KeyLayout,
     run_id: str,

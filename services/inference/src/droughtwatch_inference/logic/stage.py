@@ -8,7 +8,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
 from droughtwatch_inference import logs
 from droughtwatch_inference.errors import (
@@ -21,6 +21,7 @@ from droughtwatch_inference.errors import (
     SecretUnavailable,
     StorageError,
 )
+from droughtwatch_inference.logic.ports import LedgerPort
 from droughtwatch_inference.records import LedgerEntry, StageReport
 
 # Errors that mean the stage as a whole cannot work: the claimed file is given back untouched
@@ -32,16 +33,6 @@ STAGE_ERRORS: tuple[type[Exception], ...] = (
     ModelNotFound,
     InvalidModel,
 )
-
-
-class LedgerPort(Protocol):
-    def claim(
-        self, stage: str, *, max_attempts: int, lease_seconds: int, exclude: Any = ()
-    ) -> LedgerEntry | None: ...
-    def complete(self, entry_id: int, stage: str, **values: Any) -> None: ...
-    def fail(self, entry_id: int, stage: str, error: str) -> None: ...
-    def release(self, entry_id: int, stage: str) -> None: ...
-    def remaining(self, stage: str, *, max_attempts: int, exclude: Any = ()) -> int: ...
 
 
 @dataclass

@@ -52,9 +52,8 @@ def local_dsn() -> str:
             return EmbeddedPostgres(postgres_root()).start()
         except EmbeddedPostgresError as exc:
             raise fail(
-                f"the embedded PostgreSQL did not start: {exc}",
-                "set DROUGHTWATCH_DATABASE_DSN to a PostgreSQL you run, or remove "
-                f"{postgres_root()} to start afresh",
+                f"the embedded PostgreSQL in {postgres_root()} did not start: {exc}",
+                "follow the advice above, or set DROUGHTWATCH_DATABASE_DSN to a PostgreSQL you run",
             ) from None
 
 

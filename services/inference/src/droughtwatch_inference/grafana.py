@@ -116,7 +116,7 @@ IMAGES = Query(
        coalesce(sum(dropped), 0) AS dropped_blank,
        coalesce(sum(predicted_images), 0) AS predicted
 FROM ledger
-WHERE $__timeFilter(batch_date)
+WHERE $__timeFilter(batch_date) AND status <> 'superseded'
 GROUP BY batch_date
 ORDER BY 1""",
     format="time_series",
@@ -128,13 +128,15 @@ FILES = Query(
     sql=f"""SELECT {BATCH_TIME} AS "time",
        count(*) FILTER (WHERE status = 'done') AS done,
        count(*) FILTER (WHERE status IN ('pending', 'running')) AS in_progress,
-       count(*) FILTER (WHERE status = 'failed') AS failed
+       count(*) FILTER (WHERE status = 'failed') AS failed,
+       count(*) FILTER (WHERE status IN ('skipped', 'duplicate')) AS not_taken,
+       count(*) FILTER (WHERE status = 'superseded') AS superseded
 FROM ledger
 WHERE $__timeFilter(batch_date)
 GROUP BY batch_date
 ORDER BY 1""",
     format="time_series",
-    columns=("time", "done", "in_progress", "failed"),
+    columns=("time", "done", "in_progress", "failed", "not_taken", "superseded"),
 )
 
 # The model the newest predictions came from, whatever the time range.
@@ -154,7 +156,7 @@ LEDGER = Query(
     name="ledger",
     sql="""SELECT raw_key, batch_date, stage, status, attempts,
        registered_at, processed_at, predicted_at, observed_at, updated_at,
-       model_version, last_error, last_error_at
+       model_version, last_error, last_error_at, note, duplicate_of
 FROM ledger
 WHERE $__timeFilter(batch_date)
 ORDER BY (status = 'failed') DESC, batch_date DESC, raw_key
@@ -174,6 +176,8 @@ LIMIT 1000""",
         "model_version",
         "last_error",
         "last_error_at",
+        "note",
+        "duplicate_of",
     ),
 )
 
@@ -465,19 +469,28 @@ def build_dashboard() -> dict[str, Any]:
         _timeseries(
             8,
             "Files per run by status",
-            "Per batch: raw files done, still in the pipeline, and failed.",
+            "Per batch: raw files done, still in the pipeline, failed, not taken (skipped: "
+            "not a TFRecord; duplicate: content already taken under another key) and "
+            "superseded by a newer upload of the same key.",
             FILES,
             (12, 13, 12, 8),
             bars=True,
             stack=True,
             defaults={"unit": "short", "min": 0, "decimals": 0},
-            colors={"done": "green", "in_progress": "blue", "failed": "red"},
+            colors={
+                "done": "green",
+                "in_progress": "blue",
+                "failed": "red",
+                "not_taken": "yellow",
+                "superseded": "purple",
+            },
         ),
         _table(
             9,
             "Ledger",
-            "Each raw file: its batch, the next stage it needs (done when finished), status, "
-            "attempts, when each stage finished, and the last error. Failed files first.",
+            "Each raw object: its batch, the next stage it needs (done when finished), status "
+            "(done, pending, running, failed; skipped, duplicate or superseded with the reason "
+            "in note), attempts, when each stage finished, and the last error. Failed first.",
             LEDGER,
             (0, 21, 24, 11),
             error_column="last_error",

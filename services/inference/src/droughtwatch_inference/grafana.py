@@ -746,9 +746,12 @@ def default_data_dir() -> Path:
 
 def local_connection(data_dir: Path | None = None) -> Connection:
     """The demo's embedded database, started if its files exist but the server is stopped."""
+    import psycopg
+    from psycopg.conninfo import conninfo_to_dict
+
+    from droughtwatch_inference.local.database import GRAFANA_ROLE
     from droughtwatch_inference.local.postgres import (
         DATABASE,
-        SUPERUSER,
         EmbeddedPostgres,
         EmbeddedPostgresError,
     )
@@ -760,12 +763,19 @@ def local_connection(data_dir: Path | None = None) -> Connection:
             "with the folder that holds it"
         )
     pg = EmbeddedPostgres(root)
-    if not pg.is_running():
-        try:
+    try:
+        if not pg.is_running():
             pg.start()
-        except EmbeddedPostgresError as exc:
-            raise GrafanaSetupError(f"cannot start the demo database in {root}: {exc}") from None
-    return Connection("127.0.0.1", pg.port, DATABASE, SUPERUSER, pg.password, "disable")
+        # Grafana reads through its read-only role, as on RDS (migration 0003)
+        info = conninfo_to_dict(pg.role_dsn(GRAFANA_ROLE, DATABASE))
+    except EmbeddedPostgresError as exc:
+        raise GrafanaSetupError(f"cannot start the demo database in {root}: {exc}") from None
+    except psycopg.Error as exc:
+        raise GrafanaSetupError(
+            f"the demo database in {root} has no Grafana role yet ({type(exc).__name__}): run "
+            "`droughtwatch db migrate` or `droughtwatch demo` first"
+        ) from None
+    return Connection("127.0.0.1", pg.port, DATABASE, GRAFANA_ROLE, info["password"], "disable")
 
 
 def read_stack_outputs(path: Path | None, stack: str | None, cwd: Path | None) -> dict[str, Any]:

@@ -189,6 +189,28 @@ class EmbeddedPostgres:
             f"{database}?sslmode=disable"
         )
 
+    def role_dsn(self, role: str, database: str = DATABASE) -> str:
+        """The DSN of one of the pipeline's roles (created by the migrations, see 0003), with a
+        password kept beside the server's own (0600) and set again on every call."""
+        import psycopg
+        from psycopg import sql
+
+        secret = self.root / f"{role}.password"
+        if not secret.exists():
+            secret.write_text(secrets.token_urlsafe(24) + "\n")
+            secret.chmod(0o600)
+        password = secret.read_text().strip()
+        with psycopg.connect(self.dsn(database), autocommit=True) as conn:
+            conn.execute(
+                sql.SQL("ALTER ROLE {} PASSWORD {}").format(
+                    sql.Identifier(role), sql.Literal(password)
+                )
+            )
+        return (
+            f"postgresql://{quote(role, safe='')}:{quote(password, safe='')}@127.0.0.1:"
+            f"{self.port}/{database}?sslmode=disable"
+        )
+
     def is_running(self) -> bool:
         pid = self._postmaster_pid()
         return pid is not None and _is_postmaster(pid, self.pgdata)

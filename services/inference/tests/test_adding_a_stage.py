@@ -37,9 +37,10 @@ ALTER TABLE runs DROP CONSTRAINT runs_stage_check, ADD CONSTRAINT runs_stage_che
 
 
 @pytest.fixture
-def ledger(database_dsn: str):
+def ledger(admin_dsn: str, database_dsn: str):
+    with psycopg.connect(admin_dsn, autocommit=True) as owner:
+        owner.execute(REVIEW_MIGRATION)
     with psycopg.connect(database_dsn, autocommit=True) as conn:
-        conn.execute(REVIEW_MIGRATION)
         yield Ledger(conn, stages=FOUR)
 
 

@@ -1,6 +1,7 @@
 """run_stage, the loop every stage shares: it claims each file once, records a file's own error
 on that file and goes on, gives a file back untouched and stops on a stage error, respects the
-attempt limit, and stops claiming when the time budget runs short.
+attempt limit, stops claiming when the time budget runs short, and settles a file that ends
+without products.
 
 Every test runs twice: against MemoryLedger (the ledger port over a dict, which also makes the
 loop's own behaviour easy to read) and against the real Ledger on PostgreSQL, whose SQL holds
@@ -43,6 +44,7 @@ class MemoryLedger:
         self.rows: dict[int, LedgerEntry] = {}
         self.leases: dict[int, dt.datetime] = {}
         self.errors: dict[int, str] = {}
+        self.notes: dict[int, tuple[str, str | None]] = {}
         self.metrics: dict[str, dict[str, Any]] = {}
         self._ids = itertools.count(1)
 
@@ -94,10 +96,19 @@ class MemoryLedger:
     def remaining(self, stage: str, *, max_attempts: int, exclude: Sequence[int] = ()) -> int:
         return len(self._claimable(stage, max_attempts, exclude))
 
-    def complete(self, entry_id: int, stage: str, **values: Any) -> None:
+    def _check_columns(self, stage: str, values: dict[str, Any]) -> None:
         unknown = set(values) - self.stages[stage].ledger_columns
         if unknown:
             raise ValueError(f"unknown ledger columns for {stage}: {sorted(unknown)}")
+
+    def _claimed(self, entry_id: int, stage: str) -> bool:
+        row = self.rows[entry_id]
+        return row.stage == stage and row.status == "running"
+
+    def complete(self, entry_id: int, stage: str, **values: Any) -> None:
+        self._check_columns(stage, values)
+        if not self._claimed(entry_id, stage):
+            return
         after = self.stages.next_name(stage)
         self.rows[entry_id] = dataclasses.replace(
             self.rows[entry_id],
@@ -108,9 +119,38 @@ class MemoryLedger:
         )
         self.errors.pop(entry_id, None)
 
+    def settle(
+        self,
+        entry_id: int,
+        stage: str,
+        status: str,
+        note: str,
+        *,
+        duplicate_of: str | None = None,
+        **values: Any,
+    ) -> None:
+        if status not in {"skipped", "duplicate"}:
+            raise ValueError(f"not a settled status: {status!r}")
+        self._check_columns(stage, values)
+        if self._claimed(entry_id, stage):
+            self.rows[entry_id] = dataclasses.replace(self.rows[entry_id], status=status)
+            self.notes[entry_id] = (note, duplicate_of)
+
+    def original_of(self, entry_id: int, source_digest: str) -> str | None:
+        for row in sorted(self.rows.values(), key=lambda r: r.id):
+            if (
+                row.id != entry_id
+                and row.source_digest == source_digest
+                and row.status not in {"superseded", "duplicate", "skipped"}
+            ):
+                return row.raw_key
+        self.rows[entry_id] = dataclasses.replace(self.rows[entry_id], source_digest=source_digest)
+        return None
+
     def fail(self, entry_id: int, stage: str, error: str) -> None:
-        self.rows[entry_id] = dataclasses.replace(self.rows[entry_id], status="failed")
-        self.errors[entry_id] = error
+        if self._claimed(entry_id, stage):
+            self.rows[entry_id] = dataclasses.replace(self.rows[entry_id], status="failed")
+            self.errors[entry_id] = error
 
     def release(self, entry_id: int, stage: str) -> None:
         row = self.rows[entry_id]
@@ -283,3 +323,19 @@ def test_the_counts_add_to_the_report_given(ledger: LedgerPort) -> None:
     report = StageReport(stage="processing", run_id="run-1", registered=1)
     assert run(ledger, processed, report=report) is report
     assert (report.registered, report.files_done, report.images) == (1, 1, 10)
+
+
+def test_a_file_without_products_is_settled_and_reported_not_taken(ledger: LedgerPort) -> None:
+    keys = register(ledger, 0, 0)
+
+    def work(entry: LedgerEntry) -> FileResult:
+        if entry.raw_key == keys[0]:
+            return FileResult({}, outcome="skipped", note="not a TFRecord")
+        return processed(entry)
+
+    report = run(ledger, work)
+    assert report.not_taken == [{"key": keys[0], "status": "skipped", "reason": "not a TFRecord"}]
+    assert (report.files_done, report.files_failed, report.remaining) == (1, 0, 0)
+    # Ended: neither claimable again in this stage nor passed on.
+    assert ledger.remaining("processing", max_attempts=10) == 0
+    assert ledger.remaining("inference", max_attempts=3) == 1

@@ -24,9 +24,11 @@ from droughtwatch_contract.settings import (
 Location = Literal["raw", "processed", "predictions", "reports", "model"]
 MODEL: Location = "model"
 
-# The ledger's `stage` after the last stage, and the statuses a file has in a stage.
+# The ledger's `stage` after the last stage, and the statuses a file has in a stage: on its way
+# (pending, running, failed), or ended: done, or without products (skipped: not a TFRecord;
+# duplicate: its content was taken under another key; superseded: a newer version came).
 DONE = "done"
-LEDGER_STATUSES = ("pending", "running", "failed", "done")
+LEDGER_STATUSES = ("pending", "running", "failed", "done", "skipped", "duplicate", "superseded")
 # The `runs` table: how one stage invocation ended.
 RUN_STATUSES = ("succeeded", "failed")
 

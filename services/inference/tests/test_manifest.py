@@ -53,9 +53,11 @@ def test_an_unknown_contract_version_is_refused_naming_it(version: object) -> No
 
 
 def test_version_2_keys_need_contract_version_2() -> None:
-    ((_, message),) = _errors({**BASE, "layout": "NHWC", "input_name": "x"})
-    assert message.startswith("layout, input_name exist from contract version 2 on")
-    assert '"contract_version": 2' in message
+    problems = _errors({**BASE, "layout": "NHWC", "input_name": "x", "labels": []})
+    assert [f for f, _ in problems] == ["layout", "input_name", "labels"]
+    assert problems[0][1] == (
+        'exists from contract version 2 on: add "contract_version": 2 to model.json'
+    )
 
 
 def test_unknown_keys_are_refused_each_by_name() -> None:

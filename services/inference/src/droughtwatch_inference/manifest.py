@@ -32,6 +32,7 @@ from pydantic import (
     ConfigDict,
     Field,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -112,19 +113,17 @@ class ModelManifest(BaseModel):
             raise ValueError("must be the weights file's sha256 as 64 lowercase hex digits")
         return value
 
-    @model_validator(mode="after")
-    def _version_2_keys_need_version_2(self) -> ModelManifest:
+    @field_validator(*VERSION_2_KEYS)
+    @classmethod
+    def _needs_version_2(cls, value: Any, info: ValidationInfo) -> Any:
         # A key at its default (e.g. "layout": "NCHW", as a dump of a version 1 manifest
         # writes it) means what version 1 means.
-        if self.contract_version < 2:
-            fields = type(self).model_fields
-            used = [k for k in VERSION_2_KEYS if getattr(self, k) != fields[k].default]
-            if used:
-                raise ValueError(
-                    f"{', '.join(used)} exist from contract version 2 on: add "
-                    '"contract_version": 2 to model.json'
-                )
-        return self
+        version = info.data.get("contract_version", 1)
+        if version < 2 and value != cls.model_fields[str(info.field_name)].default:
+            raise ValueError(
+                'exists from contract version 2 on: add "contract_version": 2 to model.json'
+            )
+        return value
 
     @model_validator(mode="after")
     def _reference_matches_classes(self) -> ModelManifest:

@@ -125,7 +125,15 @@ def read_manifest(
     try:
         return ModelManifest.model_validate(values), raw, []
     except ValidationError as exc:
-        return None, raw, [Problem(MANIFEST_NAME, f, m) for f, m in describe_errors(exc)]
+        problems = []
+        for key, message in describe_errors(exc):
+            if key == "reference_class_shares" and "reference_class_shares" not in raw:
+                message += (
+                    "; `droughtwatch model publish DIR --reference RAW_FILES` computes it by "
+                    "running the model on reference data (or write it into model.json)"
+                )
+            problems.append(Problem(MANIFEST_NAME, key, message))
+        return None, raw, problems
 
 
 def _weights_name(manifest: ModelManifest | None, raw: dict[str, Any] | None) -> str | None:

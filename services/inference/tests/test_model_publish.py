@@ -181,3 +181,16 @@ def test_a_reference_without_images_is_refused(model_folder, tmp_path: Path) -> 
     with pytest.raises(ModelCheckFailed) as refused:
         publish_folder(folder, FolderStore(tmp_path / "b"), BUCKET, PREFIX, reference=[blank])
     assert any("reference_class_shares: no image went through" in p for p in refused.value.problems)
+
+
+def test_weights_cut_short_in_the_bucket_are_refused_not_served(
+    model_folder, tmp_path: Path
+) -> None:
+    from droughtwatch_inference.errors import InvalidModel
+
+    store = FolderStore(tmp_path / "buckets")
+    publish_folder(model_folder(), store, BUCKET, PREFIX)
+    weights = store.path(BUCKET, f"{PREFIX}versions/v1/model.onnx")
+    weights.write_bytes(weights.read_bytes()[:100])
+    with pytest.raises(InvalidModel, match=r"model\.onnx: weights_sha256: the file's sha256 is"):
+        _load(store, tmp_path)

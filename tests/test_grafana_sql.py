@@ -403,12 +403,43 @@ def test_images_and_files_per_run(
                 stage="processing",
                 last_error="InvalidRawFile: x",
             ),
+            RawFile(
+                today,
+                name="readme",
+                images=None,
+                dropped=None,
+                predicted=None,
+                counts=None,
+                status="skipped",
+                stage="processing",
+            ),
+            RawFile(
+                today,
+                name="copy",
+                images=None,
+                dropped=None,
+                predicted=None,
+                counts=None,
+                status="duplicate",
+                stage="processing",
+            ),
+            # an older version replaced by a newer upload: its images are not counted again
+            RawFile(
+                today,
+                name="old",
+                images=70,
+                dropped=1,
+                predicted=None,
+                counts=None,
+                status="superseded",
+                stage="inference",
+            ),
         ],
     )
     _, images = run(conn, grafana.IMAGES, now)
     assert images == [(midnight(today), 150, 3, 97)]
     _, files = run(conn, grafana.FILES, now)
-    assert files == [(midnight(today), 1, 1, 1)]
+    assert files == [(midnight(today), 1, 1, 1, 2, 1)]
 
 
 def test_the_current_model_is_the_newest_predictions_model(

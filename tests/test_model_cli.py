@@ -72,11 +72,12 @@ def _onnxruntime_direct(model_dir: Path, raw: Path, tmp_path: Path) -> np.ndarra
 
 
 def test_keras_style_model_runs_through_local_run_like_onnxruntime_directly(
-    home: Path, database_dsn: str, monkeypatch, keras_model: Path, shard_path: Path, tmp_path
+    home: Path, admin_dsn: str, monkeypatch, keras_model: Path, shard_path: Path, tmp_path
 ) -> None:
     from droughtwatch_inference import predictions
 
-    monkeypatch.setenv("DROUGHTWATCH_DATABASE_DSN", database_dsn)
+    # a user's own DSN is used for everything (migrations included): the database's owner
+    monkeypatch.setenv("DROUGHTWATCH_DATABASE_DSN", admin_dsn)
     incoming = tmp_path / "incoming"
     incoming.mkdir()
     shutil.copy(shard_path, incoming / shard_path.name)

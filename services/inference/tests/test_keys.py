@@ -24,8 +24,9 @@ def test_batch_date_from_partition_or_none() -> None:
     assert LAYOUT.batch_date("raw/somewhere/x") is None
 
 
-def test_only_raw_data_files_are_raw_data() -> None:
-    assert LAYOUT.is_raw_data("raw/2026-11-27/it's a file")
-    assert not LAYOUT.is_raw_data("raw/2026-11-27/")
-    assert not LAYOUT.is_raw_data("raw/2026-11-27/.partial")
-    assert not LAYOUT.is_raw_data("processed/2026-11-27/x/abc.npz")
+def test_every_object_under_raw_but_a_folder_marker_is_registered() -> None:
+    assert LAYOUT.is_raw_object("raw/2026-11-27/it's a file")
+    assert LAYOUT.is_raw_object("raw/2026-11-27/_late.tfrecord")
+    assert LAYOUT.is_raw_object("raw/2026-11-27/.hidden")
+    assert not LAYOUT.is_raw_object("raw/2026-11-27/")
+    assert not LAYOUT.is_raw_object("processed/2026-11-27/x/abc.npz")

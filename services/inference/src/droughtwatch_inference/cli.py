@@ -17,6 +17,7 @@ from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeEl
 from rich.table import Table
 
 from droughtwatch_inference import cloud, grafana
+from droughtwatch_inference.local.database import LocalDatabase
 
 app = typer.Typer(
     help="droughtwatch: daily batch inference for satellite imagery, watched.",
@@ -40,23 +41,21 @@ def fail(message: str, hint: str = "") -> typer.Exit:
     return typer.Exit(code=2)
 
 
-def local_dsn() -> str:
-    """DROUGHTWATCH_DATABASE_DSN when set, else the embedded PostgreSQL (started if needed)."""
-    dsn = os.environ.get("DROUGHTWATCH_DATABASE_DSN")
-    if dsn:
-        return dsn
-    from droughtwatch_inference.local.postgres import EmbeddedPostgres, EmbeddedPostgresError
+def local_database() -> LocalDatabase:
+    """DROUGHTWATCH_DATABASE_DSN when set, else the embedded PostgreSQL (started if needed);
+    migrated, with one connection per role."""
+    from droughtwatch_inference.local.database import open_local_database
+    from droughtwatch_inference.local.postgres import EmbeddedPostgresError
     from droughtwatch_inference.local.state import postgres_root
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         try:
-            return EmbeddedPostgres(postgres_root()).start()
+            return open_local_database()
         except EmbeddedPostgresError as exc:
             raise fail(
-                f"the embedded PostgreSQL did not start: {exc}",
-                "set DROUGHTWATCH_DATABASE_DSN to a PostgreSQL you run, or remove "
-                f"{postgres_root()} to start afresh",
+                f"the embedded PostgreSQL in {postgres_root()} did not start: {exc}",
+                "follow the advice above, or set DROUGHTWATCH_DATABASE_DSN to a PostgreSQL you run",
             ) from None
 
 
@@ -105,7 +104,7 @@ def demo(
         data_dir=data,
         out_dir=out,
     )
-    dsn = local_dsn()
+    database = local_database()
     with Progress(
         SpinnerColumn(),
         TextColumn("{task.description}"),
@@ -120,7 +119,7 @@ def demo(
             bar.update(task, description=message, completed=done, total=total)
 
         try:
-            result = run_demo(options, dsn, progress)
+            result = run_demo(options, database, progress)
         except FileNotFoundError as exc:
             raise fail(str(exc), "point --data at a folder of raw TFRecord files") from None
         except KeyboardInterrupt:
@@ -208,12 +207,12 @@ def local_run(
         raise fail(f"--date {date!r} is not a date", "use the form 2026-11-27") from None
     if model is not None and not (model / "model.json").is_file():
         raise fail(f"{model} has no model.json", "see the model contract in the README")
-    dsn = local_dsn()
+    database = local_database()
     from droughtwatch_inference.errors import DroughtwatchError
 
     try:
         with console.status("running the pipeline"):
-            outcome = run_folder(folder, day, dsn, model_dir=model, say=console.print)
+            outcome = run_folder(folder, day, database.app, model_dir=model, say=console.print)
     except DroughtwatchError as exc:  # the --model folder did not publish
         _print_problems(getattr(exc, "problems", []))
         raise fail(str(exc), exc.hint) from None
@@ -256,22 +255,26 @@ def local_history(
 
 @db_app.command("migrate")
 def db_migrate() -> None:
-    """Apply the schema migrations (the handlers also do this at cold start)."""
-    from droughtwatch_inference.adapters.database import connect, migrate
-    from droughtwatch_inference.errors import DroughtwatchError
-    from droughtwatch_inference.settings import CommonSettings, load
+    """Apply the schema migrations as the database's owner (the stages only check the schema:
+    their role cannot change it). Locally: DROUGHTWATCH_DATABASE_DSN or the embedded server."""
+    from droughtwatch_inference.local.database import migrate_dsn
+    from droughtwatch_inference.local.postgres import EmbeddedPostgres
+    from droughtwatch_inference.local.state import postgres_root
 
+    dsn = os.environ.get("DROUGHTWATCH_DATABASE_DSN")
     try:
-        if not (
-            os.environ.get("DROUGHTWATCH_DATABASE_DSN")
-            or os.environ.get("DROUGHTWATCH_DATABASE_SECRET_ARN")
-        ):
-            os.environ["DROUGHTWATCH_DATABASE_DSN"] = local_dsn()
-        os.environ.setdefault("DROUGHTWATCH_DATA_BUCKET", "unused-by-migrate")
-        with connect(load(CommonSettings)) as conn:
-            applied = migrate(conn)
-    except DroughtwatchError as exc:
-        raise fail(exc.describe()) from None
+        if dsn:
+            applied = migrate_dsn(dsn)
+        else:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                applied = migrate_dsn(EmbeddedPostgres(postgres_root()).start())
+    except Exception as exc:
+        raise fail(
+            f"cannot migrate: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}",
+            "check DROUGHTWATCH_DATABASE_DSN (its user must own the database), or unset it to "
+            "use the embedded PostgreSQL",
+        ) from None
     console.print(f"applied: {', '.join(applied)}" if applied else "schema is up to date")
 
 

@@ -49,6 +49,8 @@ class StageReport:
     remaining: int = 0
     registered: int = 0
     failures: list[dict[str, Any]] = field(default_factory=list)
+    # files that ended without products: skipped (not a TFRecord) or duplicate content
+    not_taken: list[dict[str, Any]] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)

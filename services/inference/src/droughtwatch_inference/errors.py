@@ -30,6 +30,15 @@ class DatabaseUnavailable(DroughtwatchError):
     )
 
 
+class SchemaOutdated(DroughtwatchError):
+    """The database's schema is older than this code: the migration has not run yet."""
+
+    hint = (
+        "Run the migration: `droughtwatch db migrate` locally, or `pulumi up` (it invokes the "
+        "stack's migrate function) for a deployed stack."
+    )
+
+
 class SecretUnavailable(DroughtwatchError):
     hint = "Check DROUGHTWATCH_DATABASE_SECRET_ARN and that the function's role may read it."
 

@@ -1,5 +1,5 @@
 """What every handler does around its stage: settings, the event's shape, a database connection
-(migrated once per container), the time budget, the response, and the run record.
+(its schema checked once per container), the time budget, the response, and the run record.
 
 Event in: the first stage gets ``{"run_id": ..., "input": {...}}`` from the state machine; the
 others get ``{"body": <the previous stage's body>}``. Response out: ``{"statusCode": 200,
@@ -22,11 +22,11 @@ from droughtwatch_inference import logs
 from droughtwatch_inference.adapters import database
 from droughtwatch_inference.adapters.ledger import Ledger
 from droughtwatch_inference.entries import LedgerEntry, Stage, StageReport
-from droughtwatch_inference.errors import DatabaseUnavailable, DroughtwatchError
+from droughtwatch_inference.errors import DroughtwatchError
 from droughtwatch_inference.logic.stage import Budget, FileResult, describe, run_stage
 from droughtwatch_inference.settings import CommonSettings, S, cached
 
-_migrated: set[str] = set()
+_checked: set[str] = set()
 
 StageFunction = Callable[[Any, Ledger, Budget, StageReport], StageReport]
 
@@ -70,17 +70,17 @@ def run_files(
 
 
 def open_ledger(settings: CommonSettings) -> Ledger:
+    """A connection as the stages' role, once the schema is checked to be current (once per
+    container). The stages never migrate: their role has no DDL rights."""
     conn = database.connect(settings)
     key = f"{id(settings)}"
-    if key not in _migrated:
+    if key not in _checked:
         try:
-            applied = database.migrate(conn)
-        except Exception as exc:
+            database.check_schema(conn)
+        except Exception:
             conn.close()
-            raise DatabaseUnavailable(f"cannot migrate the database schema: {exc}") from exc
-        if applied:
-            logs.event("database.migrated", applied=applied)
-        _migrated.add(key)
+            raise
+        _checked.add(key)
     return Ledger(conn)
 
 

@@ -30,6 +30,7 @@ def process(
         layout=layout,
         work_dir=Path(settings.work_dir),
         chunk_size=settings.chunk_size,
+        digests=ledger,
     )
     budget = Budget(budget.remaining_seconds, budget.margin_seconds, settings.max_files_per_run)
     return run_files(settings, ledger, budget, report, work)

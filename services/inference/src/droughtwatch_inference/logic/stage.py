@@ -40,18 +40,26 @@ class LedgerPort(Protocol):
     ) -> LedgerEntry | None: ...
     def complete(self, entry_id: int, stage: str, **values: Any) -> None: ...
     def fail(self, entry_id: int, stage: str, error: str) -> None: ...
+    def settle(self, entry_id: int, stage: str, status: str, note: str, **values: Any) -> None: ...
     def release(self, entry_id: int, stage: str) -> None: ...
     def remaining(self, stage: str, *, max_attempts: int, exclude: Any = ()) -> int: ...
 
 
 @dataclass
 class FileResult:
-    """A stage's work on one file: the ledger columns to record, and counts for the report."""
+    """A stage's work on one file: the ledger columns to record, and counts for the report.
+
+    ``outcome`` is ``done`` (the file moves on), or ``skipped``/``duplicate`` (the file ends
+    here without products, for the reason in ``note``; a duplicate names the raw key that
+    holds its content in ``duplicate_of``)."""
 
     ledger_values: dict[str, Any]
     images: int = 0
     dropped: int = 0
     extra: dict[str, Any] = field(default_factory=dict)
+    outcome: str = "done"
+    note: str | None = None
+    duplicate_of: str | None = None
 
 
 @dataclass(frozen=True)
@@ -125,6 +133,26 @@ def run_stage(
                 key=entry.raw_key,
                 attempt=entry.attempts,
                 error=message,
+            )
+            continue
+        if result.outcome != "done":
+            ledger.settle(
+                entry.id,
+                stage,
+                result.outcome,
+                result.note or result.outcome,
+                duplicate_of=result.duplicate_of,
+                **result.ledger_values,
+            )
+            report.not_taken.append(
+                {"key": entry.raw_key, "status": result.outcome, "reason": result.note}
+            )
+            logs.event(
+                f"file.{result.outcome}",
+                stage=stage,
+                run_id=run_id,
+                key=entry.raw_key,
+                reason=result.note,
             )
             continue
         ledger.complete(entry.id, stage, **result.ledger_values)

@@ -23,7 +23,12 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
-from droughtwatch_preprocess import PreprocessError, ProcessedReader, process_file
+from droughtwatch_preprocess import (
+    PreprocessError,
+    ProcessedReader,
+    looks_like_tfrecord,
+    process_file,
+)
 from pydantic import ValidationError
 
 from droughtwatch_inference import input_summaries, predictions
@@ -210,6 +215,11 @@ def run_on_files(
         name = path.name
         if not path.is_file():
             problems.append(Problem(str(path), None, "does not exist or is not a file"))
+            continue
+        if not looks_like_tfrecord(path):
+            problems.append(
+                Problem(name, None, "is not a TFRecord file (no TFRecord framing): pass raw files")
+            )
             continue
         processed = work_dir / f"{i:05d}.npz"
         try:

@@ -164,3 +164,19 @@ def test_metrics_columns_match_the_migrated_table(connections) -> None:
     assert names - {"id", "computed_at"} == METRICS_COLUMNS
     with pytest.raises(ValueError, match="unknown metrics columns"):
         ledger.insert_metrics({"images": 1, "images; DROP TABLE ledger": 2})
+
+
+def test_a_file_superseded_while_claimed_keeps_its_new_status(connections) -> None:
+    worker, uploader = connections(), connections()
+    old = RawObject("raw/2026-11-27/scene", "e1", 10)
+    worker.register("bucket", [(old, DAY)], "run-1")
+    entry = worker.claim("processing", max_attempts=3, lease_seconds=600)
+    assert entry is not None
+    uploader.register("bucket", [(RawObject(old.key, "e2", 12), DAY)], "run-2")
+    # the worker finishes the old version after the new one arrived: nothing moves
+    worker.complete(entry.id, "processing", processed_key="p", images=1)
+    worker.fail(entry.id, "processing", "late error")
+    rows = worker.conn.execute(
+        "SELECT etag, stage, status, processed_key FROM ledger ORDER BY id"
+    ).fetchall()
+    assert rows == [("e1", "processing", "superseded", None), ("e2", "processing", "pending", None)]

@@ -53,6 +53,9 @@ def _seed(env: dict[str, str], s3, name: str, body: bytes, images: int) -> dict[
         (entry_id,) = conn.execute(
             "SELECT id FROM ledger WHERE raw_key = %s", (raw_key,)
         ).fetchone()
+        # each stage completes only a file it claimed
+        claim = {"max_attempts": 3, "lease_seconds": 600}
+        assert ledger.claim("processing", **claim).id == entry_id
         ledger.complete(
             entry_id,
             "processing",
@@ -62,6 +65,7 @@ def _seed(env: dict[str, str], s3, name: str, body: bytes, images: int) -> dict[
             images=images,
             dropped=0,
         )
+        assert ledger.claim("inference", **claim).id == entry_id
         ledger.complete(
             entry_id,
             "inference",

@@ -53,6 +53,12 @@ def home(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, aws_env: None) -> Path
     return tmp_path / "home"
 
 
+def _said(result: Any) -> str:
+    """The command's output with rich's line wrapping undone (it wraps at the terminal's
+    width, which xdist workers do not share)."""
+    return " ".join(result.output.split())
+
+
 def _onnxruntime_direct(model_dir: Path, raw: Path, tmp_path: Path) -> np.ndarray:
     """The model's probabilities on the raw file's images: the real preprocessing, then
     onnxruntime called directly on N x 65 x 65 x C."""
@@ -85,8 +91,9 @@ def test_keras_style_model_runs_through_local_run_like_onnxruntime_directly(
         app, ["local", "run", str(incoming), "--date", "2026-11-27", "--model", str(keras_model)]
     )
     assert result.exit_code == 0, result.output
-    assert "model keras-cnn k1 published" in result.output
-    assert "inference: 1 files, 79 images, 0 failed" in result.output
+    output = _said(result)
+    assert "model keras-cnn k1 published" in output
+    assert "inference: 1 files, 79 images, 0 failed" in output
 
     (path,) = (home / "buckets" / LOCAL_DATA / "predictions").rglob("*.parquet")
     frame, meta = predictions.read(path)
@@ -111,9 +118,10 @@ def test_model_check_prints_shares_throughput_and_memory(
         app, ["model", "check", str(keras_model), "--data", str(shard_path), str(other)]
     )
     assert result.exit_code == 0, result.output
-    assert "100 images from 2 file(s)" in result.output
-    assert "images/s in the model" in result.output and "peak memory" in result.output
-    assert "layout NHWC" in result.output
+    output = _said(result)
+    assert "100 images from 2 file(s)" in output
+    assert "images/s in the model" in output and "peak memory" in output
+    assert "layout NHWC" in output
     assert f"{keras_model} passes the model contract" in result.output.replace("\n", "")
 
 
@@ -125,7 +133,7 @@ def test_model_check_lists_every_problem_and_exits_1(home: Path, tmp_path: Path)
     )
     result = runner.invoke(app, ["model", "check", str(folder)])
     assert result.exit_code == 1
-    output = result.output.replace("\n", " ")
+    output = _said(result)
     for words in (
         "model.json: labels: unknown key",
         "model.json: channels: missing",
@@ -144,7 +152,7 @@ def test_model_publish_local_with_reference(
         app, ["model", "publish", str(keras_model), "--local", "--reference", str(shard_path)]
     )
     assert result.exit_code == 0, result.output
-    assert "Inference now reads keras-cnn k1" in result.output
+    assert "Inference now reads keras-cnn k1" in _said(result)
     prefix = home / "buckets" / LOCAL_MODELS / "models" / "baseline"
     pointer = json.loads((prefix / "model.json").read_text())
     assert pointer["weights"] == "versions/k1/model.onnx"
@@ -158,7 +166,7 @@ def test_model_publish_local_with_reference(
         app, ["model", "publish", str(keras_model), "--local", "--reference", str(shard_path)]
     )
     assert again.exit_code == 0, again.output
-    assert "only the pointer moved" in again.output
+    assert "only the pointer moved" in _said(again)
 
 
 def test_model_publish_to_a_stack_bucket(home: Path, keras_model: Path, s3: Any) -> None:
@@ -200,4 +208,4 @@ def test_model_publish_needs_one_destination(
 ) -> None:
     result = runner.invoke(app, ["model", "publish", str(keras_model), *args])
     assert result.exit_code == 2
-    assert words in result.output.replace("\n", " ")
+    assert words in _said(result)

@@ -30,6 +30,8 @@ from droughtwatch_contract.stages import STAGES
 FLAGS: dict[StackOutput, str] = {
     StackOutput.REGION: "--region",
     StackOutput.DATA_BUCKET: "--data-bucket",
+    StackOutput.MODEL_BUCKET: "--model-bucket",
+    StackOutput.MODEL_PREFIX: "--model-prefix",
     StackOutput.STATE_MACHINE_ARN: "--state-machine-arn",
     StackOutput.BASTION_INSTANCE_ID: "--bastion-id",
     StackOutput.DATABASE_ADDRESS: "--db-host",

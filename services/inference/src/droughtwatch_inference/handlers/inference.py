@@ -1,5 +1,6 @@
-"""Inference Lambda: processed -> predictions. Imports torch (through the model adapter and
-logic.inference), never Evidently; the Processing and Observe handlers never import this."""
+"""Inference Lambda: processed -> predictions. Imports the model's runtime when the first file
+needs the model: torch for a torch.export model, onnxruntime (and no torch) for an ONNX one;
+never Evidently. The Processing and Observe handlers never import this."""
 
 from __future__ import annotations
 
@@ -40,9 +41,7 @@ def infer(
                 work_dir / "models",
                 threads=threads,
             )
-        return infer_entry(
-            entry, store, model, layout, work_dir, settings.batch_size, threads=threads
-        )
+        return infer_entry(entry, store, model, layout, work_dir, settings.batch_size)
 
     return run_files(settings, ledger, budget, report, work)
 

@@ -27,16 +27,43 @@ def shard_path() -> Path:
     return SHARD
 
 
+APP_ROLE = "droughtwatch_app"
+GRAFANA_ROLE = "droughtwatch_grafana"
+
+
 class Postgres:
     """A server we may create databases on."""
 
     def __init__(self, admin_dsn: str) -> None:
         self.admin_dsn = admin_dsn
+        self.passwords: dict[str, str] = {}
 
-    def dsn(self, database: str) -> str:
+    def dsn(self, database: str, role: str | None = None) -> str:
+        """The database as the admin, or as one of the pipeline's roles (see migration 0003)."""
         from psycopg.conninfo import make_conninfo
 
-        return make_conninfo(self.admin_dsn, dbname=database)
+        if role is None:
+            return make_conninfo(self.admin_dsn, dbname=database)
+        return make_conninfo(
+            self.admin_dsn, dbname=database, user=role, password=self.passwords[role]
+        )
+
+    def set_role_passwords(self) -> None:
+        """Give the roles the migrations created a password for this session (roles belong to
+        the server, so this holds for every database)."""
+        import secrets
+
+        import psycopg
+        from psycopg import sql
+
+        with psycopg.connect(self.admin_dsn, autocommit=True) as conn:
+            for role in (APP_ROLE, GRAFANA_ROLE):
+                self.passwords[role] = secrets.token_urlsafe(18)
+                conn.execute(
+                    sql.SQL("ALTER ROLE {} PASSWORD {}").format(
+                        sql.Identifier(role), sql.Literal(self.passwords[role])
+                    )
+                )
 
     def create(self, name: str, template: str | None = None) -> str:
         import psycopg
@@ -91,15 +118,35 @@ def migrated_template(postgres: Postgres) -> str:
     dsn = postgres.create(name)
     with psycopg.connect(dsn, autocommit=True) as conn:
         migrate(conn)
+    postgres.set_role_passwords()
     return name
 
 
 @pytest.fixture
-def database_dsn(postgres: Postgres, migrated_template: str) -> Iterator[str]:
+def test_database(postgres: Postgres, migrated_template: str) -> Iterator[str]:
+    """A fresh migrated database, by name."""
     name = f"dw_test_{uuid.uuid4().hex[:12]}"
-    dsn = postgres.create(name, template=migrated_template)
-    yield dsn
+    postgres.create(name, template=migrated_template)
+    yield name
     postgres.drop(name)
+
+
+@pytest.fixture
+def database_dsn(postgres: Postgres, test_database: str) -> str:
+    """The fresh database as the stages see it: the droughtwatch_app role, no DDL rights."""
+    return postgres.dsn(test_database, APP_ROLE)
+
+
+@pytest.fixture
+def admin_dsn(postgres: Postgres, test_database: str) -> str:
+    """The same database as its owner (migrations, DDL)."""
+    return postgres.dsn(test_database)
+
+
+@pytest.fixture
+def grafana_dsn(postgres: Postgres, test_database: str) -> str:
+    """The same database as Grafana's read-only role."""
+    return postgres.dsn(test_database, GRAFANA_ROLE)
 
 
 @pytest.fixture
@@ -136,7 +183,7 @@ def service_env(
 ) -> Iterator[dict[str, str]]:
     """The handlers' DROUGHTWATCH_* environment against moto and a fresh database."""
     from droughtwatch_inference.handlers import common
-    from droughtwatch_inference.settings import cached
+    from droughtwatch_inference.runtime_settings import cached
 
     env = {
         "DROUGHTWATCH_DATA_BUCKET": DATA_BUCKET,
@@ -151,10 +198,10 @@ def service_env(
     for name, value in env.items():
         monkeypatch.setenv(name, value)
     cached.cache_clear()
-    common._migrated.clear()
+    common._checked.clear()
     yield env
     cached.cache_clear()
-    common._migrated.clear()
+    common._checked.clear()
 
 
 def _processed_without_indices(source: Path, dest: Path) -> Path:

@@ -90,12 +90,12 @@ def main() -> None:
     import boto3
     import pandas as pd
     import psycopg
+    from droughtwatch_contract.keys import KeyLayout
     from droughtwatch_inference import logs
     from droughtwatch_inference.adapters.ledger import Ledger
-    from droughtwatch_inference.entries import RawObject
-    from droughtwatch_inference.keys import KeyLayout
     from droughtwatch_inference.local.postgres import EmbeddedPostgres
     from droughtwatch_inference.manifest import ModelManifest
+    from droughtwatch_inference.records import RawObject
     from moto import mock_aws
     from rich.console import Console
     from rich.table import Table
@@ -122,6 +122,7 @@ def main() -> None:
     logs.to_file(str(log_path))
     layout = KeyLayout()
     manifest = ModelManifest(
+        contract_version=2,
         name="baseline-cnn",
         version="bench",
         channels=("B4", "B5", "B6", "NDVI"),
@@ -161,9 +162,12 @@ def main() -> None:
                     (entry,) = conn.execute(
                         "SELECT id FROM ledger WHERE raw_key = %s", (raw_key,)
                     ).fetchone()
+                    claim = {"max_attempts": 3, "lease_seconds": 600}
+                    assert ledger.claim("processing", **claim).id == entry
                     ledger.complete(
                         entry, "processing", source_digest=digest, processed_key=f"p/{name}"
                     )
+                    assert ledger.claim("inference", **claim).id == entry
                     ledger.complete(
                         entry,
                         "inference",

@@ -7,7 +7,13 @@ import sys
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-BENCHMARKS = ["preprocess_bench.py", "inference_bench.py", "observe_bench.py", "pipeline_bench.py"]
+BENCHMARKS = [
+    "preprocess_bench.py",
+    "inference_bench.py",
+    "cold_start_bench.py",
+    "observe_bench.py",
+    "pipeline_bench.py",
+]
 
 
 def main() -> int:

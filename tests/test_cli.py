@@ -15,13 +15,13 @@ runner = CliRunner()
 
 
 @pytest.fixture
-def cli_env(
-    monkeypatch: pytest.MonkeyPatch, database_dsn: str, tmp_path: Path, aws_env: None
-) -> str:
-    monkeypatch.setenv("DROUGHTWATCH_DATABASE_DSN", database_dsn)
+def cli_env(monkeypatch: pytest.MonkeyPatch, admin_dsn: str, tmp_path: Path, aws_env: None) -> str:
+    # a user's own DSN is used for everything (migrations, the demo's reset, the stages), so
+    # it is the database's owner
+    monkeypatch.setenv("DROUGHTWATCH_DATABASE_DSN", admin_dsn)
     monkeypatch.setenv("DROUGHTWATCH_HOME", str(tmp_path / "home"))
     monkeypatch.setenv("COLUMNS", "200")
-    return database_dsn
+    return admin_dsn
 
 
 def test_demo_three_days(cli_env: str, tmp_path: Path) -> None:

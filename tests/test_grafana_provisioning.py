@@ -12,8 +12,8 @@ from typing import Any
 import jsonschema
 import pytest
 import yaml
+from droughtwatch_contract.settings import ObserveSettings
 from droughtwatch_inference import grafana
-from droughtwatch_inference.settings import ObserveSettings
 
 GRAFANA_DIR = Path(__file__).resolve().parents[1] / "grafana"
 DASHBOARD_PATH = GRAFANA_DIR / "dashboards" / grafana.DASHBOARD_FILE

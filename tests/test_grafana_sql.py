@@ -5,6 +5,7 @@ the alert's reduce and threshold expressions evaluated as provisioned."""
 from __future__ import annotations
 
 import datetime as dt
+import io
 import math
 import operator
 import os
@@ -16,18 +17,22 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import psycopg
 import pytest
 import yaml
-from droughtwatch_inference import grafana
+from droughtwatch_contract.drift import is_drift
+from droughtwatch_inference import cli, grafana
 from droughtwatch_inference.adapters.database import migrate
-from droughtwatch_inference.logic.observe import drift_detected
+from droughtwatch_inference.local.demo import DayResult, DemoResult
 from droughtwatch_inference.logic.quality import quality_dropped
 from psycopg.types.json import Jsonb
+from rich.console import Console
 
 GRAFANA_DIR = Path(__file__).resolve().parents[1] / "grafana"
+THRESHOLD = 0.25  # ObserveSettings' default, which the provisioned alert carries
 UTC = dt.UTC
 
 
@@ -108,7 +113,12 @@ def evaluate_alert(conn: psycopg.Connection, rule: dict[str, Any], now: dt.datet
             value = results[model["expression"]]
             (condition,) = model["conditions"]
             kind, (limit,) = condition["evaluator"]["type"], condition["evaluator"]["params"]
-            compare = {"gt": operator.gt, "lt": operator.lt}[kind]
+            compare = {
+                "gt": operator.gt,
+                "gte": operator.ge,
+                "lt": operator.lt,
+                "lte": operator.le,
+            }[kind]
             results[step["refId"]] = None if value is None else compare(value, limit)
         else:  # pragma: no cover - a new expression type needs a line here
             raise AssertionError(f"unknown expression {model['type']}")
@@ -225,7 +235,7 @@ def seed(conn: psycopg.Connection, files: list[RawFile]) -> None:
                     Jsonb(f.counts),
                     Jsonb({k: v / total for k, v in f.counts.items()}),
                     f.drift,
-                    f.drift is not None and f.drift >= 0.25,
+                    is_drift(f.drift, THRESHOLD),  # what Observe records
                 ),
             )
 
@@ -262,7 +272,7 @@ def seed_days(conn: psycopg.Connection, days: list[DayRow]) -> None:
     for i, d in enumerate(days):
         enough = d.images >= d.min_images
         scores = d.feature_drift or {}
-        drifted = sum(drift_detected(v, grafana.FEATURE_DRIFT_THRESHOLD) for v in scores.values())
+        drifted = sum(is_drift(v, grafana.FEATURE_DRIFT_THRESHOLD) for v in scores.values())
         share = drifted / len(scores) if scores else None
         drop = (
             None
@@ -291,7 +301,7 @@ def seed_days(conn: psycopg.Connection, days: list[DayRow]) -> None:
                 Jsonb(d.counts),
                 Jsonb({k: v / total for k, v in d.counts.items()}),
                 d.drift,
-                enough and drift_detected(d.drift, 0.25),
+                enough and is_drift(d.drift, THRESHOLD),
                 d.labelled,
                 d.accuracy,
                 d.macro_f1,
@@ -303,7 +313,7 @@ def seed_days(conn: psycopg.Connection, days: list[DayRow]) -> None:
                 drifted if scores else None,
                 share,
                 grafana.FEATURE_DRIFT_THRESHOLD,
-                enough and drift_detected(share, 0.5),
+                enough and is_drift(share, 0.5),
                 d.records,
                 d.dropped,
                 d.dropped / d.records,
@@ -604,12 +614,43 @@ def test_images_and_files_per_run(
                 stage="processing",
                 last_error="InvalidRawFile: x",
             ),
+            RawFile(
+                today,
+                name="readme",
+                images=None,
+                dropped=None,
+                predicted=None,
+                counts=None,
+                status="skipped",
+                stage="processing",
+            ),
+            RawFile(
+                today,
+                name="copy",
+                images=None,
+                dropped=None,
+                predicted=None,
+                counts=None,
+                status="duplicate",
+                stage="processing",
+            ),
+            # an older version replaced by a newer upload: its images are not counted again
+            RawFile(
+                today,
+                name="old",
+                images=70,
+                dropped=1,
+                predicted=None,
+                counts=None,
+                status="superseded",
+                stage="inference",
+            ),
         ],
     )
     _, images = run(conn, grafana.IMAGES, now)
     assert images == [(midnight(today), 150, 3, 97)]
     _, files = run(conn, grafana.FILES, now)
-    assert files == [(midnight(today), 1, 1, 1)]
+    assert files == [(midnight(today), 1, 1, 1, 2, 1)]
 
 
 def test_the_current_model_is_the_newest_predictions_model(
@@ -690,6 +731,41 @@ def test_the_drift_alert_fires_from_the_threshold_on_days_with_enough_images(
         ],
     )
     assert evaluate_alert(conn, rules[grafana.ALERT_RULE_UID], now) is fires
+
+
+@pytest.mark.parametrize("drift", [math.nextafter(THRESHOLD, 0), THRESHOLD, 0.2501])
+def test_the_alert_the_daily_row_and_the_demo_agree_at_the_threshold(
+    conn: psycopg.Connection,
+    rules: dict[str, dict[str, Any]],
+    now: dt.datetime,
+    today: dt.date,
+    drift: float,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A score exactly at the threshold is drift for all three (the one rule is
+    droughtwatch_contract.drift.is_drift, which Observe applies to the daily row; Observe's
+    own test: test_observe.py)."""
+    seed_days(conn, [DayRow(today, drift=drift)])
+    ((score, detected, enough),) = conn.execute(
+        "SELECT drift_score, drift_detected, enough_data FROM daily_metrics"
+    )
+    alert = evaluate_alert(conn, rules[grafana.ALERT_RULE_UID], now)
+    # The demo's table, printed from the same daily row.
+    out = io.StringIO()
+    monkeypatch.setattr(cli, "console", Console(file=out, width=200))
+    execution = SimpleNamespace(status="SUCCEEDED", name="demo-today")
+    day = DayResult(
+        today,
+        0.0,
+        execution,
+        drift_score=score,
+        drift_detected=detected,
+        threshold=THRESHOLD,
+        enough_data=enough,
+    )
+    cli._print_demo(DemoResult([day], Path("out"), {"classes": ["0", "1"]}, exported=1))
+    table_says_drift = "DRIFT >=" in out.getvalue()
+    assert alert is detected is table_says_drift is (drift >= THRESHOLD)
 
 
 def test_the_drift_alert_judges_the_newest_day(

@@ -131,21 +131,30 @@ def test_local_starts_grafana_on_the_demo_database(tools: Path, demo_postgres) -
     assert result.exit_code == 0, result.output
     args, env = _recorded(tools)
     assert args == ["compose", "-f", str(COMPOSE_FILE), "up"]
+    grafana_password = (demo_postgres.root / "droughtwatch_grafana.password").read_text().strip()
     assert env == {
         "DROUGHTWATCH_DB_HOST": "127.0.0.1",
         "DROUGHTWATCH_DB_PORT": str(demo_postgres.port),
         "DROUGHTWATCH_DB_NAME": "droughtwatch",
-        "DROUGHTWATCH_DB_USER": "postgres",
-        "DROUGHTWATCH_DB_PASSWORD": demo_postgres.password,
+        # Grafana reads through its read-only role, never the owner
+        "DROUGHTWATCH_DB_USER": "droughtwatch_grafana",
+        "DROUGHTWATCH_DB_PASSWORD": grafana_password,
         "DROUGHTWATCH_DB_SSLMODE": "disable",
         "DROUGHTWATCH_GRAFANA_PORT": "3123",
     }
+    with psycopg.connect(
+        f"host=127.0.0.1 port={demo_postgres.port} dbname=droughtwatch"
+        f" user=droughtwatch_grafana password={grafana_password}"
+    ) as conn:
+        assert conn.execute("SELECT count(*) FROM ledger").fetchone() == (1,)
+        with pytest.raises(psycopg.errors.InsufficientPrivilege):
+            conn.execute("DELETE FROM ledger")
     # the link opens on the data: 2026-01-04 .. 2026-01-07 (UTC, in ms)
     assert (
         f"http://127.0.0.1:3123/d/{grafana.DASHBOARD_UID}?from=1767484800000&to=1767744000000"
         in result.output
     )
-    assert demo_postgres.password not in result.output
+    assert grafana_password not in result.output
     assert "DROUGHTWATCH_DB_PASSWORD" not in os.environ
 
 

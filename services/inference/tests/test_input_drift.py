@@ -7,12 +7,12 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+from droughtwatch_contract.drift import is_drift
 from droughtwatch_inference.logic.input_drift import (
     DRIFT_METHOD_BY_TYPE,
     NUMERICAL_METHOD,
     input_drift,
 )
-from droughtwatch_inference.logic.observe import drift_detected
 from scipy import stats
 
 RNG = np.random.default_rng(3)
@@ -31,7 +31,7 @@ def _normed_wasserstein(current: pd.Series, reference: pd.Series) -> float:
 
 def _run(current: pd.DataFrame, threshold: float = 0.3, share: float = 0.5):
     return input_drift(
-        current, REFERENCE, threshold=threshold, share_threshold=share, detected=drift_detected
+        current, REFERENCE, threshold=threshold, share_threshold=share, detected=is_drift
     )
 
 
@@ -96,7 +96,7 @@ def test_only_columns_both_sides_have_are_compared() -> None:
 
 def test_without_reference_summaries_input_drift_is_not_computed_and_said() -> None:
     values, snapshot, notes = input_drift(
-        REFERENCE, None, threshold=0.3, share_threshold=0.5, detected=drift_detected
+        REFERENCE, None, threshold=0.3, share_threshold=0.5, detected=is_drift
     )
     assert snapshot is None and "no reference summaries" in notes[0]
     assert values["feature_drift"] is None and values["drifted_features"] is None

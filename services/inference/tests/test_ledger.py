@@ -10,7 +10,7 @@ import psycopg
 import pytest
 from droughtwatch_inference.adapters.database import migrate, migration_files
 from droughtwatch_inference.adapters.ledger import Ledger
-from droughtwatch_inference.entries import RawObject
+from droughtwatch_inference.records import RawObject
 
 DAY = dt.date(2026, 11, 27)
 
@@ -46,8 +46,9 @@ def test_register_is_idempotent_and_a_new_etag_is_a_new_version(connections) -> 
     rows = ledger.conn.execute(
         "SELECT raw_key, etag, stage, status FROM ledger ORDER BY id"
     ).fetchall()
+    # the older version is superseded by the newer one: only the newer is in the queue
     assert rows == [
-        (obj.key, "e1", "processing", "pending"),
+        (obj.key, "e1", "processing", "superseded"),
         (obj.key, "e2", "processing", "pending"),
     ]
 
@@ -163,3 +164,19 @@ def test_metrics_columns_match_the_migrated_table(connections) -> None:
     assert names - {"id", "computed_at"} == METRICS_COLUMNS
     with pytest.raises(ValueError, match="unknown metrics columns"):
         ledger.insert_metrics({"images": 1, "images; DROP TABLE ledger": 2})
+
+
+def test_a_file_superseded_while_claimed_keeps_its_new_status(connections) -> None:
+    worker, uploader = connections(), connections()
+    old = RawObject("raw/2026-11-27/scene", "e1", 10)
+    worker.register("bucket", [(old, DAY)], "run-1")
+    entry = worker.claim("processing", max_attempts=3, lease_seconds=600)
+    assert entry is not None
+    uploader.register("bucket", [(RawObject(old.key, "e2", 12), DAY)], "run-2")
+    # the worker finishes the old version after the new one arrived: nothing moves
+    worker.complete(entry.id, "processing", processed_key="p", images=1)
+    worker.fail(entry.id, "processing", "late error")
+    rows = worker.conn.execute(
+        "SELECT etag, stage, status, processed_key FROM ledger ORDER BY id"
+    ).fetchall()
+    assert rows == [("e1", "processing", "superseded", None), ("e2", "processing", "pending", None)]

@@ -12,13 +12,13 @@ import numpy as np
 import pandas as pd
 import psycopg
 import pytest
+from droughtwatch_contract.keys import KeyLayout
 from droughtwatch_inference import predictions
 from droughtwatch_inference.adapters.ledger import Ledger
-from droughtwatch_inference.entries import RawObject
 from droughtwatch_inference.handlers.observe import handler
-from droughtwatch_inference.keys import KeyLayout
 from droughtwatch_inference.logic.quality import NO_LABELS
 from droughtwatch_inference.manifest import ModelManifest
+from droughtwatch_inference.records import RawObject
 from droughtwatch_preprocess import PIXELS
 from psycopg.rows import dict_row
 from scipy import stats
@@ -26,6 +26,7 @@ from scipy import stats
 CLASSES = ("0", "1", "2", "3+")
 SHARES = {"0": 0.55, "1": 0.2, "2": 0.15, "3+": 0.1}
 MANIFEST = ModelManifest(
+    contract_version=2,
     name="baseline",
     version="v1",
     channels=("B4", "NDVI"),
@@ -102,6 +103,8 @@ def _seed(env: dict[str, str], s3, name: str, body: bytes, day: dt.date = DAY) -
         (entry_id,) = conn.execute(
             "SELECT id FROM ledger WHERE raw_key = %s", (raw_key,)
         ).fetchone()
+        # each stage completes only a file it claimed
+        claim = {"max_attempts": 3, "lease_seconds": 600}
         for stage, values in (
             ("processing", {"source_digest": digest, "processed_key": f"p/{name}", "records": 1}),
             (
@@ -109,6 +112,7 @@ def _seed(env: dict[str, str], s3, name: str, body: bytes, day: dt.date = DAY) -
                 {"predictions_key": key, "model_name": "baseline", "model_version": "v1"},
             ),
         ):
+            assert ledger.claim(stage, **claim).id == entry_id
             ledger.complete(entry_id, stage, **values)
     return {"id": entry_id, "predictions_key": key, "raw_key": raw_key}
 

@@ -11,13 +11,13 @@ from pathlib import Path
 import numpy as np
 import psycopg
 import pytest
+from droughtwatch_contract.keys import KeyLayout
 from droughtwatch_inference import predictions
 from droughtwatch_inference.adapters.ledger import Ledger
-from droughtwatch_inference.entries import RawObject
 from droughtwatch_inference.handlers.observe import handler
-from droughtwatch_inference.keys import KeyLayout
 from droughtwatch_inference.manifest import ModelManifest
-from droughtwatch_inference.settings import cached
+from droughtwatch_inference.records import RawObject
+from droughtwatch_inference.runtime_settings import cached
 from psycopg.rows import dict_row
 
 CLASSES = ("0", "1", "2", "3")
@@ -53,6 +53,9 @@ def _seed(env: dict[str, str], s3, name: str, body: bytes, images: int) -> dict[
         (entry_id,) = conn.execute(
             "SELECT id FROM ledger WHERE raw_key = %s", (raw_key,)
         ).fetchone()
+        # each stage completes only a file it claimed
+        claim = {"max_attempts": 3, "lease_seconds": 600}
+        assert ledger.claim("processing", **claim).id == entry_id
         ledger.complete(
             entry_id,
             "processing",
@@ -62,6 +65,7 @@ def _seed(env: dict[str, str], s3, name: str, body: bytes, images: int) -> dict[
             images=images,
             dropped=0,
         )
+        assert ledger.claim("inference", **claim).id == entry_id
         ledger.complete(
             entry_id,
             "inference",

@@ -85,57 +85,55 @@ def test_class_shares_sum_to_one_and_name_every_class() -> None:
     )
 
 
-def test_publish_writes_manifest_and_weights_under_the_prefix(s3: Any, tmp_path: Path) -> None:
+def test_publish_goes_through_the_model_publish_path(s3: Any, tmp_path: Path) -> None:
     import onnxruntime as ort
 
     model, manifest, _, reference = _small(5)
     keys = training.publish_model(
         s3, "dw-test-models", "models/v1/", model, manifest, reference_features=reference
     )
+    here = f"models/v1/versions/{manifest.version}/"
     assert keys == [
-        "models/v1/model.pt2",
-        "models/v1/model.onnx",
-        "models/v1/reference_features.parquet",
+        f"{here}model.pt2",
+        f"{here}reference_features.parquet",
+        f"{here}model.json",
         "models/v1/model.json",
     ]
     body = s3.get_object(Bucket="dw-test-models", Key="models/v1/model.json")["Body"].read()
-    assert ModelManifest.model_validate(json.loads(body)) == manifest
+    pointer = ModelManifest.model_validate(json.loads(body))
+    assert pointer.weights == f"versions/{manifest.version}/model.pt2"
+    assert pointer.reference_features == f"versions/{manifest.version}/reference_features.parquet"
+    moved = {"contract_version", "weights", "weights_sha256", "reference_features"}
+    assert pointer.model_dump(exclude=moved) == manifest.model_dump(exclude=moved)
+    assert pointer.reference_metrics == manifest.reference_metrics
+    stored = s3.get_object(Bucket="dw-test-models", Key=f"models/v1/{pointer.reference_features}")
+    assert stored["Body"].read() == reference
     x, _ = training.processed_images(np.random.default_rng(0), 20, manifest.channels)
     with torch.inference_mode():
         eager = torch.softmax(model(torch.from_numpy(x)), dim=1).numpy()
     pt2 = tmp_path / "model.pt2"
-    s3.download_file("dw-test-models", "models/v1/model.pt2", str(pt2))
+    s3.download_file("dw-test-models", f"{here}model.pt2", str(pt2))
     with torch.inference_mode():
         logits = torch.export.load(str(pt2)).module()(torch.from_numpy(x))
     np.testing.assert_allclose(torch.softmax(logits, dim=1).numpy(), eager, atol=1e-5)
-    onnx = tmp_path / "model.onnx"
-    s3.download_file("dw-test-models", "models/v1/model.onnx", str(onnx))
-    (logits,) = ort.InferenceSession(str(onnx), providers=["CPUExecutionProvider"]).run(
+    # the ONNX export of the same model gives the same probabilities
+    onnx = training.artifacts(model, manifest, reference_features=reference)["model.onnx"]
+    (logits,) = ort.InferenceSession(onnx, providers=["CPUExecutionProvider"]).run(
         None, {network.INPUT_NAME: x}
     )
     np.testing.assert_allclose(torch.softmax(torch.from_numpy(logits), 1).numpy(), eager, atol=1e-5)
 
 
-def test_publish_only_torch_export(s3: Any) -> None:
-    model, manifest, _, reference = _small(5)
-    keys = training.publish_model(
-        s3,
-        "dw-test-models",
-        "m/",
-        model,
-        manifest,
-        formats=("torch.export",),
-        reference_features=reference,
-    )
-    assert keys == ["m/model.pt2", "m/reference_features.parquet", "m/model.json"]
+def test_publish_refuses_a_model_that_does_not_fit_its_manifest(s3: Any) -> None:
+    from droughtwatch_inference.errors import ModelCheckFailed
 
-
-def test_publish_refuses_a_manifest_format_it_does_not_write(s3: Any) -> None:
     model, manifest, _, reference = _small(5)
-    with pytest.raises(ValueError, match="format"):
+    wrong = manifest.model_copy(update={"channels": ("B4", "B5", "B6")})
+    with pytest.raises(ModelCheckFailed) as refused:
         training.publish_model(
-            s3, "dw-test-models", "m/", model, manifest, ("onnx",), reference_features=reference
+            s3, "dw-test-models", "m/", model, wrong, reference_features=reference
         )
+    assert any("model.pt2: channels: " in p for p in refused.value.problems)
     with pytest.raises(ValueError, match="reference_features"):
         training.publish_model(s3, "dw-test-models", "m/", model, manifest)
     assert "Contents" not in s3.list_objects_v2(Bucket="dw-test-models", Prefix="m/")
@@ -145,21 +143,23 @@ def test_the_reference_is_the_held_out_images_summaries_and_quality(trained: Tra
     import io
 
     import pyarrow.parquet as pq
-    from droughtwatch_preprocess import channel_means, feature_channels
+    from droughtwatch_inference import input_summaries
 
     model, manifest, _, reference = trained
+    assert manifest.contract_version == 2
     assert manifest.reference_features == "reference_features.parquet"
-    summarised = feature_channels(manifest.channels)
+    summarised = input_summaries.summary_channels(manifest.channels)
     assert summarised == ("B4", "B5", "B6", "NDVI", "NDMI", "EVI")
     table = pq.read_table(io.BytesIO(reference))
-    assert table.column_names == [f"mean_{c}" for c in summarised]
+    # the format `droughtwatch model publish --reference` writes
+    assert table.column_names == ["id", "source", "label"] + [f"mean_{c}" for c in summarised]
     # the same held-out images the reference shares come from, summarised as Inference does
     x, y = training.processed_images(np.random.default_rng([7, 1]), 1000, summarised)
     assert table.num_rows == len(x) > 900
-    np.testing.assert_allclose(
-        table.to_pandas().to_numpy(), channel_means(x).astype(np.float32), rtol=1e-6
-    )
+    means = table.select([f"mean_{c}" for c in summarised]).to_pandas().to_numpy()
+    np.testing.assert_allclose(means, input_summaries.channel_means(x), rtol=1e-6)
     predicted = training.predict_labels(model, x[:, :4])
+    assert table.column("label").to_pylist() == [manifest.classes[k] for k in predicted]
     quality = manifest.reference_metrics
     assert quality["images"] == len(y)
     assert quality["accuracy"] == pytest.approx(float((predicted == y).mean()))

@@ -26,9 +26,9 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from droughtwatch_contract.settings import CommonSettings, ObserveSettings
 
 from droughtwatch_inference import cloud
-from droughtwatch_inference.settings import CommonSettings, ObserveSettings
 
 # -- identities shared by every provisioning file ---------------------------------------------
 DATASOURCE_UID = "droughtwatch-pg"
@@ -219,7 +219,7 @@ IMAGES = Query(
        coalesce(sum(dropped), 0) AS dropped_blank,
        coalesce(sum(predicted_images), 0) AS predicted
 FROM ledger
-WHERE $__timeFilter(batch_date)
+WHERE $__timeFilter(batch_date) AND status <> 'superseded'
 GROUP BY batch_date
 ORDER BY 1""",
     format="time_series",
@@ -231,13 +231,15 @@ FILES = Query(
     sql=f"""SELECT {BATCH_TIME} AS "time",
        count(*) FILTER (WHERE status = 'done') AS done,
        count(*) FILTER (WHERE status IN ('pending', 'running')) AS in_progress,
-       count(*) FILTER (WHERE status = 'failed') AS failed
+       count(*) FILTER (WHERE status = 'failed') AS failed,
+       count(*) FILTER (WHERE status IN ('skipped', 'duplicate')) AS not_taken,
+       count(*) FILTER (WHERE status = 'superseded') AS superseded
 FROM ledger
 WHERE $__timeFilter(batch_date)
 GROUP BY batch_date
 ORDER BY 1""",
     format="time_series",
-    columns=("time", "done", "in_progress", "failed"),
+    columns=("time", "done", "in_progress", "failed", "not_taken", "superseded"),
 )
 
 # The model the newest predictions came from, whatever the time range.
@@ -257,7 +259,7 @@ LEDGER = Query(
     name="ledger",
     sql="""SELECT raw_key, batch_date, stage, status, attempts,
        registered_at, processed_at, predicted_at, observed_at, updated_at,
-       model_version, last_error, last_error_at
+       model_version, last_error, last_error_at, note, duplicate_of
 FROM ledger
 WHERE $__timeFilter(batch_date)
 ORDER BY (status = 'failed') DESC, batch_date DESC, raw_key
@@ -277,6 +279,8 @@ LIMIT 1000""",
         "model_version",
         "last_error",
         "last_error_at",
+        "note",
+        "duplicate_of",
     ),
 )
 
@@ -649,19 +653,28 @@ def build_dashboard() -> dict[str, Any]:
         _timeseries(
             8,
             "Files per run by status",
-            "Per batch: raw files done, still in the pipeline, and failed.",
+            "Per batch: raw files done, still in the pipeline, failed, not taken (skipped: "
+            "not a TFRecord; duplicate: content already taken under another key) and "
+            "superseded by a newer upload of the same key.",
             FILES,
             (16, 22, 8, 8),
             bars=True,
             stack=True,
             defaults={"unit": "short", "min": 0, "decimals": 0},
-            colors={"done": "green", "in_progress": "blue", "failed": "red"},
+            colors={
+                "done": "green",
+                "in_progress": "blue",
+                "failed": "red",
+                "not_taken": "yellow",
+                "superseded": "purple",
+            },
         ),
         _table(
             9,
             "Ledger",
-            "Each raw file: its batch, the next stage it needs (done when finished), status, "
-            "attempts, when each stage finished, and the last error. Failed files first.",
+            "Each raw object: its batch, the next stage it needs (done when finished), status "
+            "(done, pending, running, failed; skipped, duplicate or superseded with the reason "
+            "in note), attempts, when each stage finished, and the last error. Failed first.",
             LEDGER,
             (0, 30, 24, 11),
             error_column="last_error",
@@ -952,9 +965,12 @@ def default_data_dir() -> Path:
 
 def local_connection(data_dir: Path | None = None) -> Connection:
     """The demo's embedded database, started if its files exist but the server is stopped."""
+    import psycopg
+    from psycopg.conninfo import conninfo_to_dict
+
+    from droughtwatch_inference.local.database import GRAFANA_ROLE
     from droughtwatch_inference.local.postgres import (
         DATABASE,
-        SUPERUSER,
         EmbeddedPostgres,
         EmbeddedPostgresError,
     )
@@ -966,12 +982,19 @@ def local_connection(data_dir: Path | None = None) -> Connection:
             "with the folder that holds it"
         )
     pg = EmbeddedPostgres(root)
-    if not pg.is_running():
-        try:
+    try:
+        if not pg.is_running():
             pg.start()
-        except EmbeddedPostgresError as exc:
-            raise GrafanaSetupError(f"cannot start the demo database in {root}: {exc}") from None
-    return Connection("127.0.0.1", pg.port, DATABASE, SUPERUSER, pg.password, "disable")
+        # Grafana reads through its read-only role, as on RDS (migration 0003)
+        info = conninfo_to_dict(pg.role_dsn(GRAFANA_ROLE, DATABASE))
+    except EmbeddedPostgresError as exc:
+        raise GrafanaSetupError(f"cannot start the demo database in {root}: {exc}") from None
+    except psycopg.Error as exc:
+        raise GrafanaSetupError(
+            f"the demo database in {root} has no Grafana role yet ({type(exc).__name__}): run "
+            "`droughtwatch db migrate` or `droughtwatch demo` first"
+        ) from None
+    return Connection("127.0.0.1", pg.port, DATABASE, GRAFANA_ROLE, info["password"], "disable")
 
 
 def read_stack_outputs(path: Path | None, stack: str | None, cwd: Path | None) -> dict[str, Any]:

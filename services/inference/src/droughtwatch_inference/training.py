@@ -1,5 +1,6 @@
 """Train the baseline model on generated normal-weather data and publish it under the model
-contract (model.json + model.pt2 + model.onnx + the reference input summaries). Imports torch.
+contract (through `droughtwatch model publish`'s path, model_publish), with the reference
+input summaries and quality of its held-out images. Imports torch.
 
 The images go through the real preprocessing (a generated raw TFRecord -> ``process_file`` ->
 ``ProcessedReader``), the same path Inference reads, so training sees exactly what inference
@@ -10,7 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import io
 import tempfile
 import time
 from collections.abc import Iterator, Sequence
@@ -18,21 +18,20 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 import numpy as np
-import pyarrow as pa
-import pyarrow.parquet as pq
 import torch
-from droughtwatch_preprocess import (
-    CLASS_NAMES,
-    ProcessedReader,
-    channel_means,
-    feature_channels,
-    feature_column,
-    process_file,
-)
+from droughtwatch_preprocess import CLASS_NAMES, ProcessedReader, process_file
 from torch import nn
 
-from droughtwatch_inference import synthetic
-from droughtwatch_inference.manifest import MANIFEST_NAME, WEIGHTS_NAME, ModelManifest
+from droughtwatch_inference import input_summaries, synthetic
+from droughtwatch_inference.adapters.storage import ObjectStore
+from droughtwatch_inference.class_shares import class_shares
+from droughtwatch_inference.manifest import (
+    CONTRACT_VERSION,
+    MANIFEST_NAME,
+    REFERENCE_FEATURES_NAME,
+    WEIGHTS_NAME,
+    ModelManifest,
+)
 from droughtwatch_inference.network import BaselineCNN, export_onnx, export_torch, parameter_count
 
 #: Bands and index that carry the vegetation signal: red, near infrared, short-wave infrared
@@ -40,7 +39,6 @@ from droughtwatch_inference.network import BaselineCNN, export_onnx, export_torc
 DEFAULT_CHANNELS: tuple[str, ...] = ("B4", "B5", "B6", "NDVI")
 MODEL_NAME = "baseline-cnn"
 FORMATS: tuple[str, ...] = ("torch.export", "onnx")
-REFERENCE_FEATURES_NAME = "reference_features.parquet"
 
 
 class Trained(NamedTuple):
@@ -103,16 +101,6 @@ def predict_labels(model: nn.Module, images: np.ndarray, batch_size: int = 256) 
     return np.concatenate(out) if out else np.zeros(0, dtype=np.int64)
 
 
-def class_shares(labels: np.ndarray, classes: Sequence[str] = CLASS_NAMES) -> dict[str, float]:
-    """Share of each class among ``labels`` (class indices), rounded so they sum to one."""
-    counts = np.bincount(labels, minlength=len(classes))[: len(classes)]
-    total = max(int(counts.sum()), 1)
-    shares = [round(int(c) / total, 6) for c in counts]
-    # put the rounding residue on the largest class so the shares sum to exactly 1
-    shares[int(np.argmax(counts))] += round(1.0 - sum(shares), 6)
-    return {name: float(round(s, 6)) for name, s in zip(classes, shares, strict=True)}
-
-
 def weights_digest(model: nn.Module) -> str:
     """sha256 of the model's parameters and buffers, in state_dict order."""
     digest = hashlib.sha256()
@@ -155,16 +143,11 @@ def train_baseline(
         np.random.default_rng([seed, 0]), train_images, channels, work_dir=work_dir
     )
     # the held-out images with every channel summarised for input drift (the model's first)
-    summarised = feature_channels(channels)
-    read = [*channels, *(c for c in summarised if c not in channels)]
+    summarised = input_summaries.summary_channels(channels)
     holdout_all, holdout_y = processed_images(
-        np.random.default_rng([seed, 1]), holdout_images, read, work_dir=work_dir
+        np.random.default_rng([seed, 1]), holdout_images, summarised, work_dir=work_dir
     )
     holdout_x = np.ascontiguousarray(holdout_all[:, : len(channels)])
-    reference = reference_features_table(
-        holdout_all[:, [read.index(c) for c in summarised]], summarised
-    )
-    del holdout_all
     data_seconds = time.perf_counter() - started
 
     with _deterministic(seed):
@@ -195,6 +178,7 @@ def train_baseline(
     predicted = predict_labels(model, holdout_x)
     majority = int(np.bincount(train_y, minlength=len(CLASS_NAMES)).argmax())
     manifest = ModelManifest(
+        contract_version=CONTRACT_VERSION,
         name=name,
         version=f"s{seed}-{weights_digest(model)[:10]}",
         format="torch.export",
@@ -225,19 +209,30 @@ def train_baseline(
         "parameters": parameter_count(model),
         "final_loss": float(loss.detach()),
     }
+    reference = reference_summaries(holdout_all, summarised, predicted, manifest, seed)
     return Trained(model, manifest, metrics, reference)
 
 
-def reference_features_table(images: np.ndarray, channels: Sequence[str]) -> bytes:
-    """The reference input summaries of ``images`` (float32 (n, C, 65, 65) in ``channels``
-    order) as a Parquet file: one row per image, a ``mean_<channel>`` column per channel."""
-    means = channel_means(images)
-    table = pa.table(
-        {feature_column(c): pa.array(means[:, k], pa.float32()) for k, c in enumerate(channels)}
+def reference_summaries(
+    images: np.ndarray,
+    channels: Sequence[str],
+    predicted: np.ndarray,
+    manifest: ModelManifest,
+    seed: int,
+) -> bytes:
+    """The reference input summaries of the held-out ``images`` (float32 (n, C, 65, 65) in
+    ``channels`` order) as `droughtwatch model publish --reference` writes them
+    (input_summaries): one row per image, its predicted class and a ``mean_<channel>``
+    column per channel."""
+    ids = np.array([f"holdout-s{seed}-{i:06d}" for i in range(len(images))])
+    labels = [manifest.classes[k] for k in predicted]
+    table = input_summaries.summary_table(
+        ids, f"generated held-out images (seed {seed})", labels, images, channels
     )
-    sink = io.BytesIO()
-    pq.write_table(table, sink, compression="zstd")
-    return sink.getvalue()
+    with tempfile.TemporaryDirectory(prefix="reference-") as name:
+        path = Path(name) / REFERENCE_FEATURES_NAME
+        input_summaries.write([table], path, model=manifest.name, version=manifest.version)
+        return path.read_bytes()
 
 
 def macro_f1(true: np.ndarray, predicted: np.ndarray) -> float:
@@ -289,31 +284,21 @@ def publish_model(
     prefix: str,
     model: BaselineCNN,
     manifest: ModelManifest,
-    formats: Sequence[str] = FORMATS,
     reference_features: bytes | None = None,
 ) -> list[str]:
-    """Export ``model`` and upload model.json, the weights and the reference input summaries
-    under ``s3://bucket/prefix``.
-
-    ``store`` is a boto3 S3 client or an ``ObjectStore``. The weights go first and model.json
-    last, so a reader never finds a manifest whose files are not there yet. Returns the keys
-    written.
+    """Export ``model`` in its manifest's format and publish it under ``s3://bucket/prefix``
+    the way `droughtwatch model publish` does (checked, under versions/<version>/, the
+    top-level model.json last), with the reference input summaries its manifest names.
+    ``store`` is a boto3 S3 client or anything with ObjectStore's get_bytes, upload and
+    put_bytes. Returns the keys written.
     """
-    if prefix and not prefix.endswith("/"):
-        raise ValueError(f"prefix must end with '/', got {prefix!r}")
-    files = artifacts(model, manifest, formats, reference_features)
-    manifest_body = files.pop(MANIFEST_NAME)
-    keys = []
-    for file_name, body in [*files.items(), (MANIFEST_NAME, manifest_body)]:
-        key = f"{prefix}{file_name}"
-        content_type = (
-            "application/json" if file_name == MANIFEST_NAME else "application/octet-stream"
-        )
-        if hasattr(store, "put_bytes"):
-            store.put_bytes(bucket, key, body, content_type)
-        else:
-            store.upload_fileobj(
-                io.BytesIO(body), bucket, key, ExtraArgs={"ContentType": content_type}
-            )
-        keys.append(key)
-    return keys
+    from droughtwatch_inference.model_publish import publish_folder
+
+    if not hasattr(store, "put_bytes"):
+        store = ObjectStore(client=store)
+    with tempfile.TemporaryDirectory(prefix="publish-") as name:
+        folder = Path(name)
+        files = artifacts(model, manifest, (manifest.format,), reference_features)
+        for file_name, body in files.items():
+            (folder / file_name).write_bytes(body)
+        return list(publish_folder(folder, store, bucket, prefix).keys)

@@ -13,7 +13,7 @@ from typing import Any
 import psycopg
 
 from droughtwatch_inference.adapters.ledger import SIGNAL_COLUMNS, as_sql_values
-from droughtwatch_inference.entries import Day
+from droughtwatch_inference.records import Day
 
 DAILY_COLUMNS = SIGNAL_COLUMNS | {
     "batch_date",

@@ -15,7 +15,7 @@ import psycopg
 from botocore.exceptions import BotoCoreError, ClientError
 
 from droughtwatch_inference.adapters import aws
-from droughtwatch_inference.errors import DatabaseUnavailable, SecretUnavailable
+from droughtwatch_inference.errors import DatabaseUnavailable, SchemaOutdated, SecretUnavailable
 
 # pg_advisory_xact_lock key for migrations: any constant, the same in every process.
 _MIGRATION_LOCK = 0x64726F75676874  # "drought"
@@ -114,3 +114,22 @@ def migrate(conn: psycopg.Connection) -> list[str]:
             )
             applied_now.append(name)
     return applied_now
+
+
+def expected_schema_version() -> int:
+    """The newest migration this code ships."""
+    return migration_files()[-1][0]
+
+
+def check_schema(conn: psycopg.Connection) -> int:
+    """The database's schema version, when it is at least the one this code needs. The stages
+    run as a role that cannot migrate; a database behind the code is an error saying so."""
+    expected = expected_schema_version()
+    try:
+        row = conn.execute("SELECT max(version) FROM schema_migrations").fetchone()
+        found = int(row[0]) if row and row[0] is not None else 0
+    except psycopg.errors.UndefinedTable:
+        found = 0
+    if found < expected:
+        raise SchemaOutdated(f"schema {found}, expected {expected}: run the migration")
+    return found

@@ -12,17 +12,18 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 import psycopg
+from droughtwatch_contract.stages import DONE, STAGES, StageRegistry
 from psycopg.rows import class_row
 from psycopg.types.json import Jsonb
 
-from droughtwatch_inference.entries import NEXT_STAGE, LedgerEntry, RawObject, StageReport
+from droughtwatch_inference.records import LedgerEntry, RawObject, StageReport
 
 _ENTRY_COLUMNS = (
     "id, bucket, raw_key, etag, size_bytes, batch_date, stage, status, attempts, "
     "source_digest, processed_key, predictions_key, model_name, model_version"
 )
 # What Observe measures, the columns of both metrics (per predictions file) and daily_metrics
-# (per day and model version); migrations 0001 and 0002.
+# (per day and model version); migrations 0001 and 0004.
 SIGNAL_COLUMNS = frozenset(
     {
         "model_name",
@@ -83,6 +84,8 @@ METRICS_COLUMNS = SIGNAL_COLUMNS | {
     "batch_date",
     "run_id",
 }
+# Outcomes that end a file's way without products (see migration 0002).
+SETTLED = frozenset({"skipped", "duplicate"})
 _CLAIMABLE = """
     stage = %(stage)s
     AND (status = 'pending'
@@ -92,23 +95,40 @@ _CLAIMABLE = """
 
 
 class Ledger:
-    def __init__(self, conn: psycopg.Connection) -> None:
+    def __init__(self, conn: psycopg.Connection, stages: StageRegistry = STAGES) -> None:
         self.conn = conn
+        self.stages = stages
 
     def register(
         self, bucket: str, objects: Iterable[tuple[RawObject, dt.date]], run_id: str
     ) -> int:
-        """Insert unseen raw object versions; returns how many were new."""
+        """Insert unseen raw object versions; returns how many were new. A new version (new
+        ETag) of a key supersedes the key's older versions: they keep their history and leave
+        the queue and the failed files."""
         new = 0
         with self.conn.transaction():
             for obj, batch_date in objects:
-                cur = self.conn.execute(
+                row = self.conn.execute(
                     "INSERT INTO ledger (bucket, raw_key, etag, size_bytes, batch_date,"
                     " registered_run) VALUES (%s, %s, %s, %s, %s, %s)"
-                    " ON CONFLICT (bucket, raw_key, etag) DO NOTHING",
+                    " ON CONFLICT (bucket, raw_key, etag) DO NOTHING RETURNING id",
                     (bucket, obj.key, obj.etag, obj.size, batch_date, run_id),
+                ).fetchone()
+                if row is None:
+                    continue
+                new += 1
+                self.conn.execute(
+                    "UPDATE ledger SET status = 'superseded', superseded_by = %(new)s,"
+                    " note = %(note)s, lease_until = NULL, updated_at = now()"
+                    " WHERE bucket = %(bucket)s AND raw_key = %(key)s AND id < %(new)s"
+                    " AND status <> 'superseded'",
+                    {
+                        "new": row[0],
+                        "bucket": bucket,
+                        "key": obj.key,
+                        "note": f"replaced by a newer upload of the same key (ETag {obj.etag})",
+                    },
                 )
-                new += cur.rowcount
         return new
 
     def claim(
@@ -144,40 +164,92 @@ class Ledger:
         return int(row[0]) if row else 0
 
     def complete(self, entry_id: int, stage: str, **values: Any) -> None:
-        """Record a stage's outputs and move the file on to the next stage."""
-        allowed = {
-            "processing": {"source_digest", "processed_key", "records", "images", "dropped"},
-            "inference": {"predictions_key", "predicted_images", "model_name", "model_version"},
-            "observe": {"report_key"},
-        }[stage]
-        unknown = set(values) - allowed
-        if unknown:
-            raise ValueError(f"unknown ledger columns for {stage}: {sorted(unknown)}")
-        stamp = {
-            "processing": "processed_at",
-            "inference": "predicted_at",
-            "observe": "observed_at",
-        }
+        """Record a stage's outputs (the columns the stage registry gives that stage) and move the
+        file on to the next stage. Only a claimed (running) row moves: one superseded meanwhile
+        keeps its new status."""
+        self._check_columns(stage, values)
+        stamp = self.stages[stage].completed_at
         columns = sorted(values)
         assignments = ", ".join(f"{c} = %({c})s" for c in columns)
-        next_stage = NEXT_STAGE[stage]
-        status = "done" if next_stage == "done" else "pending"
+        next_stage = self.stages.next_name(stage)
+        status = "done" if next_stage == DONE else "pending"
         with self.conn.transaction():
             self.conn.execute(
                 f"UPDATE ledger SET {assignments}{', ' if columns else ''}"
-                f"{stamp[stage]} = now(), stage = %(next)s, status = %(status)s, attempts = 0,"
+                f"{stamp} = now(), stage = %(next)s, status = %(status)s, attempts = 0,"
                 " lease_until = NULL, last_error = NULL, updated_at = now()"
-                " WHERE id = %(id)s AND stage = %(stage)s",
+                " WHERE id = %(id)s AND stage = %(stage)s AND status = 'running'",
                 {**values, "next": next_stage, "status": status, "id": entry_id, "stage": stage},
             )
+
+    def settle(
+        self,
+        entry_id: int,
+        stage: str,
+        status: str,
+        note: str,
+        *,
+        duplicate_of: str | None = None,
+        **values: Any,
+    ) -> None:
+        """End a claimed file's way through the pipeline without products: ``skipped`` (not
+        a TFRecord) or ``duplicate`` (its content was taken under ``duplicate_of``)."""
+        if status not in SETTLED:
+            raise ValueError(f"not a settled status: {status!r}")
+        self._check_columns(stage, values)
+        columns = sorted(values)
+        assignments = "".join(f"{c} = %({c})s, " for c in columns)
+        with self.conn.transaction():
+            self.conn.execute(
+                f"UPDATE ledger SET {assignments}status = %(status)s, note = %(note)s,"
+                " duplicate_of = %(duplicate_of)s, lease_until = NULL, last_error = NULL,"
+                " updated_at = now()"
+                " WHERE id = %(id)s AND stage = %(stage)s AND status = 'running'",
+                {
+                    **values,
+                    "status": status,
+                    "note": note,
+                    "duplicate_of": duplicate_of,
+                    "id": entry_id,
+                    "stage": stage,
+                },
+            )
+
+    def original_of(self, entry_id: int, source_digest: str) -> str | None:
+        """The raw key that already holds this content, or None after recording the digest on
+        this (claimed) row, so that it is the original for every later copy. Serialised per
+        digest, so two runs taking two copies at once agree on one original."""
+        with self.conn.transaction():
+            self.conn.execute(
+                "SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", (source_digest,)
+            )
+            row = self.conn.execute(
+                "SELECT raw_key FROM ledger WHERE source_digest = %s AND id <> %s"
+                " AND status NOT IN ('superseded', 'duplicate', 'skipped')"
+                " ORDER BY id LIMIT 1",
+                (source_digest, entry_id),
+            ).fetchone()
+            if row is not None:
+                return str(row[0])
+            self.conn.execute(
+                "UPDATE ledger SET source_digest = %s WHERE id = %s", (source_digest, entry_id)
+            )
+        return None
 
     def fail(self, entry_id: int, stage: str, error: str) -> None:
         with self.conn.transaction():
             self.conn.execute(
                 "UPDATE ledger SET status = 'failed', last_error = %s, last_error_at = now(),"
-                " lease_until = NULL, updated_at = now() WHERE id = %s AND stage = %s",
+                " lease_until = NULL, updated_at = now()"
+                " WHERE id = %s AND stage = %s AND status = 'running'",
                 (error[:4000], entry_id, stage),
             )
+
+    def _check_columns(self, stage: str, values: dict[str, Any]) -> None:
+        """Only the columns the stage registry gives the stage."""
+        unknown = set(values) - self.stages[stage].ledger_columns
+        if unknown:
+            raise ValueError(f"unknown ledger columns for {stage}: {sorted(unknown)}")
 
     def release(self, entry_id: int, stage: str) -> None:
         """Give a claimed file back untouched (interrupted before any work was recorded)."""

@@ -1,5 +1,5 @@
 """What every handler does around its stage: settings, the event's shape, a database connection
-(migrated once per container), the time budget, the response, and the run record.
+(its schema checked once per container), the time budget, the response, and the run record.
 
 Event in: the first stage gets ``{"run_id": ..., "input": {...}}`` from the state machine; the
 others get ``{"body": <the previous stage's body>}``. Response out: ``{"statusCode": 200,
@@ -18,15 +18,18 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
+from droughtwatch_contract.settings import CommonSettings
+from droughtwatch_contract.stages import STAGES
+
 from droughtwatch_inference import logs
 from droughtwatch_inference.adapters import database
 from droughtwatch_inference.adapters.ledger import Ledger
-from droughtwatch_inference.entries import LedgerEntry, Stage, StageReport
-from droughtwatch_inference.errors import DatabaseUnavailable, DroughtwatchError
+from droughtwatch_inference.errors import DroughtwatchError
 from droughtwatch_inference.logic.stage import Budget, FileResult, describe, run_stage
-from droughtwatch_inference.settings import CommonSettings, S, cached
+from droughtwatch_inference.records import LedgerEntry, StageReport
+from droughtwatch_inference.runtime_settings import cached
 
-_migrated: set[str] = set()
+_checked: set[str] = set()
 
 StageFunction = Callable[[Any, Ledger, Budget, StageReport], StageReport]
 
@@ -70,34 +73,31 @@ def run_files(
 
 
 def open_ledger(settings: CommonSettings) -> Ledger:
+    """A connection as the stages' role, once the schema is checked to be current (once per
+    container). The stages never migrate: their role has no DDL rights."""
     conn = database.connect(settings)
     key = f"{id(settings)}"
-    if key not in _migrated:
+    if key not in _checked:
         try:
-            applied = database.migrate(conn)
-        except Exception as exc:
+            database.check_schema(conn)
+        except Exception:
             conn.close()
-            raise DatabaseUnavailable(f"cannot migrate the database schema: {exc}") from exc
-        if applied:
-            logs.event("database.migrated", applied=applied)
-        _migrated.add(key)
+            raise
+        _checked.add(key)
     return Ledger(conn)
 
 
 def run_handler(
-    stage: Stage,
-    settings_model: type[S],
-    stage_function: StageFunction,
-    event: Any,
-    context: Any,
+    stage: str, stage_function: StageFunction, event: Any, context: Any
 ) -> dict[str, Any]:
+    """Run ``stage_function`` with the settings model the stage registry gives ``stage``."""
     started_at = dt.datetime.now(dt.UTC)
     started = time.monotonic()
     run_id, body = parse_event(event)
     report = StageReport(stage=stage, run_id=run_id)
     ledger: Ledger | None = None
     try:
-        settings = cached(settings_model)
+        settings = cached(STAGES[stage].settings)
         ledger = open_ledger(settings)
         stage_function(settings, ledger, budget_from(context, settings), report)
     except Exception as exc:

@@ -1,24 +1,26 @@
-"""Inference Lambda: processed -> predictions. Imports torch (through the model adapter and
-logic.inference), never Evidently; the Processing and Observe handlers never import this."""
+"""Inference Lambda: processed -> predictions. Imports the model's runtime when the first file
+needs the model: torch for a torch.export model, onnxruntime (and no torch) for an ONNX one;
+never Evidently. The Processing and Observe handlers never import this."""
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
 
+from droughtwatch_contract.keys import KeyLayout
+from droughtwatch_contract.settings import InferenceSettings
+
 from droughtwatch_inference.adapters import models
 from droughtwatch_inference.adapters.ledger import Ledger
 from droughtwatch_inference.adapters.storage import ObjectStore
-from droughtwatch_inference.entries import LedgerEntry, StageReport
 from droughtwatch_inference.handlers.common import run_files, run_handler
-from droughtwatch_inference.keys import KeyLayout
 from droughtwatch_inference.logic.inference import (
     infer_entry,
     inference_threads,
     publish_reference_features,
 )
 from droughtwatch_inference.logic.stage import Budget, FileResult
-from droughtwatch_inference.settings import InferenceSettings
+from droughtwatch_inference.records import LedgerEntry, StageReport
 
 
 def infer(
@@ -45,7 +47,7 @@ def infer(
                 threads=threads,
             )
             reference_key = publish_reference_features(
-                store, settings.data_bucket, layout, model.reference_features
+                store, settings.data_bucket, layout, model.reference_features, work_dir
             )
         return infer_entry(
             entry,
@@ -54,7 +56,6 @@ def infer(
             layout,
             work_dir,
             settings.batch_size,
-            threads=threads,
             reference_features_key=reference_key,
         )
 
@@ -62,4 +63,4 @@ def infer(
 
 
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    return run_handler("inference", InferenceSettings, infer, event, context)
+    return run_handler("inference", infer, event, context)

@@ -18,8 +18,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from droughtwatch_contract.keys import KeyLayout
+
 from droughtwatch_inference import logs
-from droughtwatch_inference.keys import KeyLayout
+from droughtwatch_inference.local.database import LocalDatabase
 from droughtwatch_inference.local.runner import Execution, LocalConfig, LocalPipeline
 
 RAW_SUFFIX = ".tfrecord"
@@ -122,20 +124,21 @@ def _summarise(day: DayResult, row: dict[str, Any] | None) -> None:
     day.accuracy_alert = bool(row["accuracy_alert"])
 
 
-def reset_pipeline_tables(dsn: str) -> None:
-    """The demo starts from an empty ledger so that its days are processed afresh."""
+def reset_pipeline_tables(admin_dsn: str) -> None:
+    """The demo starts from an empty ledger so that its days are processed afresh (as the
+    owner: the stages' role may not delete)."""
     import psycopg
 
     from droughtwatch_inference.adapters.database import migrate
 
-    with psycopg.connect(dsn, autocommit=True) as conn:
+    with psycopg.connect(admin_dsn, autocommit=True) as conn:
         migrate(conn)
         conn.execute("TRUNCATE metrics, daily_metrics, runs, ledger RESTART IDENTITY CASCADE")
 
 
 def run_demo(
     options: DemoOptions,
-    dsn: str,
+    database: LocalDatabase,
     progress: Callable[[str, int, int], None] = lambda message, done, total: None,
 ) -> DemoResult:
     import boto3
@@ -151,7 +154,8 @@ def run_demo(
     (out / "raw").mkdir(parents=True)
     (out / "executions").mkdir()
     logs.to_file(str(out / "pipeline.log.jsonl"))
-    reset_pipeline_tables(dsn)
+    reset_pipeline_tables(database.admin)
+    dsn = database.app
     layout = KeyLayout()
     end = options.end_date or dt.date.today()
     rng = np.random.default_rng(options.seed)

@@ -20,10 +20,9 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import pandas as pd
+from droughtwatch_contract.keys import KeyLayout
 
 from droughtwatch_inference import logs, predictions
-from droughtwatch_inference.entries import Day, StageReport
-from droughtwatch_inference.keys import KeyLayout
 from droughtwatch_inference.logic.data_quality import pool_quality
 from droughtwatch_inference.logic.observe import (
     ObserveConfig,
@@ -33,6 +32,7 @@ from droughtwatch_inference.logic.observe import (
 )
 from droughtwatch_inference.logic.report import render
 from droughtwatch_inference.logic.stage import Budget, describe, is_stage_error
+from droughtwatch_inference.records import Day, StageReport
 
 
 class DailyPort(Protocol):

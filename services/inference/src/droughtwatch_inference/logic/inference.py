@@ -19,10 +19,10 @@ from dataclasses import dataclass
 from functools import partial
 from itertools import repeat
 from pathlib import Path
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 import numpy as np
-import torch
+from droughtwatch_contract.keys import KeyLayout
 from droughtwatch_preprocess import (
     CLASS_NAMES,
     INDICES,
@@ -36,37 +36,35 @@ from droughtwatch_preprocess import (
 )
 
 from droughtwatch_inference import predictions
-from droughtwatch_inference.entries import LedgerEntry
-from droughtwatch_inference.errors import ModelInputMismatch
-from droughtwatch_inference.keys import KeyLayout
+from droughtwatch_inference.errors import ModelInputMismatch, ModelOutputError
+from droughtwatch_inference.logic.ports import StorePort
 from droughtwatch_inference.logic.stage import FileResult
 from droughtwatch_inference.manifest import ModelManifest
+from droughtwatch_inference.records import LedgerEntry
 
 PARQUET_CONTENT_TYPE = "application/vnd.apache.parquet"
 
 
+@runtime_checkable
 class Predictor(Protocol):
-    """A loaded model (adapters.models implements it for torch.export and ONNX)."""
+    """A loaded model (adapters.models loads one for torch.export and ONNX; each sets its own
+    runtime's threads, so this module imports neither runtime)."""
 
     def predict(self, images: np.ndarray) -> np.ndarray:
         """Class probabilities float32 (n, K), rows summing to one, of images float32
-        (n, C, H, W) with the manifest's channels in order; n >= 1."""
+        (n, C, H, W) with the manifest's channels in order; n >= 1. The predictor gives the
+        model the layout it declares."""
         ...
 
 
+@runtime_checkable
 class LoadedModelPort(Protocol):
+    """adapters.models.LoadedModel; a stub in the tests."""
+
     @property
     def manifest(self) -> ModelManifest: ...
     @property
     def predictor(self) -> Predictor: ...
-
-
-class StorePort(Protocol):
-    def download(self, bucket: str, key: str, dest: Path, etag: str | None = None) -> Path: ...
-    def upload(
-        self, path: Path, bucket: str, key: str, content_type: str | None = None
-    ) -> None: ...
-    def put_bytes(self, bucket: str, key: str, body: bytes, content_type: str) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -103,7 +101,6 @@ def predict_file(
     batch_size: int,
     out_path: Path,
     *,
-    threads: int = 0,
     name: str | None = None,
     reference_features_key: str | None = None,
 ) -> FilePredictions:
@@ -113,16 +110,16 @@ def predict_file(
     ``name`` is what errors call the file (default: its path); ``reference_features_key`` is
     recorded in the file's metadata for Observe. Raises ModelInputMismatch when the file lacks
     a channel the model needs, has another image size, or holds values the model cannot take
-    (non-finite). A file with no images gives an empty predictions file.
+    (non-finite), ModelOutputError when the model answers an image with anything but finite
+    probabilities. A file with no images gives an empty predictions file.
     """
     started = time.perf_counter()
     name = name or str(processed_path)
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-    torch.set_num_threads(inference_threads(threads))
     tables = []
     model_channels = len(manifest.channels)
-    with ProcessedReader(processed_path) as reader, torch.inference_mode():
+    with ProcessedReader(processed_path) as reader:
         size = int(reader.meta["image_size"])
         if size != manifest.image_size:
             raise _mismatch(name, manifest, f"the images are {size}x{size} pixels")
@@ -148,7 +145,9 @@ def predict_file(
                 for start in range(0, len(chunk.ids), batch_size):
                     batch = chunk.images[start : start + batch_size, :model_channels]
                     _check_finite(batch, name, manifest)
-                    probabilities[start : start + len(batch)] = predictor.predict(batch)
+                    out = predictor.predict(batch)
+                    _check_outputs(out, chunk.ids[start : start + len(batch)], name, manifest)
+                    probabilities[start : start + len(batch)] = out
                 pixels.add(bands, {c: chunk.images[:, k] for c, k in at_indices.items()})
                 # every channel read is summarised (the model's and the indices)
                 means = channel_means(chunk.images)
@@ -209,8 +208,24 @@ def _check_finite(batch: np.ndarray, name: str, manifest: ModelManifest) -> None
     )
 
 
+def _check_outputs(out: np.ndarray, ids: np.ndarray, name: str, manifest: ModelManifest) -> None:
+    expected = (len(ids), len(manifest.classes))
+    if out.shape != expected:
+        raise ModelOutputError(
+            f"{name}: model {manifest.name} {manifest.version} returned shape {out.shape} for "
+            f"{len(ids)} images, expected {expected}."
+        )
+    finite = np.isfinite(out).all(axis=1)
+    if not finite.all():
+        bad = [str(i) for i in ids[~finite][:3]]
+        raise ModelOutputError(
+            f"{name}: model {manifest.name} {manifest.version} returned non-finite scores "
+            f"(NaN or infinite) for {int((~finite).sum())} image(s), e.g. {', '.join(bad)}."
+        )
+
+
 def publish_reference_features(
-    store: StorePort, bucket: str, layout: KeyLayout, body: bytes | None
+    store: StorePort, bucket: str, layout: KeyLayout, body: bytes | None, work_dir: Path
 ) -> str | None:
     """Copy a model's reference input summaries into the data bucket, under a key made of
     their digest, and return that key (None when the model has none). Observe reads them
@@ -218,8 +233,15 @@ def publish_reference_features(
     to the same key, so copying again (each invocation does) changes nothing."""
     if body is None:
         return None
-    key = layout.reference_features_key(hashlib.sha256(body).hexdigest())
-    store.put_bytes(bucket, key, body, PARQUET_CONTENT_TYPE)
+    digest = hashlib.sha256(body).hexdigest()
+    key = layout.reference_features_key(digest)
+    path = work_dir / f"reference-{digest[:12]}.parquet"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(body)
+    try:
+        store.upload(path, bucket, key, PARQUET_CONTENT_TYPE)
+    finally:
+        path.unlink(missing_ok=True)
     return key
 
 
@@ -230,7 +252,6 @@ def infer_entry(
     layout: KeyLayout,
     work_dir: Path,
     batch_size: int,
-    threads: int = 0,
     reference_features_key: str | None = None,
 ) -> FileResult:
     """Download the entry's processed file, predict it, upload the predictions file (which
@@ -252,7 +273,6 @@ def infer_entry(
             manifest,
             batch_size,
             out,
-            threads=threads,
             name=f"s3://{entry.bucket}/{entry.processed_key}",
             reference_features_key=reference_features_key,
         )

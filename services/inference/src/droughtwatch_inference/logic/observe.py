@@ -13,8 +13,9 @@ higher always means more drift: one alert threshold holds for a file of 100 imag
 50,000 (rule of thumb: below 0.1 no real change, 0.1-0.25 moderate, 0.25 and above a
 significant shift; the default threshold is 0.25). Small files are noisy: sampling adds about
 (classes - 1) / images, and a class missing from a file by chance alone adds about 0.7.
-Evidently's value is the score only; ``drift_detected`` is computed here as
-``score >= threshold`` (both methods are distances).
+Evidently's value is the score only; ``drift_detected`` is the contract's one drift rule,
+``droughtwatch_contract.drift.is_drift`` (score >= threshold: both methods are distances), the
+rule the demo and the Grafana alert apply too.
 
 The reference is the model's ``reference_class_shares`` (in the predictions file's metadata)
 turned into a frame of ``REFERENCE_ROWS`` labels with largest-remainder rounding, so its
@@ -35,20 +36,22 @@ import shutil
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
+from droughtwatch_contract.drift import is_drift
+from droughtwatch_contract.keys import KeyLayout
 
 from droughtwatch_inference import predictions
-from droughtwatch_inference.entries import LedgerEntry
 from droughtwatch_inference.errors import InvalidPredictions, ObjectMissing
-from droughtwatch_inference.keys import KeyLayout
 from droughtwatch_inference.logic.data_quality import data_quality, quality_rows
 from droughtwatch_inference.logic.evidently_api import load_evidently
 from droughtwatch_inference.logic.input_drift import input_drift
+from droughtwatch_inference.logic.ports import LedgerPort, StorePort
 from droughtwatch_inference.logic.quality import model_quality
 from droughtwatch_inference.logic.report import Section, render
 from droughtwatch_inference.logic.stage import FileResult
+from droughtwatch_inference.records import LedgerEntry
 
 if TYPE_CHECKING:
     from evidently.core.report import Snapshot
@@ -56,17 +59,6 @@ if TYPE_CHECKING:
 LABEL = "label"
 REFERENCE_ROWS = 10_000
 DRIFT_METHODS = ("psi", "jensenshannon")
-
-
-class StorePort(Protocol):
-    def download(self, bucket: str, key: str, dest: Path, etag: str | None = None) -> Path: ...
-    def upload(
-        self, path: Path, bucket: str, key: str, content_type: str | None = None
-    ) -> None: ...
-
-
-class MetricsPort(Protocol):
-    def insert_metrics(self, row: dict[str, Any]) -> bool: ...
 
 
 def reference_labels(
@@ -81,11 +73,6 @@ def reference_labels(
     for k in by_remainder[: rows - sum(counts)]:
         counts[k] += 1
     return [c for c, n in zip(classes, counts, strict=True) for _ in range(n)]
-
-
-def drift_detected(score: float | None, threshold: float) -> bool:
-    """Distance tests (psi, jensenshannon): drift when the score reaches the threshold."""
-    return score is not None and score >= threshold
 
 
 def _model_classes(meta: Mapping[str, Any]) -> tuple[list[str], dict[str, float]]:
@@ -167,7 +154,7 @@ def observe_predictions(
     if drift in metrics:
         score = float(values[drift.metric_id])
         result["drift_score"] = score
-        result["drift_detected"] = drift_detected(score, threshold)
+        result["drift_detected"] = is_drift(score, threshold)
     return result, snapshot
 
 
@@ -246,7 +233,7 @@ def observe_frame(
         reference,
         threshold=config.feature_threshold,
         share_threshold=config.feature_share,
-        detected=drift_detected,
+        detected=is_drift,
     )
     if reference_note is not None:
         drift_notes = [reference_note]
@@ -305,7 +292,7 @@ def _input_summary(values: Mapping[str, Any]) -> list[str]:
 def observe_entry(
     entry: LedgerEntry,
     store: StorePort,
-    metrics: MetricsPort,
+    metrics: LedgerPort,
     layout: KeyLayout,
     work_dir: Path,
     *,

@@ -6,41 +6,38 @@ from __future__ import annotations
 import datetime as dt
 import shutil
 from pathlib import Path
-from typing import Any, Protocol
 
-from droughtwatch_preprocess import PreprocessError, process_file
+from droughtwatch_contract.keys import KeyLayout
+from droughtwatch_preprocess import PreprocessError, looks_like_tfrecord, process_file
 
-from droughtwatch_inference.entries import LedgerEntry, RawObject
 from droughtwatch_inference.errors import InvalidRawFile
-from droughtwatch_inference.keys import KeyLayout
+from droughtwatch_inference.logic.ports import LedgerPort, StorePort
 from droughtwatch_inference.logic.stage import FileResult
+from droughtwatch_inference.records import LedgerEntry, RawObject
 
 
-class StorePort(Protocol):
-    def list(self, bucket: str, prefix: str) -> Any: ...
-    def download(self, bucket: str, key: str, dest: Path, etag: str | None = None) -> Path: ...
-    def upload(
-        self, path: Path, bucket: str, key: str, content_type: str | None = None
-    ) -> None: ...
-
-
-class RegisterPort(Protocol):
-    def register(self, bucket: str, objects: Any, run_id: str) -> int: ...
+def is_job_marker(key: str, size: int) -> bool:
+    """An empty marker that Hadoop/Spark-style jobs write beside their part files
+    (``_SUCCESS``, Databricks' ``_committed_*``/``_started_*``): not data, and not an error."""
+    name = key.rsplit("/", 1)[-1]
+    return size == 0 and (name == "_SUCCESS" or name.startswith(("_committed_", "_started_")))
 
 
 def discover(
     store: StorePort,
-    ledger: RegisterPort,
+    ledger: LedgerPort,
     bucket: str,
     layout: KeyLayout,
     run_id: str,
     today: dt.date,
 ) -> int:
-    """Register every raw object version not yet in the ledger; returns how many were new."""
+    """Register every raw object version not yet in the ledger, whatever its name (a file
+    named ``_late.tfrecord`` is data too); returns how many were new. What each one is gets
+    decided when Processing takes it, so every object under the raw prefix has a row."""
     found: list[tuple[RawObject, dt.date]] = [
         (obj, layout.batch_date(obj.key) or today)
         for obj in store.list(bucket, layout.raw)
-        if layout.is_raw_data(obj.key)
+        if layout.is_raw_object(obj.key)
     ]
     return ledger.register(bucket, found, run_id)
 
@@ -51,28 +48,49 @@ def process_entry(
     layout: KeyLayout,
     work_dir: Path,
     chunk_size: int,
+    digests: LedgerPort,
 ) -> FileResult:
+    if is_job_marker(entry.raw_key, entry.size_bytes):
+        return FileResult({}, outcome="skipped", note="an empty job marker file, not data")
+    if entry.size_bytes == 0:
+        raise InvalidRawFile(
+            f"{entry.raw_key}: empty file (0 bytes): nothing to process; upload it again with "
+            "its content"
+        )
     scratch = work_dir / f"processing-{entry.id}"
     scratch.mkdir(parents=True, exist_ok=True)
     try:
         raw = store.download(entry.bucket, entry.raw_key, scratch / "raw.tfrecord", entry.etag)
+        if not looks_like_tfrecord(raw):
+            return FileResult(
+                {}, outcome="skipped", note="not a TFRecord file (it has no TFRecord framing)"
+            )
         out = scratch / "processed.npz"
         try:
             result = process_file(raw, out, chunk_size=chunk_size, source_name=entry.raw_key)
         except PreprocessError as exc:
             raise InvalidRawFile(str(exc)) from exc
+        counts = {
+            "source_digest": result.source_digest,
+            "records": result.records,
+            "images": result.kept,
+            "dropped": result.dropped_blank,
+        }
+        original = digests.original_of(entry.id, result.source_digest)
+        if original is not None:
+            # no image counts: the day's figures count this content once, under the original
+            return FileResult(
+                {"source_digest": result.source_digest, "records": result.records},
+                outcome="duplicate",
+                note=f"the same content as {original}, already taken: not predicted again",
+                duplicate_of=original,
+            )
         key = layout.processed_key(entry.raw_key, result.source_digest)
         store.upload(out, entry.bucket, key, "application/octet-stream")
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     return FileResult(
-        ledger_values={
-            "source_digest": result.source_digest,
-            "processed_key": key,
-            "records": result.records,
-            "images": result.kept,
-            "dropped": result.dropped_blank,
-        },
+        ledger_values={**counts, "processed_key": key},
         images=result.kept,
         dropped=result.dropped_blank,
         extra={

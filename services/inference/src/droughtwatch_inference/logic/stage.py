@@ -8,10 +8,9 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
 from droughtwatch_inference import logs
-from droughtwatch_inference.entries import LedgerEntry, Stage, StageReport
 from droughtwatch_inference.errors import (
     ConfigurationError,
     DatabaseUnavailable,
@@ -22,6 +21,8 @@ from droughtwatch_inference.errors import (
     SecretUnavailable,
     StorageError,
 )
+from droughtwatch_inference.logic.ports import LedgerPort
+from droughtwatch_inference.records import LedgerEntry, StageReport
 
 # Errors that mean the stage as a whole cannot work: the claimed file is given back untouched
 # and the stage fails (the state machine's Choice goes to the Fail state).
@@ -34,24 +35,21 @@ STAGE_ERRORS: tuple[type[Exception], ...] = (
 )
 
 
-class LedgerPort(Protocol):
-    def claim(
-        self, stage: str, *, max_attempts: int, lease_seconds: int, exclude: Any = ()
-    ) -> LedgerEntry | None: ...
-    def complete(self, entry_id: int, stage: str, **values: Any) -> None: ...
-    def fail(self, entry_id: int, stage: str, error: str) -> None: ...
-    def release(self, entry_id: int, stage: str) -> None: ...
-    def remaining(self, stage: str, *, max_attempts: int, exclude: Any = ()) -> int: ...
-
-
 @dataclass
 class FileResult:
-    """A stage's work on one file: the ledger columns to record, and counts for the report."""
+    """A stage's work on one file: the ledger columns to record, and counts for the report.
+
+    ``outcome`` is ``done`` (the file moves on), or ``skipped``/``duplicate`` (the file ends
+    here without products, for the reason in ``note``; a duplicate names the raw key that
+    holds its content in ``duplicate_of``)."""
 
     ledger_values: dict[str, Any]
     images: int = 0
     dropped: int = 0
     extra: dict[str, Any] = field(default_factory=dict)
+    outcome: str = "done"
+    note: str | None = None
+    duplicate_of: str | None = None
 
 
 @dataclass(frozen=True)
@@ -83,7 +81,7 @@ def describe(exc: BaseException) -> str:
 
 
 def run_stage(
-    stage: Stage,
+    stage: str,
     run_id: str,
     ledger: LedgerPort,
     work: Callable[[LedgerEntry], FileResult],
@@ -130,6 +128,26 @@ def run_stage(
                 key=entry.raw_key,
                 attempt=entry.attempts,
                 error=message,
+            )
+            continue
+        if result.outcome != "done":
+            ledger.settle(
+                entry.id,
+                stage,
+                result.outcome,
+                result.note or result.outcome,
+                duplicate_of=result.duplicate_of,
+                **result.ledger_values,
+            )
+            report.not_taken.append(
+                {"key": entry.raw_key, "status": result.outcome, "reason": result.note}
+            )
+            logs.event(
+                f"file.{result.outcome}",
+                stage=stage,
+                run_id=run_id,
+                key=entry.raw_key,
+                reason=result.note,
             )
             continue
         ledger.complete(entry.id, stage, **result.ledger_values)

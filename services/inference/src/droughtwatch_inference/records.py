@@ -1,14 +1,11 @@
-"""Plain values passed between the layers: a raw object, a ledger entry, a stage's report."""
+"""Plain values passed between the layers: a raw object, a ledger entry, a stage's report.
+(The stages themselves are droughtwatch_contract.stages.)"""
 
 from __future__ import annotations
 
 import datetime as dt
 from dataclasses import asdict, dataclass, field
-from typing import Any, Literal
-
-Stage = Literal["processing", "inference", "observe"]
-STAGES: tuple[Stage, ...] = ("processing", "inference", "observe")
-NEXT_STAGE: dict[str, str] = {"processing": "inference", "inference": "observe", "observe": "done"}
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -50,7 +47,7 @@ class Day:
 class StageReport:
     """What a stage did in one invocation; becomes the handler's response body."""
 
-    stage: Stage
+    stage: str
     run_id: str
     files_done: int = 0
     files_failed: int = 0
@@ -59,6 +56,8 @@ class StageReport:
     remaining: int = 0
     registered: int = 0
     failures: list[dict[str, Any]] = field(default_factory=list)
+    # files that ended without products: skipped (not a TFRecord) or duplicate content
+    not_taken: list[dict[str, Any]] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)

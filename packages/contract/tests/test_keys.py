@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from droughtwatch_inference.keys import KeyLayout
+from droughtwatch_contract.keys import KeyLayout
 
 LAYOUT = KeyLayout()
 
@@ -24,11 +24,12 @@ def test_batch_date_from_partition_or_none() -> None:
     assert LAYOUT.batch_date("raw/somewhere/x") is None
 
 
-def test_only_raw_data_files_are_raw_data() -> None:
-    assert LAYOUT.is_raw_data("raw/2026-11-27/it's a file")
-    assert not LAYOUT.is_raw_data("raw/2026-11-27/")
-    assert not LAYOUT.is_raw_data("raw/2026-11-27/.partial")
-    assert not LAYOUT.is_raw_data("processed/2026-11-27/x/abc.npz")
+def test_every_object_under_raw_but_a_folder_marker_is_registered() -> None:
+    assert LAYOUT.is_raw_object("raw/2026-11-27/it's a file")
+    assert LAYOUT.is_raw_object("raw/2026-11-27/_late.tfrecord")
+    assert LAYOUT.is_raw_object("raw/2026-11-27/.hidden")
+    assert not LAYOUT.is_raw_object("raw/2026-11-27/")
+    assert not LAYOUT.is_raw_object("processed/2026-11-27/x/abc.npz")
 
 
 def test_daily_reports_and_reference_summaries_have_keys_of_their_own() -> None:
@@ -37,9 +38,10 @@ def test_daily_reports_and_reference_summaries_have_keys_of_their_own() -> None:
         LAYOUT.daily_report_key(day, "baseline-cnn", "s7/abc")
         == "reports/2026-11-27/_daily/baseline-cnn/s7_abc.html"
     )
-    # a raw file's report is one folder deeper and ends in its digest: the two never meet
+    # a raw file named _daily has its report one level up: reports/<day>/_daily/<digest12>.html
     raw = LAYOUT.raw_key("_daily", day)
-    assert not LAYOUT.is_raw_data(raw)
+    assert LAYOUT.report_key(raw, "ab" * 32).count("/") == 3
+    assert LAYOUT.daily_report_key(day, "m", "v").count("/") == 4
     assert LAYOUT.reference_features_key("cd" * 32) == "predictions/_reference/cdcdcdcdcdcd.parquet"
     # Observe reads under the predictions prefix: the reference copy is inside it
     assert LAYOUT.reference_features_key("cd" * 32).startswith(LAYOUT.predictions)

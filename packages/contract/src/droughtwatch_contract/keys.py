@@ -48,13 +48,11 @@ class KeyLayout:
             raise ValueError(f"{raw_key!r} is not under the raw prefix {self.raw!r}")
         return raw_key[len(self.raw) :]
 
-    def is_raw_data(self, key: str) -> bool:
-        """A raw object worth processing: under the raw prefix, not a folder marker or a
-        hidden/partial upload file."""
-        if not key.startswith(self.raw) or key.endswith("/"):
-            return False
-        name = key.rsplit("/", 1)[-1]
-        return not name.startswith(".") and not name.startswith("_")
+    def is_raw_object(self, key: str) -> bool:
+        """An object that Processing registers: anything under the raw prefix but a folder
+        marker. Names decide nothing (``_late.tfrecord`` is data); Processing tells a data file
+        from a README or a job marker by its content and records why."""
+        return key.startswith(self.raw) and not key.endswith("/")
 
     def processed_key(self, raw_key: str, digest: str) -> str:
         return f"{self.processed}{self.relative(raw_key)}/{digest[:DIGEST_CHARS]}.npz"

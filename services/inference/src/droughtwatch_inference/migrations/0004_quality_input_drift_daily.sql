@@ -86,3 +86,6 @@ CREATE TABLE daily_metrics (
 );
 
 CREATE INDEX metrics_day_idx ON metrics (batch_date, model_name, model_version, id);
+
+GRANT SELECT, INSERT, UPDATE ON daily_metrics TO droughtwatch_app;
+GRANT SELECT ON daily_metrics TO droughtwatch_grafana;

@@ -1,0 +1,45 @@
+"""The local database as three connections, one per job, as on RDS: the owner runs the
+migrations (and the demo's reset), the stages connect as ``droughtwatch_app``, Grafana as
+``droughtwatch_grafana`` (see migration 0003).
+
+With DROUGHTWATCH_DATABASE_DSN set, the user's own server is used as given for all three
+(the DSN's user must own the database: local commands migrate it)."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+APP_ROLE = "droughtwatch_app"
+GRAFANA_ROLE = "droughtwatch_grafana"
+
+
+@dataclass(frozen=True)
+class LocalDatabase:
+    admin: str
+    app: str
+    grafana: str
+
+
+def migrate_dsn(dsn: str) -> list[str]:
+    import psycopg
+
+    from droughtwatch_inference.adapters.database import migrate
+
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        return migrate(conn)
+
+
+def open_local_database() -> LocalDatabase:
+    """Migrated and ready: the user's DSN, or the embedded PostgreSQL (started if needed)."""
+    dsn = os.environ.get("DROUGHTWATCH_DATABASE_DSN")
+    if dsn:
+        migrate_dsn(dsn)
+        return LocalDatabase(dsn, dsn, dsn)
+    from droughtwatch_inference.local.postgres import EmbeddedPostgres
+    from droughtwatch_inference.local.state import postgres_root
+
+    server = EmbeddedPostgres(postgres_root())
+    admin = server.start()
+    migrate_dsn(admin)
+    return LocalDatabase(admin, server.role_dsn(APP_ROLE), server.role_dsn(GRAFANA_ROLE))

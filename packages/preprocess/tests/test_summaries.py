@@ -11,18 +11,13 @@ from droughtwatch_preprocess import (
     PixelCounts,
     ProcessedReader,
     channel_means,
-    feature_channels,
     feature_column,
     read_processed,
 )
 
 
-def test_feature_channels_are_the_model_channels_and_the_indices_in_file_order() -> None:
-    assert feature_channels(("NDVI", "B6", "B4", "B5")) == ("B4", "B5", "B6", "NDVI", "NDMI", "EVI")
-    assert feature_channels(()) == ("NDVI", "NDMI", "EVI")
+def test_a_summary_column_is_named_for_its_channel() -> None:
     assert feature_column("NDVI") == "mean_NDVI"
-    with pytest.raises(ValueError, match="unknown channels"):
-        feature_channels(("B12",))
 
 
 def test_means_skip_non_finite_pixels() -> None:

@@ -15,7 +15,7 @@ import numpy as np
 import psycopg
 import pytest
 from droughtwatch_contract.keys import KeyLayout
-from droughtwatch_inference import predictions, synthetic, training
+from droughtwatch_inference import input_summaries, predictions, synthetic, training
 from droughtwatch_inference.adapters import models
 from droughtwatch_inference.adapters.ledger import Ledger
 from droughtwatch_inference.adapters.storage import ObjectStore
@@ -32,7 +32,6 @@ from droughtwatch_preprocess import (
     PixelCounts,
     ProcessedReader,
     channel_means,
-    feature_channels,
     feature_column,
     process_file,
 )
@@ -359,7 +358,7 @@ def test_real_shard_goes_through(service_env, s3, small_model, shard_path, tmp_p
     assert list(frame["true_label"]) == [CLASS_NAMES[k] for k in chunk.labels]
     assert frame["true_label"].value_counts().to_dict() == {"0": 46, "1": 14, "2": 14, "3+": 5}
     # ... each image's mean of the model's channels and of the indices ...
-    summarised = feature_channels(manifest.channels)
+    summarised = input_summaries.summary_channels(manifest.channels)
     means = channel_means(chunk.images[:, [CHANNELS.index(c) for c in summarised]])
     np.testing.assert_array_equal(
         frame[[feature_column(c) for c in summarised]].to_numpy(), means.astype(np.float32)

@@ -26,7 +26,6 @@ from .summaries import (
     FEATURE_PREFIX,
     PixelCounts,
     channel_means,
-    feature_channels,
     feature_column,
 )
 from .tfrecord import (
@@ -71,7 +70,6 @@ __all__ = [
     "decode_records",
     "encode_example",
     "encode_features",
-    "feature_channels",
     "feature_column",
     "image_id",
     "iter_records",

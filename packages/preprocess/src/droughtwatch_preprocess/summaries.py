@@ -1,6 +1,8 @@
 """Per-image summaries of model-ready images, the numbers that input drift and data quality
-compare: Inference computes them on the images it predicts, training on its reference images,
-with this one module, so both sides summarise alike.
+compare: Inference computes them on the images it predicts, and droughtwatch_inference's
+input_summaries (training's and `model publish --reference`'s reference summaries) with the
+same functions, so both sides summarise alike. Which channels a model's summaries cover is
+input_summaries.summary_channels.
 
 An image's *features* are the means of channels over its 65x65 pixels. Only finite pixels
 count: EVI is infinite (or NaN) where its denominator is zero, and one such pixel would make
@@ -13,13 +15,13 @@ over ``images`` images of ``PIXELS`` pixels each.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
-from .bands import BANDS, CHANNELS, INDICES, PIXELS
+from .bands import BANDS, PIXELS
 
 FEATURE_PREFIX = "mean_"
 
@@ -27,16 +29,6 @@ FEATURE_PREFIX = "mean_"
 def feature_column(channel: str) -> str:
     """The column that holds an image's mean of ``channel`` (``mean_NDVI``)."""
     return f"{FEATURE_PREFIX}{channel}"
-
-
-def feature_channels(model_channels: Sequence[str]) -> tuple[str, ...]:
-    """The channels summarised for a model: its own, and the three indices (which carry the
-    vegetation signal whether or not the model reads them), in the processed files' order."""
-    wanted = set(model_channels) | set(INDICES)
-    unknown = wanted - set(CHANNELS)
-    if unknown:
-        raise ValueError(f"unknown channels {sorted(unknown)}; known: {list(CHANNELS)}")
-    return tuple(c for c in CHANNELS if c in wanted)
 
 
 def channel_means(images: np.ndarray) -> np.ndarray:

@@ -19,7 +19,8 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
-from droughtwatch_preprocess import INDICES
+from droughtwatch_preprocess import INDICES, feature_column
+from droughtwatch_preprocess import channel_means as _channel_means
 
 METADATA_KEY = b"droughtwatch.reference_features"
 STATISTIC = "mean over the image's finite pixels"
@@ -30,20 +31,14 @@ def summary_channels(model_channels: Sequence[str]) -> tuple[str, ...]:
     return (*model_channels, *(c for c in INDICES if c not in model_channels))
 
 
-def column(channel: str) -> str:
-    return f"mean_{channel}"
+column = feature_column  # mean_<channel>, as Inference names its summaries
 
 
 def channel_means(images: np.ndarray) -> np.ndarray:
     """float32 (n, C): each channel's mean over an image's finite pixels (EVI is infinite where
-    its denominator is zero; those pixels are left out), NaN when no pixel is finite."""
-    n, c = images.shape[:2]
-    flat = images.reshape(n, c, -1)
-    finite = np.isfinite(flat)
-    sums = np.where(finite, flat, 0).sum(axis=2, dtype=np.float64)
-    counts = finite.sum(axis=2)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return (sums / counts).astype(np.float32)
+    its denominator is zero; those pixels are left out), NaN when no pixel is finite; the
+    function Inference summarises its images with (droughtwatch_preprocess.channel_means)."""
+    return _channel_means(images).astype(np.float32)
 
 
 def summary_table(

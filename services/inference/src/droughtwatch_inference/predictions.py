@@ -4,7 +4,7 @@ Columns: ``id`` (the image id from preprocessing), ``p_<class>`` (float32 probab
 class, in the model's class order), ``label`` (the predicted class name), ``probability`` (its
 probability), ``model_name``, ``model_version``; ``true_label`` (the image's label from the raw
 file, as a class name, null when the record had none) and ``mean_<channel>`` (float32, the
-image's mean of each channel of ``droughtwatch_preprocess.feature_channels``, the input
+image's mean of each channel of ``input_summaries.summary_channels``, the input
 summaries input drift compares) when Inference wrote them.
 
 The file's key-value metadata holds, under ``droughtwatch.model``, the model's name, version,

@@ -19,10 +19,9 @@ from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
-from droughtwatch_preprocess import feature_channels, feature_column
 from pydantic import ValidationError
 
-from droughtwatch_inference import logs
+from droughtwatch_inference import input_summaries, logs
 from droughtwatch_inference.errors import InvalidModel, ModelNotFound, ObjectMissing
 from droughtwatch_inference.logic.ports import StorePort
 from droughtwatch_inference.manifest import MANIFEST_NAME, ModelManifest, describe_error_text
@@ -217,7 +216,9 @@ def _reference_features(
             f"{uri} names the reference features {manifest.reference_features!r}, but "
             f"s3://{bucket}/{key} does not exist."
         ) from exc
-    expected = {feature_column(c) for c in feature_channels(manifest.channels)}
+    expected = {
+        input_summaries.column(c) for c in input_summaries.summary_channels(manifest.channels)
+    }
     try:
         columns = set(pq.read_schema(io.BytesIO(body)).names)
     except pa.ArrowException as exc:

@@ -31,11 +31,10 @@ from droughtwatch_preprocess import (
     PixelCounts,
     ProcessedReader,
     channel_means,
-    feature_channels,
     feature_column,
 )
 
-from droughtwatch_inference import predictions
+from droughtwatch_inference import input_summaries, predictions
 from droughtwatch_inference.errors import ModelInputMismatch, ModelOutputError
 from droughtwatch_inference.logic.ports import StorePort
 from droughtwatch_inference.logic.stage import FileResult
@@ -124,7 +123,9 @@ def predict_file(
         if size != manifest.image_size:
             raise _mismatch(name, manifest, f"the images are {size}x{size} pixels")
         # An older processed file may lack the indices: only what it holds is summarised.
-        summarised = [c for c in feature_channels(manifest.channels) if c in reader.channels]
+        summarised = [
+            c for c in input_summaries.summary_channels(manifest.channels) if c in reader.channels
+        ]
         channels = [*manifest.channels, *(c for c in summarised if c not in manifest.channels)]
         at = [channels.index(c) for c in summarised]
         at_indices = {c: channels.index(c) for c in INDICES if c in channels}

@@ -4,7 +4,16 @@ Pure Python, numpy and google-crc32c; training pipelines and the inference servi
 depend on it. See README.md for the processed file format.
 """
 
-from .bands import BANDS, CHANNELS, CLASS_NAMES, IMAGE_SIZE, INDICES, PIXELS, UNKNOWN_LABEL
+from .bands import (
+    BANDS,
+    CHANNELS,
+    CLASS_NAMES,
+    IMAGE_SIZE,
+    INDICES,
+    MAX_RECORD_BYTES,
+    PIXELS,
+    UNKNOWN_LABEL,
+)
 from .errors import (
     BadLabelError,
     BandTooShortError,
@@ -12,6 +21,7 @@ from .errors import (
     MalformedExampleError,
     MissingBandError,
     MissingChannelError,
+    OversizedRecordError,
     PreprocessError,
     ProcessedFormatError,
     TruncatedRecordError,
@@ -38,6 +48,7 @@ __all__ = [
     "CLASS_NAMES",
     "IMAGE_SIZE",
     "INDICES",
+    "MAX_RECORD_BYTES",
     "PIXELS",
     "UNKNOWN_LABEL",
     "BadLabelError",
@@ -48,6 +59,7 @@ __all__ = [
     "MalformedExampleError",
     "MissingBandError",
     "MissingChannelError",
+    "OversizedRecordError",
     "PreprocessError",
     "ProcessResult",
     "ProcessedChunk",

@@ -32,6 +32,16 @@ class TruncatedRecordError(PreprocessError):
     advice = "The file is incomplete: download or export it again."
 
 
+class OversizedRecordError(PreprocessError):
+    """A record's length field declares more bytes than one droughtwatch record can hold
+    (bands.MAX_RECORD_BYTES), although its checksum matches."""
+
+    advice = (
+        "The record's length field is corrupt, or the file is not a droughtwatch TFRecord:"
+        " download or export it again."
+    )
+
+
 class CrcMismatchError(PreprocessError):
     """A record's length or payload does not match its masked CRC32C."""
 

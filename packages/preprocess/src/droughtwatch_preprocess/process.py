@@ -28,7 +28,7 @@ from .ids import image_id
 from .indices import compute_indices, indices_work
 from .processed import ProcessedWriter
 from .records import IMAGE_BYTES, decode_into
-from .tfrecord import Source, iter_records, source_name
+from .tfrecord import Source, iter_records, remaining_size, source_name
 
 __all__ = ["BLANK_MAX", "ProcessResult", "image_id", "process_file"]
 
@@ -66,26 +66,32 @@ def process_file(
     *,
     chunk_size: int = 256,
     source_name: str | None = None,
+    size: int | None = None,
 ) -> ProcessResult:
     """Process the raw TFRecord ``source`` (path, binary file object or bytes) into ``dest``.
 
     ``source_name`` is what the processed file's meta and any error call the source
-    (default: its path). Raises a PreprocessError subclass naming the source and record
-    for bad input; ``dest`` is then left untouched (the file is written under a temporary
-    name beside it and renamed only on success).
+    (default: its path). ``size`` is the byte count of a file object that cannot tell it
+    (an S3 body: the object's ContentLength), so that a corrupt record length is caught
+    before anything is allocated for it (see ``iter_records``). Raises a PreprocessError
+    subclass naming the source and record for bad input; ``dest`` is then left untouched
+    (the file is written under a temporary name beside it and renamed only on success).
     """
     if chunk_size < 1:
         raise ValueError(f"chunk_size must be at least 1, got {chunk_size}")
     started = time.perf_counter()
     dest = Path(dest)
     tmp = dest.with_name(f".{dest.name}.{uuid.uuid4().hex[:12]}.tmp")
-    with _open_source(source) as (raw, default_name):
+    with _open_source(source) as (raw, default_name, known_size):
         name = source_name or default_name
         reader = _HashingReader(raw)
         try:
             with open(tmp, "xb") as out, ProcessedWriter(out, chunk_size=chunk_size) as writer:
                 records, dropped = _stream(
-                    iter_records(reader, name=name), writer, chunk_size, name
+                    iter_records(reader, name=name, size=known_size if size is None else size),
+                    writer,
+                    chunk_size,
+                    name,
                 )
                 digest = reader.sha256.hexdigest()
                 meta = writer.finish(
@@ -106,14 +112,16 @@ def process_file(
 
 
 @contextlib.contextmanager
-def _open_source(source: Source) -> Iterator[tuple[BinaryIO, str]]:
+def _open_source(source: Source) -> Iterator[tuple[BinaryIO, str, int | None]]:
+    """The source as a binary file object, its name, and its size when known."""
     if isinstance(source, str | os.PathLike):
         with open(source, "rb", buffering=_READ_BUFFER) as f:
-            yield f, os.fspath(source)
+            yield f, os.fspath(source), os.fstat(f.fileno()).st_size
     elif isinstance(source, bytes | bytearray | memoryview):
-        yield io.BytesIO(source), "<bytes>"
+        data = memoryview(source).cast("B")
+        yield io.BytesIO(data), "<bytes>", len(data)
     else:
-        yield source, source_name(source)
+        yield source, source_name(source), remaining_size(source)
 
 
 def _stream(

@@ -18,7 +18,8 @@ from typing import BinaryIO
 
 import google_crc32c
 
-from .errors import CrcMismatchError, TruncatedRecordError
+from .bands import MAX_RECORD_BYTES
+from .errors import CrcMismatchError, OversizedRecordError, TruncatedRecordError
 
 _LENGTH = struct.Struct("<Q")
 _CRC = struct.Struct("<I")
@@ -64,29 +65,75 @@ def source_name(source: Source) -> str:
     return name if isinstance(name, str) else "<stream>"
 
 
-def iter_records(source: Source, *, name: str | None = None) -> Iterator[bytes]:
+def iter_records(
+    source: Source,
+    *,
+    name: str | None = None,
+    size: int | None = None,
+    max_length: int = MAX_RECORD_BYTES,
+) -> Iterator[bytes]:
     """Yield each record's payload from a path, a binary file object or bytes, in order.
 
-    Both checksums of every record are verified before it is yielded. Raises
-    TruncatedRecordError when the data ends inside a record and CrcMismatchError when a
-    checksum does not match; errors carry ``name`` (default: see ``source_name``) and the
-    0-based record index. A file object is read from its current position to its end with
-    ``read()`` only, and is not closed.
+    Both checksums of every record are verified before it is yielded, and each declared
+    length is checked before anything is allocated for it: against the bytes the source
+    still holds (TruncatedRecordError) when its size is known, and against ``max_length``
+    (OversizedRecordError). ``size`` is the number of bytes a file object holds from its
+    current position, for streams that cannot tell (an S3 body: the object's ContentLength);
+    paths, bytes and seekable files know theirs. Raises TruncatedRecordError when the data
+    ends inside a record and CrcMismatchError when a checksum does not match; errors carry
+    ``name`` (default: see ``source_name``) and the 0-based record index. A file object is
+    read from its current position to its end with ``read()`` only, and is not closed.
     """
     name = source_name(source) if name is None else name
     if isinstance(source, bytes | bytearray | memoryview):
-        yield from _iter_buffer(memoryview(source).cast("B"), name)
+        yield from _iter_buffer(memoryview(source).cast("B"), name, max_length)
     elif isinstance(source, str | os.PathLike):
         with open(source, "rb", buffering=_READ_BUFFER) as f:
-            yield from _iter_stream(f, name)
+            yield from _iter_stream(f, name, os.fstat(f.fileno()).st_size, max_length)
     else:
-        yield from _iter_stream(source, name)
+        if size is None:
+            size = remaining_size(source)
+        yield from _iter_stream(source, name, size, max_length)
 
 
-def _check_header(header: bytes, name: str, index: int) -> int:
+def remaining_size(f: BinaryIO) -> int | None:
+    """The bytes a binary file object holds from its current position to its end, or None
+    when it cannot tell without reading (a pipe, a socket, an S3 body)."""
+    try:
+        if f.seekable():
+            here = f.tell()
+            end = f.seek(0, io.SEEK_END)
+            f.seek(here)
+            return end - here
+    except (AttributeError, OSError, ValueError):
+        pass
+    return None
+
+
+def _check_header(header: bytes, name: str, index: int, left: int | None, max_length: int) -> int:
+    """The payload length a record header declares, once it is known to be safe to read:
+    its checksum matches, the source still holds the payload and its checksum (``left``:
+    bytes after the header, None if unknown), and it is at most ``max_length``."""
     length, length_crc = _HEADER.unpack(header)
     if masked_crc32c(header[:8]) != length_crc:
         raise CrcMismatchError(name, index, "the checksum of the record length does not match")
+    if left is not None and length > left:
+        corrupt = "; no record is that long, so its length field is corrupt"
+        raise TruncatedRecordError(
+            name,
+            index,
+            f"the file ends inside the payload ({left:,} of the {length:,} bytes its header"
+            f" declares{corrupt if length > max_length else ''})",
+        )
+    if left is not None and length + FOOTER_SIZE > left:
+        raise TruncatedRecordError(name, index, "the file ends inside the payload checksum")
+    if length > max_length:
+        raise OversizedRecordError(
+            name,
+            index,
+            f"the record declares {length:,} payload bytes, more than one droughtwatch record"
+            f" holds (at most {max_length:,})",
+        )
     return length
 
 
@@ -112,9 +159,10 @@ def _reader(f: BinaryIO):
     return read_exact
 
 
-def _iter_stream(f: BinaryIO, name: str) -> Iterator[bytes]:
+def _iter_stream(f: BinaryIO, name: str, size: int | None, max_length: int) -> Iterator[bytes]:
     read = _reader(f)
     index = 0
+    left = size  # bytes not yet read, when known
     while True:
         header = read(HEADER_SIZE)
         if not header:
@@ -123,7 +171,11 @@ def _iter_stream(f: BinaryIO, name: str) -> Iterator[bytes]:
             raise TruncatedRecordError(
                 name, index, f"the file ends inside the record header ({len(header)} of 12 bytes)"
             )
-        length = _check_header(header, name, index)
+        if left is not None:
+            left -= HEADER_SIZE
+        length = _check_header(header, name, index, left, max_length)
+        if left is not None:
+            left -= length + FOOTER_SIZE
         payload = read(length)
         if len(payload) < length:
             raise TruncatedRecordError(
@@ -140,22 +192,16 @@ def _iter_stream(f: BinaryIO, name: str) -> Iterator[bytes]:
         index += 1
 
 
-def _iter_buffer(buf: memoryview, name: str) -> Iterator[bytes]:
+def _iter_buffer(buf: memoryview, name: str, max_length: int) -> Iterator[bytes]:
     pos, end, index = 0, len(buf), 0
     while pos < end:
         if end - pos < HEADER_SIZE:
             raise TruncatedRecordError(
                 name, index, f"the data ends inside the record header ({end - pos} of 12 bytes)"
             )
-        length = _check_header(bytes(buf[pos : pos + HEADER_SIZE]), name, index)
         start = pos + HEADER_SIZE
+        length = _check_header(bytes(buf[pos:start]), name, index, end - start, max_length)
         stop = start + length
-        if stop > end:
-            raise TruncatedRecordError(
-                name, index, f"the data ends inside the payload ({end - start} of {length} bytes)"
-            )
-        if stop + FOOTER_SIZE > end:
-            raise TruncatedRecordError(name, index, "the data ends inside the payload checksum")
         payload = buf[start:stop].tobytes()
         if masked_crc32c(payload) != _CRC.unpack_from(buf, stop)[0]:
             raise CrcMismatchError(name, index, "the checksum of the payload does not match")

@@ -228,18 +228,3 @@ def test_the_record_maximum_allows_eleven_generous_bands():
 
     assert MAX_BAND_BYTES >= 200 * 4225  # far above the 65x65 a band holds
     assert MAX_RECORD_BYTES == 11 * MAX_BAND_BYTES + (1 << 20) == 12 * (1 << 20)
-
-
-def test_looks_like_tfrecord_tells_data_from_other_files(tmp_path, shard_path) -> None:
-    from droughtwatch_preprocess import looks_like_tfrecord
-
-    notes = tmp_path / "README.md"
-    notes.write_text("# droughtwatch data\nnot a TFRecord file\n")
-    empty = tmp_path / "empty"
-    empty.write_bytes(b"")
-    short = tmp_path / "short"
-    short.write_bytes(b"\x01\x02")
-    assert looks_like_tfrecord(shard_path)
-    assert looks_like_tfrecord(empty)
-    assert not looks_like_tfrecord(notes)
-    assert not looks_like_tfrecord(short)

@@ -14,9 +14,11 @@ from .bands import (
     PIXELS,
     UNKNOWN_LABEL,
 )
+from .compression import GZIP, ZLIB
 from .errors import (
     BadLabelError,
     BandTooShortError,
+    CompressedStreamError,
     CrcMismatchError,
     MalformedExampleError,
     MissingBandError,
@@ -32,10 +34,10 @@ from .indices import compute_indices
 from .process import BLANK_MAX, ProcessResult, process_file
 from .processed import ProcessedChunk, ProcessedReader, ProcessedWriter, read_processed
 from .records import DecodedRecords, decode_records
+from .sniff import EMPTY_FILE, looks_like_tfrecord, why_not_tfrecord, why_not_tfrecord_head
 from .tfrecord import (
     TFRecordWriter,
     iter_records,
-    looks_like_tfrecord,
     masked_crc32c,
     tfrecord_bytes,
     write_tfrecord,
@@ -46,13 +48,17 @@ __all__ = [
     "BLANK_MAX",
     "CHANNELS",
     "CLASS_NAMES",
+    "EMPTY_FILE",
+    "GZIP",
     "IMAGE_SIZE",
     "INDICES",
     "MAX_RECORD_BYTES",
     "PIXELS",
     "UNKNOWN_LABEL",
+    "ZLIB",
     "BadLabelError",
     "BandTooShortError",
+    "CompressedStreamError",
     "CrcMismatchError",
     "DecodedRecords",
     "Feature",
@@ -80,5 +86,7 @@ __all__ = [
     "process_file",
     "read_processed",
     "tfrecord_bytes",
+    "why_not_tfrecord",
+    "why_not_tfrecord_head",
     "write_tfrecord",
 ]

@@ -42,6 +42,13 @@ class OversizedRecordError(PreprocessError):
     )
 
 
+class CompressedStreamError(PreprocessError):
+    """A GZIP or ZLIB file's compressed data does not inflate: corrupt deflate data, a
+    failed GZIP CRC-32 or ZLIB Adler-32, or bytes after the end of the stream."""
+
+    advice = "The compressed file is corrupt: download or export it again."
+
+
 class CrcMismatchError(PreprocessError):
     """A record's length or payload does not match its masked CRC32C."""
 

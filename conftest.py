@@ -204,31 +204,49 @@ def service_env(
     common._checked.clear()
 
 
-def _processed_without_indices(source: Path, dest: Path) -> Path:
-    """The processed file as a preprocess version without spectral indices would write it."""
+def _rewrite_processed(source: Path, dest: Path, *, version_1: bool) -> Path:
+    """Copy a processed file, rewriting it as format version 1 wrote it (``version_1``: the
+    indices stored as float32 members beside the bands) or as a version 2 file that holds
+    the bands only (no computed channels)."""
+    import io
     import json
     import zipfile
 
     import numpy as np
+    from droughtwatch_preprocess import BANDS, INDICES, compute_indices
+
+    def npy(array: np.ndarray) -> bytes:
+        buf = io.BytesIO()
+        np.save(buf, array)
+        return buf.getvalue()
 
     with zipfile.ZipFile(source) as zin, zipfile.ZipFile(dest, "w") as zout:
         for item in zin.infolist():
-            if item.filename.endswith("/indices.npy"):
-                continue
             data = zin.read(item)
+            if version_1 and item.filename.endswith("/bands.npy"):
+                indices = compute_indices(np.load(io.BytesIO(data)))
+                zout.writestr(item.filename.replace("/bands.npy", "/indices.npy"), npy(indices))
             if item.filename == "meta.npy":
-                with zin.open(item) as f:
-                    meta = json.loads(str(np.lib.format.read_array(f)[()]))
-                meta["stored"].pop("indices")
-                meta["channels"] = meta["stored"]["bands"]
-                buf = dest.with_suffix(".meta.npy")
-                np.save(buf, np.array(json.dumps(meta), dtype=np.str_))
-                data = buf.read_bytes()
+                meta = json.loads(str(np.load(io.BytesIO(data))[()]))
+                if version_1:
+                    meta["version"] = 1
+                    meta["stored"]["indices"] = list(INDICES)
+                    del meta["computed"]
+                else:
+                    meta["computed"] = []
+                    meta["channels"] = list(BANDS)
+                data = npy(np.array(json.dumps(meta), dtype=np.str_))
             zout.writestr(item, data)
     return dest
 
 
 @pytest.fixture
-def without_indices():
-    """Rewrites a processed file without its index channels (an older preprocess's output)."""
-    return _processed_without_indices
+def as_version_1():
+    """Rewrites a processed file as format version 1 wrote it (an older preprocess's output)."""
+    return lambda source, dest: _rewrite_processed(source, dest, version_1=True)
+
+
+@pytest.fixture
+def bands_only():
+    """Rewrites a processed file as one that holds the bands only (no index channels)."""
+    return lambda source, dest: _rewrite_processed(source, dest, version_1=False)

@@ -130,7 +130,7 @@ def test_memory_is_bounded_by_the_chunk_size_not_the_file_size(write_raw, tmp_pa
     large = _peak_traced_bytes(write_raw(payloads, "large"), tmp_path / "l.npz", 8)
     # 150 more records (7 MB of raw data) cost only their ids and positions
     assert large - small < 100_000, (small, large)
-    # 8 images of bands and indices (0.8 MB), index work space and the 1 MB read buffer
+    # 8 images of bands (0.4 MB) and the 1 MB read buffer
     assert large < 3_500_000, large
 
 

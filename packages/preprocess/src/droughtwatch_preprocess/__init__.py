@@ -26,6 +26,7 @@ from .errors import (
     OversizedRecordError,
     PreprocessError,
     ProcessedFormatError,
+    ProcessedVersionError,
     TruncatedRecordError,
 )
 from .example import Feature, decode_example, encode_example, encode_features
@@ -71,6 +72,7 @@ __all__ = [
     "ProcessedChunk",
     "ProcessedFormatError",
     "ProcessedReader",
+    "ProcessedVersionError",
     "ProcessedWriter",
     "TFRecordWriter",
     "TruncatedRecordError",

@@ -85,6 +85,34 @@ class ProcessedFormatError(PreprocessError):
         return (type(self), (self.path, self.reason, self.index))
 
 
+class ProcessedVersionError(ProcessedFormatError):
+    """A processed file of a format version this reader does not read (older or newer)."""
+
+    advice = (
+        "Reprocess the raw file with this droughtwatch_preprocess (process_file), which"
+        " rewrites it in the current format."
+    )
+
+    def __init__(self, path: str, version: object, supported: int) -> None:
+        self.version = version
+        self.supported = supported
+        if isinstance(version, int) and not isinstance(version, bool) and version < supported:
+            where = "older than"
+        elif isinstance(version, int) and not isinstance(version, bool):
+            where = "newer than"
+        else:
+            where = "not"
+        reason = (
+            f"format version {version!r} is {where} the version this reader reads ({supported})"
+        )
+        if where == "newer than":
+            reason += "; a newer droughtwatch_preprocess reads it"
+        super().__init__(path, reason)
+
+    def __reduce__(self):
+        return (type(self), (self.path, self.version, self.supported))
+
+
 class MissingChannelError(ProcessedFormatError):
     """A reader asked for a channel the processed file does not hold."""
 

@@ -1,10 +1,11 @@
 """Turn one raw droughtwatch TFRecord file into a processed file, streaming chunk by chunk.
 
 One pass over the raw bytes: they are hashed (sha256) as they are read, records are
-checked and decoded into a preallocated chunk, blank images are dropped, indices are
-computed and the chunk is written. Memory is bounded by the chunk size, whatever the file
-size. The ids, which need the digest of the whole file, are written at the end (see
-processed.py), so no second pass over the file is needed.
+checked and decoded into a preallocated chunk, blank images are dropped and the chunk's
+bands are written (readers compute the indices from them, see processed.py). Memory is
+bounded by the chunk size, whatever the file size. The ids, which need the digest of the
+whole file, are written at the end (see processed.py), so no second pass over the file is
+needed.
 """
 
 from __future__ import annotations
@@ -23,9 +24,8 @@ from typing import BinaryIO
 
 import numpy as np
 
-from .bands import BANDS, IMAGE_SIZE, INDICES
+from .bands import BANDS, IMAGE_SIZE
 from .ids import image_id
-from .indices import compute_indices, indices_work
 from .processed import ProcessedWriter
 from .records import IMAGE_BYTES, decode_into
 from .tfrecord import Source, iter_records, remaining_size, source_name
@@ -152,8 +152,8 @@ def _stream(
 
 
 class _Buffers:
-    """One chunk's arrays: raw bands (with a flat byte view to decode into), labels,
-    record positions, indices and the indices' scratch space."""
+    """One chunk's arrays: raw bands (with a flat byte view to decode into), labels and
+    record positions."""
 
     def __init__(self, capacity: int) -> None:
         self.capacity = capacity
@@ -162,19 +162,16 @@ class _Buffers:
         self.by_image = self.bands.reshape(capacity, IMAGE_BYTES)
         self.labels = np.empty(capacity, np.int16)
         self.positions = np.empty(capacity, np.int64)
-        self.indices = np.empty((capacity, len(INDICES), IMAGE_SIZE, IMAGE_SIZE), np.float32)
-        self.work = indices_work()
 
     def write(self, writer: ProcessedWriter, n: int) -> None:
-        compute_indices(self.bands[:n], out=self.indices[:n], work=self.work)
-        writer.write_chunk(self.bands[:n], self.indices[:n], self.labels[:n], self.positions[:n])
+        writer.write_chunk(self.bands[:n], self.labels[:n], self.positions[:n])
 
 
 _per_thread = threading.local()
 
 
 def _buffers(capacity: int) -> _Buffers:
-    """This thread's chunk buffers, kept between calls (about 100 kB per image of capacity):
+    """This thread's chunk buffers, kept between calls (about 46 kB per image of capacity):
     a process handling many small files then reuses warm memory instead of faulting in
     fresh pages for every file, which measured as the largest cost after the data itself."""
     cached = getattr(_per_thread, "buffers", None)

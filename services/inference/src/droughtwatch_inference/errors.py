@@ -63,9 +63,18 @@ class InvalidModel(DroughtwatchError):
 
 
 class ModelInputMismatch(DroughtwatchError):
-    """The processed data lacks a channel the model needs, or has the wrong image size."""
+    """The processed data lacks a channel the model needs, has the wrong image size, or holds
+    values the model cannot take."""
 
     hint = "Reprocess the data with a preprocess version that writes the channels the model needs."
+
+
+class InvalidProcessedFile(DroughtwatchError):
+    """A processed file cannot be read: another format version (written by an older or newer
+    preprocess), or a damaged archive. Wraps the preprocess package's error, which names
+    the file."""
+
+    hint = "Reprocess its raw file so that the deployed preprocess rewrites it."
 
 
 class InvalidRawFile(DroughtwatchError):

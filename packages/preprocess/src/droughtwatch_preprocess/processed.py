@@ -196,7 +196,7 @@ class ProcessedReader:
         self._where.update(
             (channel, (_COMPUTED, INDICES.index(channel))) for channel in self.meta["computed"]
         )
-        self._work = indices_work() if self.meta["computed"] else None
+        self._work: np.ndarray | None = None  # compute_indices' scratch, made on first use
 
     def __len__(self) -> int:
         return int(self.meta["kept"])
@@ -227,6 +227,8 @@ class ProcessedReader:
                 for member in needed
             }  # fmt: skip
             if any(member == _COMPUTED for member, _ in plan):
+                if self._work is None:
+                    self._work = indices_work()
                 arrays[_COMPUTED] = compute_indices(arrays["bands"], work=self._work)
             images = np.empty((n, len(plan), size, size), np.float32)
             for c, (member, position) in enumerate(plan):

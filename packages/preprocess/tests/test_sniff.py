@@ -102,13 +102,13 @@ NOT_TFRECORDS = {
     "jpeg": (JPEG, "JPEG image"),
     "tiff": (b"II*\x00" + bytes(300), "TIFF image"),
     "npz": (b"PK\x03\x04" + bytes(100), "ZIP archive (a processed .npz file?)"),
-    "short": (b"\x01\x02", "not a TFRecord: 2 bytes, shorter than one record header"),
+    "short": (b"\x01\x02", "2 bytes, shorter than one record header"),
     "random": (
         np.random.default_rng(0).integers(0, 256, 5000, dtype=np.uint8).tobytes(),
-        "not a TFRecord: the first record length",
+        "no TFRecord framing: the first record length",
     ),
-    "gzipped-text": (gzip.compress(b"some notes\n" * 50), "GZIP-compressed text file"),
-    "gzipped-png": (gzip.compress(PNG), "GZIP-compressed PNG image"),
+    "gzipped-text": (gzip.compress(b"some notes\n" * 50), "text file (GZIP-compressed)"),
+    "gzipped-png": (gzip.compress(PNG), "PNG image (GZIP-compressed)"),
 }
 
 
@@ -123,7 +123,7 @@ def test_files_that_are_clearly_not_tfrecords_are_refused_with_a_reason(tmp_path
 def test_random_bytes_with_a_plausible_length_but_no_example_are_refused():
     data = struct.pack("<Q", 40_000) + b"\xde\xad\xbe\xef" + b"\x55" * 100
     assert why_not_tfrecord_head(data, len(data)) == (
-        "not a TFRecord: the first record header's checksum does not match"
+        "no TFRecord framing: the first record header's checksum does not match"
     )
 
 

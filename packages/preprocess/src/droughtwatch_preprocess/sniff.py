@@ -44,8 +44,9 @@ _WHITESPACE = frozenset(b"\t\n\v\f\r\x1b")
 
 def why_not_tfrecord(path: str | os.PathLike[str]) -> str | None:
     """None when the file at ``path`` is (or may be) a TFRecord file, plain, GZIP or ZLIB;
-    otherwise why not, e.g. "empty file", "text file", "PNG image" or "not a TFRecord: the
-    first record length (…) is implausible"."""
+    otherwise why not, as a short phrase to print after "not a TFRecord file: ": "empty
+    file", "text file", "PNG image", "text file (GZIP-compressed)", "no TFRecord framing:
+    the first record length (… bytes) is implausible"."""
     with open(path, "rb") as f:
         head = f.read(HEAD_BYTES)
         size = os.fstat(f.fileno()).st_size
@@ -73,7 +74,7 @@ def why_not_tfrecord_head(head: bytes, size: int) -> str | None:
     if not data:
         return None  # a compressed empty TFRecord file, or too little to tell yet
     reason = _plain_reason(data, whole=whole)
-    return None if reason is None else f"{kind}-compressed {reason}"
+    return None if reason is None else f"{reason} ({kind}-compressed)"
 
 
 def _plain_reason(head: bytes, *, whole: bool) -> str | None:
@@ -87,11 +88,11 @@ def _plain_reason(head: bytes, *, whole: bool) -> str | None:
     if len(head) < HEADER_SIZE:
         if not whole:
             return None  # too little inflated to tell
-        return f"not a TFRecord: {len(head)} bytes, shorter than one record header"
+        return f"{len(head)} bytes, shorter than one record header"
     length = int.from_bytes(head[:8], "little")
     if length > MAX_RECORD_BYTES:
-        return f"not a TFRecord: the first record length ({length:,} bytes) is implausible"
-    return "not a TFRecord: the first record header's checksum does not match"
+        return f"no TFRecord framing: the first record length ({length:,} bytes) is implausible"
+    return "no TFRecord framing: the first record header's checksum does not match"
 
 
 def _frames(head: bytes) -> bool:

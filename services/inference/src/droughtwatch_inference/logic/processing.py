@@ -8,7 +8,7 @@ import shutil
 from pathlib import Path
 from typing import Any, Protocol
 
-from droughtwatch_preprocess import PreprocessError, looks_like_tfrecord, process_file
+from droughtwatch_preprocess import PreprocessError, process_file, why_not_tfrecord
 
 from droughtwatch_inference.entries import LedgerEntry, RawObject
 from droughtwatch_inference.errors import InvalidRawFile
@@ -77,10 +77,9 @@ def process_entry(
     scratch.mkdir(parents=True, exist_ok=True)
     try:
         raw = store.download(entry.bucket, entry.raw_key, scratch / "raw.tfrecord", entry.etag)
-        if not looks_like_tfrecord(raw):
-            return FileResult(
-                {}, outcome="skipped", note="not a TFRecord file (it has no TFRecord framing)"
-            )
+        reason = why_not_tfrecord(raw)
+        if reason is not None:
+            return FileResult({}, outcome="skipped", note=f"not a TFRecord file: {reason}")
         out = scratch / "processed.npz"
         try:
             result = process_file(raw, out, chunk_size=chunk_size, source_name=entry.raw_key)

@@ -28,13 +28,12 @@ from .bands import BANDS, IMAGE_SIZE
 from .ids import image_id
 from .processed import ProcessedWriter
 from .records import IMAGE_BYTES, decode_into
-from .tfrecord import Source, iter_records, remaining_size, source_name
+from .tfrecord import Source, iter_records, open_raw, remaining_size, source_name
 
 __all__ = ["BLANK_MAX", "ProcessResult", "image_id", "process_file"]
 
 #: An image is blank, and dropped, when no band value exceeds this (normalised: 1/255).
 BLANK_MAX = 1
-_READ_BUFFER = 1 << 20
 
 
 @dataclass(frozen=True)
@@ -115,7 +114,7 @@ def process_file(
 def _open_source(source: Source) -> Iterator[tuple[BinaryIO, str, int | None]]:
     """The source as a binary file object, its name, and its size when known."""
     if isinstance(source, str | os.PathLike):
-        with open(source, "rb", buffering=_READ_BUFFER) as f:
+        with open_raw(source) as f:
             yield f, os.fspath(source), os.fstat(f.fileno()).st_size
     elif isinstance(source, bytes | bytearray | memoryview):
         data = memoryview(source).cast("B")

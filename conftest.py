@@ -183,7 +183,7 @@ def service_env(
 ) -> Iterator[dict[str, str]]:
     """The handlers' DROUGHTWATCH_* environment against moto and a fresh database."""
     from droughtwatch_inference.handlers import common
-    from droughtwatch_inference.settings import cached
+    from droughtwatch_inference.runtime_settings import cached
 
     env = {
         "DROUGHTWATCH_DATA_BUCKET": DATA_BUCKET,

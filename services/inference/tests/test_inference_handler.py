@@ -13,15 +13,18 @@ from typing import Any
 import numpy as np
 import psycopg
 import pytest
+from droughtwatch_contract.keys import KeyLayout
 from droughtwatch_inference import predictions, synthetic, training
 from droughtwatch_inference.adapters import models
 from droughtwatch_inference.adapters.ledger import Ledger
 from droughtwatch_inference.adapters.storage import ObjectStore
-from droughtwatch_inference.entries import RawObject
+from droughtwatch_inference.adapters.torch_predictor import TORCH_SLICE, TorchExportPredictor
 from droughtwatch_inference.errors import InvalidModel, ModelNotFound
 from droughtwatch_inference.handlers.inference import handler
-from droughtwatch_inference.keys import KeyLayout
+from droughtwatch_inference.logic.inference import LoadedModelPort, Predictor
+from droughtwatch_inference.logic.ports import StorePort
 from droughtwatch_inference.manifest import ModelManifest
+from droughtwatch_inference.records import RawObject
 from droughtwatch_preprocess import ProcessedReader, process_file
 
 DATA_BUCKET = "dw-test-data"
@@ -270,7 +273,7 @@ def test_onnx_model_gives_the_same_predictions(service_env, s3, small_model, tmp
     columns = [predictions.probability_column(c) for c in manifest.classes]
     with ProcessedReader(seed["local"]) as reader:
         images = reader.read(list(manifest.channels)).images
-    torch_probs = models.TorchExportPredictor(_file(files, "model.pt2", tmp_path), "logits")
+    torch_probs = TorchExportPredictor(_file(files, "model.pt2", tmp_path), manifest, threads=1)
     np.testing.assert_allclose(frame[columns].to_numpy(), torch_probs.predict(images), atol=1e-4)
 
 
@@ -362,11 +365,14 @@ def test_loaded_model_predicts_probabilities(s3, small_model, tmp_path) -> None:
 
     model, manifest, files = small_model
     _publish(s3, files)
-    loaded = models.load_model(_store(), MODEL_BUCKET, PREFIX, tmp_path, threads=1)
+    store = _store()
+    assert isinstance(store, StorePort)
+    loaded = models.load_model(store, MODEL_BUCKET, PREFIX, tmp_path, threads=1)
+    assert isinstance(loaded, LoadedModelPort) and isinstance(loaded.predictor, Predictor)
     assert loaded.manifest == manifest
     assert loaded.uri == f"s3://{MODEL_BUCKET}/{PREFIX}model.json"
     # more images than one forward pass takes: the slices are put back together in order
-    n = 2 * models.TORCH_SLICE + 22
+    n = 2 * TORCH_SLICE + 22
     images = np.random.default_rng(0).random((n, 4, 65, 65), dtype=np.float32)
     probabilities = loaded.predictor.predict(images)
     assert probabilities.shape == (n, 4) and probabilities.dtype == np.float32
@@ -376,3 +382,17 @@ def test_loaded_model_predicts_probabilities(s3, small_model, tmp_path) -> None:
     np.testing.assert_allclose(probabilities, eager, atol=1e-5)
     # the second call is served from the container's cache
     assert models.load_model(_store(), MODEL_BUCKET, PREFIX, tmp_path, threads=1) is loaded
+
+
+def test_torch_model_runs_on_the_threads_it_was_loaded_with(small_model, tmp_path) -> None:
+    import torch
+
+    _, manifest, files = small_model
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        predictor = TorchExportPredictor(_file(files, "model.pt2", tmp_path), manifest, threads=1)
+        predictor.predict(np.zeros((1, 4, 65, 65), np.float32))
+        assert torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(before)

@@ -62,6 +62,25 @@ class InvalidModel(DroughtwatchError):
     hint = "Re-export the model following the model contract in the README."
 
 
+class ModelCheckFailed(InvalidModel):
+    """`model check` found problems; ``problems`` lists each, naming its file and key."""
+
+    hint = "Fix each problem named above and run `droughtwatch model check DIR` again."
+
+    def __init__(self, message: str, problems: list[str]) -> None:
+        super().__init__(message)
+        self.problems = problems
+
+
+class VersionConflict(DroughtwatchError):
+    """A model version is already published with other content (versions are immutable)."""
+
+    hint = (
+        "Give the model a new version in model.json; to roll back, publish the folder that "
+        "version was made from."
+    )
+
+
 class ModelInputMismatch(DroughtwatchError):
     """The processed data lacks a channel the model needs, has the wrong image size, or holds
     values the model cannot take."""
@@ -75,6 +94,15 @@ class InvalidProcessedFile(DroughtwatchError):
     the file."""
 
     hint = "Reprocess its raw file so that the deployed preprocess rewrites it."
+
+
+class ModelOutputError(DroughtwatchError):
+    """The model answered some images of a file with non-finite scores or the wrong shape."""
+
+    hint = (
+        "Run `droughtwatch model check DIR --data RAW_FILE` on the model and this file, fix "
+        "the model and publish it as a new version."
+    )
 
 
 class InvalidRawFile(DroughtwatchError):

@@ -9,8 +9,8 @@ from typing import Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from droughtwatch_inference.adapters import aws
-from droughtwatch_inference.entries import RawObject
 from droughtwatch_inference.errors import ObjectMissing, StorageError
+from droughtwatch_inference.records import RawObject
 
 _MISSING = {"404", "NoSuchKey", "NotFound"}
 
@@ -27,8 +27,9 @@ def _error(exc: Exception, bucket: str, key: str, action: str) -> StorageError:
 
 
 class ObjectStore:
-    def __init__(self, settings: Any) -> None:
-        self.s3 = aws.client("s3", settings)
+    def __init__(self, settings: Any = None, *, client: Any = None) -> None:
+        """A store over the S3 client ``settings`` describe, or over ``client`` (boto3's)."""
+        self.s3 = client if client is not None else aws.client("s3", settings)
 
     def list(self, bucket: str, prefix: str) -> Iterator[RawObject]:
         try:

@@ -10,8 +10,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from droughtwatch_contract.keys import KeyLayout
+from droughtwatch_contract.stages import STAGES
+
 from droughtwatch_inference import logs
-from droughtwatch_inference.keys import KeyLayout
 from droughtwatch_inference.local.demo import raw_files
 from droughtwatch_inference.local.runner import Execution, LocalConfig, LocalPipeline
 from droughtwatch_inference.local.state import buckets_root, data_home, mirror_in, mirror_out
@@ -54,8 +56,13 @@ def run_folder(
             s3.upload_file(str(path), config.data_bucket, layout.raw_key(path.name, date))
         manifest_key = f"{config.model_prefix}{MANIFEST_NAME}"
         if model_dir is not None:
-            for path in sorted(p for p in model_dir.iterdir() if p.is_file()):
-                s3.upload_file(str(path), config.model_bucket, f"{config.model_prefix}{path.name}")
+            from droughtwatch_inference.adapters.storage import ObjectStore
+            from droughtwatch_inference.model_publish import publish_folder
+
+            published = publish_folder(
+                model_dir, ObjectStore(client=s3), config.model_bucket, config.model_prefix
+            )
+            say(f"model {published.manifest.name} {published.manifest.version} published")
         elif "Contents" not in s3.list_objects_v2(Bucket=config.model_bucket, Prefix=manifest_key):
             from droughtwatch_inference import training
 
@@ -70,7 +77,7 @@ def run_folder(
     history.write_text(json.dumps(execution.as_dict(), indent=2, default=str))
     body = (execution.output or {}).get("body", {})
     parts = []
-    for stage in ("processing", "inference", "observe"):
+    for stage in STAGES.names:
         counts = body.get(stage)
         if counts:
             parts.append(

@@ -32,13 +32,14 @@ from droughtwatch_inference.manifest import MANIFEST_NAME, ModelManifest
 class ModelStore(Protocol):
     def get_bytes(self, bucket: str, key: str) -> tuple[bytes, str]: ...
     def download(self, bucket: str, key: str, dest: Path, etag: str | None = None) -> Path: ...
+    def uri(self, bucket: str, key: str) -> str: ...
 
 
 @dataclass(frozen=True)
 class LoadedModel:
     manifest: ModelManifest
     predictor: Predictor
-    uri: str  # s3://bucket/prefix/model.json
+    uri: str  # where model.json is: s3://bucket/prefix/model.json, or its local file
     etag: str  # model.json's ETag
     load_seconds: float
 
@@ -185,14 +186,14 @@ def load_model(
     threads: int,
     cache: ModelCache = CACHE,
 ) -> LoadedModel:
-    """The model under ``s3://bucket/prefix``, loaded once per model.json version.
+    """The model under ``prefix`` of the model bucket, loaded once per model.json version.
 
     ``threads``: onnxruntime's intra-op threads (torch's are set per call by the caller).
     Raises ModelNotFound when model.json or the weights it names are missing, InvalidModel
     when model.json breaks the model contract or the weights do not load or do not fit it.
     """
     manifest_key = f"{prefix}{MANIFEST_NAME}"
-    uri = f"s3://{bucket}/{manifest_key}"
+    uri = store.uri(bucket, manifest_key)
     try:
         body, etag = store.get_bytes(bucket, manifest_key)
     except ObjectMissing as exc:
@@ -212,7 +213,7 @@ def load_model(
         )
         raise InvalidModel(f"{uri} breaks the model contract: {problems}.") from exc
     weights_key = f"{prefix}{manifest.weights_name}"
-    weights_uri = f"s3://{bucket}/{weights_key}"
+    weights_uri = store.uri(bucket, weights_key)
     # One directory per model.json version; the file is deleted once loaded (both runtimes
     # hold the model in memory), so /tmp does not fill up with old versions.
     version_dir = cache_dir / hashlib.sha256(f"{bucket}/{prefix}{etag}".encode()).hexdigest()[:16]

@@ -8,7 +8,7 @@ from typing import Any
 
 from droughtwatch_inference.adapters import models
 from droughtwatch_inference.adapters.ledger import Ledger
-from droughtwatch_inference.adapters.storage import ObjectStore
+from droughtwatch_inference.adapters.storage import open_store
 from droughtwatch_inference.entries import LedgerEntry, StageReport
 from droughtwatch_inference.handlers.common import run_files, run_handler
 from droughtwatch_inference.keys import KeyLayout
@@ -20,7 +20,7 @@ from droughtwatch_inference.settings import InferenceSettings
 def infer(
     settings: InferenceSettings, ledger: Ledger, budget: Budget, report: StageReport
 ) -> StageReport:
-    store = ObjectStore(settings)
+    store = open_store(settings)
     layout = KeyLayout.from_settings(settings)
     work_dir = Path(settings.work_dir)
     threads = inference_threads(settings.torch_threads)

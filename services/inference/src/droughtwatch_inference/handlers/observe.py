@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from droughtwatch_inference.adapters.ledger import Ledger
-from droughtwatch_inference.adapters.storage import ObjectStore
+from droughtwatch_inference.adapters.storage import open_store
 from droughtwatch_inference.entries import StageReport
 from droughtwatch_inference.handlers.common import run_files, run_handler
 from droughtwatch_inference.keys import KeyLayout
@@ -22,7 +22,7 @@ def observe(
 ) -> StageReport:
     work = partial(
         observe_entry,
-        store=ObjectStore(settings),
+        store=open_store(settings),
         metrics=ledger,
         layout=KeyLayout.from_settings(settings),
         work_dir=Path(settings.work_dir),

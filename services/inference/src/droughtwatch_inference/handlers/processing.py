@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from droughtwatch_inference.adapters.ledger import Ledger
-from droughtwatch_inference.adapters.storage import ObjectStore
+from droughtwatch_inference.adapters.storage import open_store
 from droughtwatch_inference.entries import StageReport
 from droughtwatch_inference.handlers.common import run_files, run_handler
 from droughtwatch_inference.keys import KeyLayout
@@ -20,7 +20,7 @@ from droughtwatch_inference.settings import ProcessingSettings
 def process(
     settings: ProcessingSettings, ledger: Ledger, budget: Budget, report: StageReport
 ) -> StageReport:
-    store = ObjectStore(settings)
+    store = open_store(settings)
     layout = KeyLayout.from_settings(settings)
     today = dt.datetime.now(dt.UTC).date()
     report.registered = discover(store, ledger, settings.data_bucket, layout, report.run_id, today)

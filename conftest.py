@@ -131,6 +131,15 @@ def test_database(postgres: Postgres, migrated_template: str) -> Iterator[str]:
     postgres.drop(name)
 
 
+@pytest.fixture(scope="session")
+def baseline():
+    """The demo's baseline model (model, manifest), trained once per session."""
+    from droughtwatch_inference import training
+
+    model, manifest, _ = training.train_baseline(seed=7)
+    return model, manifest
+
+
 @pytest.fixture
 def database_dsn(postgres: Postgres, test_database: str) -> str:
     """The fresh database as the stages see it: the droughtwatch_app role, no DDL rights."""

@@ -159,6 +159,25 @@ def grafana_dsn(postgres: Postgres, test_database: str) -> str:
 
 
 @pytest.fixture
+def stored_model(tmp_path: Path, baseline, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The baseline model in the local model bucket of DROUGHTWATCH_HOME ``tmp_path/home``, as
+    a first `local run` would train it; returns its model.json."""
+    from droughtwatch_inference import training
+    from droughtwatch_inference.adapters.filestore import FileStore
+    from droughtwatch_inference.local.runner import LocalConfig
+    from droughtwatch_inference.local.state import STORE_ROOT_VARIABLE, store_root
+
+    monkeypatch.delenv(STORE_ROOT_VARIABLE, raising=False)  # the store is in the home
+    home = tmp_path / "home"
+    config = LocalConfig(database_dsn="", work_dir=home / "work", store_root=store_root(home))
+    store = FileStore(config.store_root)
+    store.create_bucket(config.model_bucket)
+    model, manifest = baseline
+    training.publish_model(store, config.model_bucket, config.model_prefix, model, manifest)
+    return store.path(config.model_bucket, f"{config.model_prefix}model.json")
+
+
+@pytest.fixture
 def aws_env(monkeypatch: pytest.MonkeyPatch) -> None:
     """Fake credentials and region, and no endpoint override (it would bypass moto)."""
     for name in list(os.environ):

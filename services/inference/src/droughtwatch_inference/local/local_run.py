@@ -9,14 +9,18 @@ import json
 import shutil
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from droughtwatch_inference import logs
+from droughtwatch_inference.adapters.filestore import FileStore
+from droughtwatch_inference.entries import RawObject
+from droughtwatch_inference.errors import DatabaseUnavailable
 from droughtwatch_inference.keys import KeyLayout
 from droughtwatch_inference.local import state
 from droughtwatch_inference.local.demo import raw_files
+from droughtwatch_inference.local.outcome import RunSummary, file_line
 from droughtwatch_inference.local.runner import Execution, LocalConfig, LocalPipeline
 from droughtwatch_inference.manifest import MANIFEST_NAME
 
@@ -24,8 +28,12 @@ from droughtwatch_inference.manifest import MANIFEST_NAME
 @dataclass
 class LocalRunOutcome:
     execution: Execution
-    summary: str
+    summary: RunSummary
+    store_root: Path
     history_file: Path
+    log_file: Path
+    skipped: list[str] = field(default_factory=list)
+    ledger_error: str | None = None  # the files' states could not be read
 
 
 def run_folder(
@@ -37,10 +45,13 @@ def run_folder(
     say: Callable[[str], Any] = print,
     home: Path | None = None,
 ) -> LocalRunOutcome:
+    """Copy the folder's raw files into the local data bucket, publish ``model_dir`` or train a
+    baseline when there is no model yet, run the state machine once, and read the files'
+    states from the ledger."""
     home = home or state.data_home()
     root = state.store_root(home)
     name = f"local-{dt.datetime.now(dt.UTC):%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:6]}"
-    for sub in ("logs", "work"):
+    for sub in ("logs", "executions", "work"):
         (home / sub).mkdir(parents=True, exist_ok=True)
     log_file = home / "logs" / f"{name}.jsonl"
     logs.to_file(str(log_file))
@@ -48,14 +59,15 @@ def run_folder(
     # buckets and the ledger, never a scratch folder.
     config = LocalConfig(database_dsn=dsn, work_dir=home / "work" / name, store_root=root)
     layout = KeyLayout()
+    files, skipped = raw_files(folder)
     try:
         with LocalPipeline(config) as pipeline:
             store = pipeline.store
-            files, skipped = raw_files(folder)
-            for skipped_name in skipped:
-                say(f"skipped {skipped_name}: not a TFRecord file")
+            versions: list[RawObject] = []
             for path in files:
-                store.upload(path, config.data_bucket, layout.raw_key(path.name, date))
+                key = layout.raw_key(path.name, date)
+                store.upload(path, config.data_bucket, key)
+                versions.append(store.head(config.data_bucket, key))
             if model_dir is not None:
                 for path in sorted(p for p in model_dir.iterdir() if p.is_file()):
                     store.upload(path, config.model_bucket, f"{config.model_prefix}{path.name}")
@@ -63,25 +75,48 @@ def run_folder(
                 from droughtwatch_inference import training
 
                 say("no model yet: training the baseline CNN on generated data (a few seconds)")
-                model, manifest, _ = training.train_baseline(seed=7)
+                model, trained, _ = training.train_baseline(seed=7)
                 training.publish_model(
-                    store, config.model_bucket, config.model_prefix, model, manifest
+                    store, config.model_bucket, config.model_prefix, model, trained
                 )
             execution = pipeline.run(name=name)
+            summary, ledger_error = _summary(execution, store, config, versions, files)
     finally:
         shutil.rmtree(config.work_dir, ignore_errors=True)
     history = home / "executions" / f"{execution.name}.json"
-    history.parent.mkdir(parents=True, exist_ok=True)
     history.write_text(json.dumps(execution.as_dict(), indent=2, default=str))
-    body = (execution.output or {}).get("body", {})
-    parts = []
-    for stage in ("processing", "inference", "observe"):
-        counts = body.get(stage)
-        if counts:
-            parts.append(
-                f"{stage}: {counts['files_done']} files, {counts['images']} images,"
-                f" {counts['files_failed']} failed, {counts['remaining']} remaining"
-            )
-    summary = "; ".join(parts) or f"{execution.status}"
-    summary += f"\nlocal buckets: {root}\nhistory: {history}\npipeline log: {log_file}"
-    return LocalRunOutcome(execution=execution, summary=summary, history_file=history)
+    return LocalRunOutcome(
+        execution=execution,
+        summary=summary,
+        store_root=root,
+        history_file=history,
+        log_file=log_file,
+        skipped=skipped,
+        ledger_error=ledger_error,
+    )
+
+
+def _summary(
+    execution: Execution,
+    store: FileStore,
+    config: LocalConfig,
+    versions: list[RawObject],
+    files: list[Path],
+) -> tuple[RunSummary, str | None]:
+    """The files' states from the ledger (read with the handlers' settings, which the pipeline
+    has in its environment)."""
+    from droughtwatch_inference.adapters.database import connect
+    from droughtwatch_inference.adapters.ledger import Ledger
+    from droughtwatch_inference.settings import CommonSettings, load
+
+    settings = load(CommonSettings)
+    summary = RunSummary(execution.status, max_attempts=settings.max_attempts)
+    try:
+        with connect(settings) as conn:
+            outcomes = Ledger(conn).outcomes(config.data_bucket, versions)
+    except DatabaseUnavailable as exc:
+        return summary, exc.describe()
+    for path, outcome in zip(files, outcomes, strict=True):
+        report = store.path(config.data_bucket, outcome.report_key) if outcome.report_key else None
+        summary.files.append(file_line(path.name, outcome, settings.max_attempts, report))
+    return summary, None

@@ -170,6 +170,60 @@ def test_a_failed_execution_exits_4_and_names_its_error_once(
     assert "ConfigurationError: ConfigurationError" not in text
 
 
+def _model_folder(folder: Path, baseline, **manifest_changes) -> Path:
+    from droughtwatch_inference import training
+
+    model, manifest = baseline
+    files = training.artifacts(model, manifest, formats=("torch.export",))
+    values = {**json.loads(files["model.json"]), **manifest_changes}
+    files["model.json"] = json.dumps(values).encode()
+    folder.mkdir(parents=True)
+    for name, body in files.items():
+        (folder / name).write_bytes(body)
+    return folder
+
+
+def test_a_bad_model_folder_never_replaces_the_stored_model(
+    cli_env: str, tmp_path: Path, baseline, stored_model: Path
+) -> None:
+    stored = stored_model
+    before = stored.read_bytes()
+    empty = tmp_path / "incoming"
+    empty.mkdir()
+
+    # model.json breaks the contract
+    broken = _model_folder(tmp_path / "broken model", baseline, classes=["only-one"])
+    result = runner.invoke(app, ["local", "run", str(empty), "--model", str(broken)])
+    assert result.exit_code == 2, result.output
+    text = " ".join(result.output.split())
+    assert f"error: {broken / 'model.json'} breaks the model contract: classes" in text
+    assert "InvalidModel" not in text and "s3://" not in text
+    assert stored.read_bytes() == before
+
+    # a valid model.json beside weights that do not load
+    corrupt = _model_folder(tmp_path / "corrupt", baseline, version="2")
+    (corrupt / "model.pt2").write_bytes(b"not a torch.export archive")
+    result = runner.invoke(app, ["local", "run", str(empty), "--model", str(corrupt)])
+    assert result.exit_code == 2, result.output
+    text = " ".join(result.output.split())
+    assert f"error: {corrupt / 'model.pt2'} (torch.export) does not load" in text
+    assert "InvalidModel" not in text
+    assert stored.read_bytes() == before
+
+
+def test_a_good_model_folder_replaces_the_stored_model(
+    cli_env: str, tmp_path: Path, baseline, stored_model: Path
+) -> None:
+    stored = stored_model
+    newer = _model_folder(tmp_path / "v2", baseline, version="2026.12")
+    empty = tmp_path / "incoming"
+    empty.mkdir()
+    result = runner.invoke(app, ["local", "run", str(empty), "--model", str(newer)])
+    assert result.exit_code == 0, result.output
+    assert stored.read_bytes() == (newer / "model.json").read_bytes()
+    assert json.loads(stored.read_bytes())["version"] == "2026.12"
+
+
 def test_history_prints_an_exported_execution(cli_env: str, tmp_path: Path) -> None:
     out = tmp_path / "demo-out"
     assert (

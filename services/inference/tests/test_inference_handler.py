@@ -375,3 +375,57 @@ def test_loaded_model_predicts_probabilities(s3, small_model, tmp_path) -> None:
     np.testing.assert_allclose(probabilities, eager, atol=1e-5)
     # the second call is served from the container's cache
     assert models.load_model(_store(), MODEL_BUCKET, PREFIX, tmp_path, threads=1) is loaded
+
+
+def _folder(path: Path, files: dict[str, bytes], **manifest: Any) -> Path:
+    path.mkdir(parents=True)
+    values = {**json.loads(files["model.json"]), **manifest}
+    for name, body in {**files, "model.json": json.dumps(values).encode()}.items():
+        (path / name).write_bytes(body)
+    return path
+
+
+def test_check_model_folder_accepts_a_good_folder(small_model, tmp_path) -> None:
+    _, manifest, files = small_model
+    folder = _folder(tmp_path / "model", files)
+    assert models.check_model_folder(folder) == manifest
+
+
+def test_check_model_folder_errors_name_the_files_on_disk(small_model, tmp_path) -> None:
+    _, _, files = small_model
+    broken = _folder(tmp_path / "broken", files, reference_class_shares={"0": 1.0})
+    with pytest.raises(InvalidModel) as info:
+        models.check_model_folder(broken)
+    assert str(info.value).startswith(f"{broken / 'model.json'} breaks the model contract: ")
+    assert "reference_class_shares must have exactly one share per class" in str(info.value)
+
+    onnx = _folder(tmp_path / "onnx", {"model.json": files["model.json"]}, format="onnx")
+    with pytest.raises(InvalidModel) as info:
+        models.check_model_folder(onnx)
+    assert str(info.value) == (
+        f"{onnx / 'model.json'} names the weights 'model.onnx', but {onnx / 'model.onnx'} "
+        "does not exist."
+    )
+
+    corrupt = _folder(tmp_path / "corrupt", {**files, "model.pt2": b"not a pt2 archive"})
+    with pytest.raises(InvalidModel) as info:
+        models.check_model_folder(corrupt)
+    assert str(info.value).startswith(f"{corrupt / 'model.pt2'} (torch.export) does not load")
+    # what the CLI prints: the message and what to do, without the error code
+    assert info.value.describe().endswith("following the model contract in the README.")
+    assert "InvalidModel" not in info.value.describe()
+
+
+def test_load_model_from_the_folder_store_names_its_files(small_model, tmp_path) -> None:
+    from droughtwatch_inference.adapters.filestore import FileStore
+
+    store = FileStore(tmp_path / "buckets")
+    store.create_bucket(MODEL_BUCKET)
+    manifest_path = store.path(MODEL_BUCKET, f"{PREFIX}model.json")
+    with pytest.raises(ModelNotFound) as missing:
+        models.load_model(store, MODEL_BUCKET, PREFIX, tmp_path / "cache", threads=1)
+    assert str(missing.value) == f"no model manifest at {manifest_path}."
+    model, manifest, _ = small_model
+    training.publish_model(store, MODEL_BUCKET, PREFIX, model, manifest)
+    loaded = models.load_model(store, MODEL_BUCKET, PREFIX, tmp_path / "cache", threads=1)
+    assert loaded.uri == str(manifest_path) and loaded.manifest == manifest

@@ -203,7 +203,10 @@ def local_run(
     ] = None,
     model: Annotated[
         Path | None,
-        typer.Option(help="Folder with model.json and its weights (see the model contract)."),
+        typer.Option(
+            help="Folder with model.json and its weights (see the model contract); checked "
+            "before it replaces the stored model."
+        ),
     ] = None,
     verbose: Annotated[
         bool, typer.Option("--verbose", "-v", help="Also print the Step Functions events.")

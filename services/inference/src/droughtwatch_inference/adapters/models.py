@@ -157,6 +157,52 @@ def check_predictor(predictor: Predictor, manifest: ModelManifest) -> None:
         )
 
 
+def parse_manifest(body: bytes, where: str) -> ModelManifest:
+    """model.json's content checked against the model contract; InvalidModel names ``where``."""
+    try:
+        return ModelManifest.model_validate_json(body)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc']) or 'model.json'}: {err['msg']}"
+            for err in exc.errors()
+        )
+        raise InvalidModel(f"{where} breaks the model contract: {problems}.") from exc
+
+
+def load_checked(path: Path, manifest: ModelManifest, threads: int, where: str) -> Predictor:
+    """The weights at ``path`` loaded and run on a probe batch; InvalidModel names ``where``."""
+    try:
+        predictor = load_predictor(path, manifest, threads)
+        check_predictor(predictor, manifest)
+    except Exception as exc:
+        raise InvalidModel(
+            f"{where} ({manifest.format}) does not load as {manifest.name} "
+            f"{manifest.version} for {len(manifest.channels)} channels "
+            f"({', '.join(manifest.channels)}): {type(exc).__name__}: {_first_line(exc)}."
+        ) from exc
+    return predictor
+
+
+def check_model_folder(folder: Path, threads: int = 1) -> ModelManifest:
+    """A model folder (model.json beside its weights) checked as ``load_model`` would check it
+    in the model bucket: the contract, then the weights loaded and run on a probe batch. Run it
+    before publishing the folder, so a bad model never replaces a good one."""
+    manifest_path = folder / MANIFEST_NAME
+    try:
+        body = manifest_path.read_bytes()
+    except OSError as exc:
+        raise InvalidModel(f"cannot read {manifest_path}: {exc.strerror}.") from exc
+    manifest = parse_manifest(body, str(manifest_path))
+    weights = folder / manifest.weights_name
+    if not weights.is_file():
+        raise InvalidModel(
+            f"{manifest_path} names the weights {manifest.weights_name!r}, but {weights} "
+            "does not exist."
+        )
+    load_checked(weights, manifest, threads, str(weights))
+    return manifest
+
+
 class ModelCache:
     """One loaded model per container, keyed by (bucket, prefix, model.json ETag)."""
 
@@ -204,14 +250,7 @@ def load_model(
         return cached
 
     started = time.monotonic()
-    try:
-        manifest = ModelManifest.model_validate_json(body)
-    except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in err['loc']) or 'model.json'}: {err['msg']}"
-            for err in exc.errors()
-        )
-        raise InvalidModel(f"{uri} breaks the model contract: {problems}.") from exc
+    manifest = parse_manifest(body, uri)
     weights_key = f"{prefix}{manifest.weights_name}"
     weights_uri = store.uri(bucket, weights_key)
     # One directory per model.json version; the file is deleted once loaded (both runtimes
@@ -225,14 +264,7 @@ def load_model(
             f"{uri} names the weights {manifest.weights_name!r}, but {weights_uri} does not exist."
         ) from exc
     try:
-        predictor = load_predictor(local, manifest, threads)
-        check_predictor(predictor, manifest)
-    except Exception as exc:
-        raise InvalidModel(
-            f"{weights_uri} ({manifest.format}) does not load as {manifest.name} "
-            f"{manifest.version} for {len(manifest.channels)} channels "
-            f"({', '.join(manifest.channels)}): {type(exc).__name__}: {_first_line(exc)}."
-        ) from exc
+        predictor = load_checked(local, manifest, threads, weights_uri)
     finally:
         shutil.rmtree(version_dir, ignore_errors=True)
     model = LoadedModel(

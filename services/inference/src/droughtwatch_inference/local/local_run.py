@@ -22,7 +22,7 @@ from droughtwatch_inference.local import state
 from droughtwatch_inference.local.demo import raw_files
 from droughtwatch_inference.local.outcome import RunSummary, file_line
 from droughtwatch_inference.local.runner import Execution, LocalConfig, LocalPipeline
-from droughtwatch_inference.manifest import MANIFEST_NAME
+from droughtwatch_inference.manifest import MANIFEST_NAME, ModelManifest
 
 
 @dataclass
@@ -45,9 +45,17 @@ def run_folder(
     say: Callable[[str], Any] = print,
     home: Path | None = None,
 ) -> LocalRunOutcome:
-    """Copy the folder's raw files into the local data bucket, publish ``model_dir`` or train a
-    baseline when there is no model yet, run the state machine once, and read the files'
-    states from the ledger."""
+    """Copy the folder's raw files into the local data bucket, publish ``model_dir`` (checked
+    first: a bad model never replaces the stored one) or train a baseline when there is no
+    model yet, run the state machine once, and read the files' states from the ledger.
+
+    Raises InvalidModel when ``model_dir`` breaks the model contract, naming its files."""
+    if model_dir is not None:
+        from droughtwatch_inference.adapters.models import check_model_folder
+
+        manifest: ModelManifest | None = check_model_folder(model_dir)
+    else:
+        manifest = None
     home = home or state.data_home()
     root = state.store_root(home)
     name = f"local-{dt.datetime.now(dt.UTC):%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:6]}"
@@ -68,9 +76,10 @@ def run_folder(
                 key = layout.raw_key(path.name, date)
                 store.upload(path, config.data_bucket, key)
                 versions.append(store.head(config.data_bucket, key))
-            if model_dir is not None:
-                for path in sorted(p for p in model_dir.iterdir() if p.is_file()):
-                    store.upload(path, config.model_bucket, f"{config.model_prefix}{path.name}")
+            if manifest is not None and model_dir is not None:
+                publish_model_folder(
+                    store, model_dir, manifest, config.model_bucket, config.model_prefix
+                )
             elif not store.path(config.model_bucket, config.model_prefix + MANIFEST_NAME).exists():
                 from droughtwatch_inference import training
 
@@ -120,3 +129,19 @@ def _summary(
         report = store.path(config.data_bucket, outcome.report_key) if outcome.report_key else None
         summary.files.append(file_line(path.name, outcome, settings.max_attempts, report))
     return summary, None
+
+
+def publish_model_folder(
+    store: FileStore, folder: Path, manifest: ModelManifest, bucket: str, prefix: str
+) -> list[str]:
+    """Store a checked model folder under ``prefix``: the weights first and model.json last, so
+    a run that reads model.json meanwhile never finds it naming weights that are not there."""
+    keys = []
+    for file_name, content_type in (
+        (manifest.weights_name, "application/octet-stream"),
+        (MANIFEST_NAME, "application/json"),
+    ):
+        key = f"{prefix}{file_name}"
+        store.upload(folder / file_name, bucket, key, content_type)
+        keys.append(key)
+    return keys

@@ -220,11 +220,11 @@ def publish_model(
     manifest: ModelManifest,
     formats: Sequence[str] = FORMATS,
 ) -> list[str]:
-    """Export ``model`` and upload model.json and the weights under ``s3://bucket/prefix``.
+    """Export ``model`` and upload model.json and the weights under ``prefix`` of ``bucket``.
 
-    ``store`` is a boto3 S3 client or an ``ObjectStore``. The weights go first and model.json
-    last, so a reader never finds a manifest whose weights are not there yet. Returns the keys
-    written.
+    ``store`` is a boto3 S3 client or a ``storage.Store`` (S3 or the local folder store). The
+    weights go first and model.json last, so a reader never finds a manifest whose weights are
+    not there yet. Returns the keys written.
     """
     if prefix and not prefix.endswith("/"):
         raise ValueError(f"prefix must end with '/', got {prefix!r}")

@@ -163,14 +163,14 @@ def stored_model(tmp_path: Path, baseline, monkeypatch: pytest.MonkeyPatch) -> P
     """The baseline model in the local model bucket of DROUGHTWATCH_HOME ``tmp_path/home``, as
     a first `local run` would train it; returns its model.json."""
     from droughtwatch_inference import training
-    from droughtwatch_inference.adapters.filestore import FileStore
+    from droughtwatch_inference.adapters.folder_store import FolderStore
     from droughtwatch_inference.local.runner import LocalConfig
     from droughtwatch_inference.local.state import STORE_ROOT_VARIABLE, store_root
 
     monkeypatch.delenv(STORE_ROOT_VARIABLE, raising=False)  # the store is in the home
     home = tmp_path / "home"
     config = LocalConfig(database_dsn="", work_dir=home / "work", store_root=store_root(home))
-    store = FileStore(config.store_root)
+    store = FolderStore(config.store_root)
     store.create_bucket(config.model_bucket)
     model, manifest = baseline
     training.publish_model(store, config.model_bucket, config.model_prefix, model, manifest)
@@ -211,7 +211,7 @@ def service_env(
 ) -> Iterator[dict[str, str]]:
     """The handlers' DROUGHTWATCH_* environment against moto and a fresh database."""
     from droughtwatch_inference.handlers import common
-    from droughtwatch_inference.settings import cached
+    from droughtwatch_inference.runtime_settings import cached
 
     env = {
         "DROUGHTWATCH_DATA_BUCKET": DATA_BUCKET,

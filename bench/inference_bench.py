@@ -69,15 +69,17 @@ def build_inputs(workdir: Path, images: int) -> tuple[list[Path], dict[str, int 
 def _child(runtime: str, workdir: str, batch_size: int, inputs: list[str]) -> None:
     """In a fresh process: load the model as the handler does, predict every processed file."""
     started = time.perf_counter()
-    from droughtwatch_inference.adapters.models import check_predictor, load_predictor
+    from droughtwatch_inference.adapters.models import load_checked
     from droughtwatch_inference.logic.inference import inference_threads, predict_file
     from droughtwatch_inference.manifest import ModelManifest
 
     manifest = ModelManifest.model_validate_json(Path(workdir, "model.json").read_bytes())
     manifest = manifest.model_copy(update={"format": runtime, "weights": None})
     threads = inference_threads(0)
-    predictor = load_predictor(Path(workdir, manifest.weights_name), manifest, threads)
-    check_predictor(predictor, manifest)
+    weights = Path(workdir, manifest.weights_name)
+    predictor, problems = load_checked(weights, manifest, threads, weights.name)
+    if predictor is None or problems:
+        raise SystemExit(f"the benchmark model does not load: {problems}")
     load_seconds = time.perf_counter() - started
 
     import numpy as np
@@ -237,9 +239,9 @@ def main(argv: list[str] | None = None) -> int:
     console.print(table)
     console.print(
         "Model images/s counts time inside predict only; end-to-end adds reading the processed "
-        "files and writing the predictions files. Load s includes importing torch; RSS loaded "
-        "is the process with the model loaded and warmed up, before the measured files (both "
-        "runtimes import torch: logic.inference sets torch's threads)."
+        "files and writing the predictions files. Load s includes importing the runtime; RSS "
+        "loaded is the process with the model loaded and warmed up, before the measured files "
+        "(onnxruntime runs no longer import torch)."
     )
     console.print(
         f"Machine load average (1 min) {load_before:.2f} before, {load_after:.2f} after: other "

@@ -28,8 +28,8 @@ STAGE_SCRIPT = """
 import json, sys, time
 t0 = time.perf_counter()
 from importlib import import_module
-from droughtwatch_inference.handlers import HANDLERS
-module, _, attr = HANDLERS[sys.argv[1]].rpartition(".")
+from droughtwatch_contract.stages import STAGES
+module, _, attr = STAGES[sys.argv[1]].handler.rpartition(".")
 handler = getattr(import_module(module), attr)
 t1 = time.perf_counter()
 result = handler({"run_id": "bench", "input": {}}, None)
@@ -46,8 +46,8 @@ def main() -> None:
     args = parser.parse_args()
 
     import boto3
+    from droughtwatch_contract.keys import KeyLayout
     from droughtwatch_inference import synthetic, training
-    from droughtwatch_inference.keys import KeyLayout
     from droughtwatch_inference.local.postgres import EmbeddedPostgres
     from moto.server import ThreadedMotoServer
     from rich.console import Console

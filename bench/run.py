@@ -7,7 +7,12 @@ import sys
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-BENCHMARKS = ["preprocess_bench.py", "inference_bench.py", "pipeline_bench.py"]
+BENCHMARKS = [
+    "preprocess_bench.py",
+    "inference_bench.py",
+    "cold_start_bench.py",
+    "pipeline_bench.py",
+]
 
 
 def main() -> int:

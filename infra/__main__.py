@@ -6,13 +6,14 @@ from pathlib import Path
 
 import pulumi
 import pulumi_aws as aws
-from droughtwatch_inference.cloud import StackOutput as Out
-from droughtwatch_inference.cloud import port_forward_command
-from droughtwatch_inference.keys import KeyLayout
+from droughtwatch_contract.keys import KeyLayout
+from droughtwatch_contract.outputs import StackOutput as Out
+from droughtwatch_contract.outputs import port_forward_command
 from droughtwatch_infra import config
 from droughtwatch_infra.alerts import Alerts, AlertsArgs
 from droughtwatch_infra.bastion import Bastion, BastionArgs
 from droughtwatch_infra.database import Database, DatabaseArgs
+from droughtwatch_infra.endpoints import Endpoints, EndpointsArgs
 from droughtwatch_infra.functions import (
     AccountRef,
     BucketRef,
@@ -22,10 +23,11 @@ from droughtwatch_infra.functions import (
 )
 from droughtwatch_infra.image import ImageArgs, ServiceImage
 from droughtwatch_infra.naming import Namer
-from droughtwatch_infra.network import Network, NetworkArgs
 from droughtwatch_infra.pipeline import Pipeline, PipelineArgs
 from droughtwatch_infra.schedule import Schedule, ScheduleArgs
+from droughtwatch_infra.security_groups import SecurityGroups, SecurityGroupsArgs
 from droughtwatch_infra.storage import Storage, StorageArgs
+from droughtwatch_infra.vpc import Vpc, VpcArgs
 
 REPOSITORY = Path(__file__).resolve().parent.parent
 
@@ -34,9 +36,21 @@ namer = Namer(pulumi.get_project(), pulumi.get_stack())
 account_id = aws.get_caller_identity_output().account_id
 partition = aws.get_partition_output().partition
 
-network = Network(
-    "network",
-    NetworkArgs(namer=namer, region=cfg.region, cidr=cfg.vpc_cidr, bastion=cfg.bastion_enabled),
+vpc = Vpc("network", VpcArgs(namer=namer, cidr=cfg.vpc_cidr, public_subnet=cfg.bastion_enabled))
+groups = SecurityGroups(
+    "security-groups",
+    SecurityGroupsArgs(namer=namer, vpc_id=vpc.vpc_id, bastion=cfg.bastion_enabled),
+)
+Endpoints(
+    "endpoints",
+    EndpointsArgs(
+        namer=namer,
+        region=cfg.region,
+        vpc_id=vpc.vpc_id,
+        subnet_ids=vpc.private_subnet_ids,
+        route_table_id=vpc.private_route_table_id,
+        client_security_group_id=groups.lambda_security_group_id,
+    ),
 )
 storage = Storage(
     "storage",
@@ -52,8 +66,8 @@ database = Database(
     DatabaseArgs(
         namer=namer,
         config=cfg.database,
-        subnet_ids=network.private_subnet_ids,
-        security_group_id=network.database_security_group_id,
+        subnet_ids=vpc.private_subnet_ids,
+        security_group_id=groups.database_security_group_id,
         deletion_protection=cfg.deletion_protection,
     ),
 )
@@ -80,8 +94,8 @@ functions = Functions(
         data_bucket=BucketRef(storage.data.name, storage.data.arn),
         model_bucket=BucketRef(storage.models.name, storage.models.arn),
         database=DatabaseRef(database.address, database.port, database.name, database.secret_arn),
-        subnet_ids=network.private_subnet_ids,
-        security_group_id=network.lambda_security_group_id,
+        subnet_ids=vpc.private_subnet_ids,
+        security_group_id=groups.lambda_security_group_id,
         account=AccountRef(partition=partition, region=cfg.region, account_id=account_id),
     ),
 )
@@ -143,8 +157,8 @@ if cfg.bastion_enabled:
             namer=namer,
             instance_type=cfg.bastion_instance_type,
             arm64=cfg.bastion_arm64,
-            subnet_id=network.public_subnet_id,
-            security_group_id=network.bastion_security_group_id,
+            subnet_id=vpc.public_subnet_id,
+            security_group_id=groups.bastion_security_group_id,
             partition=partition,
             region=cfg.region,
             account_id=account_id,

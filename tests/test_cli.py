@@ -196,8 +196,9 @@ def test_a_bad_model_folder_never_replaces_the_stored_model(
     result = runner.invoke(app, ["local", "run", str(empty), "--model", str(broken)])
     assert result.exit_code == 2, result.output
     text = " ".join(result.output.split())
-    assert f"error: {broken / 'model.json'} breaks the model contract: classes" in text
-    assert "InvalidModel" not in text and "s3://" not in text
+    assert f"error: {broken} does not pass `droughtwatch model check`" in text
+    assert "model.json: classes" in text
+    assert "InvalidModel" not in text and "ModelCheckFailed" not in text and "s3://" not in text
     assert stored.read_bytes() == before
 
     # a valid model.json beside weights that do not load
@@ -206,8 +207,8 @@ def test_a_bad_model_folder_never_replaces_the_stored_model(
     result = runner.invoke(app, ["local", "run", str(empty), "--model", str(corrupt)])
     assert result.exit_code == 2, result.output
     text = " ".join(result.output.split())
-    assert f"error: {corrupt / 'model.pt2'} (torch.export) does not load" in text
-    assert "InvalidModel" not in text
+    assert f"error: {corrupt} does not pass `droughtwatch model check`" in text
+    assert "model.pt2" in text and "InvalidModel" not in text
     assert stored.read_bytes() == before
 
 
@@ -220,8 +221,9 @@ def test_a_good_model_folder_replaces_the_stored_model(
     empty.mkdir()
     result = runner.invoke(app, ["local", "run", str(empty), "--model", str(newer)])
     assert result.exit_code == 0, result.output
-    assert stored.read_bytes() == (newer / "model.json").read_bytes()
-    assert json.loads(stored.read_bytes())["version"] == "2026.12"
+    pointer = json.loads(stored.read_bytes())
+    assert pointer["version"] == "2026.12"
+    assert pointer["weights"] == "versions/2026.12/model.pt2"
 
 
 def test_history_prints_an_exported_execution(cli_env: str, tmp_path: Path) -> None:

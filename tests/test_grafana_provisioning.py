@@ -12,8 +12,9 @@ from typing import Any
 import jsonschema
 import pytest
 import yaml
+from droughtwatch_contract.drift import GRAFANA_EVALUATOR
+from droughtwatch_contract.settings import ObserveSettings
 from droughtwatch_inference import grafana
-from droughtwatch_inference.settings import ObserveSettings
 
 GRAFANA_DIR = Path(__file__).resolve().parents[1] / "grafana"
 DASHBOARD_PATH = GRAFANA_DIR / "dashboards" / grafana.DASHBOARD_FILE
@@ -197,7 +198,7 @@ def test_threshold_comes_from_observe_settings_for_alert_and_dashboard(
     assert threshold == 0.25
     (condition,) = [d for d in rule["data"] if d["refId"] == rule["condition"]]
     (evaluator,) = [c["evaluator"] for c in condition["model"]["conditions"]]
-    assert evaluator == {"type": "gt", "params": [threshold]}
+    assert evaluator == {"type": GRAFANA_EVALUATOR, "params": [threshold]}
     for title in ("Prediction drift", "Latest prediction drift"):
         steps = _panel(dashboard, title)["fieldConfig"]["defaults"]["thresholds"]["steps"]
         assert [s["value"] for s in steps] == [None, threshold]

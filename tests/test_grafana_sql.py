@@ -5,6 +5,7 @@ the alert's reduce and threshold expressions evaluated as provisioned."""
 from __future__ import annotations
 
 import datetime as dt
+import io
 import math
 import operator
 import os
@@ -16,16 +17,21 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import psycopg
 import pytest
 import yaml
-from droughtwatch_inference import grafana
+from droughtwatch_contract.drift import is_drift
+from droughtwatch_inference import cli, grafana
 from droughtwatch_inference.adapters.database import migrate
+from droughtwatch_inference.local.demo import DayResult, DemoResult
 from psycopg.types.json import Jsonb
+from rich.console import Console
 
 GRAFANA_DIR = Path(__file__).resolve().parents[1] / "grafana"
+THRESHOLD = 0.25  # ObserveSettings' default, which the provisioned alert carries
 UTC = dt.UTC
 
 
@@ -106,7 +112,12 @@ def evaluate_alert(conn: psycopg.Connection, rule: dict[str, Any], now: dt.datet
             value = results[model["expression"]]
             (condition,) = model["conditions"]
             kind, (limit,) = condition["evaluator"]["type"], condition["evaluator"]["params"]
-            compare = {"gt": operator.gt, "lt": operator.lt}[kind]
+            compare = {
+                "gt": operator.gt,
+                "gte": operator.ge,
+                "lt": operator.lt,
+                "lte": operator.le,
+            }[kind]
             results[step["refId"]] = None if value is None else compare(value, limit)
         else:  # pragma: no cover - a new expression type needs a line here
             raise AssertionError(f"unknown expression {model['type']}")
@@ -223,7 +234,7 @@ def seed(conn: psycopg.Connection, files: list[RawFile]) -> None:
                     Jsonb(f.counts),
                     Jsonb({k: v / total for k, v in f.counts.items()}),
                     f.drift,
-                    f.drift is not None and f.drift >= 0.25,
+                    is_drift(f.drift, THRESHOLD),  # what Observe records
                 ),
             )
 
@@ -494,8 +505,8 @@ def rule() -> dict[str, Any]:
     return only
 
 
-@pytest.mark.parametrize(("drift", "fires"), [(0.3, True), (0.2, False), (0.25, False)])
-def test_the_alert_fires_above_the_threshold(
+@pytest.mark.parametrize(("drift", "fires"), [(0.3, True), (0.2, False), (0.25, True)])
+def test_the_alert_fires_at_or_above_the_threshold(
     conn: psycopg.Connection,
     rule: dict[str, Any],
     now: dt.datetime,
@@ -511,6 +522,30 @@ def test_the_alert_fires_above_the_threshold(
         ],
     )
     assert evaluate_alert(conn, rule, now) is fires
+
+
+@pytest.mark.parametrize("drift", [math.nextafter(THRESHOLD, 0), THRESHOLD, 0.2501])
+def test_the_alert_the_metrics_row_and_the_demo_agree_at_the_threshold(
+    conn: psycopg.Connection,
+    rule: dict[str, Any],
+    now: dt.datetime,
+    today: dt.date,
+    drift: float,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A score exactly at the threshold is drift for all three (the one rule is
+    droughtwatch_contract.drift.is_drift; Observe's own test: test_observe.py)."""
+    seed(conn, [RawFile(today, name="today", drift=drift)])
+    ((score, detected),) = conn.execute("SELECT drift_score, drift_detected FROM metrics")
+    alert = evaluate_alert(conn, rule, now)
+    # The demo's table, printed from the same score and threshold.
+    out = io.StringIO()
+    monkeypatch.setattr(cli, "console", Console(file=out, width=200))
+    execution = SimpleNamespace(status="SUCCEEDED", name="demo-today")
+    day = DayResult(today, 0.0, execution, drift_score=score, threshold=THRESHOLD)
+    cli._print_demo(DemoResult([day], Path("out"), {"classes": ["0", "1"]}, exported=1))
+    table_says_drift = "DRIFT" in out.getvalue()
+    assert alert is detected is table_says_drift is (drift >= THRESHOLD)
 
 
 def test_the_alert_judges_the_newest_batch(

@@ -9,9 +9,9 @@ from pathlib import Path
 import numpy as np
 import psycopg
 import pytest
-from droughtwatch_inference.keys import KeyLayout
+from droughtwatch_contract.keys import KeyLayout
+from droughtwatch_contract.statemachine import SUCCESS_PATH
 from droughtwatch_inference.local.runner import LocalConfig, LocalPipeline
-from droughtwatch_inference.statemachine import SUCCESS_PATH
 
 LAYOUT = KeyLayout()
 DAY = dt.date(2026, 11, 27)
@@ -108,7 +108,7 @@ def test_missing_model_ends_in_the_inference_fail_state(pipeline, tmp_path, data
 
 
 def test_database_down_ends_in_the_processing_fail_state(pipeline, tmp_path, monkeypatch) -> None:
-    from droughtwatch_inference.settings import cached
+    from droughtwatch_inference.runtime_settings import cached
 
     monkeypatch.setenv("DROUGHTWATCH_DATABASE_DSN", "postgresql://dw:pw@127.0.0.1:1/droughtwatch")
     monkeypatch.setenv("DROUGHTWATCH_DATABASE_CONNECT_TIMEOUT_SECONDS", "1")
@@ -125,7 +125,7 @@ def test_database_down_ends_in_the_processing_fail_state(pipeline, tmp_path, mon
 
 
 def test_observe_failure_ends_in_the_observe_fail_state(pipeline, tmp_path, monkeypatch) -> None:
-    from droughtwatch_inference.settings import cached
+    from droughtwatch_inference.runtime_settings import cached
 
     _upload_day(pipeline, tmp_path, DAY, 20, 0.0, seed=4)
     monkeypatch.setenv("DROUGHTWATCH_DRIFT_THRESHOLD", "-1")  # invalid for Observe only

@@ -17,6 +17,7 @@ from typing import Any
 import pulumi
 import pytest
 import yaml
+from pulumi.runtime.mocks import MockMonitor
 
 with warnings.catch_warnings():
     # pulumi_aws warns on import about resource types it deprecates, none of which the stack
@@ -196,6 +197,32 @@ class RecordingMocks(pulumi.runtime.Mocks):
         return answers[args.token](args.args)
 
 
+@dataclass(frozen=True)
+class Registration:
+    """A resource as the engine sees it: its URN, its parent's URN and its aliases (name, type
+    and parent URN of each former identity; "" where the alias keeps the current one)."""
+
+    urn: str
+    parent: str
+    typ: str
+    name: str
+    aliases: tuple[tuple[str, str, str], ...]
+
+
+class RecordingMonitor(MockMonitor):
+    def __init__(self, mocks: pulumi.runtime.Mocks) -> None:
+        super().__init__(mocks)
+        self.registrations: list[Registration] = []
+
+    def RegisterResource(self, request: Any) -> Any:  # the gRPC method, by its name
+        response = super().RegisterResource(request)
+        aliases = tuple((a.spec.name, a.spec.type, a.spec.parentUrn) for a in request.aliases)
+        self.registrations.append(
+            Registration(response.urn, request.parent, request.type, request.name, aliases)
+        )
+        return response
+
+
 @dataclass
 class Run:
     """What a program run registered."""
@@ -204,6 +231,7 @@ class Run:
     calls: list[tuple[str, dict[str, Any]]]
     value: Any = None
     exports: dict[str, Any] = field(default_factory=dict)
+    registrations: list[Registration] = field(default_factory=list)
 
     def of_type(self, typ: str) -> list[Resource]:
         return [r for r in self.resources if r.typ == typ]
@@ -257,9 +285,10 @@ def run(
     """Run ``build`` as a Pulumi program under the mocks with the given config (the project's
     ``aws:region`` defaults to eu-west-1) and return what it registered."""
     mocks = RecordingMocks()
-    pulumi.runtime.set_mocks(mocks, project=PROJECT, stack=stack, preview=False)
+    monitor = RecordingMonitor(mocks)
+    pulumi.runtime.set_mocks(mocks, project=PROJECT, stack=stack, preview=False, monitor=monitor)
     pulumi.runtime.set_all_config(config_values({"aws:region": REGION, **(config or {})}))
-    result = Run(mocks.resources, mocks.calls)
+    result = Run(mocks.resources, mocks.calls, registrations=monitor.registrations)
 
     @pulumi.runtime.test
     def program() -> Any:
@@ -295,12 +324,46 @@ def run_main(
     return result
 
 
+def network(bastion: bool) -> Callable[[], Any]:
+    """A program of the network components wired as infra/__main__.py wires them: the VPC, the
+    security groups, and the endpoints the Lambdas' group may reach."""
+    from droughtwatch_infra.endpoints import Endpoints, EndpointsArgs
+    from droughtwatch_infra.naming import Namer
+    from droughtwatch_infra.security_groups import SecurityGroups, SecurityGroupsArgs
+    from droughtwatch_infra.vpc import Vpc, VpcArgs
+
+    def build() -> Any:
+        namer = Namer(PROJECT, "dev")
+        vpc = Vpc("network", VpcArgs(namer, "10.42.0.0/16", public_subnet=bastion))
+        groups = SecurityGroups("security-groups", SecurityGroupsArgs(namer, vpc.vpc_id, bastion))
+        Endpoints(
+            "endpoints",
+            EndpointsArgs(
+                namer,
+                REGION,
+                vpc.vpc_id,
+                vpc.private_subnet_ids,
+                vpc.private_route_table_id,
+                groups.lambda_security_group_id,
+            ),
+        )
+        return vpc.vpc_id
+
+    return build
+
+
 @pytest.fixture(scope="session")
 def infra() -> SimpleNamespace:
-    """The harness for the tests: ``infra.run(build)``, ``infra.run_main(stack)`` and the
-    account, region and AMI the mocks answer with."""
+    """The harness for the tests: ``infra.run(build)``, ``infra.run_main(stack)``,
+    ``infra.network(bastion)`` and the account, region and AMI the mocks answer with."""
     return SimpleNamespace(
-        run=run, run_main=run_main, ACCOUNT=ACCOUNT, REGION=REGION, AMI=AMI, REPOSITORY=REPOSITORY
+        run=run,
+        run_main=run_main,
+        network=network,
+        ACCOUNT=ACCOUNT,
+        REGION=REGION,
+        AMI=AMI,
+        REPOSITORY=REPOSITORY,
     )
 
 

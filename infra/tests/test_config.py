@@ -6,8 +6,8 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from droughtwatch_inference.entries import STAGES
-from droughtwatch_inference.settings import InferenceSettings, ObserveSettings
+from droughtwatch_contract.settings import InferenceSettings, ObserveSettings
+from droughtwatch_contract.stages import STAGES
 from droughtwatch_infra import config
 from droughtwatch_infra.config import (
     CRON_FORM,
@@ -33,7 +33,7 @@ def test_defaults_run_every_24_hours_and_protect_data() -> None:
     assert cfg.database.final_snapshot is True
     assert cfg.bastion_enabled is True
     assert cfg.alert_email is None
-    assert cfg.timeouts == {stage: 900 for stage in STAGES}
+    assert cfg.timeouts == {stage: 900 for stage in STAGES.names}
     assert cfg.functions.inference.memory_mb == 4096
     # The service's own defaults, not copies.
     assert cfg.model_prefix == InferenceSettings.model_fields["model_prefix"].default
@@ -41,7 +41,7 @@ def test_defaults_run_every_24_hours_and_protect_data() -> None:
 
 
 def test_functions_config_has_one_entry_per_stage() -> None:
-    assert tuple(FunctionsConfig.model_fields) == STAGES
+    assert tuple(FunctionsConfig.model_fields) == STAGES.names
 
 
 def test_values_come_typed_from_the_stack_config(infra: Any) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from droughtwatch_inference.settings import CommonSettings
+from droughtwatch_contract.settings import CommonSettings
 from droughtwatch_infra.config import DatabaseConfig
 from droughtwatch_infra.database import Database, DatabaseArgs
 from droughtwatch_infra.naming import Namer

@@ -8,12 +8,10 @@ import os
 from typing import Any
 
 import pytest
-from droughtwatch_inference.entries import STAGES
-from droughtwatch_inference.handlers import HANDLERS
-from droughtwatch_inference.keys import KeyLayout
+from droughtwatch_contract.keys import KeyLayout
+from droughtwatch_contract.stages import STAGES
 from droughtwatch_infra.config import FunctionsConfig
 from droughtwatch_infra.functions import (
-    SETTINGS_MODELS,
     AccountRef,
     BucketRef,
     DatabaseRef,
@@ -58,38 +56,40 @@ def stack(infra: Any) -> Any:
 
 
 def function(stack: Any, stage: str) -> dict[str, Any]:
-    return stack.one("aws:lambda/function:Function", stage).inputs
+    return stack.one("aws:lambda/function:Function", f"functions-{stage}").inputs
 
 
 def policy(stack: Any, stage: str) -> dict[str, dict[str, Any]]:
-    document = stack.one("aws:iam/rolePolicy:RolePolicy", stage).json("policy")
+    document = stack.one("aws:iam/rolePolicy:RolePolicy", f"functions-{stage}").json("policy")
     return {s["Sid"]: s for s in document["Statement"]}
 
 
-@pytest.mark.parametrize("stage", STAGES)
+@pytest.mark.parametrize("stage", STAGES.names)
 def test_each_function_runs_its_handler_from_the_pinned_image(stack: Any, stage: str) -> None:
     fn = function(stack, stage)
     assert fn["name"] == f"droughtwatch-dev-{stage}"
     assert fn["packageType"] == "Image"
     assert fn["imageUri"] == IMAGE
-    assert fn["imageConfig"] == {"commands": [HANDLERS[stage]]}
+    assert fn["imageConfig"] == {"commands": [STAGES[stage].handler]}
     assert fn["architectures"] == ["x86_64"]
     assert fn["role"] == f"arn:aws:iam::123456789012:role/droughtwatch-dev-{stage}-function"
     assert fn["vpcConfig"] == {
         "subnetIds": ["subnet-a", "subnet-b"],
         "securityGroupIds": ["sg-lambda"],
     }
-    log_group = stack.one("aws:cloudwatch/logGroup:LogGroup", stage).inputs
+    log_group = stack.one("aws:cloudwatch/logGroup:LogGroup", f"functions-{stage}").inputs
     assert log_group == {"name": f"/aws/lambda/droughtwatch-dev-{stage}", "retentionInDays": 14}
     assert fn["loggingConfig"]["logGroup"] == log_group["name"]
 
 
 def test_sizing_comes_from_config_with_per_stage_defaults(stack: Any) -> None:
-    sizes = {s: (function(stack, s)["memorySize"], function(stack, s)["timeout"]) for s in STAGES}
+    sizes = {
+        s: (function(stack, s)["memorySize"], function(stack, s)["timeout"]) for s in STAGES.names
+    }
     assert sizes == {"processing": (2048, 900), "inference": (5120, 900), "observe": (2048, 900)}
 
 
-@pytest.mark.parametrize("stage", STAGES)
+@pytest.mark.parametrize("stage", STAGES.names)
 def test_environment_builds_the_stage_settings(
     stack: Any, stage: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -99,7 +99,7 @@ def test_environment_builds_the_stage_settings(
         monkeypatch.delenv(name)
     for name, value in variables.items():
         monkeypatch.setenv(name, value)
-    settings = SETTINGS_MODELS[stage]()
+    settings = STAGES[stage].settings()
     assert settings.data_bucket == "droughtwatch-dev-data-123456789012"
     assert settings.database_secret_arn == SECRET
     assert settings.database_host == HOST
@@ -161,7 +161,7 @@ def test_observe_reads_predictions_and_writes_reports(stack: Any) -> None:
     }  # fmt: skip
 
 
-@pytest.mark.parametrize("stage", STAGES)
+@pytest.mark.parametrize("stage", STAGES.names)
 def test_each_role_reads_only_the_database_secret_and_writes_only_its_logs(
     stack: Any, stage: str
 ) -> None:
@@ -175,5 +175,5 @@ def test_each_role_reads_only_the_database_secret_and_writes_only_its_logs(
     assert statements["ManageNetworkInterfaces"]["Resource"] == [
         "arn:aws:ec2:eu-west-1:123456789012:*/*"
     ]
-    role = stack.one("aws:iam/role:Role", stage).json("assumeRolePolicy")
+    role = stack.one("aws:iam/role:Role", f"functions-{stage}").json("assumeRolePolicy")
     assert role["Statement"][0]["Principal"] == {"Service": "lambda.amazonaws.com"}

@@ -1,17 +1,19 @@
-"""The pipeline component: the state machine is the service's single-source definition with the
+"""The pipeline component: the state machine is the contract's single-source definition with the
 three function ARNs in it, logs to its own group, and its role may invoke only those functions."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from droughtwatch_inference import statemachine
-from droughtwatch_inference.entries import STAGES
+from droughtwatch_contract import statemachine
+from droughtwatch_contract.stages import STAGES
 from droughtwatch_infra.naming import Namer
 from droughtwatch_infra.pipeline import Pipeline, PipelineArgs
 from droughtwatch_infra.policies import LOG_DELIVERY_ACTIONS
 
-ARNS = {s: f"arn:aws:lambda:eu-west-1:123456789012:function:droughtwatch-dev-{s}" for s in STAGES}
+ARNS = {
+    s: f"arn:aws:lambda:eu-west-1:123456789012:function:droughtwatch-dev-{s}" for s in STAGES.names
+}
 TIMEOUTS = {"processing": 600, "inference": 900, "observe": 300}
 
 

@@ -8,8 +8,8 @@ import itertools
 from typing import Any
 
 import pytest
-from droughtwatch_inference.entries import STAGES
-from droughtwatch_inference.keys import KeyLayout
+from droughtwatch_contract.keys import KeyLayout
+from droughtwatch_contract.stages import STAGES
 from droughtwatch_infra import policies
 from droughtwatch_infra.policies import WILDCARD_ONLY_ACTIONS, FunctionGrants
 
@@ -22,12 +22,12 @@ GRANTS = FunctionGrants(
     region="eu-west-1",
     account_id="123456789012",
 )
-FUNCTIONS = {s: f"arn:aws:lambda:eu-west-1:123456789012:function:{s}" for s in STAGES}
+FUNCTIONS = {s: f"arn:aws:lambda:eu-west-1:123456789012:function:{s}" for s in STAGES.names}
 
 
 def all_identity_policies() -> dict[str, dict[str, Any]]:
     found = {
-        f"function {stage}": policies.function_policy(stage, GRANTS, KeyLayout(), "models/x/")
+        f"function {stage.name}": policies.function_policy(stage, GRANTS, KeyLayout(), "models/x/")
         for stage in STAGES
     }
     found["state machine"] = policies.state_machine_policy(FUNCTIONS, logging=True)
@@ -53,11 +53,13 @@ def test_policy_names_only_narrow_actions_and_resources(name: str) -> None:
 def test_stage_access_follows_the_key_layout_chain() -> None:
     """Each stage reads what the previous one wrote; nobody writes raw/."""
     layout = KeyLayout()
-    access = {s: policies.stage_access(s, layout, "models/x/") for s in STAGES}
-    writes = {s: [a.prefix for a in access[s] if a.write] for s in STAGES}
-    reads = {s: [a.prefix for a in access[s] if not a.write and a.bucket == "data"] for s in STAGES}
+    access = {s.name: policies.stage_access(s, layout, "models/x/") for s in STAGES}
+    writes = {s: [a.prefix for a in access[s] if a.write] for s in STAGES.names}
+    reads = {
+        s: [a.prefix for a in access[s] if not a.write and a.bucket == "data"] for s in STAGES.names
+    }
     assert reads["processing"] == [layout.raw]
-    for before, after in itertools.pairwise(STAGES):
+    for before, after in itertools.pairwise(STAGES.names):
         assert reads[after] == writes[before]
     assert writes["observe"] == [layout.reports]
     assert all(layout.raw not in w for w in writes.values())
@@ -66,7 +68,7 @@ def test_stage_access_follows_the_key_layout_chain() -> None:
 
 def test_function_policy_without_the_model_bucket_outside_inference() -> None:
     for stage in ("processing", "observe"):
-        document = policies.function_policy(stage, GRANTS, KeyLayout(), "models/x/")
+        document = policies.function_policy(STAGES[stage], GRANTS, KeyLayout(), "models/x/")
         resources = [r for s in document["Statement"] for r in s["Resource"]]
         assert not any(r.startswith("arn:aws:s3:::models") for r in resources), stage
 

@@ -1,15 +1,17 @@
 """The whole program (infra/__main__.py) under mocks: the dev stack creates every resource the
 pipeline needs, the security properties hold on the inputs, every IAM policy is narrow, the state
-machine is the service's single-source definition, and stacks do not share names."""
+machine is the contract's single-source definition, and stacks do not share names."""
 
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 import pytest
-from droughtwatch_inference import statemachine
-from droughtwatch_inference.cloud import StackOutput
+from droughtwatch_contract import statemachine
+from droughtwatch_contract.outputs import StackOutput
+from droughtwatch_contract.stages import STAGES
 from droughtwatch_infra.config import ConfigError
 from droughtwatch_infra.policies import WILDCARD_ONLY_ACTIONS
 
@@ -121,9 +123,9 @@ def test_buckets_block_public_access(dev_stack: Run) -> None:
 
 def test_bastion_security_group_has_no_ingress(dev_stack: Run) -> None:
     groups = {g.name: g for g in dev_stack.of_type("aws:ec2/securityGroup:SecurityGroup")}
-    bastion_id = "sg-bastion-sg"
-    assert "bastion-sg" in groups
-    assert not groups["bastion-sg"].inputs.get("ingress")
+    bastion_id = "sg-security-groups-bastion-sg"
+    assert "security-groups-bastion-sg" in groups
+    assert not groups["security-groups-bastion-sg"].inputs.get("ingress")
     ingress = dev_stack.of_type("aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule")
     assert [r.name for r in ingress if r.inputs["securityGroupId"] == bastion_id] == []
 
@@ -160,7 +162,7 @@ def test_state_machine_is_the_single_source_definition(dev_stack: Run) -> None:
         f.inputs["name"]: f.outputs["arn"]
         for f in dev_stack.of_type("aws:lambda/function:Function")
     }
-    arns = {stage: functions[f"droughtwatch-dev-{stage}"] for stage in statemachine.TITLES}
+    arns = {stage: functions[f"droughtwatch-dev-{stage}"] for stage in STAGES.names}
     expected = statemachine.definition(arns, {stage: 900 for stage in arns})
     assert machine.json("definition") == expected
     referenced = {
@@ -237,3 +239,63 @@ def test_mocks_refuse_a_data_source_they_do_not_know(infra: Any) -> None:
 
     with pytest.raises(Exception, match="do not mock the invoke aws:index/getRegion:getRegion"):
         infra.run(lambda: aws.get_region_output().region)
+
+
+FORMER_URNS = Path(__file__).parent / "data" / "urns-before-child-names.txt"
+
+
+def _type_chain(urn: str) -> str:
+    return urn.split("::")[2].split("$")[-1]
+
+
+def _urn(parent: str, typ: str, name: str) -> str:
+    """A URN as the engine (and the mocks' monitor) makes it."""
+    prefix = f"{_type_chain(parent)}$" if parent else ""
+    return f"urn:pulumi:dev::droughtwatch::{prefix}{typ}::{name}"
+
+
+def _identities(stack: Run) -> dict[str, str]:
+    """Every URN a resource answers to (its own and its aliases') -> its current URN; aliases
+    resolved as the engine does, a child inheriting its parent's aliases (with the parent's
+    former name in place of a `<parent>-` prefix of its own name)."""
+    by_urn = {r.urn: r for r in stack.registrations}
+    former: dict[str, list[str]] = {}
+
+    def aliases(urn: str) -> list[str]:
+        if urn not in former:
+            r = by_urn[urn]
+            found = [
+                _urn(parent or r.parent, typ or r.typ, name or r.name)
+                for name, typ, parent in r.aliases
+            ]
+            if r.parent in by_urn:
+                parent_name = by_urn[r.parent].name
+                for alias in aliases(r.parent):
+                    name = r.name
+                    if name.startswith(parent_name):
+                        name = alias.rsplit("::", 1)[1] + name[len(parent_name) :]
+                    found.append(_urn(alias, r.typ, name))
+            former[urn] = found
+        return former[urn]
+
+    identities: dict[str, str] = {}
+    for r in stack.registrations:
+        for identity in [r.urn, *aliases(r.urn)]:
+            assert identities.setdefault(identity, r.urn) == r.urn, f"{identity} claimed twice"
+    return identities
+
+
+def test_resources_of_stacks_deployed_before_keep_their_state(infra: Any) -> None:
+    """Renaming children moves them in the state instead of replacing them: each URN a stack
+    had before children were named after their component is still a resource's URN or alias
+    (otherwise `pulumi up` would delete that resource and create another, the database too)."""
+    stack = infra.run_main(
+        "dev", {"droughtwatch:alert_email": "ops@example.org", "droughtwatch:bastion_enabled": True}
+    )
+    identities = {urn.split("::", 2)[2] for urn in _identities(stack)}
+    lines = FORMER_URNS.read_text().splitlines()
+    before = {line for line in lines if line and not line.startswith("#")}
+    # The one Network component itself is gone (a component holds no cloud resource); its
+    # children moved under Vpc, SecurityGroups and Endpoints.
+    gone = before - identities
+    assert gone == {"pulumi:pulumi:Stack$droughtwatch:infra:Network::network"}

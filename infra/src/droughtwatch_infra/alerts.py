@@ -12,6 +12,7 @@ import pulumi
 import pulumi_aws as aws
 
 from droughtwatch_infra import policies
+from droughtwatch_infra.children import ChildNames
 from droughtwatch_infra.naming import Namer
 
 ALERT_STATUSES = ["FAILED", "TIMED_OUT"]
@@ -41,24 +42,24 @@ class Alerts(pulumi.ComponentResource):
         self, name: str, args: AlertsArgs, opts: pulumi.ResourceOptions | None = None
     ) -> None:
         super().__init__("droughtwatch:infra:Alerts", name, None, opts)
-        child = pulumi.ResourceOptions(parent=self)
+        child = ChildNames(self, name)
         namer = args.namer
         # Not encrypted with the AWS-managed SNS key: EventBridge cannot publish to it. The
         # messages carry execution names and statuses only.
-        topic = aws.sns.Topic("alerts", name=namer.name("alerts"), opts=child)
+        topic = aws.sns.Topic(child.name(), name=namer.name("alerts"), opts=child.opts())
         rule = aws.cloudwatch.EventRule(
-            "execution-failed",
+            child.name("execution-failed"),
             name=namer.name("execution-failed"),
             description="droughtwatch: a pipeline execution failed or timed out",
             event_pattern=pulumi.Output.json_dumps(execution_event_pattern(args.state_machine_arn)),
-            opts=child,
+            opts=child.opts("execution-failed"),
         )
         console = (
             f"https://{args.region}.console.aws.amazon.com/states/home?region={args.region}"
             "#/v2/executions/details/<arn>"
         )
         aws.cloudwatch.EventTarget(
-            "execution-failed",
+            child.name("execution-failed"),
             rule=rule.name,
             arn=topic.arn,
             input_transformer={
@@ -72,10 +73,10 @@ class Alerts(pulumi.ComponentResource):
                     f"Failed state and cause: `droughtwatch run` prints them, or {console}"
                 ),
             },
-            opts=child,
+            opts=child.opts("execution-failed"),
         )
         alarm = aws.cloudwatch.MetricAlarm(
-            "schedule-dead-letters",
+            child.name("schedule-dead-letters"),
             name=namer.name("schedule-dead-letters"),
             alarm_description=(
                 "droughtwatch: the schedule could not start the pipeline; the attempts are in "
@@ -91,10 +92,10 @@ class Alerts(pulumi.ComponentResource):
             comparison_operator="GreaterThanThreshold",
             treat_missing_data="notBreaching",
             alarm_actions=[topic.arn],
-            opts=child,
+            opts=child.opts("schedule-dead-letters"),
         )
         aws.sns.TopicPolicy(
-            "alerts",
+            child.name(),
             arn=topic.arn,
             policy=pulumi.Output.json_dumps(
                 policies.alert_topic_policy(
@@ -102,11 +103,15 @@ class Alerts(pulumi.ComponentResource):
                     {"events.amazonaws.com": rule.arn, "cloudwatch.amazonaws.com": alarm.arn},
                 )
             ),
-            opts=child,
+            opts=child.opts(),
         )
         if args.email:
             aws.sns.TopicSubscription(
-                "email", topic=topic.arn, protocol="email", endpoint=args.email, opts=child
+                child.name("email"),
+                topic=topic.arn,
+                protocol="email",
+                endpoint=args.email,
+                opts=child.opts("email"),
             )
         self.topic_arn = topic.arn
         self.register_outputs({"topic_arn": self.topic_arn})

@@ -9,6 +9,7 @@ import pulumi
 import pulumi_aws as aws
 
 from droughtwatch_infra import policies
+from droughtwatch_infra.children import ChildNames
 from droughtwatch_infra.naming import Namer
 
 # Amazon Linux 2023 (SSM agent preinstalled), latest image for the architecture.
@@ -34,31 +35,31 @@ class Bastion(pulumi.ComponentResource):
         self, name: str, args: BastionArgs, opts: pulumi.ResourceOptions | None = None
     ) -> None:
         super().__init__("droughtwatch:infra:Bastion", name, None, opts)
-        child = pulumi.ResourceOptions(parent=self)
+        child = ChildNames(self, name)
         role = aws.iam.Role(
-            "bastion",
+            child.name(),
             name=args.namer.name("bastion"),
             description="droughtwatch bastion: Session Manager port forwarding only",
             assume_role_policy=pulumi.Output.json_dumps(policies.assume_role("ec2.amazonaws.com")),
-            opts=child,
+            opts=child.opts(),
         )
         aws.iam.RolePolicy(
-            "bastion",
+            child.name(),
             name="session-manager-only",
             role=role.id,
             policy=pulumi.Output.json_dumps(
                 policies.bastion_policy(args.partition, args.region, args.account_id)
             ),
-            opts=child,
+            opts=child.opts(),
         )
         profile = aws.iam.InstanceProfile(
-            "bastion", name=args.namer.name("bastion"), role=role.name, opts=child
+            child.name(), name=args.namer.name("bastion"), role=role.name, opts=child.opts()
         )
         ami = aws.ssm.get_parameter_output(
             name=AMI_PARAMETER.format(arch="arm64" if args.arm64 else "x86_64")
         )
         instance = aws.ec2.Instance(
-            "bastion",
+            child.name(),
             ami=ami.value,
             instance_type=args.instance_type,
             subnet_id=args.subnet_id,
@@ -74,7 +75,7 @@ class Bastion(pulumi.ComponentResource):
             monitoring=False,
             tags={"Name": args.namer.name("bastion")},
             # A new AMI release must not replace the bastion under an open tunnel.
-            opts=pulumi.ResourceOptions(parent=self, ignore_changes=["ami"]),
+            opts=child.opts(ignore_changes=["ami"]),
         )
         self.instance_id = instance.id
         self.register_outputs({"instance_id": self.instance_id})

@@ -14,9 +14,17 @@ from functools import cache
 from typing import Any, Literal
 
 import pulumi
-from droughtwatch_inference.entries import STAGES
-from droughtwatch_inference.settings import InferenceSettings, ObserveSettings
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from droughtwatch_contract.settings import InferenceSettings, ObserveSettings
+from droughtwatch_contract.stages import STAGES, StageRegistry
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    create_model,
+    field_validator,
+    model_validator,
+)
 
 from droughtwatch_infra.naming import Namer, NamingError
 
@@ -119,34 +127,41 @@ class FunctionConfig(_Model):
     ephemeral_storage_mb: int = Field(2048, ge=512, le=10240)
 
 
-# Inference loads torch and a batch of images: it gets more memory (and CPU with it).
-FUNCTION_DEFAULTS: dict[str, dict[str, int]] = {
-    "processing": {"memory_mb": 2048},
-    "inference": {"memory_mb": 4096},
-    "observe": {"memory_mb": 2048},
-}
-
-
-class FunctionsConfig(_Model):
-    processing: FunctionConfig
-    inference: FunctionConfig
-    observe: FunctionConfig
-
-    @model_validator(mode="before")
-    @classmethod
-    def _merge_stage_defaults(cls, data: Any) -> Any:
-        """A stack file may set one field of one function; the rest keep that function's own
-        defaults (not the generic ones)."""
-        if not isinstance(data, dict):
-            return data
-        merged: dict[str, Any] = dict(data)  # unknown stage names stay for extra="forbid"
-        for stage, defaults in FUNCTION_DEFAULTS.items():
-            given = data.get(stage, {})
-            merged[stage] = {**defaults, **given} if isinstance(given, dict) else given
-        return merged
+class StageFunctions(_Model):
+    """One FunctionConfig field per stage of the registry (see `functions_config`)."""
 
     def for_stage(self, stage: str) -> FunctionConfig:
         return getattr(self, stage)
+
+    @property
+    def timeouts(self) -> dict[str, int]:
+        return {stage: self.for_stage(stage).timeout_seconds for stage in type(self).model_fields}
+
+
+def functions_config(stages: StageRegistry) -> type[StageFunctions]:
+    """The ``functions`` config model of a stage registry: a field per stage, each defaulting
+    to that stage's own memory from the registry."""
+    defaults = {stage.name: {"memory_mb": stage.memory_mb} for stage in stages}
+
+    class _Functions(StageFunctions):
+        @model_validator(mode="before")
+        @classmethod
+        def _merge_stage_defaults(cls, data: Any) -> Any:
+            """A stack file may set one field of one function; the rest keep that function's
+            own defaults (not the generic ones)."""
+            if not isinstance(data, dict):
+                return data
+            merged: dict[str, Any] = dict(data)  # unknown stage names stay for extra="forbid"
+            for stage, stage_defaults in defaults.items():
+                given = data.get(stage, {})
+                merged[stage] = {**stage_defaults, **given} if isinstance(given, dict) else given
+            return merged
+
+    fields: dict[str, Any] = {stage.name: (FunctionConfig, ...) for stage in stages}
+    return create_model("FunctionsConfig", __base__=_Functions, **fields)
+
+
+FunctionsConfig = functions_config(STAGES)
 
 
 class DatabaseConfig(_Model):
@@ -255,7 +270,7 @@ class StackConfig(_Model):
 
     @property
     def timeouts(self) -> dict[str, int]:
-        return {stage: self.functions.for_stage(stage).timeout_seconds for stage in STAGES}
+        return self.functions.timeouts
 
 
 # --- loading -----------------------------------------------------------------------------------

@@ -8,8 +8,9 @@ from dataclasses import dataclass
 
 import pulumi
 import pulumi_aws as aws
-from droughtwatch_inference.settings import CommonSettings
+from droughtwatch_contract.settings import CommonSettings
 
+from droughtwatch_infra.children import ChildNames
 from droughtwatch_infra.config import DatabaseConfig
 from droughtwatch_infra.naming import Namer
 
@@ -39,17 +40,17 @@ class Database(pulumi.ComponentResource):
         self, name: str, args: DatabaseArgs, opts: pulumi.ResourceOptions | None = None
     ) -> None:
         super().__init__("droughtwatch:infra:Database", name, None, opts)
-        child = pulumi.ResourceOptions(parent=self)
+        child = ChildNames(self, name)
         config = args.config
         subnets = aws.rds.SubnetGroup(
-            "subnets",
+            child.name("subnets"),
             name=args.namer.name("db"),
             description="droughtwatch database: private subnets in two zones",
             subnet_ids=list(args.subnet_ids),
-            opts=child,
+            opts=child.opts("subnets"),
         )
         instance = aws.rds.Instance(
-            "postgres",
+            child.name("postgres"),
             identifier=args.namer.name("db"),
             engine="postgres",
             engine_version=config.engine_version,
@@ -79,7 +80,7 @@ class Database(pulumi.ComponentResource):
             # Major upgrades are a deliberate change of engine_version, applied in the
             # maintenance window unless applied by hand.
             allow_major_version_upgrade=True,
-            opts=child,
+            opts=child.opts("postgres"),
         )
         self.address = instance.address
         self.port = instance.port

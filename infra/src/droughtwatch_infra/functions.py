@@ -1,38 +1,26 @@
-"""The three stage functions (Processing, Inference, Observe) from the one service image: each
-with its handler command, memory and timeout from config, the DROUGHTWATCH_* environment its
-settings model reads, the private subnets, a log group with retention, and its own role granted
-only the S3 prefixes, the secret and the log group it uses."""
+"""One function per stage of the registry (Processing, Inference, Observe) from the one service
+image: each with its handler command, memory and timeout from config, the DROUGHTWATCH_*
+environment its settings model reads, the private subnets, a log group with retention, and its
+own role granted only the S3 prefixes, the secret and the log group it uses."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import pulumi
 import pulumi_aws as aws
-from droughtwatch_inference.entries import STAGES
-from droughtwatch_inference.handlers import HANDLERS
-from droughtwatch_inference.keys import KeyLayout
-from droughtwatch_inference.settings import (
-    ENV_PREFIX,
-    CommonSettings,
-    InferenceSettings,
-    ObserveSettings,
-    ProcessingSettings,
-)
+from droughtwatch_contract.keys import KeyLayout
+from droughtwatch_contract.settings import ENV_PREFIX, CommonSettings
+from droughtwatch_contract.stages import STAGES, Stage, StageRegistry
 from pydantic import BaseModel
 
 from droughtwatch_infra import policies
-from droughtwatch_infra.config import FunctionsConfig
+from droughtwatch_infra.children import ChildNames
+from droughtwatch_infra.config import StageFunctions
 from droughtwatch_infra.naming import Namer
 
-# The settings model each stage's handler builds at cold start.
-SETTINGS_MODELS: dict[str, type[CommonSettings]] = {
-    "processing": ProcessingSettings,
-    "inference": InferenceSettings,
-    "observe": ObserveSettings,
-}
 # TLS to RDS, without verifying its certificate against a CA bundle (the image carries none):
 # the service's own default, stated in the environment so the deployed value is visible.
 DATABASE_SSLMODE: str = CommonSettings.model_fields["database_sslmode"].default
@@ -70,7 +58,7 @@ class AccountRef:
 class FunctionsArgs:
     namer: Namer
     image_uri: pulumi.Input[str]
-    functions: FunctionsConfig
+    functions: StageFunctions
     log_retention_days: int
     layout: KeyLayout
     model_prefix: str
@@ -81,10 +69,12 @@ class FunctionsArgs:
     subnet_ids: Sequence[pulumi.Input[str]]
     security_group_id: pulumi.Input[str]
     account: AccountRef
+    stages: StageRegistry = field(default=STAGES)
 
 
-def environment(stage: str, args: FunctionsArgs) -> dict[str, Any]:
-    """The DROUGHTWATCH_* variables of one stage, named from its settings model."""
+def environment(stage: Stage, args: FunctionsArgs) -> dict[str, Any]:
+    """The DROUGHTWATCH_* variables of one stage, named from its settings model: what every
+    stage reads, plus the stack's values of the fields only some settings models have."""
     layout, database = args.layout, args.database
     values: dict[str, Any] = {
         "data_bucket": args.data_bucket.name,
@@ -98,13 +88,14 @@ def environment(stage: str, args: FunctionsArgs) -> dict[str, Any]:
         "database_name": database.name,
         "database_sslmode": DATABASE_SSLMODE,
     }
-    if stage == "inference":
-        values["model_bucket"] = args.model_bucket.name
-        values["model_prefix"] = args.model_prefix
-    if stage == "observe":
-        values["drift_threshold"] = str(args.drift_threshold)
-    model = SETTINGS_MODELS[stage]
-    return {env_name(model, field): value for field, value in values.items()}
+    optional = {
+        "model_bucket": args.model_bucket.name,
+        "model_prefix": args.model_prefix,
+        "drift_threshold": str(args.drift_threshold),
+    }
+    model = stage.settings
+    values.update({name: value for name, value in optional.items() if name in model.model_fields})
+    return {env_name(model, name): value for name, value in values.items()}
 
 
 class Functions(pulumi.ComponentResource):
@@ -117,30 +108,32 @@ class Functions(pulumi.ComponentResource):
         super().__init__("droughtwatch:infra:Functions", name, None, opts)
         self.arns = {}
         self.names = {}
-        for stage in STAGES:
-            function = self._function(stage, args)
-            self.arns[stage] = function.arn
-            self.names[stage] = args.namer.name(stage)
+        child = ChildNames(self, name)
+        for stage in args.stages:
+            function = self._function(child, stage, args)
+            self.arns[stage.name] = function.arn
+            self.names[stage.name] = args.namer.name(stage.name)
         self.register_outputs({"arns": self.arns, "names": self.names})
 
-    def _function(self, stage: str, args: FunctionsArgs) -> aws.lambda_.Function:
-        child = pulumi.ResourceOptions(parent=self)
-        function_name = args.namer.name(stage)
-        settings = args.functions.for_stage(stage)
+    def _function(
+        self, child: ChildNames, stage: Stage, args: FunctionsArgs
+    ) -> aws.lambda_.Function:
+        function_name = args.namer.name(stage.name)
+        settings = args.functions.for_stage(stage.name)
         log_group = aws.cloudwatch.LogGroup(
-            stage,
+            child.name(stage.name),
             name=f"/aws/lambda/{function_name}",
             retention_in_days=args.log_retention_days,
-            opts=child,
+            opts=child.opts(stage.name),
         )
         role = aws.iam.Role(
-            stage,
-            name=args.namer.name(f"{stage}-function"),
-            description=f"droughtwatch {stage} function: its own prefixes, secret and logs",
+            child.name(stage.name),
+            name=args.namer.name(f"{stage.name}-function"),
+            description=f"droughtwatch {stage.name} function: its own prefixes, secret and logs",
             assume_role_policy=pulumi.Output.json_dumps(
                 policies.assume_role("lambda.amazonaws.com")
             ),
-            opts=child,
+            opts=child.opts(stage.name),
         )
         grants = policies.FunctionGrants(
             data_bucket_arn=args.data_bucket.arn,
@@ -152,21 +145,21 @@ class Functions(pulumi.ComponentResource):
             account_id=args.account.account_id,
         )
         policy = aws.iam.RolePolicy(
-            stage,
-            name=f"{stage}-least-privilege",
+            child.name(stage.name),
+            name=f"{stage.name}-least-privilege",
             role=role.id,
             policy=pulumi.Output.json_dumps(
                 policies.function_policy(stage, grants, args.layout, args.model_prefix)
             ),
-            opts=child,
+            opts=child.opts(stage.name),
         )
         return aws.lambda_.Function(
-            stage,
+            child.name(stage.name),
             name=function_name,
             role=role.arn,
             package_type="Image",
             image_uri=args.image_uri,
-            image_config={"commands": [HANDLERS[stage]]},
+            image_config={"commands": [stage.handler]},
             architectures=["x86_64"],
             memory_size=settings.memory_mb,
             timeout=settings.timeout_seconds,
@@ -178,5 +171,5 @@ class Functions(pulumi.ComponentResource):
             },
             logging_config={"log_format": "Text", "log_group": log_group.name},
             # Lambda checks at creation that the role may manage network interfaces.
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[policy, log_group]),
+            opts=child.opts(stage.name, depends_on=[policy, log_group]),
         )

@@ -13,6 +13,7 @@ import pulumi
 import pulumi_aws as aws
 import pulumi_docker as docker
 
+from droughtwatch_infra.children import ChildNames
 from droughtwatch_infra.naming import Namer
 
 PLATFORM = "linux/amd64"  # the functions' architecture is x86_64
@@ -55,25 +56,25 @@ class ServiceImage(pulumi.ComponentResource):
         self, name: str, args: ImageArgs, opts: pulumi.ResourceOptions | None = None
     ) -> None:
         super().__init__("droughtwatch:infra:ServiceImage", name, None, opts)
-        child = pulumi.ResourceOptions(parent=self)
+        child = ChildNames(self, name)
         repository = aws.ecr.Repository(
-            "repository",
+            child.name("repository"),
             name=args.namer.name("inference"),
             image_scanning_configuration={"scan_on_push": True},
             image_tag_mutability="MUTABLE",  # TAG moves; the functions pin the digest
             encryption_configurations=[{"encryption_type": "AES256"}],
             force_delete=args.force_delete,
-            opts=child,
+            opts=child.opts("repository"),
         )
         aws.ecr.LifecyclePolicy(
-            "keep-recent",
+            child.name("keep-recent"),
             repository=repository.name,
             policy=json.dumps(lifecycle_policy(args.keep_count)),
-            opts=child,
+            opts=child.opts("keep-recent"),
         )
         credentials = aws.ecr.get_authorization_token_output(registry_id=repository.registry_id)
         image = docker.Image(
-            "image",
+            child.name(),
             build=docker.DockerBuildArgs(
                 # Relative to the program's directory, so that the state does not depend on
                 # where the repository is checked out.
@@ -88,7 +89,7 @@ class ServiceImage(pulumi.ComponentResource):
                 username=credentials.user_name,
                 password=pulumi.Output.secret(credentials.password),
             ),
-            opts=child,
+            opts=child.opts(),
         )
         self.repository_url = repository.repository_url
         # repository@sha256:...: unique per pushed content.

@@ -1,17 +1,19 @@
-"""The pipeline: the Step Functions state machine from the service's single-source definition,
-logging to its own log group, with a role that may invoke only the three stage functions."""
+"""The pipeline: the Step Functions state machine from the contract's single-source definition,
+logging to its own log group, with a role that may invoke only the stage functions."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal
 
 import pulumi
 import pulumi_aws as aws
-from droughtwatch_inference import statemachine
+from droughtwatch_contract import statemachine
+from droughtwatch_contract.stages import STAGES, StageRegistry
 
 from droughtwatch_infra import policies
+from droughtwatch_infra.children import ChildNames
 from droughtwatch_infra.naming import Namer
 
 
@@ -23,6 +25,7 @@ class PipelineArgs:
     account_id: pulumi.Input[str]
     log_retention_days: int
     log_level: Literal["ALL", "ERROR", "FATAL", "OFF"]
+    stages: StageRegistry = field(default=STAGES)
 
 
 class Pipeline(pulumi.ComponentResource):
@@ -33,35 +36,35 @@ class Pipeline(pulumi.ComponentResource):
         self, name: str, args: PipelineArgs, opts: pulumi.ResourceOptions | None = None
     ) -> None:
         super().__init__("droughtwatch:infra:Pipeline", name, None, opts)
-        child = pulumi.ResourceOptions(parent=self)
+        child = ChildNames(self, name)
         machine_name = args.namer.name("pipeline")
         logging = args.log_level != "OFF"
         role = aws.iam.Role(
-            "state-machine",
+            child.name("state-machine"),
             name=args.namer.name("pipeline"),
             description="droughtwatch state machine: invokes the three stage functions",
             assume_role_policy=pulumi.Output.json_dumps(
                 policies.assume_role("states.amazonaws.com", source_account=args.account_id)
             ),
-            opts=child,
+            opts=child.opts("state-machine"),
         )
         policy = aws.iam.RolePolicy(
-            "state-machine",
+            child.name("state-machine"),
             name="invoke-stage-functions",
             role=role.id,
             policy=pulumi.Output.json_dumps(
                 policies.state_machine_policy(args.function_arns, logging=logging)
             ),
-            opts=child,
+            opts=child.opts("state-machine"),
         )
         logging_configuration: dict = {"level": "OFF"}
         if logging:
             # Step Functions logs through CloudWatch's vended-logs path.
             log_group = aws.cloudwatch.LogGroup(
-                "executions",
+                child.name("executions"),
                 name=f"/aws/vendedlogs/states/{machine_name}",
                 retention_in_days=args.log_retention_days,
-                opts=child,
+                opts=child.opts("executions"),
             )
             logging_configuration = {
                 "level": args.log_level,
@@ -69,15 +72,15 @@ class Pipeline(pulumi.ComponentResource):
                 "log_destination": pulumi.Output.concat(log_group.arn, ":*"),
             }
         machine = aws.sfn.StateMachine(
-            "state-machine",
+            child.name("state-machine"),
             name=machine_name,
             type="STANDARD",
             role_arn=role.arn,
             definition=pulumi.Output.json_dumps(
-                statemachine.definition(args.function_arns, args.timeouts)
+                statemachine.definition(args.function_arns, args.timeouts, stages=args.stages)
             ),
             logging_configuration=logging_configuration,
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[policy]),
+            opts=child.opts("state-machine", depends_on=[policy]),
         )
         self.arn = machine.arn
         self.name = machine_name

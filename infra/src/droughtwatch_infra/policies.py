@@ -13,7 +13,8 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 import pulumi
-from droughtwatch_inference.keys import KeyLayout
+from droughtwatch_contract.keys import KeyLayout
+from droughtwatch_contract.stages import MODEL, Location, Stage
 
 VERSION = "2012-10-17"
 
@@ -94,21 +95,19 @@ class S3Access:
     write: bool = False
 
 
-def stage_access(stage: str, layout: KeyLayout, model_prefix: str) -> tuple[S3Access, ...]:
-    """What each stage reads and writes (the key layout of keys.py and the model prefix)."""
-    table = {
-        "processing": (S3Access("data", layout.raw), S3Access("data", layout.processed, True)),
-        "inference": (
-            S3Access("data", layout.processed),
-            S3Access("model", model_prefix),
-            S3Access("data", layout.predictions, True),
-        ),
-        "observe": (
-            S3Access("data", layout.predictions),
-            S3Access("data", layout.reports, True),
-        ),
-    }
-    return table[stage]
+def stage_access(stage: Stage, layout: KeyLayout, model_prefix: str) -> tuple[S3Access, ...]:
+    """What a stage reads and writes, as the stage registry says: prefixes of the key layout
+    (keys.py) in the data bucket, or the model prefix in the model bucket."""
+
+    def access(location: Location, write: bool) -> S3Access:
+        if location == MODEL:
+            return S3Access("model", model_prefix, write)
+        return S3Access("data", getattr(layout, location), write)
+
+    return (
+        *(access(location, False) for location in stage.reads),
+        *(access(location, True) for location in stage.writes),
+    )
 
 
 @dataclass(frozen=True)
@@ -125,7 +124,7 @@ class FunctionGrants:
 
 
 def function_policy(
-    stage: str, grants: FunctionGrants, layout: KeyLayout, model_prefix: str
+    stage: Stage, grants: FunctionGrants, layout: KeyLayout, model_prefix: str
 ) -> dict[str, Any]:
     buckets = {"data": grants.data_bucket_arn, "model": grants.model_bucket_arn}
     access = stage_access(stage, layout, model_prefix)

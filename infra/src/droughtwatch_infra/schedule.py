@@ -11,6 +11,7 @@ import pulumi
 import pulumi_aws as aws
 
 from droughtwatch_infra import policies
+from droughtwatch_infra.children import ChildNames
 from droughtwatch_infra.naming import Namer
 
 # The execution input: the first stage passes it through as the run's "input".
@@ -40,35 +41,35 @@ class Schedule(pulumi.ComponentResource):
         self, name: str, args: ScheduleArgs, opts: pulumi.ResourceOptions | None = None
     ) -> None:
         super().__init__("droughtwatch:infra:Schedule", name, None, opts)
-        child = pulumi.ResourceOptions(parent=self)
+        child = ChildNames(self, name)
         dead_letters = aws.sqs.Queue(
-            "dead-letters",
+            child.name("dead-letters"),
             name=args.namer.name("schedule-dlq"),
             message_retention_seconds=DLQ_RETENTION_SECONDS,
             sqs_managed_sse_enabled=True,
-            opts=child,
+            opts=child.opts("dead-letters"),
         )
         role = aws.iam.Role(
-            "scheduler",
+            child.name("scheduler"),
             name=args.namer.name("schedule"),
             description="droughtwatch schedule: starts the pipeline, dead-letters failures",
             assume_role_policy=pulumi.Output.json_dumps(
                 policies.assume_role("scheduler.amazonaws.com", source_account=args.account_id)
             ),
-            opts=child,
+            opts=child.opts("scheduler"),
         )
         policy = aws.iam.RolePolicy(
-            "scheduler",
+            child.name("scheduler"),
             name="start-pipeline",
             role=role.id,
             policy=pulumi.Output.json_dumps(
                 policies.scheduler_policy(args.state_machine_arn, dead_letters.arn)
             ),
-            opts=child,
+            opts=child.opts("scheduler"),
         )
         schedule_name = args.namer.name("schedule")
         aws.scheduler.Schedule(
-            "schedule",
+            child.name(),
             name=schedule_name,
             group_name="default",
             description="droughtwatch: run the pipeline on the configured cadence",
@@ -86,7 +87,7 @@ class Schedule(pulumi.ComponentResource):
                 },
                 "dead_letter_config": {"arn": dead_letters.arn},
             },
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[policy]),
+            opts=child.opts(depends_on=[policy]),
         )
         self.name = schedule_name
         self.dead_letter_queue_arn = dead_letters.arn

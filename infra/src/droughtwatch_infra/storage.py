@@ -10,6 +10,7 @@ import pulumi
 import pulumi_aws as aws
 
 from droughtwatch_infra import policies
+from droughtwatch_infra.children import ChildNames
 from droughtwatch_infra.naming import Namer
 
 
@@ -23,7 +24,8 @@ class StorageArgs:
 
 
 class SecureBucket(pulumi.ComponentResource):
-    """One bucket with the stack's guarantees."""
+    """One bucket with the stack's guarantees; its parts (versioning, encryption, policy...) are
+    each a resource named as the component (their types tell them apart)."""
 
     name: pulumi.Output[str]
     arn: pulumi.Output[str]
@@ -36,39 +38,39 @@ class SecureBucket(pulumi.ComponentResource):
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
         super().__init__("droughtwatch:infra:SecureBucket", name, None, opts)
-        child = pulumi.ResourceOptions(parent=self)
+        child = ChildNames(self, name)
         bucket = aws.s3.Bucket(
-            name, bucket=bucket_name, force_destroy=args.force_destroy, opts=child
+            child.name(), bucket=bucket_name, force_destroy=args.force_destroy, opts=child.opts()
         )
         aws.s3.BucketOwnershipControls(
-            name,
+            child.name(),
             bucket=bucket.id,
             rule={"object_ownership": "BucketOwnerEnforced"},  # no ACLs
-            opts=child,
+            opts=child.opts(),
         )
         block = aws.s3.BucketPublicAccessBlock(
-            name,
+            child.name(),
             bucket=bucket.id,
             block_public_acls=True,
             block_public_policy=True,
             ignore_public_acls=True,
             restrict_public_buckets=True,
-            opts=child,
+            opts=child.opts(),
         )
         aws.s3.BucketServerSideEncryptionConfiguration(
-            name,
+            child.name(),
             bucket=bucket.id,
             rules=[{"apply_server_side_encryption_by_default": {"sse_algorithm": "AES256"}}],
-            opts=child,
+            opts=child.opts(),
         )
         versioning = aws.s3.BucketVersioning(
-            name,
+            child.name(),
             bucket=bucket.id,
             versioning_configuration={"status": "Enabled"},
-            opts=child,
+            opts=child.opts(),
         )
         aws.s3.BucketLifecycleConfiguration(
-            name,
+            child.name(),
             bucket=bucket.id,
             rules=[
                 {
@@ -83,14 +85,14 @@ class SecureBucket(pulumi.ComponentResource):
                 }
             ],
             # A lifecycle rule on versions needs versioning in place first.
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[versioning]),
+            opts=child.opts(depends_on=[versioning]),
         )
         aws.s3.BucketPolicy(
-            name,
+            child.name(),
             bucket=bucket.id,
             policy=pulumi.Output.json_dumps(policies.tls_only_bucket_policy(bucket.arn)),
             # S3 rejects a policy while the public access block is being changed.
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[block]),
+            opts=child.opts(depends_on=[block]),
         )
         self.name = bucket.bucket
         self.arn = bucket.arn
@@ -105,7 +107,7 @@ class Storage(pulumi.ComponentResource):
         self, name: str, args: StorageArgs, opts: pulumi.ResourceOptions | None = None
     ) -> None:
         super().__init__("droughtwatch:infra:Storage", name, None, opts)
-        child = pulumi.ResourceOptions(parent=self)
+        child = ChildNames(self, name)
 
         def bucket_name(purpose: str) -> Any:
             # S3 names are global: the account id keeps the same stack in two accounts apart.
@@ -113,6 +115,10 @@ class Storage(pulumi.ComponentResource):
                 lambda account: args.namer.global_name(purpose, account)
             )
 
-        self.data = SecureBucket("data", bucket_name("data"), args, opts=child)
-        self.models = SecureBucket("models", bucket_name("models"), args, opts=child)
+        self.data = SecureBucket(
+            child.name("data"), bucket_name("data"), args, opts=child.opts("data")
+        )
+        self.models = SecureBucket(
+            child.name("models"), bucket_name("models"), args, opts=child.opts("models")
+        )
         self.register_outputs({"data_bucket": self.data.name, "model_bucket": self.models.name})

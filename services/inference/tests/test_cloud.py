@@ -16,11 +16,10 @@ from typing import Any
 
 import pytest
 import typer
+from droughtwatch_contract.stages import STAGES
+from droughtwatch_contract.statemachine import definition
 from droughtwatch_inference import cloud
 from droughtwatch_inference.cloud import CloudError, StackOutput
-from droughtwatch_inference.entries import STAGES
-from droughtwatch_inference.handlers import HANDLERS
-from droughtwatch_inference.statemachine import definition
 from typer.testing import CliRunner
 
 REGION = "eu-west-1"
@@ -85,10 +84,10 @@ def state_machine(moto: None) -> str:
             FunctionName=f"droughtwatch-test-{stage}",
             Runtime="python3.12",
             Role=role["Arn"],
-            Handler=HANDLERS[stage],
+            Handler=STAGES[stage].handler,
             Code={"ZipFile": _zip()},
         )["FunctionArn"]
-        for stage in STAGES
+        for stage in STAGES.names
     }
     sfn = boto3.client("stepfunctions", region_name=REGION)
     return sfn.create_state_machine(
@@ -199,7 +198,7 @@ def test_run_reports_the_failed_state_and_its_cause(state_machine: str) -> None:
 
 def test_each_run_gets_a_unique_execution_name(state_machine: str) -> None:
     outputs = {"state_machine_arn": state_machine, "region": REGION}
-    answer(*[ok(s) for s in STAGES] * 2)
+    answer(*[ok(s) for s in STAGES.names] * 2)
     first = cloud.start_and_follow(outputs, poll_seconds=0.01)
     second = cloud.start_and_follow(outputs, poll_seconds=0.01)
     assert first.name != second.name

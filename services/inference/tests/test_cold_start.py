@@ -3,22 +3,29 @@ no heavy library another stage needs (torch for Inference, Evidently for Observe
 
 from __future__ import annotations
 
+import importlib
 import json
 import subprocess
 import sys
+from pathlib import Path
 
+import pytest
+from droughtwatch_contract.stages import STAGES
+
+DOCKERFILE = Path(__file__).resolve().parents[1] / "Dockerfile"
 HEAVY = ("torch", "evidently", "onnxruntime")
 
 
 def _fresh_import(module: str, stage: str, then: str = "") -> dict[str, object]:
     """Import ``module`` (and run ``then``) in a new interpreter; report which heavy packages got
-    loaded and whether HANDLERS[stage] names that module's callable ``handler``."""
+    loaded and whether the stage registry's handler path names that module's callable
+    ``handler``."""
     code = f"""
 import importlib, json, sys
 import {module} as m
 {then}
-from droughtwatch_inference.handlers import HANDLERS
-path, _, name = HANDLERS[{stage!r}].rpartition(".")
+from droughtwatch_contract.stages import STAGES
+path, _, name = STAGES[{stage!r}].handler.rpartition(".")
 target = getattr(importlib.import_module(path), name)
 print(json.dumps({{
     "loaded": sorted(p for p in {HEAVY!r} if p in sys.modules),
@@ -52,7 +59,62 @@ def test_observe_handler_loads_evidently_but_not_torch() -> None:
     assert result["handler_is_named"] is True
 
 
-def test_inference_handler_loads_torch_but_not_evidently() -> None:
+def test_inference_handler_loads_no_model_runtime_before_the_model() -> None:
     result = _fresh_import("droughtwatch_inference.handlers.inference", "inference")
-    assert "evidently" not in result["loaded"]
+    assert result["loaded"] == []  # torch or onnxruntime: whichever the model's format needs
     assert result["handler_is_named"] is True
+
+
+def _dockerfile_commands() -> list[str]:
+    found = []
+    for line in DOCKERFILE.read_text().splitlines():
+        if line.startswith("CMD "):
+            found.extend(json.loads(line.removeprefix("CMD ")))
+    return found
+
+
+@pytest.mark.slow  # imports each handler's heavy libraries (torch, Evidently)
+@pytest.mark.parametrize(
+    "path",
+    sorted({*(s.handler for s in STAGES), *_dockerfile_commands()}),
+    ids=lambda p: p.split(".")[-2],
+)
+def test_every_handler_named_imports_and_is_callable(path: str) -> None:
+    """What the registry (the functions' commands) and the image's default CMD name."""
+    module, _, attribute = path.rpartition(".")
+    handler = getattr(importlib.import_module(module), attribute)
+    assert callable(handler)
+
+
+def test_inference_with_an_onnx_model_never_imports_torch(
+    tmp_path: Path, tiny_onnx, shard_path: Path
+) -> None:
+    """A fresh interpreter runs the Inference handler's code path on an ONNX model: load it
+    from the model bucket (a folder-backed one) and predict the real shard's processed file."""
+    from droughtwatch_preprocess import process_file
+
+    prefix = tmp_path / "buckets" / "models" / "m" / ""
+    prefix.mkdir(parents=True)
+    (prefix / "model.onnx").write_bytes(tiny_onnx())
+    manifest = {
+        "name": "tiny",
+        "version": "v1",
+        "format": "onnx",
+        "channels": ["B4", "B5", "B6", "NDVI"],
+        "classes": ["0", "1", "2", "3+"],
+        "reference_class_shares": {"0": 0.25, "1": 0.25, "2": 0.25, "3+": 0.25},
+    }
+    (prefix / "model.json").write_text(json.dumps(manifest))
+    process_file(shard_path, tmp_path / "shard.npz")
+    then = f"""
+from pathlib import Path
+from droughtwatch_inference.adapters import models
+from droughtwatch_inference.adapters.folder_store import FolderStore
+from droughtwatch_inference.logic.inference import predict_file
+root = Path({str(tmp_path)!r})
+model = models.load_model(FolderStore(root / "buckets"), "models", "m/", root / "cache", threads=1)
+done = predict_file(root / "shard.npz", model.predictor, model.manifest, 64, root / "p.parquet")
+assert done.rows == 79, done
+"""
+    result = _fresh_import("droughtwatch_inference.handlers.inference", "inference", then=then)
+    assert result["loaded"] == ["onnxruntime"]  # no torch, no evidently

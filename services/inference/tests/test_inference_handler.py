@@ -13,15 +13,18 @@ from typing import Any
 import numpy as np
 import psycopg
 import pytest
+from droughtwatch_contract.keys import KeyLayout
 from droughtwatch_inference import predictions, synthetic, training
 from droughtwatch_inference.adapters import models
 from droughtwatch_inference.adapters.ledger import Ledger
 from droughtwatch_inference.adapters.storage import ObjectStore
-from droughtwatch_inference.entries import RawObject
+from droughtwatch_inference.adapters.torch_predictor import TORCH_SLICE, TorchExportPredictor
 from droughtwatch_inference.errors import InvalidModel, ModelNotFound
 from droughtwatch_inference.handlers.inference import handler
-from droughtwatch_inference.keys import KeyLayout
+from droughtwatch_inference.logic.inference import LoadedModelPort, Predictor
+from droughtwatch_inference.logic.ports import StorePort
 from droughtwatch_inference.manifest import ModelManifest
+from droughtwatch_inference.records import RawObject
 from droughtwatch_preprocess import ProcessedReader, process_file
 
 DATA_BUCKET = "dw-test-data"
@@ -269,7 +272,7 @@ def test_onnx_model_gives_the_same_predictions(service_env, s3, small_model, tmp
     columns = [predictions.probability_column(c) for c in manifest.classes]
     with ProcessedReader(seed["local"]) as reader:
         images = reader.read(list(manifest.channels)).images
-    torch_probs = models.TorchExportPredictor(_file(files, "model.pt2", tmp_path), "logits")
+    torch_probs = TorchExportPredictor(_file(files, "model.pt2", tmp_path), manifest, threads=1)
     np.testing.assert_allclose(frame[columns].to_numpy(), torch_probs.predict(images), atol=1e-4)
 
 
@@ -361,11 +364,14 @@ def test_loaded_model_predicts_probabilities(s3, small_model, tmp_path) -> None:
 
     model, manifest, files = small_model
     _publish(s3, files)
-    loaded = models.load_model(_store(), MODEL_BUCKET, PREFIX, tmp_path, threads=1)
+    store = _store()
+    assert isinstance(store, StorePort)
+    loaded = models.load_model(store, MODEL_BUCKET, PREFIX, tmp_path, threads=1)
+    assert isinstance(loaded, LoadedModelPort) and isinstance(loaded.predictor, Predictor)
     assert loaded.manifest == manifest
     assert loaded.uri == f"s3://{MODEL_BUCKET}/{PREFIX}model.json"
     # more images than one forward pass takes: the slices are put back together in order
-    n = 2 * models.TORCH_SLICE + 22
+    n = 2 * TORCH_SLICE + 22
     images = np.random.default_rng(0).random((n, 4, 65, 65), dtype=np.float32)
     probabilities = loaded.predictor.predict(images)
     assert probabilities.shape == (n, 4) and probabilities.dtype == np.float32
@@ -377,55 +383,15 @@ def test_loaded_model_predicts_probabilities(s3, small_model, tmp_path) -> None:
     assert models.load_model(_store(), MODEL_BUCKET, PREFIX, tmp_path, threads=1) is loaded
 
 
-def _folder(path: Path, files: dict[str, bytes], **manifest: Any) -> Path:
-    path.mkdir(parents=True)
-    values = {**json.loads(files["model.json"]), **manifest}
-    for name, body in {**files, "model.json": json.dumps(values).encode()}.items():
-        (path / name).write_bytes(body)
-    return path
+def test_torch_model_runs_on_the_threads_it_was_loaded_with(small_model, tmp_path) -> None:
+    import torch
 
-
-def test_check_model_folder_accepts_a_good_folder(small_model, tmp_path) -> None:
     _, manifest, files = small_model
-    folder = _folder(tmp_path / "model", files)
-    assert models.check_model_folder(folder) == manifest
-
-
-def test_check_model_folder_errors_name_the_files_on_disk(small_model, tmp_path) -> None:
-    _, _, files = small_model
-    broken = _folder(tmp_path / "broken", files, reference_class_shares={"0": 1.0})
-    with pytest.raises(InvalidModel) as info:
-        models.check_model_folder(broken)
-    assert str(info.value).startswith(f"{broken / 'model.json'} breaks the model contract: ")
-    assert "reference_class_shares must have exactly one share per class" in str(info.value)
-
-    onnx = _folder(tmp_path / "onnx", {"model.json": files["model.json"]}, format="onnx")
-    with pytest.raises(InvalidModel) as info:
-        models.check_model_folder(onnx)
-    assert str(info.value) == (
-        f"{onnx / 'model.json'} names the weights 'model.onnx', but {onnx / 'model.onnx'} "
-        "does not exist."
-    )
-
-    corrupt = _folder(tmp_path / "corrupt", {**files, "model.pt2": b"not a pt2 archive"})
-    with pytest.raises(InvalidModel) as info:
-        models.check_model_folder(corrupt)
-    assert str(info.value).startswith(f"{corrupt / 'model.pt2'} (torch.export) does not load")
-    # what the CLI prints: the message and what to do, without the error code
-    assert info.value.describe().endswith("following the model contract in the README.")
-    assert "InvalidModel" not in info.value.describe()
-
-
-def test_load_model_from_the_folder_store_names_its_files(small_model, tmp_path) -> None:
-    from droughtwatch_inference.adapters.filestore import FileStore
-
-    store = FileStore(tmp_path / "buckets")
-    store.create_bucket(MODEL_BUCKET)
-    manifest_path = store.path(MODEL_BUCKET, f"{PREFIX}model.json")
-    with pytest.raises(ModelNotFound) as missing:
-        models.load_model(store, MODEL_BUCKET, PREFIX, tmp_path / "cache", threads=1)
-    assert str(missing.value) == f"no model manifest at {manifest_path}."
-    model, manifest, _ = small_model
-    training.publish_model(store, MODEL_BUCKET, PREFIX, model, manifest)
-    loaded = models.load_model(store, MODEL_BUCKET, PREFIX, tmp_path / "cache", threads=1)
-    assert loaded.uri == str(manifest_path) and loaded.manifest == manifest
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        predictor = TorchExportPredictor(_file(files, "model.pt2", tmp_path), manifest, threads=1)
+        predictor.predict(np.zeros((1, 4, 65, 65), np.float32))
+        assert torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(before)

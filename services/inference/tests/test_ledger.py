@@ -10,7 +10,7 @@ import psycopg
 import pytest
 from droughtwatch_inference.adapters.database import migrate, migration_files
 from droughtwatch_inference.adapters.ledger import Ledger
-from droughtwatch_inference.entries import RawObject
+from droughtwatch_inference.records import RawObject
 
 DAY = dt.date(2026, 11, 27)
 

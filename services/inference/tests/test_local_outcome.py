@@ -4,7 +4,6 @@ and the exit code, from the ledger's values."""
 from __future__ import annotations
 
 import pytest
-from droughtwatch_inference.entries import FileOutcome
 from droughtwatch_inference.local.outcome import (
     ExitCode,
     RunSummary,
@@ -12,6 +11,7 @@ from droughtwatch_inference.local.outcome import (
     file_line,
     state_words,
 )
+from droughtwatch_inference.records import FileOutcome
 
 
 def _outcome(**values) -> FileOutcome:

@@ -11,11 +11,7 @@ import numpy as np
 import pytest
 from droughtwatch_inference import predictions
 from droughtwatch_inference.errors import InvalidPredictions
-from droughtwatch_inference.logic.observe import (
-    drift_detected,
-    observe_predictions,
-    reference_labels,
-)
+from droughtwatch_inference.logic.observe import observe_predictions, reference_labels
 from droughtwatch_inference.manifest import ModelManifest
 
 CLASSES = ("0", "1", "2", "3")
@@ -140,9 +136,18 @@ def test_detected_flag_follows_the_threshold(tmp_path: Path) -> None:
     df, meta = _read(tmp_path, _labels({0: 25, 1: 25, 2: 25, 3: 25}))  # PSI 0.5461
     assert observe_predictions(df, meta, method="psi", threshold=0.5)[0]["drift_detected"] is True
     assert observe_predictions(df, meta, method="psi", threshold=0.6)[0]["drift_detected"] is False
-    assert drift_detected(0.25, 0.25) is True
-    assert drift_detected(0.2499, 0.25) is False
-    assert drift_detected(None, 0.25) is False
+
+
+def test_a_score_exactly_at_the_threshold_is_drift(tmp_path: Path) -> None:
+    """The metrics row's side of the one drift rule (the alert and the demo table agree:
+    tests/test_grafana_sql.py)."""
+    df, meta = _read(tmp_path, _labels({0: 25, 1: 25, 2: 25, 3: 25}))
+    score = observe_predictions(df, meta, method="psi", threshold=0.25)[0]["drift_score"]
+    at, _ = observe_predictions(df, meta, method="psi", threshold=score)
+    assert at["drift_score"] == at["drift_threshold"] == score
+    assert at["drift_detected"] is True
+    above, _ = observe_predictions(df, meta, method="psi", threshold=math.nextafter(score, 1.0))
+    assert above["drift_detected"] is False
 
 
 def test_jensenshannon_method_gives_the_distance(tmp_path: Path) -> None:

@@ -11,13 +11,13 @@ from pathlib import Path
 import numpy as np
 import psycopg
 import pytest
+from droughtwatch_contract.keys import KeyLayout
 from droughtwatch_inference import predictions
 from droughtwatch_inference.adapters.ledger import Ledger
-from droughtwatch_inference.entries import RawObject
 from droughtwatch_inference.handlers.observe import handler
-from droughtwatch_inference.keys import KeyLayout
 from droughtwatch_inference.manifest import ModelManifest
-from droughtwatch_inference.settings import cached
+from droughtwatch_inference.records import RawObject
+from droughtwatch_inference.runtime_settings import cached
 from psycopg.rows import dict_row
 
 CLASSES = ("0", "1", "2", "3")

@@ -161,7 +161,7 @@ def test_unreachable_database_fails_the_stage_without_leaking_the_password(
     monkeypatch,
     s3,
 ) -> None:
-    from droughtwatch_inference.settings import cached
+    from droughtwatch_inference.runtime_settings import cached
 
     monkeypatch.setenv(
         "DROUGHTWATCH_DATABASE_DSN", "postgresql://dw:s3cr3t-pw@127.0.0.1:1/droughtwatch"
@@ -176,7 +176,7 @@ def test_unreachable_database_fails_the_stage_without_leaking_the_password(
 
 
 def test_invalid_settings_fail_the_stage_naming_the_variable(service_env, monkeypatch) -> None:
-    from droughtwatch_inference.settings import cached
+    from droughtwatch_inference.runtime_settings import cached
 
     monkeypatch.setenv("DROUGHTWATCH_MAX_ATTEMPTS", "0")
     cached.cache_clear()
@@ -190,7 +190,7 @@ def test_database_secret_from_secrets_manager(service_env, monkeypatch, s3, tmp_
     """The RDS-managed secret's shape (username, password) plus host settings."""
     import boto3
     from droughtwatch_inference.adapters import database
-    from droughtwatch_inference.settings import cached
+    from droughtwatch_inference.runtime_settings import cached
     from psycopg.conninfo import conninfo_to_dict
 
     info = conninfo_to_dict(service_env["DROUGHTWATCH_DATABASE_DSN"])

@@ -3,13 +3,9 @@
 from __future__ import annotations
 
 import pytest
+from droughtwatch_contract.settings import InferenceSettings, ObserveSettings, ProcessingSettings
 from droughtwatch_inference.errors import ConfigurationError
-from droughtwatch_inference.settings import (
-    InferenceSettings,
-    ObserveSettings,
-    ProcessingSettings,
-    load,
-)
+from droughtwatch_inference.runtime_settings import load
 
 
 @pytest.fixture(autouse=True)

@@ -84,40 +84,41 @@ def test_class_shares_sum_to_one_and_name_every_class() -> None:
     )
 
 
-def test_publish_writes_manifest_and_weights_under_the_prefix(s3: Any, tmp_path: Path) -> None:
+def test_publish_goes_through_the_model_publish_path(s3: Any, tmp_path: Path) -> None:
     import onnxruntime as ort
 
     model, manifest, _ = _small(5)
     keys = training.publish_model(s3, "dw-test-models", "models/v1/", model, manifest)
-    assert keys == ["models/v1/model.pt2", "models/v1/model.onnx", "models/v1/model.json"]
+    here = f"models/v1/versions/{manifest.version}/"
+    assert keys == [f"{here}model.pt2", f"{here}model.json", "models/v1/model.json"]
     body = s3.get_object(Bucket="dw-test-models", Key="models/v1/model.json")["Body"].read()
-    assert ModelManifest.model_validate(json.loads(body)) == manifest
+    pointer = ModelManifest.model_validate(json.loads(body))
+    assert pointer.weights == f"versions/{manifest.version}/model.pt2"
+    assert pointer.model_dump(exclude={"contract_version", "weights", "weights_sha256"}) == (
+        manifest.model_dump(exclude={"contract_version", "weights", "weights_sha256"})
+    )
     x, _ = training.processed_images(np.random.default_rng(0), 20, manifest.channels)
     with torch.inference_mode():
         eager = torch.softmax(model(torch.from_numpy(x)), dim=1).numpy()
     pt2 = tmp_path / "model.pt2"
-    s3.download_file("dw-test-models", "models/v1/model.pt2", str(pt2))
+    s3.download_file("dw-test-models", f"{here}model.pt2", str(pt2))
     with torch.inference_mode():
         logits = torch.export.load(str(pt2)).module()(torch.from_numpy(x))
     np.testing.assert_allclose(torch.softmax(logits, dim=1).numpy(), eager, atol=1e-5)
-    onnx = tmp_path / "model.onnx"
-    s3.download_file("dw-test-models", "models/v1/model.onnx", str(onnx))
-    (logits,) = ort.InferenceSession(str(onnx), providers=["CPUExecutionProvider"]).run(
+    # the ONNX export of the same model gives the same probabilities
+    onnx = training.artifacts(model, manifest)["model.onnx"]
+    (logits,) = ort.InferenceSession(onnx, providers=["CPUExecutionProvider"]).run(
         None, {network.INPUT_NAME: x}
     )
     np.testing.assert_allclose(torch.softmax(torch.from_numpy(logits), 1).numpy(), eager, atol=1e-5)
 
 
-def test_publish_only_torch_export(s3: Any) -> None:
-    model, manifest, _ = _small(5)
-    keys = training.publish_model(
-        s3, "dw-test-models", "m/", model, manifest, formats=("torch.export",)
-    )
-    assert keys == ["m/model.pt2", "m/model.json"]
+def test_publish_refuses_a_model_that_does_not_fit_its_manifest(s3: Any) -> None:
+    from droughtwatch_inference.errors import ModelCheckFailed
 
-
-def test_publish_refuses_a_manifest_format_it_does_not_write(s3: Any) -> None:
     model, manifest, _ = _small(5)
-    with pytest.raises(ValueError, match="format"):
-        training.publish_model(s3, "dw-test-models", "m/", model, manifest, formats=("onnx",))
+    wrong = manifest.model_copy(update={"channels": ("B4", "B5", "B6")})
+    with pytest.raises(ModelCheckFailed) as refused:
+        training.publish_model(s3, "dw-test-models", "m/", model, wrong)
+    assert any("model.pt2: channels: " in p for p in refused.value.problems)
     assert "Contents" not in s3.list_objects_v2(Bucket="dw-test-models", Prefix="m/")

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from droughtwatch_contract.drift import is_drift
 from rich.console import Console
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
@@ -27,8 +28,10 @@ app = typer.Typer(
 )
 local_app = typer.Typer(help="Run the pipeline on this machine (moto + embedded PostgreSQL).")
 db_app = typer.Typer(help="The pipeline's PostgreSQL database.")
+model_app = typer.Typer(help="Check a model folder against the model contract, and publish it.")
 app.add_typer(local_app, name="local")
 app.add_typer(db_app, name="db")
+app.add_typer(model_app, name="model")
 console = Console()
 err = Console(stderr=True)
 
@@ -156,7 +159,7 @@ def _print_demo(result: Any) -> None:
     for day in result.days:
         shares = [f"{day.class_shares.get(c, 0.0):.0%}" for c in classes]
         score = "-" if day.drift_score is None else f"{day.drift_score:.3f}"
-        alert = day.drift_score is not None and day.drift_score > day.threshold
+        alert = is_drift(day.drift_score, day.threshold)
         alerts += alert
         status = day.execution.status
         table.add_row(
@@ -233,8 +236,9 @@ def local_run(
     try:
         with console.status("running the pipeline"):
             outcome = run_folder(folder, day, database.app, model_dir=model, say=console.print)
-    except DroughtwatchError as exc:
-        raise fail(exc.describe()) from None
+    except DroughtwatchError as exc:  # e.g. the --model folder did not pass its check
+        _print_problems(getattr(exc, "problems", []))
+        raise fail(str(exc), exc.hint) from None
     if verbose:
         console.print(_history_table(outcome.execution))
     _print_local_run(outcome)
@@ -370,6 +374,165 @@ def db_migrate() -> None:
             "use the embedded PostgreSQL",
         ) from None
     console.print(f"applied: {', '.join(applied)}" if applied else "schema is up to date")
+
+
+# Greedy list options: `--data a b c` (as a shell glob expands) takes every file after it.
+_GREEDY = {"allow_extra_args": True, "ignore_unknown_options": False}
+
+
+def _greedy(ctx: typer.Context, files: list[Path], flag: str) -> list[Path]:
+    if ctx.args and not files:
+        raise fail(f"unexpected argument(s) {' '.join(ctx.args)}", f"name raw files after {flag}")
+    return [*files, *(Path(a) for a in ctx.args)]
+
+
+def _print_problems(problems: list[Any]) -> None:
+    for problem in problems:
+        err.print(f"[red]problem:[/] {problem}", highlight=False)
+
+
+def _print_check(report: Any) -> None:
+    manifest = report.manifest
+    if manifest is not None:
+        console.print(
+            f"model {manifest.name} {manifest.version}: {manifest.format}, layout "
+            f"{manifest.layout}, channels {', '.join(manifest.channels)}, {manifest.outputs} "
+            f"for classes {', '.join(manifest.classes)}",
+            highlight=False,
+        )
+    if report.predictor is not None:
+        console.print("[green]weights load and answer the probe[/]")
+    run = report.data
+    if run is not None and run.images:
+        table = Table(title=f"{run.images} images from {len(run.files)} file(s)")
+        for name in run.class_counts:
+            table.add_column(f"class {name}", justify="right")
+        shares = run.class_shares or {}
+        table.add_row(*(f"{c} ({shares.get(n, 0):.1%})" for n, c in run.class_counts.items()))
+        console.print(table)
+        console.print(
+            f"throughput {run.images_per_second:,.0f} images/s in the model "
+            f"({run.images / run.seconds:,.0f} images/s end to end, with preprocessing); "
+            f"{run.dropped} blank image(s) dropped",
+            highlight=False,
+        )
+    console.print(f"peak memory {report.peak_rss_mb:,.0f} MB", highlight=False)
+    _print_problems(report.problems)
+
+
+@model_app.command("check", context_settings=_GREEDY)
+def model_check(
+    ctx: typer.Context,
+    folder: Annotated[Path, typer.Argument(help="Folder with model.json and its weights.")],
+    data: Annotated[
+        list[Path] | None,
+        typer.Option("--data", help="Raw TFRecord files to run the model on (one or more)."),
+    ] = None,
+) -> None:
+    """Validate model.json, load the weights and run the probe; with --data, run the real
+    preprocessing and the model on raw files. Every problem is reported; exits 1 on any. With
+    --data, a model.json may lack reference_class_shares (publish --reference computes them)."""
+    from droughtwatch_inference.model_check import check_model
+
+    files = _greedy(ctx, data or [], "--data")
+    with console.status("checking the model"):
+        report = check_model(folder, files, shares_from_data=bool(files))
+    _print_check(report)
+    if not report.ok:
+        err.print(f"[bold red]{len(report.problems)} problem(s)[/] in {folder}", highlight=False)
+        raise typer.Exit(code=1)
+    console.print(f"[bold green]{folder} passes the model contract[/]", highlight=False)
+
+
+@model_app.command("publish", context_settings=_GREEDY)
+def model_publish(
+    ctx: typer.Context,
+    folder: Annotated[Path, typer.Argument(help="Folder with model.json and its weights.")],
+    local: Annotated[
+        bool, typer.Option("--local", help="Publish to the local runs' model bucket.")
+    ] = False,
+    stack: cloud.StackOption = None,
+    reference: Annotated[
+        list[Path] | None,
+        typer.Option(
+            "--reference",
+            help="Raw files of reference data: computes reference_class_shares and the input "
+            "summaries from them.",
+        ),
+    ] = None,
+    model_bucket: Annotated[
+        str | None, typer.Option("--model-bucket", help="Model bucket (default: the stack's).")
+    ] = None,
+    model_prefix: Annotated[
+        str | None, typer.Option("--model-prefix", help="Model prefix (default: the stack's).")
+    ] = None,
+    region: cloud.RegionOption = None,
+    cwd: cloud.CwdOption = None,
+) -> None:
+    """Check the model, upload it under <prefix>versions/<version>/, then make it the one
+    Inference reads. Earlier versions stay: to roll back, publish an earlier folder again."""
+    from droughtwatch_inference.errors import DroughtwatchError
+    from droughtwatch_inference.model_publish import publish_folder
+
+    files = _greedy(ctx, reference or [], "--reference")
+    if local == (stack is not None or model_bucket is not None):
+        raise fail(
+            "say where to publish: --local, or --stack NAME (or --model-bucket)",
+            "--local for `droughtwatch local run`, --stack for a deployed stack",
+        )
+    try:
+        store, bucket, prefix = _model_bucket(local, stack, model_bucket, model_prefix, region, cwd)
+        with console.status("checking and publishing the model"):
+            published = publish_folder(folder, store, bucket, prefix, reference=files)
+    except cloud.CloudError as exc:
+        raise fail(str(exc), exc.hint) from None
+    except DroughtwatchError as exc:
+        _print_problems(getattr(exc, "problems", []))
+        raise fail(str(exc), exc.hint) from None
+    _print_check(published.report)
+    for key in published.keys:
+        console.print(f"wrote s3://{bucket}/{key}", highlight=False)
+    manifest = published.manifest
+    console.print(
+        f"[bold green]Inference now reads {manifest.name} {manifest.version}[/] "
+        f"(s3://{bucket}/{published.pointer_key})"
+        + (
+            " [dim](version already in the bucket: only the pointer moved)[/]"
+            if published.reused
+            else ""
+        ),
+        highlight=False,
+    )
+
+
+def _model_bucket(
+    local: bool,
+    stack: str | None,
+    bucket: str | None,
+    prefix: str | None,
+    region: str | None,
+    cwd: Path | None,
+) -> tuple[Any, str, str]:
+    """(store, bucket, prefix) of the local runs' model bucket or the stack's."""
+    if local:
+        from droughtwatch_inference.adapters.folder_store import FolderStore
+        from droughtwatch_inference.local.runner import LocalConfig
+        from droughtwatch_inference.local.state import store_root
+
+        return FolderStore(store_root()), LocalConfig.model_bucket, LocalConfig.model_prefix
+    from types import SimpleNamespace
+
+    from droughtwatch_inference.adapters.storage import ObjectStore
+
+    Out = cloud.StackOutput
+    outputs = cloud.resolve_outputs(
+        [Out.MODEL_BUCKET, Out.MODEL_PREFIX],
+        {Out.MODEL_BUCKET: bucket, Out.MODEL_PREFIX: prefix, Out.REGION: region},
+        stack,
+        cwd,
+    )
+    store = ObjectStore(SimpleNamespace(aws_endpoint_url=None, aws_region=outputs.get(Out.REGION)))
+    return store, outputs[Out.MODEL_BUCKET], outputs[Out.MODEL_PREFIX]
 
 
 # Commands against a deployed stack, and Grafana, live beside the code they drive.

@@ -2,9 +2,9 @@
 follow it, open the database tunnel through the bastion. Each reads the stack's outputs
 (`pulumi stack output --json`), or takes them as flags when the Pulumi CLI is not at hand.
 
-The stack output names are defined here (`StackOutput`) and exported under these names by the
-Pulumi program (infra/__main__.py), which also builds its `tunnel_command` output with
-`port_forward_command`.
+The stack output names (`StackOutput`) and `port_forward_command` are the contract package's
+(droughtwatch_contract.outputs): the Pulumi program (infra/__main__.py) exports under these names
+and builds its `tunnel_command` output with that function.
 """
 
 from __future__ import annotations
@@ -18,49 +18,26 @@ import time
 import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-
-from droughtwatch_inference.keys import KeyLayout
-from droughtwatch_inference.statemachine import TITLES
-
-
-class StackOutput(StrEnum):
-    """The outputs of a droughtwatch stack."""
-
-    REGION = "region"
-    DATA_BUCKET = "data_bucket"
-    MODEL_BUCKET = "model_bucket"
-    MODEL_PREFIX = "model_prefix"
-    STATE_MACHINE_ARN = "state_machine_arn"
-    DATABASE_ENDPOINT = "database_endpoint"
-    DATABASE_ADDRESS = "database_address"
-    DATABASE_PORT = "database_port"
-    DATABASE_NAME = "database_name"
-    DATABASE_SECRET_ARN = "database_secret_arn"
-    BASTION_INSTANCE_ID = "bastion_instance_id"
-    TUNNEL_COMMAND = "tunnel_command"
-    IMAGE_URI = "image_uri"
-    FUNCTION_NAMES = "function_names"
-    ALERT_TOPIC_ARN = "alert_topic_arn"
-    SCHEDULE_NAME = "schedule_name"
-    DEAD_LETTER_QUEUE_URL = "dead_letter_queue_url"
-
+from droughtwatch_contract.keys import KeyLayout
+from droughtwatch_contract.outputs import StackOutput, port_forward_command
+from droughtwatch_contract.stages import STAGES
 
 # The flag that stands in for each output a command needs.
 FLAGS: dict[StackOutput, str] = {
     StackOutput.REGION: "--region",
     StackOutput.DATA_BUCKET: "--data-bucket",
+    StackOutput.MODEL_BUCKET: "--model-bucket",
+    StackOutput.MODEL_PREFIX: "--model-prefix",
     StackOutput.STATE_MACHINE_ARN: "--state-machine-arn",
     StackOutput.BASTION_INSTANCE_ID: "--bastion-id",
     StackOutput.DATABASE_ADDRESS: "--db-host",
     StackOutput.DATABASE_PORT: "--db-port",
 }
 
-PORT_FORWARD_DOCUMENT = "AWS-StartPortForwardingSessionToRemoteHost"
 CLI_INPUT = {"trigger": "cli"}
 TERMINAL = {"SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED"}
 
@@ -334,26 +311,6 @@ def console_url(execution_arn: str, outputs: Mapping[str, Any]) -> str:
 # -- tunnel -----------------------------------------------------------------------------------
 
 
-def port_forward_command(
-    instance_id: str, host: str, port: int | str, local_port: int | str, region: str | None
-) -> list[str]:
-    """`aws ssm start-session` forwarding 127.0.0.1:local_port to host:port through the
-    instance (Session Manager: no SSH key, no inbound rule)."""
-    parameters = {"host": [host], "portNumber": [str(port)], "localPortNumber": [str(local_port)]}
-    command = ["aws", "ssm", "start-session"]
-    if region:
-        command += ["--region", region]
-    return [
-        *command,
-        "--target",
-        instance_id,
-        "--document-name",
-        PORT_FORWARD_DOCUMENT,
-        "--parameters",
-        json.dumps(parameters, separators=(",", ":")),
-    ]
-
-
 def tunnel_command(outputs: Mapping[str, Any], local_port: int = 5432) -> list[str]:
     instance = outputs.get(StackOutput.BASTION_INSTANCE_ID)
     if not instance:
@@ -461,7 +418,7 @@ def upload_command(
 def _stage_summary(event: ExecutionEvent) -> str:
     output = event.output if isinstance(event.output, dict) else {}
     body = output.get("body") if isinstance(output.get("body"), dict) else {}
-    stage = next((s for s, title in TITLES.items() if title == event.state), None)
+    stage = next((s.name for s in STAGES if s.title == event.state), None)
     counts = body.get(stage) if stage else None
     if not isinstance(counts, dict):
         return ""
@@ -490,7 +447,7 @@ def run_command(
         data = json.loads(payload) if payload is not None else None
     except ValueError as exc:
         raise _fail(CloudError(f"--input is not JSON: {exc}", "pass an object like '{}'")) from None
-    stages = list(TITLES.values())
+    stages = [s.title for s in STAGES]
     try:
         outputs = resolve_outputs(
             [StackOutput.STATE_MACHINE_ARN],

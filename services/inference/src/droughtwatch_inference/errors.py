@@ -65,10 +65,38 @@ class InvalidModel(DroughtwatchError):
     hint = "Re-export the model following the model contract in the README."
 
 
+class ModelCheckFailed(InvalidModel):
+    """`model check` found problems; ``problems`` lists each, naming its file and key."""
+
+    hint = "Fix each problem named above and run `droughtwatch model check DIR` again."
+
+    def __init__(self, message: str, problems: list[str]) -> None:
+        super().__init__(message)
+        self.problems = problems
+
+
+class VersionConflict(DroughtwatchError):
+    """A model version is already published with other content (versions are immutable)."""
+
+    hint = (
+        "Give the model a new version in model.json; to roll back, publish the folder that "
+        "version was made from."
+    )
+
+
 class ModelInputMismatch(DroughtwatchError):
     """The processed data lacks a channel the model needs, or has the wrong image size."""
 
     hint = "Reprocess the data with a preprocess version that writes the channels the model needs."
+
+
+class ModelOutputError(DroughtwatchError):
+    """The model answered some images of a file with non-finite scores or the wrong shape."""
+
+    hint = (
+        "Run `droughtwatch model check DIR --data RAW_FILE` on the model and this file, fix "
+        "the model and publish it as a new version."
+    )
 
 
 class InvalidRawFile(DroughtwatchError):

@@ -23,9 +23,10 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from droughtwatch_contract.drift import GRAFANA_EVALUATOR
+from droughtwatch_contract.settings import CommonSettings, ObserveSettings
 
 from droughtwatch_inference import cloud
-from droughtwatch_inference.settings import CommonSettings, ObserveSettings
 
 # -- identities shared by every provisioning file ---------------------------------------------
 DATASOURCE_UID = "droughtwatch-pg"
@@ -588,7 +589,8 @@ def build_dashboard_provider() -> dict[str, Any]:
 
 def build_alert_rules() -> dict[str, Any]:
     """One rule: the newest batch's drift (the dashboard's drift query, reduced to its last
-    point) above the threshold fires. No data in the window is not drift, so it stays OK."""
+    point) at or above the threshold fires, the contract's drift rule in Grafana's terms. No
+    data in the window is not drift, so it stays OK."""
     return {
         "apiVersion": 1,
         "groups": [
@@ -632,7 +634,12 @@ def build_alert_rules() -> dict[str, Any]:
                                     "type": "threshold",
                                     "expression": "B",
                                     "conditions": [
-                                        {"evaluator": {"type": "gt", "params": [DRIFT_THRESHOLD]}}
+                                        {
+                                            "evaluator": {
+                                                "type": GRAFANA_EVALUATOR,
+                                                "params": [DRIFT_THRESHOLD],
+                                            }
+                                        }
                                     ],
                                 },
                             },
@@ -642,10 +649,10 @@ def build_alert_rules() -> dict[str, Any]:
                         "for": "0s",
                         "isPaused": False,
                         "annotations": {
-                            "summary": "Prediction drift is above the threshold",
+                            "summary": "Prediction drift is at or above the threshold",
                             "description": (
                                 f"The newest batch's prediction drift ({DRIFT_METHOD}) is "
-                                "{{ $values.B.Value }}, above "
+                                "{{ $values.B.Value }}, at or above "
                                 f"{DRIFT_THRESHOLD}: the predicted classes moved away from the "
                                 "reference. Check the class distribution and the input data."
                             ),

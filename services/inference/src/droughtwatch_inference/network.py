@@ -17,6 +17,9 @@ from droughtwatch_preprocess import CLASS_NAMES, IMAGE_SIZE
 from torch import nn
 from torch.nn.utils.fusion import fuse_conv_bn_eval
 
+from droughtwatch_inference.layout import input_shape
+from droughtwatch_inference.manifest import Layout
+
 WIDTHS = (32, 64, 128, 256)
 # Largest batch the exported programs accept (the batch dimension is dynamic up to this).
 MAX_BATCH = 8192
@@ -78,9 +81,10 @@ def for_inference(model: BaselineCNN) -> BaselineCNN:
     return model
 
 
-def _example(model: BaselineCNN) -> torch.Tensor:
+def _example(model: BaselineCNN, layout: Layout = "NCHW") -> torch.Tensor:
     # A batch of 2: a batch of 1 would let the exporter specialise the batch dimension.
-    return torch.zeros(2, model.in_channels, IMAGE_SIZE, IMAGE_SIZE)
+    shape = input_shape(layout, model.in_channels, IMAGE_SIZE)
+    return torch.zeros(2, *shape[1:])
 
 
 def _dynamic_batch() -> dict[str, dict[int, torch.export.Dim]]:
@@ -88,30 +92,43 @@ def _dynamic_batch() -> dict[str, dict[int, torch.export.Dim]]:
 
 
 class _Named(nn.Module):
-    """Gives the exported program's input the contract's name (``images``)."""
+    """Gives the exported program's input the contract's name (``images``); with layout NHWC
+    it takes channels-last images (as Keras models do) and with ``probabilities`` it ends in a
+    softmax (as Keras classifiers do)."""
 
-    def __init__(self, model: nn.Module) -> None:
+    def __init__(
+        self, model: nn.Module, layout: Layout = "NCHW", probabilities: bool = False
+    ) -> None:
         super().__init__()
         self.model = model
+        self.channels_last_input = layout == "NHWC"
+        self.probabilities = probabilities
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
-        return self.model(images)
+        if self.channels_last_input:
+            images = images.permute(0, 3, 1, 2)
+        out = self.model(images)
+        return torch.softmax(out, dim=1) if self.probabilities else out
 
 
-def export_program(model: BaselineCNN) -> torch.export.ExportedProgram:
+def export_program(model: BaselineCNN, *, layout: Layout = "NCHW") -> torch.export.ExportedProgram:
     """The torch.export program of ``model`` for inference (batch norm folded, batch dimension
-    dynamic)."""
-    module = _Named(for_inference(model)).eval()
+    dynamic), taking images in ``layout``."""
+    module = _Named(for_inference(model), layout).eval()
     with torch.no_grad():
-        return torch.export.export(module, (_example(model),), dynamic_shapes=_dynamic_batch())
+        return torch.export.export(
+            module, (_example(model, layout),), dynamic_shapes=_dynamic_batch()
+        )
 
 
-def export_torch(model: BaselineCNN, path: str | os.PathLike[str]) -> Path:
+def export_torch(
+    model: BaselineCNN, path: str | os.PathLike[str], *, layout: Layout = "NCHW"
+) -> Path:
     """Write ``model`` as a torch.export program (``model.pt2``); load it with
     ``torch.export.load(path).module()``. The file is tied to the torch version (pinned)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    torch.export.save(export_program(model), path)
+    torch.export.save(export_program(model, layout=layout), path)
     return path
 
 
@@ -134,19 +151,28 @@ def _quiet_exporter() -> Iterator[None]:
         registration.setLevel(level)
 
 
-def export_onnx(model: BaselineCNN, path: str | os.PathLike[str]) -> Path:
+def export_onnx(
+    model: BaselineCNN,
+    path: str | os.PathLike[str],
+    *,
+    layout: Layout = "NCHW",
+    probabilities: bool = False,
+) -> Path:
     """Write ``model`` as one self-contained ONNX file (input ``images`` N x C x 65 x 65, output
-    ``logits`` N x K, batch dimension dynamic), exported with torch's dynamo-based exporter."""
+    ``logits`` N x K, batch dimension dynamic), exported with torch's dynamo-based exporter.
+
+    ``layout="NHWC", probabilities=True`` gives what tf2onnx makes of a Keras classifier:
+    input N x 65 x 65 x C, output ``probabilities`` (a softmax at the end)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    module = _Named(for_inference(model)).eval()
+    module = _Named(for_inference(model), layout, probabilities).eval()
     with _quiet_exporter(), torch.no_grad():
         program = torch.onnx.export(
             module,
-            (_example(model),),
+            (_example(model, layout),),
             dynamo=True,
             input_names=[INPUT_NAME],
-            output_names=[OUTPUT_NAME],
+            output_names=["probabilities" if probabilities else OUTPUT_NAME],
             dynamic_shapes=_dynamic_batch(),
             optimize=True,
             verbose=False,

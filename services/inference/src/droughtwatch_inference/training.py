@@ -1,5 +1,5 @@
 """Train the baseline model on generated normal-weather data and publish it under the model
-contract (model.json + model.pt2 + model.onnx). Imports torch.
+contract (through `droughtwatch model publish`'s path, model_publish). Imports torch.
 
 The images go through the real preprocessing (a generated raw TFRecord -> ``process_file`` ->
 ``ProcessedReader``), the same path Inference reads, so training sees exactly what inference
@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import io
 import tempfile
 import time
 from collections.abc import Iterator, Sequence
@@ -23,6 +22,8 @@ from droughtwatch_preprocess import CLASS_NAMES, ProcessedReader, process_file
 from torch import nn
 
 from droughtwatch_inference import synthetic
+from droughtwatch_inference.adapters.storage import ObjectStore
+from droughtwatch_inference.class_shares import class_shares
 from droughtwatch_inference.manifest import MANIFEST_NAME, WEIGHTS_NAME, ModelManifest
 from droughtwatch_inference.network import BaselineCNN, export_onnx, export_torch, parameter_count
 
@@ -81,16 +82,6 @@ def predict_labels(model: nn.Module, images: np.ndarray, batch_size: int = 256) 
             logits = model(torch.from_numpy(images[start : start + batch_size]))
             out.append(logits.argmax(dim=1).numpy())
     return np.concatenate(out) if out else np.zeros(0, dtype=np.int64)
-
-
-def class_shares(labels: np.ndarray, classes: Sequence[str] = CLASS_NAMES) -> dict[str, float]:
-    """Share of each class among ``labels`` (class indices), rounded so they sum to one."""
-    counts = np.bincount(labels, minlength=len(classes))[: len(classes)]
-    total = max(int(counts.sum()), 1)
-    shares = [round(int(c) / total, 6) for c in counts]
-    # put the rounding residue on the largest class so the shares sum to exactly 1
-    shares[int(np.argmax(counts))] += round(1.0 - sum(shares), 6)
-    return {name: float(round(s, 6)) for name, s in zip(classes, shares, strict=True)}
 
 
 def weights_digest(model: nn.Module) -> str:
@@ -218,29 +209,18 @@ def publish_model(
     prefix: str,
     model: BaselineCNN,
     manifest: ModelManifest,
-    formats: Sequence[str] = FORMATS,
 ) -> list[str]:
-    """Export ``model`` and upload model.json and the weights under ``prefix`` of ``bucket``.
-
-    ``store`` is a boto3 S3 client or a ``storage.Store`` (S3 or the local folder store). The
-    weights go first and model.json last, so a reader never finds a manifest whose weights are
-    not there yet. Returns the keys written.
+    """Export ``model`` in its manifest's format and publish it under ``s3://bucket/prefix``
+    the way `droughtwatch model publish` does (checked, under versions/<version>/, the
+    top-level model.json last). ``store`` is a boto3 S3 client or anything with
+    ObjectStore's get_bytes, upload and put_bytes. Returns the keys written.
     """
-    if prefix and not prefix.endswith("/"):
-        raise ValueError(f"prefix must end with '/', got {prefix!r}")
-    files = artifacts(model, manifest, formats)
-    manifest_body = files.pop(MANIFEST_NAME)
-    keys = []
-    for file_name, body in [*files.items(), (MANIFEST_NAME, manifest_body)]:
-        key = f"{prefix}{file_name}"
-        content_type = (
-            "application/json" if file_name == MANIFEST_NAME else "application/octet-stream"
-        )
-        if hasattr(store, "put_bytes"):
-            store.put_bytes(bucket, key, body, content_type)
-        else:
-            store.upload_fileobj(
-                io.BytesIO(body), bucket, key, ExtraArgs={"ContentType": content_type}
-            )
-        keys.append(key)
-    return keys
+    from droughtwatch_inference.model_publish import publish_folder
+
+    if not hasattr(store, "put_bytes"):
+        store = ObjectStore(client=store)
+    with tempfile.TemporaryDirectory(prefix="publish-") as name:
+        folder = Path(name)
+        for file_name, body in artifacts(model, manifest, (manifest.format,)).items():
+            (folder / file_name).write_bytes(body)
+        return list(publish_folder(folder, store, bucket, prefix).keys)

@@ -12,16 +12,11 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 import psycopg
+from droughtwatch_contract.stages import DONE, STAGES, StageRegistry
 from psycopg.rows import class_row
 from psycopg.types.json import Jsonb
 
-from droughtwatch_inference.entries import (
-    NEXT_STAGE,
-    FileOutcome,
-    LedgerEntry,
-    RawObject,
-    StageReport,
-)
+from droughtwatch_inference.records import FileOutcome, LedgerEntry, RawObject, StageReport
 
 _ENTRY_COLUMNS = (
     "id, bucket, raw_key, etag, size_bytes, batch_date, stage, status, attempts, "
@@ -49,13 +44,6 @@ METRICS_COLUMNS = frozenset(
         "drift_detected",
     }
 )
-# The columns each stage records, and the timestamp it sets when done.
-_STAGE_COLUMNS = {
-    "processing": frozenset({"source_digest", "processed_key", "records", "images", "dropped"}),
-    "inference": frozenset({"predictions_key", "predicted_images", "model_name", "model_version"}),
-    "observe": frozenset({"report_key"}),
-}
-_STAMPS = {"processing": "processed_at", "inference": "predicted_at", "observe": "observed_at"}
 # Outcomes that end a file's way without products (see migration 0002).
 SETTLED = frozenset({"skipped", "duplicate"})
 _CLAIMABLE = """
@@ -67,8 +55,9 @@ _CLAIMABLE = """
 
 
 class Ledger:
-    def __init__(self, conn: psycopg.Connection) -> None:
+    def __init__(self, conn: psycopg.Connection, stages: StageRegistry = STAGES) -> None:
         self.conn = conn
+        self.stages = stages
 
     def register(
         self, bucket: str, objects: Iterable[tuple[RawObject, dt.date]], run_id: str
@@ -135,14 +124,15 @@ class Ledger:
         return int(row[0]) if row else 0
 
     def complete(self, entry_id: int, stage: str, **values: Any) -> None:
-        """Record a stage's outputs and move the file on to the next stage. Only a claimed
-        (running) row moves: one superseded meanwhile keeps its new status."""
+        """Record a stage's outputs (the columns the stage registry gives that stage) and move the
+        file on to the next stage. Only a claimed (running) row moves: one superseded meanwhile
+        keeps its new status."""
         self._check_columns(stage, values)
-        stamp = _STAMPS[stage]
+        stamp = self.stages[stage].completed_at
         columns = sorted(values)
         assignments = ", ".join(f"{c} = %({c})s" for c in columns)
-        next_stage = NEXT_STAGE[stage]
-        status = "done" if next_stage == "done" else "pending"
+        next_stage = self.stages.next_name(stage)
+        status = "done" if next_stage == DONE else "pending"
         with self.conn.transaction():
             self.conn.execute(
                 f"UPDATE ledger SET {assignments}{', ' if columns else ''}"
@@ -215,9 +205,9 @@ class Ledger:
                 (error[:4000], entry_id, stage),
             )
 
-    @staticmethod
-    def _check_columns(stage: str, values: dict[str, Any]) -> None:
-        unknown = set(values) - _STAGE_COLUMNS[stage]
+    def _check_columns(self, stage: str, values: dict[str, Any]) -> None:
+        """Only the columns the stage registry gives the stage."""
+        unknown = set(values) - self.stages[stage].ledger_columns
         if unknown:
             raise ValueError(f"unknown ledger columns for {stage}: {sorted(unknown)}")
 

@@ -1,19 +1,21 @@
-"""The object store the handlers use: S3 (``ObjectStore``) on AWS, or a folder shared by local
-processes (``filestore.FileStore``) when ``DROUGHTWATCH_STORE_ROOT`` is set. ``ObjectStore`` lists
-raw objects, downloads and uploads, and turns botocore errors into domain errors."""
+"""The object store the handlers use (``logic.ports.StorePort``): S3 (``ObjectStore``) on AWS, or
+a folder shared by local processes (``folder_store.FolderStore``) when
+``DROUGHTWATCH_STORE_ROOT`` is set. ``ObjectStore`` lists raw objects, downloads and uploads,
+and turns botocore errors into domain errors."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
 from droughtwatch_inference.adapters import aws
-from droughtwatch_inference.adapters.filestore import FileStore
-from droughtwatch_inference.entries import RawObject
+from droughtwatch_inference.adapters.folder_store import FolderStore
 from droughtwatch_inference.errors import ObjectMissing, StorageError
+from droughtwatch_inference.logic.ports import StorePort
+from droughtwatch_inference.records import RawObject
 
 _MISSING = {"404", "NoSuchKey", "NotFound"}
 
@@ -29,37 +31,20 @@ def _error(exc: Exception, bucket: str, key: str, action: str) -> StorageError:
     return StorageError(f"cannot {action} s3://{bucket}/{key}: {type(exc).__name__}")
 
 
-class Store(Protocol):
-    """What the stages and the model loader need from a store; ETags are S3's, unquoted."""
-
-    def list(self, bucket: str, prefix: str) -> Iterator[RawObject]: ...
-    def download(self, bucket: str, key: str, dest: Path, etag: str | None = None) -> Path: ...
-    def upload(
-        self, path: Path, bucket: str, key: str, content_type: str | None = None
-    ) -> None: ...
-    def get_bytes(self, bucket: str, key: str) -> tuple[bytes, str]: ...
-    def put_bytes(self, bucket: str, key: str, body: bytes, content_type: str) -> None: ...
-    def uri(self, bucket: str, key: str) -> str:
-        """Where the object is, as a user would look for it (in messages)."""
-        ...
-
-
-def open_store(settings: Any) -> Store:
+def open_store(settings: Any) -> StorePort:
     """The local folder store when the settings name a store root, else S3."""
     root = getattr(settings, "store_root", None)
     if root:
-        return FileStore(Path(root))
+        return FolderStore(Path(root))
     return ObjectStore(settings)
 
 
 class ObjectStore:
     """S3 through boto3."""
 
-    def __init__(self, settings: Any) -> None:
-        self.s3 = aws.client("s3", settings)
-
-    def uri(self, bucket: str, key: str) -> str:
-        return f"s3://{bucket}/{key}"
+    def __init__(self, settings: Any = None, *, client: Any = None) -> None:
+        """A store over the S3 client ``settings`` describe, or over ``client`` (boto3's)."""
+        self.s3 = client if client is not None else aws.client("s3", settings)
 
     def list(self, bucket: str, prefix: str) -> Iterator[RawObject]:
         try:

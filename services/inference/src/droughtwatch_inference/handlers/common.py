@@ -18,13 +18,16 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
+from droughtwatch_contract.settings import CommonSettings
+from droughtwatch_contract.stages import STAGES
+
 from droughtwatch_inference import logs
 from droughtwatch_inference.adapters import database
 from droughtwatch_inference.adapters.ledger import Ledger
-from droughtwatch_inference.entries import LedgerEntry, Stage, StageReport
 from droughtwatch_inference.errors import DroughtwatchError
 from droughtwatch_inference.logic.stage import Budget, FileResult, describe, run_stage
-from droughtwatch_inference.settings import CommonSettings, S, cached
+from droughtwatch_inference.records import LedgerEntry, StageReport
+from droughtwatch_inference.runtime_settings import cached
 
 _checked: set[str] = set()
 
@@ -85,19 +88,16 @@ def open_ledger(settings: CommonSettings) -> Ledger:
 
 
 def run_handler(
-    stage: Stage,
-    settings_model: type[S],
-    stage_function: StageFunction,
-    event: Any,
-    context: Any,
+    stage: str, stage_function: StageFunction, event: Any, context: Any
 ) -> dict[str, Any]:
+    """Run ``stage_function`` with the settings model the stage registry gives ``stage``."""
     started_at = dt.datetime.now(dt.UTC)
     started = time.monotonic()
     run_id, body = parse_event(event)
     report = StageReport(stage=stage, run_id=run_id)
     ledger: Ledger | None = None
     try:
-        settings = cached(settings_model)
+        settings = cached(STAGES[stage].settings)
         ledger = open_ledger(settings)
         stage_function(settings, ledger, budget_from(context, settings), report)
     except Exception as exc:

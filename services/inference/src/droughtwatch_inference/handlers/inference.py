@@ -1,20 +1,22 @@
-"""Inference Lambda: processed -> predictions. Imports torch (through the model adapter and
-logic.inference), never Evidently; the Processing and Observe handlers never import this."""
+"""Inference Lambda: processed -> predictions. Imports the model's runtime when the first file
+needs the model: torch for a torch.export model, onnxruntime (and no torch) for an ONNX one;
+never Evidently. The Processing and Observe handlers never import this."""
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
 
+from droughtwatch_contract.keys import KeyLayout
+from droughtwatch_contract.settings import InferenceSettings
+
 from droughtwatch_inference.adapters import models
 from droughtwatch_inference.adapters.ledger import Ledger
 from droughtwatch_inference.adapters.storage import open_store
-from droughtwatch_inference.entries import LedgerEntry, StageReport
 from droughtwatch_inference.handlers.common import run_files, run_handler
-from droughtwatch_inference.keys import KeyLayout
 from droughtwatch_inference.logic.inference import infer_entry, inference_threads
 from droughtwatch_inference.logic.stage import Budget, FileResult
-from droughtwatch_inference.settings import InferenceSettings
+from droughtwatch_inference.records import LedgerEntry, StageReport
 
 
 def infer(
@@ -39,12 +41,10 @@ def infer(
                 work_dir / "models",
                 threads=threads,
             )
-        return infer_entry(
-            entry, store, model, layout, work_dir, settings.batch_size, threads=threads
-        )
+        return infer_entry(entry, store, model, layout, work_dir, settings.batch_size)
 
     return run_files(settings, ledger, budget, report, work)
 
 
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    return run_handler("inference", InferenceSettings, infer, event, context)
+    return run_handler("inference", infer, event, context)

@@ -7,14 +7,15 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
+from droughtwatch_contract.keys import KeyLayout
+from droughtwatch_contract.settings import ObserveSettings
+
 from droughtwatch_inference.adapters.ledger import Ledger
 from droughtwatch_inference.adapters.storage import open_store
-from droughtwatch_inference.entries import StageReport
 from droughtwatch_inference.handlers.common import run_files, run_handler
-from droughtwatch_inference.keys import KeyLayout
 from droughtwatch_inference.logic.observe import observe_entry
 from droughtwatch_inference.logic.stage import Budget
-from droughtwatch_inference.settings import ObserveSettings
+from droughtwatch_inference.records import StageReport
 
 
 def observe(
@@ -35,4 +36,4 @@ def observe(
 
 
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    return run_handler("observe", ObserveSettings, observe, event, context)
+    return run_handler("observe", observe, event, context)

@@ -7,14 +7,15 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
+from droughtwatch_contract.keys import KeyLayout
+from droughtwatch_contract.settings import ProcessingSettings
+
 from droughtwatch_inference.adapters.ledger import Ledger
 from droughtwatch_inference.adapters.storage import open_store
-from droughtwatch_inference.entries import StageReport
 from droughtwatch_inference.handlers.common import run_files, run_handler
-from droughtwatch_inference.keys import KeyLayout
 from droughtwatch_inference.logic.processing import discover, process_entry
 from droughtwatch_inference.logic.stage import Budget
-from droughtwatch_inference.settings import ProcessingSettings
+from droughtwatch_inference.records import StageReport
 
 
 def process(
@@ -37,4 +38,4 @@ def process(
 
 
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    return run_handler("processing", ProcessingSettings, process, event, context)
+    return run_handler("processing", process, event, context)

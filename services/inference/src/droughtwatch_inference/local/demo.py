@@ -20,8 +20,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from droughtwatch_contract.keys import KeyLayout
+
 from droughtwatch_inference import logs
-from droughtwatch_inference.keys import KeyLayout
 from droughtwatch_inference.local.database import LocalDatabase
 from droughtwatch_inference.local.runner import Execution, LocalConfig, LocalPipeline
 

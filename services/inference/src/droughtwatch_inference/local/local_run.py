@@ -13,16 +13,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from droughtwatch_contract.keys import KeyLayout
+
 from droughtwatch_inference import logs
-from droughtwatch_inference.adapters.filestore import FileStore
-from droughtwatch_inference.entries import RawObject
+from droughtwatch_inference.adapters.folder_store import FolderStore
 from droughtwatch_inference.errors import DatabaseUnavailable
-from droughtwatch_inference.keys import KeyLayout
 from droughtwatch_inference.local import state
 from droughtwatch_inference.local.demo import raw_files
 from droughtwatch_inference.local.outcome import RunSummary, file_line
 from droughtwatch_inference.local.runner import Execution, LocalConfig, LocalPipeline
-from droughtwatch_inference.manifest import MANIFEST_NAME, ModelManifest
+from droughtwatch_inference.manifest import MANIFEST_NAME
+from droughtwatch_inference.records import RawObject
 
 
 @dataclass
@@ -45,17 +46,12 @@ def run_folder(
     say: Callable[[str], Any] = print,
     home: Path | None = None,
 ) -> LocalRunOutcome:
-    """Copy the folder's raw files into the local data bucket, publish ``model_dir`` (checked
-    first: a bad model never replaces the stored one) or train a baseline when there is no
-    model yet, run the state machine once, and read the files' states from the ledger.
+    """Publish ``model_dir`` (checked first: a bad model never replaces the stored one) or
+    train a baseline when there is no model yet, copy the folder's raw files into the local
+    data bucket, run the state machine once, and read the files' states from the ledger.
 
-    Raises InvalidModel when ``model_dir`` breaks the model contract, naming its files."""
-    if model_dir is not None:
-        from droughtwatch_inference.adapters.models import check_model_folder
-
-        manifest: ModelManifest | None = check_model_folder(model_dir)
-    else:
-        manifest = None
+    Raises ModelCheckFailed, naming the folder and each problem, when ``model_dir`` does not
+    pass `droughtwatch model check`; then nothing is stored."""
     home = home or state.data_home()
     root = state.store_root(home)
     name = f"local-{dt.datetime.now(dt.UTC):%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:6]}"
@@ -71,15 +67,13 @@ def run_folder(
     try:
         with LocalPipeline(config) as pipeline:
             store = pipeline.store
-            versions: list[RawObject] = []
-            for path in files:
-                key = layout.raw_key(path.name, date)
-                store.upload(path, config.data_bucket, key)
-                versions.append(store.head(config.data_bucket, key))
-            if manifest is not None and model_dir is not None:
-                publish_model_folder(
-                    store, model_dir, manifest, config.model_bucket, config.model_prefix
+            if model_dir is not None:
+                from droughtwatch_inference.model_publish import publish_folder
+
+                published = publish_folder(
+                    model_dir, store, config.model_bucket, config.model_prefix
                 )
+                say(f"model {published.manifest.name} {published.manifest.version} published")
             elif not store.path(config.model_bucket, config.model_prefix + MANIFEST_NAME).exists():
                 from droughtwatch_inference import training
 
@@ -88,6 +82,11 @@ def run_folder(
                 training.publish_model(
                     store, config.model_bucket, config.model_prefix, model, trained
                 )
+            versions: list[RawObject] = []
+            for path in files:
+                key = layout.raw_key(path.name, date)
+                store.upload(path, config.data_bucket, key)
+                versions.append(store.head(config.data_bucket, key))
             execution = pipeline.run(name=name)
             summary, ledger_error = _summary(execution, store, config, versions, files)
     finally:
@@ -107,16 +106,18 @@ def run_folder(
 
 def _summary(
     execution: Execution,
-    store: FileStore,
+    store: FolderStore,
     config: LocalConfig,
     versions: list[RawObject],
     files: list[Path],
 ) -> tuple[RunSummary, str | None]:
     """The files' states from the ledger (read with the handlers' settings, which the pipeline
     has in its environment)."""
+    from droughtwatch_contract.settings import CommonSettings
+
     from droughtwatch_inference.adapters.database import connect
     from droughtwatch_inference.adapters.ledger import Ledger
-    from droughtwatch_inference.settings import CommonSettings, load
+    from droughtwatch_inference.runtime_settings import load
 
     settings = load(CommonSettings)
     summary = RunSummary(execution.status, max_attempts=settings.max_attempts)
@@ -129,19 +130,3 @@ def _summary(
         report = store.path(config.data_bucket, outcome.report_key) if outcome.report_key else None
         summary.files.append(file_line(path.name, outcome, settings.max_attempts, report))
     return summary, None
-
-
-def publish_model_folder(
-    store: FileStore, folder: Path, manifest: ModelManifest, bucket: str, prefix: str
-) -> list[str]:
-    """Store a checked model folder under ``prefix``: the weights first and model.json last, so
-    a run that reads model.json meanwhile never finds it naming weights that are not there."""
-    keys = []
-    for file_name, content_type in (
-        (manifest.weights_name, "application/octet-stream"),
-        (MANIFEST_NAME, "application/json"),
-    ):
-        key = f"{prefix}{file_name}"
-        store.upload(folder / file_name, bucket, key, content_type)
-        keys.append(key)
-    return keys

@@ -8,7 +8,7 @@ from enum import IntEnum
 from pathlib import Path
 
 from droughtwatch_inference.adapters.ledger import SETTLED
-from droughtwatch_inference.entries import FileOutcome
+from droughtwatch_inference.records import FileOutcome
 
 # Where a file's way ends without products: settled by a stage (skipped, a duplicate), or
 # superseded by a newer version of its key (see migration 0002).

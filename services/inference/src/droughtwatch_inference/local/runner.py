@@ -1,6 +1,6 @@
 """The local runner: the deployed state machine definition executed in-process by moto's Step
 Functions interpreter, with each Lambda task dispatched to the real handler. The buckets are
-folders under ``LocalConfig.store_root`` (``adapters.filestore``), shared by every local process
+folders under ``LocalConfig.store_root`` (``adapters.folder_store``), shared by every local process
 at once, as S3 is by Lambdas; moto keeps only the state machine, the functions and their role.
 
 The one seam is `_dispatch`, which replaces moto's simple Lambda backend's `invoke` (it would
@@ -31,10 +31,10 @@ from pathlib import Path
 from typing import Any
 from unittest import mock
 
-from droughtwatch_inference.adapters.filestore import FileStore
-from droughtwatch_inference.entries import STAGES
-from droughtwatch_inference.handlers import HANDLERS
-from droughtwatch_inference.statemachine import definition
+from droughtwatch_contract.stages import STAGES
+from droughtwatch_contract.statemachine import definition
+
+from droughtwatch_inference.adapters.folder_store import FolderStore
 
 REGION = "eu-west-1"
 ACCOUNT = "123456789012"
@@ -154,7 +154,7 @@ class LocalPipeline:
 
     def __init__(self, config: LocalConfig) -> None:
         self.config = config
-        self.store = FileStore(config.store_root)
+        self.store = FolderStore(config.store_root)
         self.faults: dict[str, list[str]] = {}
         self.invocations: list[tuple[str, float]] = []
         self._stack: ExitStack | None = None
@@ -168,7 +168,7 @@ class LocalPipeline:
         from moto.awslambda_simple.models import LambdaSimpleBackend
 
         from droughtwatch_inference.handlers import common
-        from droughtwatch_inference.settings import cached
+        from droughtwatch_inference.runtime_settings import cached
 
         stack = ExitStack()
         self._stack = stack
@@ -242,14 +242,14 @@ class LocalPipeline:
         )["Role"]["Arn"]
         lam = boto3.client("lambda", region_name=REGION)
         arns = {}
-        for stage in STAGES:
+        for stage in STAGES.names:
             # The code is never run by moto (the seam runs the handler); a function must exist
             # so that the state machine can name it.
             arns[stage] = lam.create_function(
                 FunctionName=self.config.function_name(stage),
                 Runtime="python3.12",
                 Role=role_arn,
-                Handler=HANDLERS[stage],
+                Handler=STAGES[stage].handler,
                 Code={"ZipFile": _placeholder_zip()},
                 Timeout=FUNCTION_TIMEOUT_SECONDS,
             )["FunctionArn"]
@@ -265,14 +265,14 @@ class LocalPipeline:
         name = (
             function_name.rsplit(":", 1)[-1] if function_name.startswith("arn:") else function_name
         )
-        for stage in STAGES:
+        for stage in STAGES.names:
             if name == self.config.function_name(stage):
                 return stage
         raise KeyError(f"no droughtwatch handler for function {function_name!r}")
 
     def _handler(self, stage: str) -> Callable[..., Any]:
         if stage not in self._handlers:
-            module, _, attr = HANDLERS[stage].rpartition(".")
+            module, _, attr = STAGES[stage].handler.rpartition(".")
             self._handlers[stage] = getattr(importlib.import_module(module), attr)
         return self._handlers[stage]
 

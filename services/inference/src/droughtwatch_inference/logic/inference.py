@@ -12,43 +12,42 @@ import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 import numpy as np
-import torch
+from droughtwatch_contract.keys import KeyLayout
 from droughtwatch_preprocess import MissingChannelError, ProcessedReader
 
 from droughtwatch_inference import predictions
-from droughtwatch_inference.entries import LedgerEntry
-from droughtwatch_inference.errors import ModelInputMismatch
-from droughtwatch_inference.keys import KeyLayout
+from droughtwatch_inference.errors import ModelInputMismatch, ModelOutputError
+from droughtwatch_inference.logic.ports import StorePort
 from droughtwatch_inference.logic.stage import FileResult
 from droughtwatch_inference.manifest import ModelManifest
+from droughtwatch_inference.records import LedgerEntry
 
 PARQUET_CONTENT_TYPE = "application/vnd.apache.parquet"
 
 
+@runtime_checkable
 class Predictor(Protocol):
-    """A loaded model (adapters.models implements it for torch.export and ONNX)."""
+    """A loaded model (adapters.models loads one for torch.export and ONNX; each sets its own
+    runtime's threads, so this module imports neither runtime)."""
 
     def predict(self, images: np.ndarray) -> np.ndarray:
         """Class probabilities float32 (n, K), rows summing to one, of images float32
-        (n, C, H, W) with the manifest's channels in order; n >= 1."""
+        (n, C, H, W) with the manifest's channels in order; n >= 1. The predictor gives the
+        model the layout it declares."""
         ...
 
 
+@runtime_checkable
 class LoadedModelPort(Protocol):
+    """adapters.models.LoadedModel; a stub in the tests."""
+
     @property
     def manifest(self) -> ModelManifest: ...
     @property
     def predictor(self) -> Predictor: ...
-
-
-class StorePort(Protocol):
-    def download(self, bucket: str, key: str, dest: Path, etag: str | None = None) -> Path: ...
-    def upload(
-        self, path: Path, bucket: str, key: str, content_type: str | None = None
-    ) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -85,22 +84,21 @@ def predict_file(
     batch_size: int,
     out_path: Path,
     *,
-    threads: int = 0,
     name: str | None = None,
 ) -> FilePredictions:
     """Predict every image of the processed file and write the predictions Parquet file.
 
     ``name`` is what errors call the file (default: its path). Raises ModelInputMismatch when
     the file lacks a channel the model needs, has another image size, or holds values the
-    model cannot take (non-finite). A file with no images gives an empty predictions file.
+    model cannot take (non-finite), ModelOutputError when the model answers an image with
+    anything but finite probabilities. A file with no images gives an empty predictions file.
     """
     started = time.perf_counter()
     name = name or str(processed_path)
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-    torch.set_num_threads(inference_threads(threads))
     tables = []
-    with ProcessedReader(processed_path) as reader, torch.inference_mode():
+    with ProcessedReader(processed_path) as reader:
         size = int(reader.meta["image_size"])
         if size != manifest.image_size:
             raise _mismatch(name, manifest, f"the images are {size}x{size} pixels")
@@ -111,7 +109,9 @@ def predict_file(
                 for start in range(0, len(chunk.ids), batch_size):
                     batch = chunk.images[start : start + batch_size]
                     _check_finite(batch, name, manifest)
-                    probabilities[start : start + len(batch)] = predictor.predict(batch)
+                    out = predictor.predict(batch)
+                    _check_outputs(out, chunk.ids[start : start + len(batch)], name, manifest)
+                    probabilities[start : start + len(batch)] = out
                 tables.append(predictions.build_table(chunk.ids, probabilities, manifest))
         except MissingChannelError as exc:
             raise _mismatch(
@@ -140,6 +140,22 @@ def _check_finite(batch: np.ndarray, name: str, manifest: ModelManifest) -> None
     )
 
 
+def _check_outputs(out: np.ndarray, ids: np.ndarray, name: str, manifest: ModelManifest) -> None:
+    expected = (len(ids), len(manifest.classes))
+    if out.shape != expected:
+        raise ModelOutputError(
+            f"{name}: model {manifest.name} {manifest.version} returned shape {out.shape} for "
+            f"{len(ids)} images, expected {expected}."
+        )
+    finite = np.isfinite(out).all(axis=1)
+    if not finite.all():
+        bad = [str(i) for i in ids[~finite][:3]]
+        raise ModelOutputError(
+            f"{name}: model {manifest.name} {manifest.version} returned non-finite scores "
+            f"(NaN or infinite) for {int((~finite).sum())} image(s), e.g. {', '.join(bad)}."
+        )
+
+
 def infer_entry(
     entry: LedgerEntry,
     store: StorePort,
@@ -147,7 +163,6 @@ def infer_entry(
     layout: KeyLayout,
     work_dir: Path,
     batch_size: int,
-    threads: int = 0,
 ) -> FileResult:
     """Download the entry's processed file, predict it, upload the predictions file."""
     if not entry.processed_key or not entry.source_digest:
@@ -167,7 +182,6 @@ def infer_entry(
             manifest,
             batch_size,
             out,
-            threads=threads,
             name=f"s3://{entry.bucket}/{entry.processed_key}",
         )
         key = layout.predictions_key(entry.raw_key, entry.source_digest)

@@ -10,8 +10,9 @@ higher always means more drift: one alert threshold holds for a file of 100 imag
 50,000 (rule of thumb: below 0.1 no real change, 0.1-0.25 moderate, 0.25 and above a
 significant shift; the default threshold is 0.25). Small files are noisy: sampling adds about
 (classes - 1) / images, and a class missing from a file by chance alone adds about 0.7.
-Evidently's value is the score only; ``drift_detected`` is computed here as
-``score >= threshold`` (both methods are distances).
+Evidently's value is the score only; ``drift_detected`` is the contract's one drift rule,
+``droughtwatch_contract.drift.is_drift`` (score >= threshold: both methods are distances), the
+rule the demo and the Grafana alert apply too.
 
 The reference is the model's ``reference_class_shares`` (in the predictions file's metadata)
 turned into a frame of ``REFERENCE_ROWS`` labels with largest-remainder rounding, so its
@@ -34,15 +35,17 @@ from collections.abc import Mapping, Sequence
 from functools import cache
 from pathlib import Path
 from types import SimpleNamespace
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
+from droughtwatch_contract.drift import is_drift
+from droughtwatch_contract.keys import KeyLayout
 
 from droughtwatch_inference import predictions
-from droughtwatch_inference.entries import LedgerEntry
 from droughtwatch_inference.errors import InvalidPredictions
-from droughtwatch_inference.keys import KeyLayout
+from droughtwatch_inference.logic.ports import LedgerPort, StorePort
 from droughtwatch_inference.logic.stage import FileResult
+from droughtwatch_inference.records import LedgerEntry
 
 if TYPE_CHECKING:
     from evidently.core.report import Snapshot
@@ -50,17 +53,6 @@ if TYPE_CHECKING:
 LABEL = "label"
 REFERENCE_ROWS = 10_000
 DRIFT_METHODS = ("psi", "jensenshannon")
-
-
-class StorePort(Protocol):
-    def download(self, bucket: str, key: str, dest: Path, etag: str | None = None) -> Path: ...
-    def upload(
-        self, path: Path, bucket: str, key: str, content_type: str | None = None
-    ) -> None: ...
-
-
-class MetricsPort(Protocol):
-    def insert_metrics(self, row: dict[str, Any]) -> bool: ...
 
 
 @cache
@@ -102,11 +94,6 @@ def reference_labels(
     for k in by_remainder[: rows - sum(counts)]:
         counts[k] += 1
     return [c for c, n in zip(classes, counts, strict=True) for _ in range(n)]
-
-
-def drift_detected(score: float | None, threshold: float) -> bool:
-    """Distance tests (psi, jensenshannon): drift when the score reaches the threshold."""
-    return score is not None and score >= threshold
 
 
 def _model_classes(meta: Mapping[str, Any]) -> tuple[list[str], dict[str, float]]:
@@ -187,14 +174,14 @@ def observe_predictions(
     if drift in metrics:
         score = float(values[drift.metric_id])
         result["drift_score"] = score
-        result["drift_detected"] = drift_detected(score, threshold)
+        result["drift_detected"] = is_drift(score, threshold)
     return result, snapshot
 
 
 def observe_entry(
     entry: LedgerEntry,
     store: StorePort,
-    metrics: MetricsPort,
+    metrics: LedgerPort,
     layout: KeyLayout,
     work_dir: Path,
     *,

@@ -6,30 +6,14 @@ from __future__ import annotations
 import datetime as dt
 import shutil
 from pathlib import Path
-from typing import Any, Protocol
 
+from droughtwatch_contract.keys import KeyLayout
 from droughtwatch_preprocess import PreprocessError, looks_like_tfrecord, process_file
 
-from droughtwatch_inference.entries import LedgerEntry, RawObject
 from droughtwatch_inference.errors import InvalidRawFile
-from droughtwatch_inference.keys import KeyLayout
+from droughtwatch_inference.logic.ports import LedgerPort, StorePort
 from droughtwatch_inference.logic.stage import FileResult
-
-
-class StorePort(Protocol):
-    def list(self, bucket: str, prefix: str) -> Any: ...
-    def download(self, bucket: str, key: str, dest: Path, etag: str | None = None) -> Path: ...
-    def upload(
-        self, path: Path, bucket: str, key: str, content_type: str | None = None
-    ) -> None: ...
-
-
-class RegisterPort(Protocol):
-    def register(self, bucket: str, objects: Any, run_id: str) -> int: ...
-
-
-class DigestPort(Protocol):
-    def original_of(self, entry_id: int, source_digest: str) -> str | None: ...
+from droughtwatch_inference.records import LedgerEntry, RawObject
 
 
 def is_job_marker(key: str, size: int) -> bool:
@@ -41,7 +25,7 @@ def is_job_marker(key: str, size: int) -> bool:
 
 def discover(
     store: StorePort,
-    ledger: RegisterPort,
+    ledger: LedgerPort,
     bucket: str,
     layout: KeyLayout,
     run_id: str,
@@ -64,7 +48,7 @@ def process_entry(
     layout: KeyLayout,
     work_dir: Path,
     chunk_size: int,
-    digests: DigestPort,
+    digests: LedgerPort,
 ) -> FileResult:
     if is_job_marker(entry.raw_key, entry.size_bytes):
         return FileResult({}, outcome="skipped", note="an empty job marker file, not data")

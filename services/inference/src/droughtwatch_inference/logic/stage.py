@@ -8,10 +8,9 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
 from droughtwatch_inference import logs
-from droughtwatch_inference.entries import LedgerEntry, Stage, StageReport
 from droughtwatch_inference.errors import (
     ConfigurationError,
     DatabaseUnavailable,
@@ -22,6 +21,8 @@ from droughtwatch_inference.errors import (
     SecretUnavailable,
     StorageError,
 )
+from droughtwatch_inference.logic.ports import LedgerPort
+from droughtwatch_inference.records import LedgerEntry, StageReport
 
 # Errors that mean the stage as a whole cannot work: the claimed file is given back untouched
 # and the stage fails (the state machine's Choice goes to the Fail state).
@@ -32,17 +33,6 @@ STAGE_ERRORS: tuple[type[Exception], ...] = (
     ModelNotFound,
     InvalidModel,
 )
-
-
-class LedgerPort(Protocol):
-    def claim(
-        self, stage: str, *, max_attempts: int, lease_seconds: int, exclude: Any = ()
-    ) -> LedgerEntry | None: ...
-    def complete(self, entry_id: int, stage: str, **values: Any) -> None: ...
-    def fail(self, entry_id: int, stage: str, error: str) -> None: ...
-    def settle(self, entry_id: int, stage: str, status: str, note: str, **values: Any) -> None: ...
-    def release(self, entry_id: int, stage: str) -> None: ...
-    def remaining(self, stage: str, *, max_attempts: int, exclude: Any = ()) -> int: ...
 
 
 @dataclass
@@ -86,7 +76,7 @@ def describe(exc: BaseException) -> str:
 
 
 def run_stage(
-    stage: Stage,
+    stage: str,
     run_id: str,
     ledger: LedgerPort,
     work: Callable[[LedgerEntry], FileResult],

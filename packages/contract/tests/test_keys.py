@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from droughtwatch_inference.keys import KeyLayout
+from droughtwatch_contract.keys import KeyLayout
 
 LAYOUT = KeyLayout()
 

@@ -1,5 +1,5 @@
 """The one Amazon States Language definition of the pipeline, used by the Pulumi program and by
-the local runner alike.
+the local runner alike, built from the stage registry:
 
     Processing -> Processing succeeded? -> Inference -> Inference succeeded? -> Observe ->
     Observe succeeded? -> Done
@@ -15,9 +15,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from droughtwatch_inference.entries import STAGES
+from droughtwatch_contract.stages import STAGES, Stage, StageRegistry
 
-TITLES = {"processing": "Processing", "inference": "Inference", "observe": "Observe"}
 LAMBDA_SERVICE_ERRORS = [
     "Lambda.ServiceException",
     "Lambda.AWSLambdaException",
@@ -30,50 +29,61 @@ DEFAULT_TIMEOUT_SECONDS = 900
 TASK_TIMEOUT_MARGIN_SECONDS = 60
 
 
-def choice_name(stage: str) -> str:
-    return f"{TITLES[stage]} succeeded?"
+def choice_name(stage: Stage) -> str:
+    return f"{stage.title} succeeded?"
 
 
-def fail_name(stage: str) -> str:
-    return f"{TITLES[stage]} failed"
+def fail_name(stage: Stage) -> str:
+    return f"{stage.title} failed"
 
 
-def caught_name(stage: str) -> str:
-    return f"{TITLES[stage]} error caught"
+def caught_name(stage: Stage) -> str:
+    return f"{stage.title} error caught"
 
 
 SUCCEED = "Done"
-SUCCESS_PATH = [s for stage in STAGES for s in (TITLES[stage], choice_name(stage))] + [SUCCEED]
+
+
+def success_path(stages: StageRegistry = STAGES) -> list[str]:
+    """The states an execution that succeeds passes through, in order."""
+    return [s for stage in stages for s in (stage.title, choice_name(stage))] + [SUCCEED]
+
+
+SUCCESS_PATH = success_path()
 
 
 def definition(
     function_arns: Mapping[str, Any],
     timeouts: Mapping[str, int] | None = None,
     *,
+    stages: StageRegistry = STAGES,
     retry_interval_seconds: int = 2,
     retry_max_attempts: int = 3,
 ) -> dict[str, Any]:
     """The state machine definition as a dict. ``function_arns`` maps each stage name to its
     Lambda ARN (plain strings locally, Pulumi Outputs in the Pulumi program: this function only
     places them, so `pulumi.Output.json_dumps` resolves them)."""
-    missing = [s for s in STAGES if s not in function_arns]
+    missing = [s for s in stages.names if s not in function_arns]
     if missing:
         raise ValueError(f"function ARNs missing for stages: {missing}")
     timeouts = timeouts or {}
     states: dict[str, Any] = {}
-    for position, stage in enumerate(STAGES):
-        title = TITLES[stage]
+    order = list(stages)
+    for position, stage in enumerate(order):
+        title = stage.title
         is_first = position == 0
         payload: dict[str, Any] = (
             {"run_id.$": "$$.Execution.Name", "input.$": "$"} if is_first else {"body.$": "$.body"}
         )
-        timeout = int(timeouts.get(stage, DEFAULT_TIMEOUT_SECONDS)) + TASK_TIMEOUT_MARGIN_SECONDS
-        next_after_choice = TITLES[STAGES[position + 1]] if position + 1 < len(STAGES) else SUCCEED
+        timeout = (
+            int(timeouts.get(stage.name, DEFAULT_TIMEOUT_SECONDS)) + TASK_TIMEOUT_MARGIN_SECONDS
+        )
+        next_after_choice = order[position + 1].title if position + 1 < len(order) else SUCCEED
         states[title] = {
             "Type": "Task",
             "Comment": f"{title}: one Lambda invocation of the shared image",
             "Resource": "arn:aws:states:::lambda:invoke",
-            "Parameters": {"FunctionName": function_arns[stage], "Payload": payload},
+            "Parameters": {"FunctionName": function_arns[stage.name], "Payload": payload},
             "ResultSelector": {"statusCode.$": "$.Payload.statusCode", "body.$": "$.Payload.body"},
             "TimeoutSeconds": timeout,
             "Retry": [
@@ -115,7 +125,7 @@ def definition(
         }
     states[SUCCEED] = {"Type": "Succeed"}
     return {
-        "Comment": "droughtwatch: Processing -> Inference -> Observe, each checked by a Choice",
-        "StartAt": TITLES[STAGES[0]],
+        "Comment": f"droughtwatch: {' -> '.join(s.title for s in order)}, each checked by a Choice",
+        "StartAt": order[0].title,
         "States": states,
     }

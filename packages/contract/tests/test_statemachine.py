@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import pytest
-from droughtwatch_inference.entries import STAGES
-from droughtwatch_inference.statemachine import (
+from droughtwatch_contract.stages import STAGES, Stage
+from droughtwatch_contract.statemachine import (
     LAMBDA_SERVICE_ERRORS,
     SUCCESS_PATH,
     choice_name,
@@ -12,7 +12,9 @@ from droughtwatch_inference.statemachine import (
     fail_name,
 )
 
-ARNS = {stage: f"arn:aws:lambda:eu-west-1:123456789012:function:dw-{stage}" for stage in STAGES}
+ARNS = {
+    stage: f"arn:aws:lambda:eu-west-1:123456789012:function:dw-{stage}" for stage in STAGES.names
+}
 
 
 def _targets(state: dict) -> list[str]:
@@ -57,8 +59,8 @@ def test_success_path_is_task_then_choice_for_each_stage() -> None:
     assert walked == SUCCESS_PATH
 
 
-@pytest.mark.parametrize("stage", STAGES)
-def test_each_choice_has_a_failure_branch_to_its_own_fail_state(stage: str) -> None:
+@pytest.mark.parametrize("stage", STAGES, ids=STAGES.names)
+def test_each_choice_has_a_failure_branch_to_its_own_fail_state(stage: Stage) -> None:
     states = definition(ARNS)["States"]
     choice = states[choice_name(stage)]
     assert choice["Type"] == "Choice"
@@ -74,13 +76,13 @@ def test_each_choice_has_a_failure_branch_to_its_own_fail_state(stage: str) -> N
     assert {"Variable": "$.statusCode", "NumericEquals": 200} in rule
 
 
-@pytest.mark.parametrize("stage", STAGES)
-def test_each_task_retries_service_errors_catches_the_rest_and_has_a_timeout(stage: str) -> None:
-    asl = definition(ARNS, timeouts={stage: 300})
-    task = asl["States"][
-        {"processing": "Processing", "inference": "Inference", "observe": "Observe"}[stage]
-    ]
-    assert task["Parameters"]["FunctionName"] == ARNS[stage]
+@pytest.mark.parametrize("stage", STAGES, ids=STAGES.names)
+def test_each_task_retries_service_errors_catches_the_rest_and_has_a_timeout(
+    stage: Stage,
+) -> None:
+    asl = definition(ARNS, timeouts={stage.name: 300})
+    task = asl["States"][stage.title]
+    assert task["Parameters"]["FunctionName"] == ARNS[stage.name]
     (retry,) = task["Retry"]
     assert retry["ErrorEquals"] == LAMBDA_SERVICE_ERRORS
     assert retry["BackoffRate"] > 1 and retry["MaxAttempts"] >= 2
@@ -100,10 +102,10 @@ def test_arns_are_placed_not_formatted() -> None:
     class Opaque:
         """Stands for a Pulumi Output: the builder must place it untouched."""
 
-    arns = {stage: Opaque() for stage in STAGES}
+    arns = {stage: Opaque() for stage in STAGES.names}
     asl = definition(arns)
     placed = [
         asl["States"][t]["Parameters"]["FunctionName"]
         for t in ("Processing", "Inference", "Observe")
     ]
-    assert [id(a) for a in placed] == [id(arns[s]) for s in STAGES]
+    assert [id(a) for a in placed] == [id(arns[s]) for s in STAGES.names]

@@ -1,17 +1,16 @@
-"""Typed settings of the three handlers, read once per container from DROUGHTWATCH_* variables.
+"""Typed settings of the stage handlers, read once per container from DROUGHTWATCH_* variables
+(the service's runtime_settings turns a missing or invalid variable into an error naming it).
 
-A missing or invalid variable fails at cold start with a message naming the variable."""
+The Pulumi program reads the same models for the defaults it deploys and the variable names it
+sets."""
 
 from __future__ import annotations
 
-from functools import cache
 from pathlib import Path
-from typing import Literal, TypeVar
+from typing import Literal
 
-from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
-
-from droughtwatch_inference.errors import ConfigurationError
 
 ENV_PREFIX = "DROUGHTWATCH_"
 
@@ -118,26 +117,3 @@ class ObserveSettings(CommonSettings):
     drift_method: Literal["psi", "jensenshannon"] = "psi"
     drift_threshold: float = Field(0.25, gt=0)
     save_html_report: bool = True
-
-
-S = TypeVar("S", bound=CommonSettings)
-
-
-def load(model: type[S]) -> S:
-    """Build settings from the environment, turning validation errors into a ConfigurationError
-    whose message names each bad variable."""
-    try:
-        return model()  # type: ignore[call-arg]
-    except ValidationError as exc:
-        problems = []
-        for err in exc.errors():
-            loc = "_".join(str(p) for p in err["loc"]).upper()
-            name = f"{ENV_PREFIX}{loc}" if loc else "settings"
-            problems.append(f"{name}: {err['msg']}")
-        raise ConfigurationError("invalid configuration: " + "; ".join(problems)) from None
-
-
-@cache
-def cached(model: type[S]) -> S:
-    """Settings built once per container (per model class)."""
-    return load(model)

@@ -11,26 +11,31 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from droughtwatch_inference.adapters.filestore import FileStore
-from droughtwatch_inference.adapters.storage import ObjectStore, Store, open_store
+from droughtwatch_contract.settings import ProcessingSettings
+from droughtwatch_inference.adapters.folder_store import FolderStore
+from droughtwatch_inference.adapters.storage import ObjectStore, open_store
 from droughtwatch_inference.errors import ObjectMissing, StorageError
-from droughtwatch_inference.settings import ProcessingSettings, load
+from droughtwatch_inference.logic.ports import StorePort
+from droughtwatch_inference.runtime_settings import load
 
 BUCKET = "dw-test-data"
 
 
 @pytest.fixture(params=["s3", "folder"])
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[ObjectStore | FolderStore]:
     if request.param == "s3":
         request.getfixturevalue("s3")  # moto with the test buckets
-        yield ObjectStore(types.SimpleNamespace(aws_endpoint_url=None, aws_region="eu-west-1"))
+        store: ObjectStore | FolderStore = ObjectStore(
+            types.SimpleNamespace(aws_endpoint_url=None, aws_region="eu-west-1")
+        )
     else:
-        folder = FileStore(tmp_path / "buckets")
-        folder.create_bucket(BUCKET)
-        yield folder
+        store = FolderStore(tmp_path / "buckets")
+        store.create_bucket(BUCKET)
+    assert isinstance(store, StorePort)
+    yield store
 
 
-def test_etag_is_the_md5_of_the_content(store: Store, tmp_path: Path) -> None:
+def test_etag_is_the_md5_of_the_content(store: ObjectStore | FolderStore, tmp_path: Path) -> None:
     body = b"raw satellite bytes" * 1000
     source = tmp_path / "scene.tfrecord"
     source.write_bytes(body)
@@ -45,7 +50,7 @@ def test_etag_is_the_md5_of_the_content(store: Store, tmp_path: Path) -> None:
     )
 
 
-def test_list_gives_the_keys_under_a_prefix_in_key_order(store: Store) -> None:
+def test_list_gives_the_keys_under_a_prefix_in_key_order(store: ObjectStore | FolderStore) -> None:
     for key in ["raw/b/2", "raw/a/1", "raw/a b/3", "processed/a/x.npz", "rawish/4"]:
         store.put_bytes(BUCKET, key, key.encode(), "text/plain")
     assert [o.key for o in store.list(BUCKET, "raw/")] == ["raw/a b/3", "raw/a/1", "raw/b/2"]
@@ -60,7 +65,9 @@ def test_list_gives_the_keys_under_a_prefix_in_key_order(store: Store) -> None:
     assert list(store.list(BUCKET, "reports/")) == []
 
 
-def test_download_with_the_registered_etag(store: Store, tmp_path: Path) -> None:
+def test_download_with_the_registered_etag(
+    store: ObjectStore | FolderStore, tmp_path: Path
+) -> None:
     store.put_bytes(BUCKET, "raw/x", b"version 1", "application/octet-stream")
     (listed,) = store.list(BUCKET, "raw/")
     dest = store.download(BUCKET, "raw/x", tmp_path / "out" / "x", listed.etag)
@@ -71,7 +78,7 @@ def test_download_with_the_registered_etag(store: Store, tmp_path: Path) -> None
 
 
 def test_missing_object_and_missing_bucket_are_different_errors(
-    store: Store, tmp_path: Path
+    store: ObjectStore | FolderStore, tmp_path: Path
 ) -> None:
     with pytest.raises(ObjectMissing, match=r"processed/gone\.npz"):
         store.download(BUCKET, "processed/gone.npz", tmp_path / "x")
@@ -82,17 +89,23 @@ def test_missing_object_and_missing_bucket_are_different_errors(
     assert not isinstance(info.value, ObjectMissing)  # a stage error, not one file's
 
 
-def test_uri_says_where_to_look(tmp_path: Path) -> None:
-    folder = FileStore(tmp_path / "buckets")
-    assert folder.uri(BUCKET, "reports/a/b.html") == str(
-        tmp_path / "buckets" / BUCKET / "reports" / "a" / "b.html"
+def test_a_folder_bucket_without_a_folder_lists_as_an_error_and_reads_as_missing(
+    tmp_path: Path,
+) -> None:
+    store = FolderStore(tmp_path / "buckets")
+    with pytest.raises(StorageError, match="check DROUGHTWATCH_STORE_ROOT"):
+        list(store.list(BUCKET, "raw/"))  # a mistyped root must not look like an empty bucket
+    with pytest.raises(ObjectMissing):
+        store.get_bytes(BUCKET, "models/model.json")
+    store.put_bytes(BUCKET, "models/model.json", b"{}", "application/json")  # makes the bucket
+    assert store.path(BUCKET, "models/model.json") == tmp_path / "buckets" / BUCKET / "models" / (
+        "model.json"
     )
-    s3 = ObjectStore(types.SimpleNamespace(aws_endpoint_url=None, aws_region="eu-west-1"))
-    assert s3.uri(BUCKET, "reports/a/b.html") == f"s3://{BUCKET}/reports/a/b.html"
+    assert [o.key for o in store.list(BUCKET, "")] == ["models/model.json"]
 
 
 def test_a_reader_never_sees_half_an_object(tmp_path: Path) -> None:
-    store = FileStore(tmp_path / "buckets")
+    store = FolderStore(tmp_path / "buckets")
     store.create_bucket(BUCKET)
     versions = [bytes([i]) * 3_000_000 for i in (1, 2)]
     store.put_bytes(BUCKET, "processed/x.npz", versions[0], "application/octet-stream")
@@ -124,7 +137,7 @@ def test_a_reader_never_sees_half_an_object(tmp_path: Path) -> None:
 
 
 def test_a_crashed_write_is_never_listed(tmp_path: Path) -> None:
-    store = FileStore(tmp_path / "buckets")
+    store = FolderStore(tmp_path / "buckets")
     folder = store.create_bucket(BUCKET) / "raw" / "2026-11-27"
     folder.mkdir(parents=True)
     (folder / f".{'0' * 32}.partial").write_bytes(b"half an obj")
@@ -134,7 +147,7 @@ def test_a_crashed_write_is_never_listed(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("key", ["", "/abs", "raw//x", "raw/./x", "raw/../../etc/passwd", "raw/"])
 def test_keys_a_folder_cannot_hold_are_refused(tmp_path: Path, key: str) -> None:
-    store = FileStore(tmp_path / "buckets")
+    store = FolderStore(tmp_path / "buckets")
     store.create_bucket(BUCKET)
     with pytest.raises(StorageError, match="cannot be stored in a local folder"):
         store.put_bytes(BUCKET, key, b"x", "text/plain")
@@ -143,7 +156,7 @@ def test_keys_a_folder_cannot_hold_are_refused(tmp_path: Path, key: str) -> None
 
 
 def test_a_key_under_an_object_is_a_clear_error(tmp_path: Path) -> None:
-    store = FileStore(tmp_path / "buckets")
+    store = FolderStore(tmp_path / "buckets")
     store.create_bucket(BUCKET)
     store.put_bytes(BUCKET, "raw/a", b"x", "text/plain")
     with pytest.raises(StorageError, match="a key and a folder of keys share this name"):
@@ -160,4 +173,4 @@ def test_store_root_selects_the_folder_store(
     assert isinstance(open_store(load(ProcessingSettings)), ObjectStore)
     monkeypatch.setenv("DROUGHTWATCH_STORE_ROOT", str(tmp_path / "buckets"))
     store = open_store(load(ProcessingSettings))
-    assert isinstance(store, FileStore) and store.root == tmp_path / "buckets"
+    assert isinstance(store, FolderStore) and store.root == tmp_path / "buckets"

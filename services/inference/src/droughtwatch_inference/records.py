@@ -1,14 +1,11 @@
-"""Plain values passed between the layers: a raw object, a ledger entry, a stage's report."""
+"""Plain values passed between the layers: a raw object, a ledger entry, a stage's report.
+(The stages themselves are droughtwatch_contract.stages.)"""
 
 from __future__ import annotations
 
 import datetime as dt
 from dataclasses import asdict, dataclass, field
-from typing import Any, Literal
-
-Stage = Literal["processing", "inference", "observe"]
-STAGES: tuple[Stage, ...] = ("processing", "inference", "observe")
-NEXT_STAGE: dict[str, str] = {"processing": "inference", "inference": "observe", "observe": "done"}
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -40,7 +37,7 @@ class LedgerEntry:
 class StageReport:
     """What a stage did in one invocation; becomes the handler's response body."""
 
-    stage: Stage
+    stage: str
     run_id: str
     files_done: int = 0
     files_failed: int = 0

@@ -1,0 +1,223 @@
+"""Cold start of the Inference handler with an ONNX model: a fresh process, from its start to
+its first prediction, on this checkout and on a base commit (default: where this branch left
+main), interleaved so that a busy moment on the machine hits both alike.
+
+Each run is a new interpreter doing what the Inference handler does up to its first
+prediction: import the handler module (Lambda's init phase), load the model as the handler
+does (``adapters.models.load_model``: model.json, the weights, the runtime, the probe) from a
+model bucket kept in a folder, and predict one processed file of the real shard
+(``logic.inference.predict_file``). The database and S3 round trips are left out: they are
+the same before and after. The base commit's service code is exported with ``git archive``
+and put first on PYTHONPATH, so both run in this environment with the same packages.
+
+    uv run python bench/cold_start_bench.py [--base REF] [--repeats 5]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tarfile
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+SHARD = REPO.parent / "shared" / "data" / "droughtwatch" / "part-r-00012"
+SOURCES = ("services/inference/src", "packages/preprocess/src")
+BUCKET, PREFIX = "models", "bench/"
+
+# What the child runs. It keeps to names both the base and this checkout have.
+CHILD = """
+import json, sys, time
+started = float(sys.argv[1])
+from pathlib import Path
+work = Path(sys.argv[2])
+import droughtwatch_inference.handlers.inference  # Lambda's init: the handler module
+imported = time.time()
+from droughtwatch_inference.adapters import models
+from droughtwatch_inference.logic.inference import predict_file
+
+
+class FolderBucket:
+    def get_bytes(self, bucket, key):
+        body = (work / bucket / key).read_bytes()
+        return body, str(len(body))
+
+    def download(self, bucket, key, dest, etag=None):
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        dest.write_bytes((work / bucket / key).read_bytes())
+        return dest
+
+
+model = models.load_model(FolderBucket(), "models", "bench/", work / "cache", threads=2)
+loaded = time.time()
+result = predict_file(work / "shard.npz", model.predictor, model.manifest, 64, work / "p.parquet")
+predicted = time.time()
+status = Path("/proc/self/status").read_text().splitlines()
+hwm = next(int(line.split()[1]) for line in status if line.startswith("VmHWM"))
+print(json.dumps({
+    "source": str(Path(droughtwatch_inference.__file__).parent),
+    "images": result.rows,
+    "import_s": imported - started,
+    "load_s": loaded - imported,
+    "predict_s": predicted - loaded,
+    "total_s": predicted - started,
+    "torch": "torch" in sys.modules,
+    "peak_rss_mb": hwm / 1024,
+}))
+"""
+
+
+def prepare(work: Path) -> None:
+    """The ONNX model in the folder bucket (a contract version 1 model.json, which both
+    checkouts read) and the real shard's processed file (generated images without it)."""
+    import numpy as np
+    from droughtwatch_inference import synthetic, training
+    from droughtwatch_inference.network import export_onnx
+    from droughtwatch_preprocess import process_file
+
+    model, manifest, _ = training.train_baseline(
+        seed=1, train_images=300, holdout_images=200, epochs=1
+    )
+    prefix = work / BUCKET / PREFIX
+    export_onnx(model, prefix / "model.onnx")
+    values = manifest.model_dump(
+        mode="json", include={"name", "version", "channels", "classes", "outputs"}
+    )
+    values |= {"format": "onnx", "reference_class_shares": manifest.reference_class_shares}
+    (prefix / "model.json").write_text(json.dumps(values))
+    raw = SHARD
+    if not SHARD.exists():
+        raw = work / "generated.tfrecord"
+        synthetic.write_raw_file(raw, np.random.default_rng(0), 81)
+    process_file(raw, work / "shard.npz")
+
+
+def export_base(ref: str, dest: Path) -> Path:
+    """The service code of commit ``ref`` under ``dest``."""
+    archive = subprocess.run(
+        ["git", "-C", str(REPO), "archive", "--format=tar", ref, *SOURCES],
+        capture_output=True,
+        check=True,
+    ).stdout
+    dest.mkdir(parents=True)
+    tar = dest / "base.tar"
+    tar.write_bytes(archive)
+    with tarfile.open(tar) as t:
+        t.extractall(dest, filter="data")
+    tar.unlink()
+    return dest
+
+
+def run_child(work: Path, pythonpath: str | None) -> dict:
+    env = dict(os.environ)
+    if pythonpath:
+        env["PYTHONPATH"] = pythonpath
+    else:
+        env.pop("PYTHONPATH", None)
+    shutil.rmtree(work / "cache", ignore_errors=True)
+    started = time.time()
+    done = subprocess.run(
+        [sys.executable, "-c", CHILD, repr(started), str(work)],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=work,
+        check=False,
+    )
+    if done.returncode:
+        raise RuntimeError(f"cold start child failed:\n{done.stderr}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def default_base() -> str:
+    merge_base = subprocess.run(
+        ["git", "-C", str(REPO), "merge-base", "HEAD", "main"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    return merge_base.stdout.strip() or "HEAD"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--base", default=None, help="commit to compare with (default: merge-base with main)"
+    )
+    parser.add_argument("--repeats", type=int, default=5, help="measured runs per checkout")
+    args = parser.parse_args(argv)
+    base = args.base or default_base()
+
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console(width=max(Console().width, 120))
+    work = Path(tempfile.mkdtemp(prefix="dw-cold-start-"))
+    try:
+        with console.status("training and exporting the ONNX model, preprocessing the shard"):
+            prepare(work)
+        base_dir = export_base(base, work / "base")
+        cases = {
+            f"before ({base[:10]})": os.pathsep.join(str(base_dir / s) for s in SOURCES),
+            "after (this checkout)": None,
+        }
+        runs: dict[str, list[dict]] = {name: [] for name in cases}
+        with console.status("measuring fresh processes"):
+            for path in cases.values():  # one unmeasured run each: the page cache
+                run_child(work, path)
+            for _ in range(args.repeats):
+                for name, path in cases.items():
+                    runs[name].append(run_child(work, path))
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+    table = Table(
+        title=f"Inference cold start with an ONNX model: median of {args.repeats} fresh processes"
+    )
+    for column in (
+        "code",
+        "import handler s",
+        "load model s",
+        "first file s",
+        "start to first prediction s",
+        "torch imported",
+        "peak RSS",
+    ):
+        table.add_column(column, justify="left" if column == "code" else "right")
+    medians = {}
+    for name, rows in runs.items():
+        median = {
+            k: statistics.median(r[k] for r in rows)
+            for k in ("import_s", "load_s", "predict_s", "total_s", "peak_rss_mb")
+        }
+        medians[name] = median
+        spread = f"{min(r['total_s'] for r in rows):.2f}-{max(r['total_s'] for r in rows):.2f}"
+        table.add_row(
+            name,
+            f"{median['import_s']:.2f}",
+            f"{median['load_s']:.2f}",
+            f"{median['predict_s']:.2f}",
+            f"{median['total_s']:.2f} ({spread})",
+            "yes" if any(r["torch"] for r in rows) else "no",
+            f"{median['peak_rss_mb']:,.0f} MB",
+        )
+    console.print(table)
+    before, after = (medians[n]["total_s"] for n in cases)
+    images = runs[next(iter(cases))][0]["images"]
+    console.print(
+        f"{images} images predicted per run. Cold start {before:.2f} s -> {after:.2f} s "
+        f"({before - after:.2f} s, {after / before:.0%} of before). Load average (1 min) "
+        f"{os.getloadavg()[0]:.2f}: these 2 cores are shared."
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

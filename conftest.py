@@ -131,6 +131,15 @@ def test_database(postgres: Postgres, migrated_template: str) -> Iterator[str]:
     postgres.drop(name)
 
 
+@pytest.fixture(scope="session")
+def baseline():
+    """The demo's baseline model (model, manifest), trained once per session."""
+    from droughtwatch_inference import training
+
+    model, manifest, _ = training.train_baseline(seed=7)
+    return model, manifest
+
+
 @pytest.fixture
 def database_dsn(postgres: Postgres, test_database: str) -> str:
     """The fresh database as the stages see it: the droughtwatch_app role, no DDL rights."""
@@ -147,6 +156,25 @@ def admin_dsn(postgres: Postgres, test_database: str) -> str:
 def grafana_dsn(postgres: Postgres, test_database: str) -> str:
     """The same database as Grafana's read-only role."""
     return postgres.dsn(test_database, GRAFANA_ROLE)
+
+
+@pytest.fixture
+def stored_model(tmp_path: Path, baseline, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The baseline model in the local model bucket of DROUGHTWATCH_HOME ``tmp_path/home``, as
+    a first `local run` would train it; returns its model.json."""
+    from droughtwatch_inference import training
+    from droughtwatch_inference.adapters.folder_store import FolderStore
+    from droughtwatch_inference.local.runner import LocalConfig
+    from droughtwatch_inference.local.state import STORE_ROOT_VARIABLE, store_root
+
+    monkeypatch.delenv(STORE_ROOT_VARIABLE, raising=False)  # the store is in the home
+    home = tmp_path / "home"
+    config = LocalConfig(database_dsn="", work_dir=home / "work", store_root=store_root(home))
+    store = FolderStore(config.store_root)
+    store.create_bucket(config.model_bucket)
+    model, manifest = baseline
+    training.publish_model(store, config.model_bucket, config.model_prefix, model, manifest)
+    return store.path(config.model_bucket, f"{config.model_prefix}model.json")
 
 
 @pytest.fixture

@@ -44,7 +44,10 @@ class SecretUnavailable(DroughtwatchError):
 
 
 class StorageError(DroughtwatchError):
-    hint = "Check the bucket name, the key and the function's S3 permissions."
+    hint = (
+        "Check the bucket name, the key and the access to it: the function's S3 permissions "
+        "on AWS, the folder under DROUGHTWATCH_STORE_ROOT in local runs."
+    )
 
 
 class ObjectMissing(StorageError):

@@ -64,3 +64,11 @@ def test_secret_values_do_not_show_in_repr(monkeypatch: pytest.MonkeyPatch) -> N
     monkeypatch.setenv("DROUGHTWATCH_DATABASE_DSN", "postgresql://u:hunter2@localhost/db")
     settings = load(ProcessingSettings)
     assert "hunter2" not in repr(settings)
+
+
+def test_relative_store_root_names_the_variable(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DROUGHTWATCH_DATA_BUCKET", "bucket-a")
+    monkeypatch.setenv("DROUGHTWATCH_DATABASE_DSN", "postgresql://x@localhost/db")
+    monkeypatch.setenv("DROUGHTWATCH_STORE_ROOT", "buckets")
+    with pytest.raises(ConfigurationError, match=r"DROUGHTWATCH_STORE_ROOT: .*absolute folder"):
+        load(ProcessingSettings)

@@ -6,6 +6,7 @@ sets."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Literal
 
 from pydantic import Field, SecretStr, field_validator, model_validator
@@ -38,6 +39,9 @@ class CommonSettings(BaseSettings):
     )
     database_connect_timeout_seconds: int = Field(10, ge=1, le=120)
 
+    # Local runs: the buckets are folders under this root (<root>/<bucket>/<key>) instead of
+    # S3, one store that every local process shares. Unset on AWS.
+    store_root: str | None = None
     aws_endpoint_url: str | None = None
     aws_region: str | None = None
 
@@ -53,6 +57,18 @@ class CommonSettings(BaseSettings):
         if not value or not value.endswith("/") or value.startswith("/"):
             raise ValueError("must be a non-empty key prefix like 'raw/' (ends with '/')")
         return value
+
+    @field_validator("store_root")
+    @classmethod
+    def _store_root_is_absolute(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        path = Path(value).expanduser()
+        if not path.is_absolute():
+            raise ValueError(
+                f"must be an absolute folder path like /home/me/droughtwatch/buckets, not {value!r}"
+            )
+        return str(path)
 
     @model_validator(mode="after")
     def _database_is_configured(self) -> CommonSettings:

@@ -12,7 +12,7 @@ from droughtwatch_contract.settings import ObserveSettings
 
 from droughtwatch_inference.adapters.daily_metrics import DailyMetrics
 from droughtwatch_inference.adapters.ledger import Ledger
-from droughtwatch_inference.adapters.storage import ObjectStore
+from droughtwatch_inference.adapters.storage import open_store
 from droughtwatch_inference.handlers.common import run_files, run_handler
 from droughtwatch_inference.logic.daily import observe_days
 from droughtwatch_inference.logic.observe import ObserveConfig, ReferenceSummaries, observe_entry
@@ -23,7 +23,7 @@ from droughtwatch_inference.records import StageReport
 def observe(
     settings: ObserveSettings, ledger: Ledger, budget: Budget, report: StageReport
 ) -> StageReport:
-    store = ObjectStore(settings)
+    store = open_store(settings)
     layout = KeyLayout.from_settings(settings)
     work_dir = Path(settings.work_dir)
     config = ObserveConfig.from_settings(settings)

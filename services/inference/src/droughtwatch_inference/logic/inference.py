@@ -29,13 +29,18 @@ from droughtwatch_preprocess import (
     UNKNOWN_LABEL,
     MissingChannelError,
     PixelCounts,
+    ProcessedFormatError,
     ProcessedReader,
     channel_means,
     feature_column,
 )
 
 from droughtwatch_inference import input_summaries, predictions
-from droughtwatch_inference.errors import ModelInputMismatch, ModelOutputError
+from droughtwatch_inference.errors import (
+    InvalidProcessedFile,
+    ModelInputMismatch,
+    ModelOutputError,
+)
 from droughtwatch_inference.logic.ports import StorePort
 from droughtwatch_inference.logic.stage import FileResult
 from droughtwatch_inference.manifest import ModelManifest
@@ -110,7 +115,9 @@ def predict_file(
     recorded in the file's metadata for Observe. Raises ModelInputMismatch when the file lacks
     a channel the model needs, has another image size, or holds values the model cannot take
     (non-finite), ModelOutputError when the model answers an image with anything but finite
-    probabilities. A file with no images gives an empty predictions file.
+    probabilities, and InvalidProcessedFile when it is not a processed file this preprocess
+    reads (another format version, a damaged archive). A file with no images gives an empty
+    predictions file.
     """
     started = time.perf_counter()
     name = name or str(processed_path)
@@ -118,7 +125,11 @@ def predict_file(
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
     tables = []
     model_channels = len(manifest.channels)
-    with ProcessedReader(processed_path) as reader:
+    try:
+        reader = ProcessedReader(processed_path, name=name)
+    except ProcessedFormatError as exc:
+        raise InvalidProcessedFile(str(exc)) from exc
+    with reader:
         size = int(reader.meta["image_size"])
         if size != manifest.image_size:
             raise _mismatch(name, manifest, f"the images are {size}x{size} pixels")
@@ -169,6 +180,8 @@ def predict_file(
                 f"the processed file has no channel {exc.channel!r} (it holds "
                 f"{', '.join(exc.available)})",
             ) from exc
+        except ProcessedFormatError as exc:  # a damaged member, found as it is read
+            raise InvalidProcessedFile(str(exc)) from exc
         quality = {
             "records": reader.meta.get("records"),
             "dropped_blank": reader.meta.get("dropped_blank"),

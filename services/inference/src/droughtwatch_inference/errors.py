@@ -30,6 +30,20 @@ class DatabaseUnavailable(DroughtwatchError):
     )
 
 
+class MigrationMismatch(DroughtwatchError):
+    """The deploy asked the migrate function for other migrations than its image ships."""
+
+    hint = (
+        "The image is not the one built from this repository's migrations: run `pulumi up` "
+        "again from the repository (it rebuilds the image and invokes the migrate function)."
+    )
+
+
+class MigrationFailed(DroughtwatchError):
+    """The migrate function could not bring the schema up to date; the message names the cause
+    and what to do (the deploy shows it)."""
+
+
 class SchemaOutdated(DroughtwatchError):
     """The database's schema is older than this code: the migration has not run yet."""
 

@@ -65,6 +65,18 @@ class ObjectMissing(StorageError):
     """An S3 object the stage needs is gone (deleted between listing and reading)."""
 
 
+class ObjectForbidden(StorageError):
+    """S3 refused to read one object (403) that the ledger says exists: that file fails, the
+    stage goes on. (A stage's role may list the buckets it reads, so a missing object is a 404,
+    ObjectMissing; a 403 is a permission on this object.)"""
+
+    hint = (
+        "The function's role needs s3:GetObject on this key (its stage's read prefix), and "
+        "the object must not be denied by the bucket policy or encrypted with a KMS key the "
+        "role may not use; fix the permission, then retry the file."
+    )
+
+
 class ModelNotFound(DroughtwatchError):
     hint = (
         "Upload model.json and the weights (model.pt2 or model.onnx) under the configured "

@@ -54,7 +54,10 @@ class SchemaOutdated(DroughtwatchError):
 
 
 class SecretUnavailable(DroughtwatchError):
-    hint = "Check DROUGHTWATCH_DATABASE_SECRET_ARN and that the function's role may read it."
+    hint = (
+        "Check the secret's ARN (DROUGHTWATCH_DATABASE_SECRET_ARN, or GRAFANA_SECRET_ARN for the "
+        "migrate function) and that the function's role may read it."
+    )
 
 
 class StorageError(DroughtwatchError):

@@ -131,6 +131,15 @@ def test_database(postgres: Postgres, migrated_template: str) -> Iterator[str]:
     postgres.drop(name)
 
 
+@pytest.fixture(scope="session")
+def baseline():
+    """The demo's baseline model (model, manifest), trained once per session."""
+    from droughtwatch_inference import training
+
+    model, manifest, _ = training.train_baseline(seed=7)
+    return model, manifest
+
+
 @pytest.fixture
 def database_dsn(postgres: Postgres, test_database: str) -> str:
     """The fresh database as the stages see it: the droughtwatch_app role, no DDL rights."""
@@ -147,6 +156,25 @@ def admin_dsn(postgres: Postgres, test_database: str) -> str:
 def grafana_dsn(postgres: Postgres, test_database: str) -> str:
     """The same database as Grafana's read-only role."""
     return postgres.dsn(test_database, GRAFANA_ROLE)
+
+
+@pytest.fixture
+def stored_model(tmp_path: Path, baseline, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The baseline model in the local model bucket of DROUGHTWATCH_HOME ``tmp_path/home``, as
+    a first `local run` would train it; returns its model.json."""
+    from droughtwatch_inference import training
+    from droughtwatch_inference.adapters.folder_store import FolderStore
+    from droughtwatch_inference.local.runner import LocalConfig
+    from droughtwatch_inference.local.state import STORE_ROOT_VARIABLE, store_root
+
+    monkeypatch.delenv(STORE_ROOT_VARIABLE, raising=False)  # the store is in the home
+    home = tmp_path / "home"
+    config = LocalConfig(database_dsn="", work_dir=home / "work", store_root=store_root(home))
+    store = FolderStore(config.store_root)
+    store.create_bucket(config.model_bucket)
+    model, manifest = baseline
+    training.publish_model(store, config.model_bucket, config.model_prefix, model, manifest)
+    return store.path(config.model_bucket, f"{config.model_prefix}model.json")
 
 
 @pytest.fixture
@@ -204,31 +232,49 @@ def service_env(
     common._checked.clear()
 
 
-def _processed_without_indices(source: Path, dest: Path) -> Path:
-    """The processed file as a preprocess version without spectral indices would write it."""
+def _rewrite_processed(source: Path, dest: Path, *, version_1: bool) -> Path:
+    """Copy a processed file, rewriting it as format version 1 wrote it (``version_1``: the
+    indices stored as float32 members beside the bands) or as a version 2 file that holds
+    the bands only (no computed channels)."""
+    import io
     import json
     import zipfile
 
     import numpy as np
+    from droughtwatch_preprocess import BANDS, INDICES, compute_indices
+
+    def npy(array: np.ndarray) -> bytes:
+        buf = io.BytesIO()
+        np.save(buf, array)
+        return buf.getvalue()
 
     with zipfile.ZipFile(source) as zin, zipfile.ZipFile(dest, "w") as zout:
         for item in zin.infolist():
-            if item.filename.endswith("/indices.npy"):
-                continue
             data = zin.read(item)
+            if version_1 and item.filename.endswith("/bands.npy"):
+                indices = compute_indices(np.load(io.BytesIO(data)))
+                zout.writestr(item.filename.replace("/bands.npy", "/indices.npy"), npy(indices))
             if item.filename == "meta.npy":
-                with zin.open(item) as f:
-                    meta = json.loads(str(np.lib.format.read_array(f)[()]))
-                meta["stored"].pop("indices")
-                meta["channels"] = meta["stored"]["bands"]
-                buf = dest.with_suffix(".meta.npy")
-                np.save(buf, np.array(json.dumps(meta), dtype=np.str_))
-                data = buf.read_bytes()
+                meta = json.loads(str(np.load(io.BytesIO(data))[()]))
+                if version_1:
+                    meta["version"] = 1
+                    meta["stored"]["indices"] = list(INDICES)
+                    del meta["computed"]
+                else:
+                    meta["computed"] = []
+                    meta["channels"] = list(BANDS)
+                data = npy(np.array(json.dumps(meta), dtype=np.str_))
             zout.writestr(item, data)
     return dest
 
 
 @pytest.fixture
-def without_indices():
-    """Rewrites a processed file without its index channels (an older preprocess's output)."""
-    return _processed_without_indices
+def as_version_1():
+    """Rewrites a processed file as format version 1 wrote it (an older preprocess's output)."""
+    return lambda source, dest: _rewrite_processed(source, dest, version_1=True)
+
+
+@pytest.fixture
+def bands_only():
+    """Rewrites a processed file as one that holds the bands only (no index channels)."""
+    return lambda source, dest: _rewrite_processed(source, dest, version_1=False)

@@ -20,7 +20,7 @@ def cli_env(monkeypatch: pytest.MonkeyPatch, admin_dsn: str, tmp_path: Path, aws
     # it is the database's owner
     monkeypatch.setenv("DROUGHTWATCH_DATABASE_DSN", admin_dsn)
     monkeypatch.setenv("DROUGHTWATCH_HOME", str(tmp_path / "home"))
-    monkeypatch.setenv("COLUMNS", "200")
+    monkeypatch.setenv("COLUMNS", "400")  # long paths stay on one line of the table
     return admin_dsn
 
 
@@ -57,22 +57,173 @@ def test_bad_options_give_clear_errors(cli_env: str, args: list[str], message: s
     assert message in result.output
 
 
-def test_local_run_processes_only_new_files(cli_env: str, tmp_path: Path) -> None:
+def _raw(folder: Path, name: str, seed: int, n: int = 30) -> Path:
     from droughtwatch_inference import synthetic
 
+    folder.mkdir(parents=True, exist_ok=True)
+    synthetic.write_raw_file(folder / name, np.random.default_rng(seed), n, drought=0.0)
+    return folder / name
+
+
+def _corrupt(folder: Path, name: str) -> Path:
+    """A raw file whose header is valid (it is taken for a TFRecord) but whose first record's
+    payload is damaged: Processing fails it with InvalidRawFile."""
+    path = _raw(folder, name, seed=99)
+    data = bytearray(path.read_bytes())
+    data[40] ^= 0xFF
+    path.write_bytes(bytes(data))
+    return path
+
+
+def _ledger_rows(dsn: str) -> list[tuple]:
+    with psycopg.connect(dsn) as conn:
+        return conn.execute(
+            "SELECT raw_key, stage, status, attempts, images, report_key FROM ledger ORDER BY id"
+        ).fetchall()
+
+
+def test_local_run_processes_only_new_files(
+    cli_env: str, tmp_path: Path, stored_model: Path
+) -> None:
+    home = tmp_path / "home"
     folder = tmp_path / "incoming"
-    folder.mkdir()
-    synthetic.write_raw_file(folder / "a.tfrecord", np.random.default_rng(1), 30, drought=0.0)
+    _raw(folder, "a.tfrecord", seed=1)
     first = runner.invoke(app, ["local", "run", str(folder), "--date", "2026-11-20"])
     assert first.exit_code == 0, first.output
-    assert "processing: 1 files" in first.output
-    synthetic.write_raw_file(folder / "b.tfrecord", np.random.default_rng(2), 30, drought=0.0)
+    _raw(folder, "b.tfrecord", seed=2)
     second = runner.invoke(app, ["local", "run", str(folder), "--date", "2026-11-20"])
     assert second.exit_code == 0, second.output
-    assert "processing: 1 files" in second.output
+    rows = _ledger_rows(cli_env)
+    assert [r[:3] for r in rows] == [
+        ("raw/2026-11-20/a.tfrecord", "done", "done"),
+        ("raw/2026-11-20/b.tfrecord", "done", "done"),
+    ]
     with psycopg.connect(cli_env) as conn:
-        rows = conn.execute("SELECT raw_key, stage FROM ledger ORDER BY id").fetchall()
-    assert rows == [("raw/2026-11-20/a.tfrecord", "done"), ("raw/2026-11-20/b.tfrecord", "done")]
+        runs = conn.execute(
+            "SELECT stage, sum(files_done) FROM runs GROUP BY stage ORDER BY stage"
+        ).fetchall()
+    assert runs == [("inference", 2), ("observe", 2), ("processing", 2)]  # each file once
+    # the second run's table lists both of its files, done, with their products
+    assert "2 files" in second.output
+    for raw_key, *_, images, report_key in rows:
+        name = raw_key.rsplit("/", 1)[-1]
+        (line,) = [x for x in second.output.splitlines() if f" {name} " in x]
+        assert " done " in line and f" {images} " in line
+        report = home / "buckets" / "droughtwatch-local-data" / report_key
+        assert str(report) in line and b"<!DOCTYPE html>" in report.read_bytes()[:200]
+    # the products live in the shared store, not in a copy made at the end of the run
+    assert not list((home / "work").iterdir())
+    assert "local buckets: " + str(home / "buckets") in second.output
+
+
+def test_local_run_lists_failed_files_and_exits_3(
+    cli_env: str, tmp_path: Path, stored_model: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("DROUGHTWATCH_MAX_ATTEMPTS", "1")
+    folder = tmp_path / "incoming"
+    _raw(folder, "good.tfrecord", seed=3)
+    _corrupt(folder, "bad.tfrecord")
+    result = runner.invoke(app, ["local", "run", str(folder), "--date", "2026-11-21"])
+    assert result.exit_code == 3, result.output
+    rows = {r[0].rsplit("/", 1)[-1]: r for r in _ledger_rows(cli_env)}
+    (good,) = [x for x in result.output.splitlines() if " good.tfrecord " in x]
+    *_, images, report_key = rows["good.tfrecord"]
+    assert " done " in good and f" {images} " in good and report_key.split("/")[-1] in good
+    (bad,) = [x for x in result.output.splitlines() if " bad.tfrecord " in x]
+    assert "failed at processing, attempts used up (1 of 1)" in bad
+    failures = result.output[result.output.index("1 failed:") :]
+    assert "- bad.tfrecord: InvalidRawFile: " in failures
+    assert "used up its attempts at processing (1 of 1) and is not retried" in failures
+    # the Step Functions events are for --verbose and `local history`
+    assert "TaskStateEntered" not in result.output
+    with psycopg.connect(cli_env) as conn:
+        (error,) = conn.execute(
+            "SELECT last_error FROM ledger WHERE raw_key LIKE %s", ("%bad.tfrecord",)
+        ).fetchone()
+    assert error.splitlines()[0] in failures
+
+
+def test_verbose_adds_the_events_and_a_retried_failure_says_so(
+    cli_env: str, tmp_path: Path, stored_model: Path
+) -> None:
+    folder = tmp_path / "incoming"
+    _corrupt(folder, "bad.tfrecord")
+    result = runner.invoke(app, ["local", "run", str(folder), "--date", "2026-11-22", "--verbose"])
+    assert result.exit_code == 3, result.output
+    assert "TaskStateEntered" in result.output and "ExecutionSucceeded" in result.output
+    assert "failed at processing (attempt 1 of 3)" in result.output
+    assert "The next run retries it (2 of its 3 attempts left)." in result.output
+
+
+def test_a_failed_execution_exits_4_and_names_its_error_once(
+    cli_env: str, tmp_path: Path, stored_model: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("DROUGHTWATCH_DRIFT_THRESHOLD", "-1")  # invalid for Observe only
+    folder = tmp_path / "incoming"
+    _raw(folder, "a.tfrecord", seed=4)
+    result = runner.invoke(app, ["local", "run", str(folder), "--date", "2026-11-23"])
+    assert result.exit_code == 4, result.output
+    (line,) = [x for x in result.output.splitlines() if " a.tfrecord " in x]
+    assert "observe: pending" in line  # processed and predicted; the next run observes it
+    text = " ".join(result.output.split())
+    assert "FAILED: ConfigurationError: invalid configuration: DROUGHTWATCH_DRIFT_THRESHOLD" in text
+    assert "ConfigurationError: ConfigurationError" not in text
+
+
+def _model_folder(folder: Path, baseline, **manifest_changes) -> Path:
+    from droughtwatch_inference import training
+
+    model, manifest = baseline
+    files = training.artifacts(model, manifest, formats=("torch.export",))
+    values = {**json.loads(files["model.json"]), **manifest_changes}
+    files["model.json"] = json.dumps(values).encode()
+    folder.mkdir(parents=True)
+    for name, body in files.items():
+        (folder / name).write_bytes(body)
+    return folder
+
+
+def test_a_bad_model_folder_never_replaces_the_stored_model(
+    cli_env: str, tmp_path: Path, baseline, stored_model: Path
+) -> None:
+    stored = stored_model
+    before = stored.read_bytes()
+    empty = tmp_path / "incoming"
+    empty.mkdir()
+
+    # model.json breaks the contract
+    broken = _model_folder(tmp_path / "broken model", baseline, classes=["only-one"])
+    result = runner.invoke(app, ["local", "run", str(empty), "--model", str(broken)])
+    assert result.exit_code == 2, result.output
+    text = " ".join(result.output.split())
+    assert f"error: {broken} does not pass `droughtwatch model check`" in text
+    assert "model.json: classes" in text
+    assert "InvalidModel" not in text and "ModelCheckFailed" not in text and "s3://" not in text
+    assert stored.read_bytes() == before
+
+    # a valid model.json beside weights that do not load
+    corrupt = _model_folder(tmp_path / "corrupt", baseline, version="2")
+    (corrupt / "model.pt2").write_bytes(b"not a torch.export archive")
+    result = runner.invoke(app, ["local", "run", str(empty), "--model", str(corrupt)])
+    assert result.exit_code == 2, result.output
+    text = " ".join(result.output.split())
+    assert f"error: {corrupt} does not pass `droughtwatch model check`" in text
+    assert "model.pt2" in text and "InvalidModel" not in text
+    assert stored.read_bytes() == before
+
+
+def test_a_good_model_folder_replaces_the_stored_model(
+    cli_env: str, tmp_path: Path, baseline, stored_model: Path
+) -> None:
+    stored = stored_model
+    newer = _model_folder(tmp_path / "v2", baseline, version="2026.12")
+    empty = tmp_path / "incoming"
+    empty.mkdir()
+    result = runner.invoke(app, ["local", "run", str(empty), "--model", str(newer)])
+    assert result.exit_code == 0, result.output
+    pointer = json.loads(stored.read_bytes())
+    assert pointer["version"] == "2026.12"
+    assert pointer["weights"] == "versions/2026.12/model.pt2"
 
 
 def test_history_prints_an_exported_execution(cli_env: str, tmp_path: Path) -> None:

@@ -1,5 +1,5 @@
 """The whole pipeline through the deployed state machine definition, executed in-process by
-moto's interpreter with the real handlers, moto S3 and a real PostgreSQL."""
+moto's interpreter with the real handlers, the local folder store and a real PostgreSQL."""
 
 from __future__ import annotations
 
@@ -17,26 +17,18 @@ LAYOUT = KeyLayout()
 DAY = dt.date(2026, 11, 27)
 
 
-@pytest.fixture(scope="session")
-def baseline():
-    """The demo's baseline model, trained once per session."""
-    from droughtwatch_inference import training
-
-    model, manifest, _ = training.train_baseline(seed=7)
-    return model, manifest
-
-
 @pytest.fixture
 def pipeline(database_dsn: str, tmp_path: Path, aws_env: None, baseline):
-    import boto3
     from droughtwatch_inference import training
 
-    config = LocalConfig(database_dsn=database_dsn, work_dir=tmp_path / "work")
+    config = LocalConfig(
+        database_dsn=database_dsn, work_dir=tmp_path / "work", store_root=tmp_path / "buckets"
+    )
     with LocalPipeline(config) as runner:
-        s3 = boto3.client("s3")
         model, manifest = baseline
-        training.publish_model(s3, config.model_bucket, config.model_prefix, model, manifest)
-        runner.s3 = s3  # type: ignore[attr-defined]
+        training.publish_model(
+            runner.store, config.model_bucket, config.model_prefix, model, manifest
+        )
         yield runner
 
 
@@ -54,7 +46,7 @@ def _upload_day(
     path = tmp_path / f"scene-{date}-{seed}.tfrecord"
     synthetic.write_raw_file(path, np.random.default_rng(seed), n, drought=drought)
     key = LAYOUT.raw_key(name or path.name, date)
-    runner.s3.upload_file(str(path), runner.config.data_bucket, key)  # type: ignore[attr-defined]
+    runner.store.upload(path, runner.config.data_bucket, key)
     return key
 
 
@@ -83,7 +75,8 @@ def test_full_execution_succeeds_through_the_seven_states(pipeline, tmp_path, da
         ).fetchone()
     assert images == body["processing"]["images"] and drift is not None
     assert report.startswith('reports/2026-11-27/farmer\'s "north" field 7/')
-    pipeline.s3.head_object(Bucket=pipeline.config.data_bucket, Key=report)
+    html = pipeline.store.path(pipeline.config.data_bucket, report).read_bytes()
+    assert b"<!DOCTYPE html>" in html[:200]
 
 
 def test_rerun_with_no_new_data_processes_nothing(pipeline, tmp_path, database_dsn) -> None:
@@ -103,8 +96,8 @@ def test_rerun_with_no_new_data_processes_nothing(pipeline, tmp_path, database_d
 def test_missing_model_ends_in_the_inference_fail_state(pipeline, tmp_path, database_dsn) -> None:
     _upload_day(pipeline, tmp_path, DAY, 20, 0.0, seed=3)
     bucket = pipeline.config.model_bucket
-    for item in pipeline.s3.list_objects_v2(Bucket=bucket)["Contents"]:
-        pipeline.s3.delete_object(Bucket=bucket, Key=item["Key"])
+    for item in pipeline.store.list(bucket, ""):
+        pipeline.store.path(bucket, item.key).unlink()
     execution = pipeline.run()
     assert execution.status == "FAILED"
     assert execution.states_entered()[-1] == "Inference failed"
@@ -175,8 +168,8 @@ def test_unhandled_exception_is_caught_into_the_fail_state(pipeline, tmp_path, m
 
 
 def test_real_shard_runs_end_to_end(pipeline, shard_path, database_dsn) -> None:
-    pipeline.s3.upload_file(
-        str(shard_path), pipeline.config.data_bucket, LAYOUT.raw_key("part-r-00012", DAY)
+    pipeline.store.upload(
+        shard_path, pipeline.config.data_bucket, LAYOUT.raw_key("part-r-00012", DAY)
     )
     execution = pipeline.run()
     assert execution.status == "SUCCEEDED", (execution.error, execution.cause)

@@ -13,12 +13,14 @@ from droughtwatch_preprocess import (
     CHANNELS,
     BandTooShortError,
     CrcMismatchError,
+    OversizedRecordError,
     ProcessedReader,
     TruncatedRecordError,
     compute_indices,
     decode_records,
     encode_example,
     image_id,
+    masked_crc32c,
     process_file,
     read_processed,
 )
@@ -128,7 +130,7 @@ def test_memory_is_bounded_by_the_chunk_size_not_the_file_size(write_raw, tmp_pa
     large = _peak_traced_bytes(write_raw(payloads, "large"), tmp_path / "l.npz", 8)
     # 150 more records (7 MB of raw data) cost only their ids and positions
     assert large - small < 100_000, (small, large)
-    # 8 images of bands and indices (0.8 MB), index work space and the 1 MB read buffer
+    # 8 images of bands (0.4 MB) and the 1 MB read buffer
     assert large < 3_500_000, large
 
 
@@ -202,6 +204,46 @@ def test_bad_raw_file_raises_and_leaves_no_output(shard_bytes, shard_payloads, t
         process_file(raw, existing, source_name="s3://bucket/raw/part-r-00012")
     assert existing.read_bytes() == b"previous result"
     assert list(out.iterdir()) == [existing]
+
+
+class _Unseekable(io.RawIOBase):
+    """A forward-only stream, like an S3 body: it cannot tell its size."""
+
+    def __init__(self, data: bytes) -> None:
+        self._data = io.BytesIO(data)
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        return self._data.readinto(buffer)
+
+
+@pytest.mark.parametrize("length", [2**40, 2**63])
+def test_a_corrupt_length_fails_with_the_file_and_record_without_allocating_it(
+    shard_bytes, tmp_path, length
+):
+    header = length.to_bytes(8, "little")
+    data = shard_bytes + header + masked_crc32c(header).to_bytes(4, "little") + bytes(64)
+    raw = tmp_path / "raw"
+    raw.write_bytes(data)
+    tracemalloc.start()
+    try:
+        with pytest.raises(TruncatedRecordError) as err:
+            process_file(raw, tmp_path / "out.npz", source_name="s3://b/raw/corrupt")
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert (err.value.path, err.value.index) == ("s3://b/raw/corrupt", 81)
+    assert peak < 40_000_000, peak  # the chunk buffers, not the declared length
+    assert not (tmp_path / "out.npz").exists()
+    # streaming from S3: the object's size comes from its metadata
+    with pytest.raises(TruncatedRecordError):
+        process_file(_Unseekable(data), tmp_path / "out.npz", size=len(data))
+    # and without it the record maximum still stops the length before any allocation
+    with pytest.raises(OversizedRecordError) as err:
+        process_file(_Unseekable(data), tmp_path / "out.npz", source_name="s3://b/raw/corrupt")
+    assert (err.value.path, err.value.index) == ("s3://b/raw/corrupt", 81)
 
 
 def test_bad_record_error_names_the_source_name_and_record(write_raw, tmp_path):

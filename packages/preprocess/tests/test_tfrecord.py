@@ -9,7 +9,9 @@ from pathlib import Path
 import google_crc32c
 import pytest
 from droughtwatch_preprocess import (
+    MAX_RECORD_BYTES,
     CrcMismatchError,
+    OversizedRecordError,
     TFRecordWriter,
     TruncatedRecordError,
     iter_records,
@@ -172,16 +174,57 @@ def test_short_reads_from_a_stream_are_completed():
     assert list(iter_records(_Trickle(tfrecord_bytes(PAYLOADS[:3])))) == PAYLOADS[:3]
 
 
-def test_looks_like_tfrecord_tells_data_from_other_files(tmp_path, shard_path) -> None:
-    from droughtwatch_preprocess import looks_like_tfrecord
+def _header(length: int) -> bytes:
+    """A record header declaring ``length`` payload bytes, with the checksum a writer gives it
+    (so only the length check, not the checksum, can stop it)."""
+    raw = struct.pack("<Q", length)
+    return raw + struct.pack("<I", masked_crc32c(raw))
 
-    notes = tmp_path / "README.md"
-    notes.write_text("# droughtwatch data\nnot a TFRecord file\n")
-    empty = tmp_path / "empty"
-    empty.write_bytes(b"")
-    short = tmp_path / "short"
-    short.write_bytes(b"\x01\x02")
-    assert looks_like_tfrecord(shard_path)
-    assert looks_like_tfrecord(empty)
-    assert not looks_like_tfrecord(notes)
-    assert not looks_like_tfrecord(short)
+
+@pytest.mark.parametrize("length", [2**40, 2**63, 2**64 - 1])
+def test_a_length_beyond_the_end_of_the_file_is_truncated_before_any_allocation(
+    tmp_path: Path, shard_bytes: bytes, length: int
+):
+    data = shard_bytes + _header(length) + b"\x0a" * 100
+    path = tmp_path / "corrupt-length"
+    path.write_bytes(data)
+    with pytest.raises(TruncatedRecordError) as from_path:
+        list(iter_records(path))
+    assert (from_path.value.path, from_path.value.index) == (str(path), 81)
+    assert f"{length:,} bytes" in from_path.value.reason and "100 of" in from_path.value.reason
+    assert f"{path}, record 81:" in str(from_path.value)
+    with path.open("rb") as f, pytest.raises(TruncatedRecordError):
+        list(iter_records(f))
+    with pytest.raises(TruncatedRecordError) as from_bytes:
+        list(iter_records(data, name="s3://b/raw/x"))
+    assert (from_bytes.value.path, from_bytes.value.index) == ("s3://b/raw/x", 81)
+    # a stream that cannot tell its size (an S3 body) is given it by the caller
+    with pytest.raises(TruncatedRecordError) as from_stream:
+        list(iter_records(_Trickle(data), name="s3://b/raw/x", size=len(data)))
+    assert (from_stream.value.path, from_stream.value.index) == ("s3://b/raw/x", 81)
+
+
+@pytest.mark.parametrize("length", [MAX_RECORD_BYTES + 1, 2**40, 2**63])
+def test_a_length_no_record_can_have_is_rejected_when_the_size_is_unknown(length: int):
+    data = tfrecord_bytes([b"ok"]) + _header(length) + b"\x0a" * 100
+    with pytest.raises(OversizedRecordError) as err:
+        list(iter_records(_Trickle(data), name="stream"))
+    assert (err.value.path, err.value.index) == ("stream", 1)
+    assert f"{length:,} payload bytes" in err.value.reason
+    assert f"at most {MAX_RECORD_BYTES:,}" in err.value.reason
+
+
+def test_a_length_within_the_file_but_above_the_maximum_is_rejected(tmp_path: Path):
+    path = tmp_path / "big"
+    path.write_bytes(tfrecord_bytes([b"a" * 10, b"b" * 5000]))
+    with pytest.raises(OversizedRecordError) as err:
+        list(iter_records(path, max_length=4096))
+    assert (err.value.path, err.value.index) == (str(path), 1)
+    assert list(iter_records(path, max_length=5000)) == [b"a" * 10, b"b" * 5000]
+
+
+def test_the_record_maximum_allows_eleven_generous_bands():
+    from droughtwatch_preprocess.bands import MAX_BAND_BYTES
+
+    assert MAX_BAND_BYTES >= 200 * 4225  # far above the 65x65 a band holds
+    assert MAX_RECORD_BYTES == 11 * MAX_BAND_BYTES + (1 << 20) == 12 * (1 << 20)

@@ -241,16 +241,16 @@ def test_bad_model_fails_the_stage_naming_the_problem(
     assert (row["stage"], row["status"], row["attempts"]) == ("inference", "pending", 0)
 
 
-def test_file_lacking_a_channel_fails_alone_and_the_others_go_on(
-    service_env, s3, small_model, tmp_path, without_indices
+def test_processed_file_of_an_older_format_fails_alone_and_the_others_go_on(
+    service_env, s3, small_model, tmp_path, as_version_1
 ) -> None:
     _publish(s3, small_model[2])
     dsn = service_env["DROUGHTWATCH_DATABASE_DSN"]
     good = _seed(s3, dsn, _generated(tmp_path, "good.tfrecord", 20, seed=6), tmp_path)
     old = _seed(s3, dsn, _generated(tmp_path, "old.tfrecord", 20, seed=7), tmp_path)
-    # replace its processed file by what a preprocess version without indices wrote
-    bands_only = without_indices(old["local"], tmp_path / "bands-only.npz")
-    s3.upload_file(str(bands_only), DATA_BUCKET, old["processed_key"])
+    # replace its processed file by what an older preprocess (format version 1) wrote
+    version_1 = as_version_1(old["local"], tmp_path / "version-1.npz")
+    s3.upload_file(str(version_1), DATA_BUCKET, old["processed_key"])
 
     response = handler({"run_id": "r1"}, Context())
     assert response["statusCode"] == 200, response
@@ -262,8 +262,9 @@ def test_file_lacking_a_channel_fails_alone_and_the_others_go_on(
     assert good_row["stage"] == "observe" and good_row["predicted_images"] == good["kept"]
     assert (old_row["stage"], old_row["status"]) == ("inference", "failed")
     error = old_row["last_error"]
-    assert error.startswith("ModelInputMismatch:")
-    assert old["processed_key"] in error and "'NDVI'" in error and "Reprocess" in error
+    assert error.startswith("InvalidProcessedFile:")
+    assert old["processed_key"] in error and "format version 1 is older" in error
+    assert "Reprocess the raw file" in error
     assert old_row["predictions_key"] is None
 
 

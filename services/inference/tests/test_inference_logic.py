@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from droughtwatch_contract.keys import KeyLayout
 from droughtwatch_inference import predictions, synthetic
-from droughtwatch_inference.errors import ModelInputMismatch, ObjectMissing
+from droughtwatch_inference.errors import InvalidProcessedFile, ModelInputMismatch, ObjectMissing
 from droughtwatch_inference.logic.inference import (
     LoadedModelPort,
     Predictor,
@@ -120,9 +120,9 @@ def test_processed_file_without_images_gives_an_empty_predictions_file(tmp_path:
 
 
 def test_missing_channel_names_the_file_the_channel_and_what_to_do(
-    processed: Path, tmp_path: Path, without_indices
+    processed: Path, tmp_path: Path, bands_only
 ) -> None:
-    old = without_indices(processed, tmp_path / "old.npz")
+    old = bands_only(processed, tmp_path / "old.npz")
     with pytest.raises(ModelInputMismatch) as caught:
         predict_file(old, MeanPredictor(), _manifest(), 8, tmp_path / "p", name="s3://b/old.npz")
     text = caught.value.describe()
@@ -134,6 +134,18 @@ def test_missing_channel_names_the_file_the_channel_and_what_to_do(
     assert result.rows > 0
 
 
+def test_processed_file_of_an_older_format_names_the_file_and_what_to_do(
+    processed: Path, tmp_path: Path, as_version_1
+) -> None:
+    old = as_version_1(processed, tmp_path / "old.npz")
+    with pytest.raises(InvalidProcessedFile) as caught:
+        predict_file(old, MeanPredictor(), _manifest(), 8, tmp_path / "p", name="s3://b/old.npz")
+    text = caught.value.describe()
+    assert text.startswith("s3://b/old.npz: format version 1 is older than the version")
+    assert "Reprocess the raw file" in text
+    assert not (tmp_path / "p").exists()
+
+
 def test_another_image_size_is_a_mismatch(processed: Path, tmp_path: Path) -> None:
     with pytest.raises(ModelInputMismatch, match=r"65x65 pixels.*at 64x64"):
         predict_file(processed, MeanPredictor(), _manifest(image_size=64), 8, tmp_path / "p")
@@ -142,10 +154,9 @@ def test_another_image_size_is_a_mismatch(processed: Path, tmp_path: Path) -> No
 def test_non_finite_input_values_are_a_mismatch_naming_the_channel(tmp_path: Path) -> None:
     path = tmp_path / "inf.npz"
     bands = np.full((3, 11, 65, 65), 20, np.uint8)
-    indices = np.zeros((3, 3, 65, 65), np.float32)
-    indices[1, 2, 5, 5] = np.inf  # EVI
+    bands[1, [1, 3, 4], 5, 5] = (34, 0, 0)  # B2, B4, B5: EVI's denominator is 0 (NaN)
     with ProcessedWriter(path, chunk_size=3) as writer:
-        writer.write_chunk(bands, indices, np.zeros(3, np.int16), np.arange(3))
+        writer.write_chunk(bands, np.zeros(3, np.int16), np.arange(3))
         writer.finish(source_digest="ab" * 32, source_name="x", records=3, dropped_blank=0)
     manifest = _manifest(channels=("B4", "EVI"))
     with pytest.raises(ModelInputMismatch, match=r"EVI hold non-finite"):

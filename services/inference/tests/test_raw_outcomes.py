@@ -170,3 +170,30 @@ def test_reuploading_the_same_bytes_under_the_same_key_is_the_same_version(
     counts = _run()
     assert counts["registered"] == 0 and counts["files_done"] == 0
     assert len(_ledger(service_env["DROUGHTWATCH_DATABASE_DSN"])) == 1
+
+
+def test_gzip_and_zlib_tfrecords_are_processed_not_skipped(service_env, s3, tmp_path) -> None:
+    import gzip
+    import zlib
+
+    plain = _raw_file(tmp_path / "x", 5).read_bytes()
+    _put_bytes(s3, f"{DAY}a.tfrecord.gz", gzip.compress(plain))  # what `gzip` makes
+    _put_bytes(s3, f"{DAY}b.tfrecord.zz", zlib.compress(plain))  # TensorFlow's "ZLIB"
+    counts = _run()
+    rows = _by_name(service_env["DROUGHTWATCH_DATABASE_DSN"])
+    assert counts["files_done"] == 2 and counts["not_taken"] == []
+    for name in ("a.tfrecord.gz", "b.tfrecord.zz"):
+        assert (rows[name]["stage"], rows[name]["status"], rows[name]["records"]) == (
+            "inference",
+            "pending",
+            5,
+        )
+
+
+def test_a_skipped_file_names_what_it_is(service_env, s3) -> None:
+    _put_bytes(s3, f"{DAY}notes.txt", b"field notes, day 3\n" * 10)
+    _put_bytes(s3, f"{DAY}photo.png", b"\x89PNG\r\n\x1a\n" + bytes(200))
+    _run()
+    rows = _by_name(service_env["DROUGHTWATCH_DATABASE_DSN"])
+    assert rows["notes.txt"]["note"] == "not a TFRecord file: text file"
+    assert rows["photo.png"]["note"] == "not a TFRecord file: PNG image"

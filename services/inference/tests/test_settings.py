@@ -102,3 +102,11 @@ def test_the_migrate_settings_need_the_database_only(monkeypatch: pytest.MonkeyP
     monkeypatch.delenv("DROUGHTWATCH_DATABASE_SECRET_ARN")
     with pytest.raises(ConfigurationError, match="DROUGHTWATCH_DATABASE_SECRET_ARN"):
         load(MigrateSettings)
+
+
+def test_relative_store_root_names_the_variable(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DROUGHTWATCH_DATA_BUCKET", "bucket-a")
+    monkeypatch.setenv("DROUGHTWATCH_DATABASE_DSN", "postgresql://x@localhost/db")
+    monkeypatch.setenv("DROUGHTWATCH_STORE_ROOT", "buckets")
+    with pytest.raises(ConfigurationError, match=r"DROUGHTWATCH_STORE_ROOT: .*absolute folder"):
+        load(ProcessingSettings)

@@ -6,6 +6,7 @@ sets."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Literal
 
 from pydantic import Field, SecretStr, field_validator, model_validator
@@ -104,6 +105,10 @@ class CommonSettings(DatabaseSettings):
     predictions_prefix: str = "predictions/"
     reports_prefix: str = "reports/"
 
+    # Local runs: the buckets are folders under this root (<root>/<bucket>/<key>) instead of
+    # S3, one store that every local process shares. Unset on AWS.
+    store_root: str | None = None
+
     max_attempts: int = Field(3, ge=1, le=100)
     # Stop claiming new files when less than this much Lambda time remains.
     time_margin_seconds: float = Field(60.0, ge=0)
@@ -116,6 +121,18 @@ class CommonSettings(DatabaseSettings):
         if not value or not value.endswith("/") or value.startswith("/"):
             raise ValueError("must be a non-empty key prefix like 'raw/' (ends with '/')")
         return value
+
+    @field_validator("store_root")
+    @classmethod
+    def _store_root_is_absolute(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        path = Path(value).expanduser()
+        if not path.is_absolute():
+            raise ValueError(
+                f"must be an absolute folder path like /home/me/droughtwatch/buckets, not {value!r}"
+            )
+        return str(path)
 
     @model_validator(mode="after")
     def _prefixes_do_not_nest(self) -> CommonSettings:

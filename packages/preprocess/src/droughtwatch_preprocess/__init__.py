@@ -4,16 +4,29 @@ Pure Python, numpy and google-crc32c; training pipelines and the inference servi
 depend on it. See README.md for the processed file format.
 """
 
-from .bands import BANDS, CHANNELS, CLASS_NAMES, IMAGE_SIZE, INDICES, PIXELS, UNKNOWN_LABEL
+from .bands import (
+    BANDS,
+    CHANNELS,
+    CLASS_NAMES,
+    IMAGE_SIZE,
+    INDICES,
+    MAX_RECORD_BYTES,
+    PIXELS,
+    UNKNOWN_LABEL,
+)
+from .compression import GZIP, ZLIB
 from .errors import (
     BadLabelError,
     BandTooShortError,
+    CompressedStreamError,
     CrcMismatchError,
     MalformedExampleError,
     MissingBandError,
     MissingChannelError,
+    OversizedRecordError,
     PreprocessError,
     ProcessedFormatError,
+    ProcessedVersionError,
     TruncatedRecordError,
 )
 from .example import Feature, decode_example, encode_example, encode_features
@@ -22,10 +35,10 @@ from .indices import compute_indices
 from .process import BLANK_MAX, ProcessResult, process_file
 from .processed import ProcessedChunk, ProcessedReader, ProcessedWriter, read_processed
 from .records import DecodedRecords, decode_records
+from .sniff import EMPTY_FILE, looks_like_tfrecord, why_not_tfrecord, why_not_tfrecord_head
 from .tfrecord import (
     TFRecordWriter,
     iter_records,
-    looks_like_tfrecord,
     masked_crc32c,
     tfrecord_bytes,
     write_tfrecord,
@@ -36,23 +49,30 @@ __all__ = [
     "BLANK_MAX",
     "CHANNELS",
     "CLASS_NAMES",
+    "EMPTY_FILE",
+    "GZIP",
     "IMAGE_SIZE",
     "INDICES",
+    "MAX_RECORD_BYTES",
     "PIXELS",
     "UNKNOWN_LABEL",
+    "ZLIB",
     "BadLabelError",
     "BandTooShortError",
+    "CompressedStreamError",
     "CrcMismatchError",
     "DecodedRecords",
     "Feature",
     "MalformedExampleError",
     "MissingBandError",
     "MissingChannelError",
+    "OversizedRecordError",
     "PreprocessError",
     "ProcessResult",
     "ProcessedChunk",
     "ProcessedFormatError",
     "ProcessedReader",
+    "ProcessedVersionError",
     "ProcessedWriter",
     "TFRecordWriter",
     "TruncatedRecordError",
@@ -68,5 +88,7 @@ __all__ = [
     "process_file",
     "read_processed",
     "tfrecord_bytes",
+    "why_not_tfrecord",
+    "why_not_tfrecord_head",
     "write_tfrecord",
 ]

@@ -12,6 +12,15 @@ BANDS: tuple[str, ...] = tuple(f"B{i}" for i in range(1, 12))
 IMAGE_SIZE: int = 65
 PIXELS: int = IMAGE_SIZE * IMAGE_SIZE
 
+#: The longest payload one raw record may declare. A droughtwatch record is about 46.6 kB (11
+#: bands of 4,225 bytes, a label, a filename); a band may hold more than its 65x65 image (only
+#: the first 4,225 bytes are used), so the bound is generous: 11 bands of up to 1 MiB each
+#: (a 1024x1024 uint8 image) plus 1 MiB for the other features, 12 MiB in all. A length field
+#: above it is corrupt, and checking it before allocating keeps a corrupt length (2**40,
+#: 2**63) from asking for terabytes.
+MAX_BAND_BYTES: int = 1 << 20
+MAX_RECORD_BYTES: int = len(BANDS) * MAX_BAND_BYTES + (1 << 20)
+
 #: Spectral indices computed from the normalised bands (see indices.py).
 INDICES: tuple[str, ...] = ("NDVI", "NDMI", "EVI")
 

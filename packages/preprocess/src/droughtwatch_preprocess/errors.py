@@ -32,6 +32,23 @@ class TruncatedRecordError(PreprocessError):
     advice = "The file is incomplete: download or export it again."
 
 
+class OversizedRecordError(PreprocessError):
+    """A record's length field declares more bytes than one droughtwatch record can hold
+    (bands.MAX_RECORD_BYTES), although its checksum matches."""
+
+    advice = (
+        "The record's length field is corrupt, or the file is not a droughtwatch TFRecord:"
+        " download or export it again."
+    )
+
+
+class CompressedStreamError(PreprocessError):
+    """A GZIP or ZLIB file's compressed data does not inflate: corrupt deflate data, a
+    failed GZIP CRC-32 or ZLIB Adler-32, or bytes after the end of the stream."""
+
+    advice = "The compressed file is corrupt: download or export it again."
+
+
 class CrcMismatchError(PreprocessError):
     """A record's length or payload does not match its masked CRC32C."""
 
@@ -66,6 +83,34 @@ class ProcessedFormatError(PreprocessError):
 
     def __reduce__(self):
         return (type(self), (self.path, self.reason, self.index))
+
+
+class ProcessedVersionError(ProcessedFormatError):
+    """A processed file of a format version this reader does not read (older or newer)."""
+
+    advice = (
+        "Reprocess the raw file with this droughtwatch_preprocess (process_file), which"
+        " rewrites it in the current format."
+    )
+
+    def __init__(self, path: str, version: object, supported: int) -> None:
+        self.version = version
+        self.supported = supported
+        if isinstance(version, int) and not isinstance(version, bool) and version < supported:
+            where = "older than"
+        elif isinstance(version, int) and not isinstance(version, bool):
+            where = "newer than"
+        else:
+            where = "not"
+        reason = (
+            f"format version {version!r} is {where} the version this reader reads ({supported})"
+        )
+        if where == "newer than":
+            reason += "; a newer droughtwatch_preprocess reads it"
+        super().__init__(path, reason)
+
+    def __reduce__(self):
+        return (type(self), (self.path, self.version, self.supported))
 
 
 class MissingChannelError(ProcessedFormatError):

@@ -1,10 +1,11 @@
 """Turn one raw droughtwatch TFRecord file into a processed file, streaming chunk by chunk.
 
 One pass over the raw bytes: they are hashed (sha256) as they are read, records are
-checked and decoded into a preallocated chunk, blank images are dropped, indices are
-computed and the chunk is written. Memory is bounded by the chunk size, whatever the file
-size. The ids, which need the digest of the whole file, are written at the end (see
-processed.py), so no second pass over the file is needed.
+checked and decoded into a preallocated chunk, blank images are dropped and the chunk's
+bands are written (readers compute the indices from them, see processed.py). Memory is
+bounded by the chunk size, whatever the file size. The ids, which need the digest of the
+whole file, are written at the end (see processed.py), so no second pass over the file is
+needed.
 """
 
 from __future__ import annotations
@@ -23,18 +24,16 @@ from typing import BinaryIO
 
 import numpy as np
 
-from .bands import BANDS, IMAGE_SIZE, INDICES
+from .bands import BANDS, IMAGE_SIZE
 from .ids import image_id
-from .indices import compute_indices, indices_work
 from .processed import ProcessedWriter
 from .records import IMAGE_BYTES, decode_into
-from .tfrecord import Source, iter_records, source_name
+from .tfrecord import Source, iter_records, open_raw, remaining_size, source_name
 
 __all__ = ["BLANK_MAX", "ProcessResult", "image_id", "process_file"]
 
 #: An image is blank, and dropped, when no band value exceeds this (normalised: 1/255).
 BLANK_MAX = 1
-_READ_BUFFER = 1 << 20
 
 
 @dataclass(frozen=True)
@@ -66,26 +65,32 @@ def process_file(
     *,
     chunk_size: int = 256,
     source_name: str | None = None,
+    size: int | None = None,
 ) -> ProcessResult:
     """Process the raw TFRecord ``source`` (path, binary file object or bytes) into ``dest``.
 
     ``source_name`` is what the processed file's meta and any error call the source
-    (default: its path). Raises a PreprocessError subclass naming the source and record
-    for bad input; ``dest`` is then left untouched (the file is written under a temporary
-    name beside it and renamed only on success).
+    (default: its path). ``size`` is the byte count of a file object that cannot tell it
+    (an S3 body: the object's ContentLength), so that a corrupt record length is caught
+    before anything is allocated for it (see ``iter_records``). Raises a PreprocessError
+    subclass naming the source and record for bad input; ``dest`` is then left untouched
+    (the file is written under a temporary name beside it and renamed only on success).
     """
     if chunk_size < 1:
         raise ValueError(f"chunk_size must be at least 1, got {chunk_size}")
     started = time.perf_counter()
     dest = Path(dest)
     tmp = dest.with_name(f".{dest.name}.{uuid.uuid4().hex[:12]}.tmp")
-    with _open_source(source) as (raw, default_name):
+    with _open_source(source) as (raw, default_name, known_size):
         name = source_name or default_name
         reader = _HashingReader(raw)
         try:
             with open(tmp, "xb") as out, ProcessedWriter(out, chunk_size=chunk_size) as writer:
                 records, dropped = _stream(
-                    iter_records(reader, name=name), writer, chunk_size, name
+                    iter_records(reader, name=name, size=known_size if size is None else size),
+                    writer,
+                    chunk_size,
+                    name,
                 )
                 digest = reader.sha256.hexdigest()
                 meta = writer.finish(
@@ -106,14 +111,16 @@ def process_file(
 
 
 @contextlib.contextmanager
-def _open_source(source: Source) -> Iterator[tuple[BinaryIO, str]]:
+def _open_source(source: Source) -> Iterator[tuple[BinaryIO, str, int | None]]:
+    """The source as a binary file object, its name, and its size when known."""
     if isinstance(source, str | os.PathLike):
-        with open(source, "rb", buffering=_READ_BUFFER) as f:
-            yield f, os.fspath(source)
+        with open_raw(source) as f:
+            yield f, os.fspath(source), os.fstat(f.fileno()).st_size
     elif isinstance(source, bytes | bytearray | memoryview):
-        yield io.BytesIO(source), "<bytes>"
+        data = memoryview(source).cast("B")
+        yield io.BytesIO(data), "<bytes>", len(data)
     else:
-        yield source, source_name(source)
+        yield source, source_name(source), remaining_size(source)
 
 
 def _stream(
@@ -144,8 +151,8 @@ def _stream(
 
 
 class _Buffers:
-    """One chunk's arrays: raw bands (with a flat byte view to decode into), labels,
-    record positions, indices and the indices' scratch space."""
+    """One chunk's arrays: raw bands (with a flat byte view to decode into), labels and
+    record positions."""
 
     def __init__(self, capacity: int) -> None:
         self.capacity = capacity
@@ -154,19 +161,16 @@ class _Buffers:
         self.by_image = self.bands.reshape(capacity, IMAGE_BYTES)
         self.labels = np.empty(capacity, np.int16)
         self.positions = np.empty(capacity, np.int64)
-        self.indices = np.empty((capacity, len(INDICES), IMAGE_SIZE, IMAGE_SIZE), np.float32)
-        self.work = indices_work()
 
     def write(self, writer: ProcessedWriter, n: int) -> None:
-        compute_indices(self.bands[:n], out=self.indices[:n], work=self.work)
-        writer.write_chunk(self.bands[:n], self.indices[:n], self.labels[:n], self.positions[:n])
+        writer.write_chunk(self.bands[:n], self.labels[:n], self.positions[:n])
 
 
 _per_thread = threading.local()
 
 
 def _buffers(capacity: int) -> _Buffers:
-    """This thread's chunk buffers, kept between calls (about 100 kB per image of capacity):
+    """This thread's chunk buffers, kept between calls (about 46 kB per image of capacity):
     a process handling many small files then reuses warm memory instead of faulting in
     fresh pages for every file, which measured as the largest cost after the data itself."""
     cached = getattr(_per_thread, "buffers", None)

@@ -1,22 +1,25 @@
 """The processed file format: model-ready images of one raw file, written and read chunk by chunk.
 
 A processed file is a NumPy ``.npz`` archive: a ZIP (stored, not compressed) of ``.npy``
-members, so ``np.load(path, allow_pickle=False)`` opens it with numpy alone. Members:
+members, so ``np.load(path, allow_pickle=False)`` opens it with numpy alone. It stores only
+what cannot be recomputed: the uint8 bands, labels, record positions, ids and meta. The
+spectral indices are computed when read, by indices.py, the code training uses, so they are
+bit for bit what training sees (and a fix or a new index there reaches every file). Version
+1 stored them as float32 beside the bands, which doubled the file (97 kB per image instead
+of 46 kB) and half of Processing's time went into writing them. Members:
 
 ``meta``
     0-d unicode array holding a JSON object: ``format`` ("droughtwatch-processed"),
-    ``version`` (1), ``channels`` (the channel order readers see by default: B1..B11,
+    ``version`` (2), ``channels`` (the channel order readers see by default: B1..B11,
     NDVI, NDMI, EVI), ``stored`` (which member holds which channels, in order:
-    ``{"bands": [B1..B11], "indices": [NDVI, NDMI, EVI]}``), ``image_size`` (65),
-    ``band_scale`` (1/255), ``source_name``, ``source_digest`` (sha256 hex of the raw
-    file's bytes), ``records`` (records in the raw file), ``kept``, ``dropped_blank``,
-    ``chunks`` (number of chunks), ``chunk_size`` (images per chunk; the last may hold
-    fewer), ``class_names`` and ``unknown_label`` (-1).
+    ``{"bands": [B1..B11]}``), ``computed`` (the channels computed from the bands when read:
+    ``[NDVI, NDMI, EVI]``), ``image_size`` (65), ``band_scale`` (1/255), ``source_name``,
+    ``source_digest`` (sha256 hex of the raw file's bytes), ``records`` (records in the raw
+    file), ``kept``, ``dropped_blank``, ``chunks`` (number of chunks), ``chunk_size``
+    (images per chunk; the last may hold fewer), ``class_names`` and ``unknown_label`` (-1).
 ``chunk-00000/bands`` ...
     uint8 (n, 11, 65, 65): the raw band values. Lossless: a band's normalised value is
     exactly ``bands / np.float32(255)`` (float32), which is what readers return.
-``chunk-00000/indices``
-    float32 (n, 3, 65, 65): NDVI, NDMI, EVI (see indices.py).
 ``chunk-00000/labels``
     int16 (n,): class 0..3, -1 when the raw record had no label.
 ``chunk-00000/records``
@@ -42,16 +45,20 @@ from typing import Any, BinaryIO, NamedTuple
 import numpy as np
 
 from .bands import BANDS, CHANNELS, CLASS_NAMES, IMAGE_SIZE, INDICES, UNKNOWN_LABEL
-from .errors import MissingChannelError, ProcessedFormatError
+from .errors import MissingChannelError, ProcessedFormatError, ProcessedVersionError
 from .ids import image_ids
+from .indices import compute_indices, indices_work
 
 FORMAT = "droughtwatch-processed"
-VERSION = 1
+#: The format version this module writes and the only one it reads. 2: indices computed on
+#: read (1 stored them as float32).
+VERSION = 2
 META = "meta"
 BAND_SCALE = np.float32(255)  # normalised band = uint8 / BAND_SCALE, in float32
 _EPOCH = (1980, 1, 1, 0, 0, 0)
 # The members that hold channels, and their dtypes.
-_CHANNEL_MEMBERS = {"bands": np.uint8, "indices": np.float32}
+_CHANNEL_MEMBERS = {"bands": np.uint8}
+_COMPUTED = "computed"  # the plan's name for channels computed from the bands
 
 
 def chunk_member(chunk: int, name: str) -> str:
@@ -78,24 +85,19 @@ class ProcessedWriter:
         self._records: list[np.ndarray] = []
         self.kept = 0
 
-    def write_chunk(
-        self, bands: np.ndarray, indices: np.ndarray, labels: np.ndarray, records: np.ndarray
-    ) -> None:
-        """Append one chunk: bands uint8 (n, 11, 65, 65), indices float32 (n, 3, 65, 65),
-        labels (n,) and the raw record positions (n,)."""
+    def write_chunk(self, bands: np.ndarray, labels: np.ndarray, records: np.ndarray) -> None:
+        """Append one chunk: bands uint8 (n, 11, 65, 65), labels (n,) and the raw record
+        positions (n,)."""
         n = len(bands)
         size = (IMAGE_SIZE, IMAGE_SIZE)
         if bands.shape != (n, len(BANDS), *size) or bands.dtype != np.uint8:
             raise ValueError(f"bands must be uint8 (n, 11, 65, 65), got {bands.dtype}{bands.shape}")
-        if indices.shape != (n, len(INDICES), *size) or indices.dtype != np.float32:
-            raise ValueError(f"indices must be float32 (n, 3, 65, 65), got {indices.shape}")
         if labels.shape != (n,) or records.shape != (n,):
             raise ValueError("labels and records must have one value per image")
         if not 0 < n <= self.chunk_size:
             raise ValueError(f"a chunk holds 1..{self.chunk_size} images, got {n}")
         chunk = len(self._records)
         self._write(chunk_member(chunk, "bands"), bands)
-        self._write(chunk_member(chunk, "indices"), indices)
         self._write(chunk_member(chunk, "labels"), labels.astype(np.int16))
         records = records.astype(np.int64)
         self._write(chunk_member(chunk, "records"), records)
@@ -112,7 +114,8 @@ class ProcessedWriter:
             "format": FORMAT,
             "version": VERSION,
             "channels": list(CHANNELS),
-            "stored": {"bands": list(BANDS), "indices": list(INDICES)},
+            "stored": {"bands": list(BANDS)},
+            "computed": list(INDICES),
             "image_size": IMAGE_SIZE,
             "band_scale": 1 / 255,
             "source_name": source_name,
@@ -160,12 +163,17 @@ class ProcessedReader:
     """Read a processed file (path or seekable binary file object) chunk by chunk.
 
     ``meta`` is the file's metadata, ``channels`` the channels it holds, ``len()`` its
-    number of images. Raises ProcessedFormatError for a file that is not a valid
-    processed archive.
+    number of images. ``name`` is what errors call the file (default: its path). Raises
+    ProcessedFormatError for a file that is not a valid processed archive, and its
+    subclass ProcessedVersionError for one of another format version.
     """
 
-    def __init__(self, source: str | os.PathLike[str] | BinaryIO) -> None:
-        if isinstance(source, str | os.PathLike):
+    def __init__(
+        self, source: str | os.PathLike[str] | BinaryIO, *, name: str | None = None
+    ) -> None:
+        if name is not None:
+            self.path = name
+        elif isinstance(source, str | os.PathLike):
             self.path = os.fspath(source)
         else:
             name = getattr(source, "name", None)
@@ -185,6 +193,10 @@ class ProcessedReader:
             for member, names in self.meta["stored"].items()
             for position, channel in enumerate(names)
         }
+        self._where.update(
+            (channel, (_COMPUTED, INDICES.index(channel))) for channel in self.meta["computed"]
+        )
+        self._work: np.ndarray | None = None  # compute_indices' scratch, made on first use
 
     def __len__(self) -> int:
         return int(self.meta["kept"])
@@ -194,29 +206,36 @@ class ProcessedReader:
 
         ``channels`` defaults to ``self.channels``; one the file lacks raises
         MissingChannelError here, before anything is read. Band channels are exactly
-        ``uint8 / np.float32(255)``. Only the members the channels need are read, and one
-        chunk at a time, so memory stays bounded by the chunk size.
+        ``uint8 / np.float32(255)``; index channels are ``compute_indices`` of the chunk's
+        uint8 bands, exactly what training computes. Only the members the channels need
+        are read, and one chunk at a time, so memory stays bounded by the chunk size.
         """
         return self._chunks(self._plan(channels))
 
     def _chunks(self, plan: list[tuple[str, int]]) -> Iterator[ProcessedChunk]:
         needed = {member for member, _ in plan}
+        if _COMPUTED in needed:  # the indices are computed from the bands
+            needed = (needed - {_COMPUTED}) | {"bands"}
         size = int(self.meta["image_size"])
         for chunk in range(int(self.meta["chunks"])):
             labels = self._array(chunk, "labels", np.int16, None)
             n = len(labels)
             ids = self._array(chunk, "ids", np.str_, (n,))
-            stored = {
+            arrays = {
                 member: self._array(chunk, member, _CHANNEL_MEMBERS[member],
                                     (n, len(self.meta["stored"][member]), size, size))
                 for member in needed
             }  # fmt: skip
+            if any(member == _COMPUTED for member, _ in plan):
+                if self._work is None:
+                    self._work = indices_work()
+                arrays[_COMPUTED] = compute_indices(arrays["bands"], work=self._work)
             images = np.empty((n, len(plan), size, size), np.float32)
             for c, (member, position) in enumerate(plan):
                 if member == "bands":
-                    np.divide(stored[member][:, position], BAND_SCALE, out=images[:, c])
+                    np.divide(arrays[member][:, position], BAND_SCALE, out=images[:, c])
                 else:
-                    images[:, c] = stored[member][:, position]
+                    images[:, c] = arrays[member][:, position]
             yield ProcessedChunk(ids, images, labels)
 
     def read(self, channels: Sequence[str] | None = None) -> ProcessedChunk:
@@ -291,17 +310,21 @@ class ProcessedReader:
             raise ProcessedFormatError(
                 self.path, f"format is {meta.get('format')!r}, expected {FORMAT!r}"
             )
-        if meta.get("version") != VERSION:
-            raise ProcessedFormatError(
-                self.path,
-                f"format version {meta.get('version')!r} is not supported (this reader reads"
-                f" version {VERSION})",
-            )
-        missing = {"channels", "stored", "image_size", "kept", "chunks"} - meta.keys()
+        version = meta.get("version")
+        if version != VERSION:
+            raise ProcessedVersionError(self.path, version, VERSION)
+        missing = {"channels", "stored", "computed", "image_size", "kept", "chunks"} - meta.keys()
         if missing:
             raise ProcessedFormatError(self.path, f"meta lacks {', '.join(sorted(missing))}")
         if not isinstance(meta["stored"], dict) or set(meta["stored"]) - set(_CHANNEL_MEMBERS):
             raise ProcessedFormatError(self.path, f"unknown stored members {meta['stored']}")
+        computed = meta["computed"]
+        if not isinstance(computed, list) or set(computed) - set(INDICES):
+            raise ProcessedFormatError(self.path, f"unknown computed channels {computed}")
+        if computed and meta["stored"].get("bands") != list(BANDS):
+            raise ProcessedFormatError(
+                self.path, f"computed channels need the bands {', '.join(BANDS)} in order"
+            )
         return meta
 
 

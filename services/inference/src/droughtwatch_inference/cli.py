@@ -19,6 +19,7 @@ from rich.table import Table
 
 from droughtwatch_inference import cloud, grafana
 from droughtwatch_inference.local.database import LocalDatabase
+from droughtwatch_inference.local.outcome import ExitCode, failure_words
 
 app = typer.Typer(
     help="droughtwatch: daily batch inference for satellite imagery, watched.",
@@ -35,11 +36,23 @@ console = Console()
 err = Console(stderr=True)
 
 
-def fail(message: str, hint: str = "") -> typer.Exit:
-    err.print(f"[bold red]error:[/] {message}")
+def fail(message: str, hint: str = "", code: int = 2) -> typer.Exit:
+    """Print the error and what to do next; the Exit to raise (2: a usage or configuration
+    error, nothing ran)."""
+    err.print(f"[bold red]error:[/] {message}", highlight=False)
     if hint:
-        err.print(f"[yellow]next:[/] {hint}")
-    return typer.Exit(code=2)
+        err.print(f"[yellow]next:[/] {hint}", highlight=False)
+    return typer.Exit(code=code)
+
+
+def execution_error(error: str | None, cause: str | None) -> str:
+    """A failed execution's error and cause as one line; the handlers' causes already start
+    with the error code ("InvalidModel: ..."), which is then not repeated."""
+    if not cause:
+        return error or "the execution failed"
+    if not error or cause.startswith(f"{error}:"):
+        return cause
+    return f"{error}: {cause}"
 
 
 def local_database() -> LocalDatabase:
@@ -193,11 +206,22 @@ def local_run(
     ] = None,
     model: Annotated[
         Path | None,
-        typer.Option(help="Folder with model.json and its weights (see the model contract)."),
+        typer.Option(
+            help="Folder with model.json and its weights (see the model contract); checked "
+            "before it replaces the stored model."
+        ),
     ] = None,
+    verbose: Annotated[
+        bool, typer.Option("--verbose", "-v", help="Also print the Step Functions events.")
+    ] = False,
 ) -> None:
-    """Run the pipeline once over the raw files in a folder. The local buckets and the ledger
-    persist under the user's data folder, so a rerun processes only what is new."""
+    """Run the pipeline once over the raw files in a folder and print each file's outcome.
+    The local buckets and the ledger persist under the user's data folder and are shared by
+    runs at the same time, so a rerun processes only what is new.
+
+    Exit codes: 0 the execution succeeded and no file failed; 3 it succeeded but files failed;
+    4 the execution failed; 2 a bad option or configuration (nothing ran)."""
+    from droughtwatch_inference.errors import DroughtwatchError
     from droughtwatch_inference.local.local_run import run_folder
 
     if not folder.is_dir():
@@ -209,21 +233,94 @@ def local_run(
     if model is not None and not (model / "model.json").is_file():
         raise fail(f"{model} has no model.json", "see the model contract in the README")
     database = local_database()
-    from droughtwatch_inference.errors import DroughtwatchError
-
     try:
         with console.status("running the pipeline"):
             outcome = run_folder(folder, day, database.app, model_dir=model, say=console.print)
-    except DroughtwatchError as exc:  # the --model folder did not publish
+    except DroughtwatchError as exc:  # e.g. the --model folder did not pass its check
         _print_problems(getattr(exc, "problems", []))
         raise fail(str(exc), exc.hint) from None
-    console.print(_history_table(outcome.execution))
-    console.print(outcome.summary)
-    if outcome.execution.status != "SUCCEEDED":
+    if verbose:
+        console.print(_history_table(outcome.execution))
+    _print_local_run(outcome)
+    code = outcome.summary.exit_code()
+    if code == ExitCode.EXECUTION_FAILED:
+        execution = outcome.execution
         raise fail(
-            f"{outcome.execution.error}: {outcome.execution.cause}",
-            "fix the cause above and rerun; files already done are not processed again",
+            f"execution {execution.name} {execution.status}: "
+            f"{execution_error(execution.error, execution.cause)}",
+            "fix the cause above and rerun; files already done are not processed again; "
+            f"the events: droughtwatch local history {outcome.history_file}",
+            code=code,
         )
+    raise typer.Exit(code=code)
+
+
+def _print_local_run(outcome: Any) -> None:
+    summary = outcome.summary
+    lines = summary.files
+    classes: list[str] = []
+    for line in lines:
+        classes.extend(c for c in line.outcome.class_shares if c not in classes)
+    status = outcome.execution.status
+    table = Table(
+        title=f"local run {outcome.execution.name}: {status}, {len(lines)} files", show_lines=False
+    )
+    table.add_column("file", overflow="fold")
+    table.add_column("status", overflow="fold")
+    table.add_column("images", justify="right")
+    table.add_column("dropped", justify="right")
+    for name in classes:
+        table.add_column(f"class {name}", justify="right")
+    table.add_column("drift (PSI)", justify="right")
+    table.add_column("alert")
+    table.add_column("report", overflow="fold")
+    for line in lines:
+        o = line.outcome
+        shares = [f"{o.class_shares[c]:.0%}" if c in o.class_shares else "-" for c in classes]
+        if o.drift_detected is None:
+            alert = "-"
+        elif o.drift_detected:
+            alert = f"[bold red]DRIFT >= {o.drift_threshold}[/]"
+        else:
+            alert = "ok"
+        state = line.state
+        if line.failed:
+            state = f"[red]{state}[/]"
+        elif line.settled:
+            state = f"[dim]{state}[/]"
+        elif not line.done:
+            state = f"[yellow]{state}[/]"
+        table.add_row(
+            line.name,
+            state,
+            "-" if o.images is None else str(o.images),
+            "-" if o.dropped is None else str(o.dropped),
+            *shares,
+            "-" if o.drift_score is None else f"{o.drift_score:.3f}",
+            alert,
+            str(line.report_path) if line.report_path else "-",
+        )
+    console.print(table)
+    if outcome.skipped:
+        console.print(f"skipped (not TFRecord files): {', '.join(outcome.skipped)}")
+    if outcome.ledger_error:
+        console.print(
+            f"[red]cannot read the files' states from the ledger:[/] {outcome.ledger_error}"
+        )
+    failed = summary.failed
+    if failed:
+        console.print(f"[bold red]{len(failed)} failed:[/]")
+        for line in failed:
+            console.print(f"- {failure_words(line, summary.max_attempts)}", highlight=False)
+    unfinished = summary.unfinished
+    if unfinished and status == "SUCCEEDED":
+        console.print(
+            f"{len(unfinished)} not done yet (a later run, or the run that holds them, finishes"
+            f" them): {', '.join(line.name for line in unfinished)}"
+        )
+    console.print(f"local buckets: {outcome.store_root}", highlight=False)
+    console.print(f"history: {outcome.history_file}", highlight=False)
+    console.print(f"pipeline log: {outcome.log_file}", highlight=False)
 
 
 @local_app.command("history")
@@ -420,9 +517,9 @@ def _model_bucket(
     if local:
         from droughtwatch_inference.adapters.folder_store import FolderStore
         from droughtwatch_inference.local.runner import LocalConfig
-        from droughtwatch_inference.local.state import buckets_root
+        from droughtwatch_inference.local.state import store_root
 
-        return FolderStore(buckets_root()), LocalConfig.model_bucket, LocalConfig.model_prefix
+        return FolderStore(store_root()), LocalConfig.model_bucket, LocalConfig.model_prefix
     from types import SimpleNamespace
 
     from droughtwatch_inference.adapters.storage import ObjectStore

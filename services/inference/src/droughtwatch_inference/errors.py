@@ -61,7 +61,10 @@ class SecretUnavailable(DroughtwatchError):
 
 
 class StorageError(DroughtwatchError):
-    hint = "Check the bucket name, the key and the function's S3 permissions."
+    hint = (
+        "Check the bucket name, the key and the access to it: the function's S3 permissions "
+        "on AWS, the folder under DROUGHTWATCH_STORE_ROOT in local runs."
+    )
 
 
 class ObjectMissing(StorageError):
@@ -111,9 +114,18 @@ class VersionConflict(DroughtwatchError):
 
 
 class ModelInputMismatch(DroughtwatchError):
-    """The processed data lacks a channel the model needs, or has the wrong image size."""
+    """The processed data lacks a channel the model needs, has the wrong image size, or holds
+    values the model cannot take."""
 
     hint = "Reprocess the data with a preprocess version that writes the channels the model needs."
+
+
+class InvalidProcessedFile(DroughtwatchError):
+    """A processed file cannot be read: another format version (written by an older or newer
+    preprocess), or a damaged archive. Wraps the preprocess package's error, which names
+    the file."""
+
+    hint = "Reprocess its raw file so that the deployed preprocess rewrites it."
 
 
 class ModelOutputError(DroughtwatchError):

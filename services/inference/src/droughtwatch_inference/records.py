@@ -51,3 +51,28 @@ class StageReport:
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+@dataclass(frozen=True)
+class FileOutcome:
+    """Where one raw object version stands in the ledger, with its metrics when observed.
+    ``registered`` is False when the ledger has no row for it (the run failed before
+    Processing listed it)."""
+
+    raw_key: str
+    etag: str
+    registered: bool = False
+    stage: str | None = None
+    status: str | None = None
+    attempts: int = 0
+    claimed: bool = False  # running under a lease that has not expired
+    images: int | None = None
+    dropped: int | None = None
+    last_error: str | None = None
+    note: str | None = None  # why skipped, duplicate or superseded
+    duplicate_of: str | None = None
+    report_key: str | None = None
+    class_shares: dict[str, float] = field(default_factory=dict)
+    drift_score: float | None = None
+    drift_threshold: float | None = None
+    drift_detected: bool | None = None

@@ -1,54 +1,183 @@
-"""Buckets kept as folders (``<root>/<bucket>/<key>``), as local runs keep theirs under the
-user's data folder: the calls of ObjectStore that publishing and loading a model make. Each
-object is written under a temporary name and renamed, so a reader never sees half a file."""
+"""The local object store: buckets as folders under one root, ``<root>/<bucket>/<key>``, which
+every local process sees at once, as every Lambda sees S3. The same calls as the S3
+``ObjectStore`` (``logic.ports.StorePort``, and ``put_bytes`` for publishing a model), selected
+by ``DROUGHTWATCH_STORE_ROOT``.
+
+An object is written to a temporary file in its own folder, flushed to disk, and moved into
+place with ``os.replace``, which POSIX makes atomic: a reader sees the old object or the new
+one, never half of one, of two writers of one key the last one's object stands whole, and a
+crash leaves the old object, not an empty one. The ETag is the MD5 of the content, as S3 gives
+for a single-part upload; it is computed from the bytes each time it is asked for (no cache
+that could go stale), and a read that names an ETag checks the bytes it read against it.
+
+A write creates its bucket's folder; reading an object of a bucket that has no folder finds no
+object, while listing one fails as S3's NoSuchBucket does (a mistyped root must not look like
+an empty bucket).
+"""
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
+import re
 import shutil
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import BinaryIO
 
-from droughtwatch_inference.errors import ObjectMissing
+from droughtwatch_inference.errors import ObjectMissing, StorageError
+from droughtwatch_inference.records import RawObject
+
+_CHUNK = 8 * 1024 * 1024
+# Temporary files of writes in progress (or left by a crash): never listed, never a key.
+_PARTIAL = re.compile(r"^\.[0-9a-f]{32}\.partial$")
+_BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
+_GONE = (FileNotFoundError, IsADirectoryError, NotADirectoryError)
 
 
 class FolderStore:
     def __init__(self, root: Path) -> None:
-        self.root = Path(root)
+        self.root = Path(root).expanduser()
 
+    # -- where things are -----------------------------------------------------------------------
     def path(self, bucket: str, key: str) -> Path:
-        return self.root / bucket / key
+        """The file that holds ``key``. S3 keys that a folder cannot hold (empty path segments,
+        ``.`` or ``..``, a trailing ``/``) are refused rather than mapped to another file."""
+        segments = key.split("/")
+        bad = [s for s in segments if s in {"", ".", ".."} or _PARTIAL.match(s)]
+        if not key or bad or "\x00" in key:
+            raise StorageError(
+                f"the key {key!r} cannot be stored in a local folder (empty, '.' or '..' "
+                "segments, or a trailing '/'); use a key like 'raw/2026-11-27/name'"
+            )
+        return self._bucket_dir(bucket).joinpath(*segments)
 
-    def get_bytes(self, bucket: str, key: str) -> tuple[bytes, str]:
-        path = self.path(bucket, key)
+    def _bucket_dir(self, bucket: str) -> Path:
+        if not _BUCKET.match(bucket):
+            raise StorageError(f"{bucket!r} is not a bucket name (3-63 of a-z, 0-9, '.', '-')")
+        return self.root / bucket
+
+    def create_bucket(self, bucket: str) -> Path:
+        folder = self._bucket_dir(bucket)
         try:
-            body = path.read_bytes()
-        except FileNotFoundError:
-            raise ObjectMissing(f"{path} does not exist") from None
-        return body, hashlib.md5(body, usedforsecurity=False).hexdigest()
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StorageError(
+                f"cannot create the local bucket folder {folder}: {exc.strerror}"
+            ) from exc
+        return folder
+
+    # -- reading --------------------------------------------------------------------------------
+    def list(self, bucket: str, prefix: str) -> Iterator[RawObject]:
+        """The objects whose key starts with ``prefix``, in key order (as S3 lists them)."""
+        base = self._bucket_dir(bucket)
+        if not base.is_dir():
+            raise StorageError(
+                f"the local bucket folder {base} does not exist (list {prefix!r}); "
+                "a local run creates it: check DROUGHTWATCH_STORE_ROOT"
+            )
+        parent = prefix.rpartition("/")[0]
+        start = base.joinpath(*parent.split("/")) if parent else base
+        found: list[str] = []
+        for folder, _, names in os.walk(start):
+            for name in names:
+                if _PARTIAL.match(name):
+                    continue
+                key = Path(folder, name).relative_to(base).as_posix()
+                if key.startswith(prefix):
+                    found.append(key)
+        for key in sorted(found):
+            try:
+                yield self.head(bucket, key)
+            except ObjectMissing:
+                continue  # deleted since the walk: as a listing taken a moment later
+
+    def head(self, bucket: str, key: str) -> RawObject:
+        """One object's key, ETag and size."""
+        source = self.path(bucket, key)
+        try:
+            with source.open("rb") as f:
+                return RawObject(key=key, etag=_md5(f), size=os.fstat(f.fileno()).st_size)
+        except _GONE as exc:
+            raise ObjectMissing(f"{source} does not exist") from exc
+        except OSError as exc:
+            raise StorageError(f"cannot read {source}: {exc.strerror}") from exc
 
     def download(self, bucket: str, key: str, dest: Path, etag: str | None = None) -> Path:
+        """Copy one object to ``dest``; with ``etag`` the read fails if the object changed."""
         source = self.path(bucket, key)
-        if not source.is_file():
-            raise ObjectMissing(f"{source} does not exist")
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(source, dest)
+        digest = hashlib.md5(usedforsecurity=False)
+        try:
+            with source.open("rb") as f:
+                dest.parent.mkdir(parents=True, exist_ok=True)
+                with dest.open("wb") as out:
+                    while chunk := f.read(_CHUNK):
+                        digest.update(chunk)
+                        out.write(chunk)
+        except _GONE as exc:
+            raise ObjectMissing(f"{source} does not exist") from exc
+        except OSError as exc:
+            raise StorageError(f"cannot download {source} to {dest}: {exc.strerror}") from exc
+        if etag and digest.hexdigest() != etag:
+            dest.unlink(missing_ok=True)
+            raise ObjectMissing(f"{source} changed since it was registered (ETag {etag})")
         return dest
 
+    def get_bytes(self, bucket: str, key: str) -> tuple[bytes, str]:
+        """Small object's body and ETag."""
+        source = self.path(bucket, key)
+        try:
+            body = source.read_bytes()
+        except _GONE as exc:
+            raise ObjectMissing(f"{source} does not exist") from exc
+        except OSError as exc:
+            raise StorageError(f"cannot read {source}: {exc.strerror}") from exc
+        return body, hashlib.md5(body, usedforsecurity=False).hexdigest()
+
+    # -- writing --------------------------------------------------------------------------------
     def upload(self, path: Path, bucket: str, key: str, content_type: str | None = None) -> None:
-        self._replace(bucket, key, lambda tmp: shutil.copyfile(path, tmp))
+        """Store the file at ``path`` as ``key``. ``content_type`` is what S3 would serve the
+        object as; a folder keeps none (the key's extension names the type)."""
+        if not Path(path).is_file():
+            raise StorageError(f"cannot store {path} as {key}: it is not a file")
+        self._replace(bucket, key, lambda partial: shutil.copyfile(path, partial))
 
     def put_bytes(self, bucket: str, key: str, body: bytes, content_type: str) -> None:
-        self._replace(bucket, key, lambda tmp: tmp.write_bytes(body))
+        self._replace(bucket, key, lambda partial: partial.write_bytes(body))
 
     def _replace(self, bucket: str, key: str, write: Callable[[Path], object]) -> None:
+        """``write`` fills a temporary file beside ``key``'s, which then replaces it."""
         dest = self.path(bucket, key)
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        tmp = dest.with_name(f".{dest.name}.{uuid.uuid4().hex[:12]}.tmp")
+        partial = dest.parent / f".{uuid.uuid4().hex}.partial"
         try:
-            write(tmp)
-            os.replace(tmp, dest)
-        finally:
-            tmp.unlink(missing_ok=True)
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            write(partial)
+            with partial.open("rb+") as f:
+                os.fsync(f.fileno())
+            os.replace(partial, dest)
+        except (NotADirectoryError, IsADirectoryError, FileExistsError) as exc:
+            _remove(partial)
+            raise StorageError(
+                f"cannot write {dest}: a key and a folder of keys share this name "
+                "(S3 allows it, a local folder cannot); choose another key"
+            ) from exc
+        except OSError as exc:
+            _remove(partial)
+            raise StorageError(
+                f"cannot write {dest}: {exc.strerror} (is the disk full, or the folder read-only?)"
+            ) from exc
+
+
+def _remove(partial: Path) -> None:
+    # the write failed; its temporary file may not exist (or its folder may not)
+    with contextlib.suppress(OSError):
+        partial.unlink()
+
+
+def _md5(f: BinaryIO) -> str:
+    digest = hashlib.md5(usedforsecurity=False)
+    while chunk := f.read(_CHUNK):
+        digest.update(chunk)
+    return digest.hexdigest()

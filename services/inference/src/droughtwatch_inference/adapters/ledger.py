@@ -16,7 +16,7 @@ from droughtwatch_contract.stages import DONE, STAGES, StageRegistry
 from psycopg.rows import class_row
 from psycopg.types.json import Jsonb
 
-from droughtwatch_inference.records import LedgerEntry, RawObject, StageReport
+from droughtwatch_inference.records import FileOutcome, LedgerEntry, RawObject, StageReport
 
 _ENTRY_COLUMNS = (
     "id, bucket, raw_key, etag, size_bytes, batch_date, stage, status, attempts, "
@@ -241,6 +241,32 @@ class Ledger:
                     error,
                 ),
             )
+
+    def outcomes(self, bucket: str, versions: Sequence[RawObject]) -> list[FileOutcome]:
+        """Where each raw object version stands, in the order given, with the metrics of its
+        predictions file (joined on that file, so a version whose products an earlier version
+        already observed shows those metrics)."""
+        rows = self.conn.execute(
+            """
+            SELECT f.raw_key, f.etag, l.id IS NOT NULL, l.stage, l.status,
+                   coalesce(l.attempts, 0),
+                   coalesce(l.status = 'running' AND l.lease_until > now(), false),
+                   l.images, l.dropped, l.last_error, l.note, l.duplicate_of, l.report_key,
+                   coalesce(m.class_shares, '{}'::jsonb), m.drift_score, m.drift_threshold,
+                   m.drift_detected
+            FROM unnest(%(keys)s::text[], %(etags)s::text[]) WITH ORDINALITY AS f(raw_key, etag, n)
+            LEFT JOIN ledger l
+                   ON l.bucket = %(bucket)s AND l.raw_key = f.raw_key AND l.etag = f.etag
+            LEFT JOIN metrics m ON m.predictions_key = l.predictions_key
+            ORDER BY f.n
+            """,
+            {
+                "bucket": bucket,
+                "keys": [v.key for v in versions],
+                "etags": [v.etag for v in versions],
+            },
+        ).fetchall()
+        return [FileOutcome(*row) for row in rows]
 
     def insert_metrics(self, row: dict[str, Any]) -> bool:
         """Insert one metrics row; a second insert for the same predictions file is a no-op."""

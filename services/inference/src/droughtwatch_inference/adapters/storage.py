@@ -1,4 +1,7 @@
-"""S3 transfers: list raw objects, download, upload. Turns botocore errors into domain errors."""
+"""The object store the handlers use (``logic.ports.StorePort``): S3 (``ObjectStore``) on AWS, or
+a folder shared by local processes (``folder_store.FolderStore``) when
+``DROUGHTWATCH_STORE_ROOT`` is set. ``ObjectStore`` lists raw objects, downloads and uploads,
+and turns botocore errors into domain errors."""
 
 from __future__ import annotations
 
@@ -9,7 +12,9 @@ from typing import Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from droughtwatch_inference.adapters import aws
+from droughtwatch_inference.adapters.folder_store import FolderStore
 from droughtwatch_inference.errors import ObjectForbidden, ObjectMissing, StorageError
+from droughtwatch_inference.logic.ports import StorePort
 from droughtwatch_inference.records import RawObject
 
 _MISSING = {"404", "NoSuchKey", "NotFound"}
@@ -35,7 +40,17 @@ def _error(exc: Exception, bucket: str, key: str, action: str) -> StorageError:
     return StorageError(f"cannot {action} s3://{bucket}/{key}: {type(exc).__name__}")
 
 
+def open_store(settings: Any) -> StorePort:
+    """The local folder store when the settings name a store root, else S3."""
+    root = getattr(settings, "store_root", None)
+    if root:
+        return FolderStore(Path(root))
+    return ObjectStore(settings)
+
+
 class ObjectStore:
+    """S3 through boto3."""
+
     def __init__(self, settings: Any = None, *, client: Any = None) -> None:
         """A store over the S3 client ``settings`` describe, or over ``client`` (boto3's)."""
         self.s3 = client if client is not None else aws.client("s3", settings)

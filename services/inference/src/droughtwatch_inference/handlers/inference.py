@@ -12,7 +12,7 @@ from droughtwatch_contract.settings import InferenceSettings
 
 from droughtwatch_inference.adapters import models
 from droughtwatch_inference.adapters.ledger import Ledger
-from droughtwatch_inference.adapters.storage import ObjectStore
+from droughtwatch_inference.adapters.storage import open_store
 from droughtwatch_inference.handlers.common import run_files, run_handler
 from droughtwatch_inference.logic.inference import infer_entry, inference_threads
 from droughtwatch_inference.logic.stage import Budget, FileResult
@@ -22,7 +22,7 @@ from droughtwatch_inference.records import LedgerEntry, StageReport
 def infer(
     settings: InferenceSettings, ledger: Ledger, budget: Budget, report: StageReport
 ) -> StageReport:
-    store = ObjectStore(settings)
+    store = open_store(settings)
     layout = KeyLayout.from_settings(settings)
     work_dir = Path(settings.work_dir)
     threads = inference_threads(settings.torch_threads)

@@ -11,7 +11,7 @@ from droughtwatch_contract.keys import KeyLayout
 from droughtwatch_contract.settings import ObserveSettings
 
 from droughtwatch_inference.adapters.ledger import Ledger
-from droughtwatch_inference.adapters.storage import ObjectStore
+from droughtwatch_inference.adapters.storage import open_store
 from droughtwatch_inference.handlers.common import run_files, run_handler
 from droughtwatch_inference.logic.observe import observe_entry
 from droughtwatch_inference.logic.stage import Budget
@@ -23,7 +23,7 @@ def observe(
 ) -> StageReport:
     work = partial(
         observe_entry,
-        store=ObjectStore(settings),
+        store=open_store(settings),
         metrics=ledger,
         layout=KeyLayout.from_settings(settings),
         work_dir=Path(settings.work_dir),

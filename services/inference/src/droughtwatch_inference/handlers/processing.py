@@ -11,7 +11,7 @@ from droughtwatch_contract.keys import KeyLayout
 from droughtwatch_contract.settings import ProcessingSettings
 
 from droughtwatch_inference.adapters.ledger import Ledger
-from droughtwatch_inference.adapters.storage import ObjectStore
+from droughtwatch_inference.adapters.storage import open_store
 from droughtwatch_inference.handlers.common import run_files, run_handler
 from droughtwatch_inference.logic.processing import discover, process_entry
 from droughtwatch_inference.logic.stage import Budget
@@ -21,7 +21,7 @@ from droughtwatch_inference.records import StageReport
 def process(
     settings: ProcessingSettings, ledger: Ledger, budget: Budget, report: StageReport
 ) -> StageReport:
-    store = ObjectStore(settings)
+    store = open_store(settings)
     layout = KeyLayout.from_settings(settings)
     today = dt.datetime.now(dt.UTC).date()
     report.registered = discover(store, ledger, settings.data_bucket, layout, report.run_id, today)

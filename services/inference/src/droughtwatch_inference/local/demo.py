@@ -1,9 +1,13 @@
 """`droughtwatch demo`: the whole pipeline on an embedded default, day after day.
 
-Trains the baseline CNN on generated data, registers it in the (moto) model bucket, then for
+Trains the baseline CNN on generated data, registers it in the local model bucket, then for
 each simulated day uploads that day's raw file and runs the deployed state machine definition
 through the local runner. The last days simulate a drought: vegetation indices fall, the
 predicted classes shift, and prediction drift crosses the alert threshold.
+
+The demo's buckets are its own folder store inside ``--out`` (it starts from an empty ledger,
+so it shares nothing with `local run`); at the end its predictions and reports are moved to
+``<out>/s3/<bucket>/`` and the rest (raw copies, processed files, the model) is removed.
 """
 
 from __future__ import annotations
@@ -116,12 +120,10 @@ def run_demo(
     database: LocalDatabase,
     progress: Callable[[str, int, int], None] = lambda message, done, total: None,
 ) -> DemoResult:
-    import boto3
     import numpy as np
     import psycopg
 
     from droughtwatch_inference import synthetic, training
-    from droughtwatch_inference.local.state import mirror_out
 
     out = options.out_dir.expanduser().resolve()
     if out.exists():
@@ -151,19 +153,19 @@ def run_demo(
             synthetic.write_raw_file(path, rng, options.images_per_day, drought=severity)
             plan.append((date, severity, [path]))
 
-    config = LocalConfig(database_dsn=dsn, work_dir=out / ".work")
+    config = LocalConfig(database_dsn=dsn, work_dir=out / ".work", store_root=out / ".store")
     results: list[DayResult] = []
     total_steps = len(plan) + 1
     with LocalPipeline(config) as pipeline, psycopg.connect(dsn, autocommit=True) as conn:
-        s3 = boto3.client("s3")
+        store = pipeline.store
         progress("training the baseline model", 0, total_steps)
         model, manifest, train_metrics = training.train_baseline(seed=options.seed)
-        training.publish_model(s3, config.model_bucket, config.model_prefix, model, manifest)
+        training.publish_model(store, config.model_bucket, config.model_prefix, model, manifest)
         model_info = {**_manifest_dict(manifest), "training": train_metrics}
         for step, (date, severity, files) in enumerate(plan, start=1):
             progress(f"day {date.isoformat()}: upload and run", step, total_steps)
             for path in files:
-                s3.upload_file(str(path), config.data_bucket, layout.raw_key(path.name, date))
+                store.upload(path, config.data_bucket, layout.raw_key(path.name, date))
             execution = pipeline.run(name=f"demo-{date.isoformat()}")
             (out / "executions" / f"{execution.name}.json").write_text(
                 json.dumps(execution.as_dict(), indent=2, default=str)
@@ -172,11 +174,12 @@ def run_demo(
             _summarise(day, _day_metrics(conn, execution.name))
             results.append(day)
         progress("exporting predictions and reports", total_steps, total_steps)
-        exported = mirror_out(
-            s3, config.data_bucket, out / "s3", (layout.predictions, layout.reports)
+        exported = _export(
+            config.store_root, config.data_bucket, (layout.predictions, layout.reports), out / "s3"
         )
         (out / "model.json").write_text(json.dumps(model_info, indent=2, default=str))
     shutil.rmtree(out / ".work", ignore_errors=True)
+    shutil.rmtree(config.store_root, ignore_errors=True)
     summary = [
         {
             "date": d.date.isoformat(),
@@ -194,6 +197,21 @@ def run_demo(
     return DemoResult(
         days=results, out_dir=out, model=model_info, exported=exported, skipped=skipped
     )
+
+
+def _export(store_root: Path, bucket: str, prefixes: tuple[str, ...], dest: Path) -> int:
+    """Move the products under ``prefixes`` of the demo's bucket folder to ``dest/<bucket>/``
+    (a rename: the demo's store is inside ``out``); returns how many files moved."""
+    moved = 0
+    for prefix in prefixes:
+        source = store_root / bucket / prefix
+        if not source.is_dir():
+            continue
+        target = dest / bucket / prefix
+        target.parent.mkdir(parents=True, exist_ok=True)
+        source.replace(target)
+        moved += sum(1 for p in target.rglob("*") if p.is_file())
+    return moved
 
 
 def _manifest_dict(manifest: Any) -> dict[str, Any]:

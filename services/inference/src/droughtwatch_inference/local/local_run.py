@@ -1,30 +1,40 @@
-"""`droughtwatch local run`: one execution over a folder of raw files, with the local buckets
-mirrored to the user's data folder so the ledger and the products stay in step across runs."""
+"""`droughtwatch local run`: one execution over a folder of raw files, against the local buckets
+(a folder store under the user's data folder, shared with every other local run) and the
+ledger, so a rerun, or a second run at the same time, does only what is not done yet."""
 
 from __future__ import annotations
 
 import datetime as dt
 import json
+import shutil
+import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from droughtwatch_contract.keys import KeyLayout
-from droughtwatch_contract.stages import STAGES
 
 from droughtwatch_inference import logs
+from droughtwatch_inference.adapters.folder_store import FolderStore
+from droughtwatch_inference.errors import DatabaseUnavailable
+from droughtwatch_inference.local import state
 from droughtwatch_inference.local.demo import raw_files
+from droughtwatch_inference.local.outcome import RunSummary, file_line
 from droughtwatch_inference.local.runner import Execution, LocalConfig, LocalPipeline
-from droughtwatch_inference.local.state import buckets_root, data_home, mirror_in, mirror_out
 from droughtwatch_inference.manifest import MANIFEST_NAME
+from droughtwatch_inference.records import RawObject
 
 
 @dataclass
 class LocalRunOutcome:
     execution: Execution
-    summary: str
+    summary: RunSummary
+    store_root: Path
     history_file: Path
+    log_file: Path
+    skipped: list[str] = field(default_factory=list)
+    ledger_error: str | None = None  # the files' states could not be read
 
 
 def run_folder(
@@ -36,54 +46,87 @@ def run_folder(
     say: Callable[[str], Any] = print,
     home: Path | None = None,
 ) -> LocalRunOutcome:
-    import boto3
+    """Publish ``model_dir`` (checked first: a bad model never replaces the stored one) or
+    train a baseline when there is no model yet, copy the folder's raw files into the local
+    data bucket, run the state machine once, and read the files' states from the ledger.
 
-    home = home or data_home()
-    root = home / "buckets" if home else buckets_root()
-    config = LocalConfig(database_dsn=dsn, work_dir=home / "work")
-    layout = KeyLayout()
-    (home / "logs").mkdir(parents=True, exist_ok=True)
-    log_file = home / "logs" / f"{dt.datetime.now(dt.UTC):%Y%m%dT%H%M%S}.jsonl"
+    Raises ModelCheckFailed, naming the folder and each problem, when ``model_dir`` does not
+    pass `droughtwatch model check`; then nothing is stored."""
+    home = home or state.data_home()
+    root = state.store_root(home)
+    name = f"local-{dt.datetime.now(dt.UTC):%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:6]}"
+    for sub in ("logs", "executions", "work"):
+        (home / sub).mkdir(parents=True, exist_ok=True)
+    log_file = home / "logs" / f"{name}.jsonl"
     logs.to_file(str(log_file))
-    with LocalPipeline(config) as pipeline:
-        s3 = boto3.client("s3")
-        for bucket in (config.data_bucket, config.model_bucket):
-            mirror_in(s3, bucket, root)
-        files, skipped = raw_files(folder)
-        for name in skipped:
-            say(f"skipped {name}: not a TFRecord file")
-        for path in files:
-            s3.upload_file(str(path), config.data_bucket, layout.raw_key(path.name, date))
-        manifest_key = f"{config.model_prefix}{MANIFEST_NAME}"
-        if model_dir is not None:
-            from droughtwatch_inference.adapters.storage import ObjectStore
-            from droughtwatch_inference.model_publish import publish_folder
+    # Scratch files (downloads, the model's weights) per run: runs at the same time share the
+    # buckets and the ledger, never a scratch folder.
+    config = LocalConfig(database_dsn=dsn, work_dir=home / "work" / name, store_root=root)
+    layout = KeyLayout()
+    files, skipped = raw_files(folder)
+    try:
+        with LocalPipeline(config) as pipeline:
+            store = pipeline.store
+            if model_dir is not None:
+                from droughtwatch_inference.model_publish import publish_folder
 
-            published = publish_folder(
-                model_dir, ObjectStore(client=s3), config.model_bucket, config.model_prefix
-            )
-            say(f"model {published.manifest.name} {published.manifest.version} published")
-        elif "Contents" not in s3.list_objects_v2(Bucket=config.model_bucket, Prefix=manifest_key):
-            from droughtwatch_inference import training
+                published = publish_folder(
+                    model_dir, store, config.model_bucket, config.model_prefix
+                )
+                say(f"model {published.manifest.name} {published.manifest.version} published")
+            elif not store.path(config.model_bucket, config.model_prefix + MANIFEST_NAME).exists():
+                from droughtwatch_inference import training
 
-            say("no model yet: training the baseline CNN on generated data (a few seconds)")
-            model, manifest, _ = training.train_baseline(seed=7)
-            training.publish_model(s3, config.model_bucket, config.model_prefix, model, manifest)
-        execution = pipeline.run()
-        for bucket in (config.data_bucket, config.model_bucket):
-            mirror_out(s3, bucket, root)
+                say("no model yet: training the baseline CNN on generated data (a few seconds)")
+                model, trained, _ = training.train_baseline(seed=7)
+                training.publish_model(
+                    store, config.model_bucket, config.model_prefix, model, trained
+                )
+            versions: list[RawObject] = []
+            for path in files:
+                key = layout.raw_key(path.name, date)
+                store.upload(path, config.data_bucket, key)
+                versions.append(store.head(config.data_bucket, key))
+            execution = pipeline.run(name=name)
+            summary, ledger_error = _summary(execution, store, config, versions, files)
+    finally:
+        shutil.rmtree(config.work_dir, ignore_errors=True)
     history = home / "executions" / f"{execution.name}.json"
-    history.parent.mkdir(parents=True, exist_ok=True)
     history.write_text(json.dumps(execution.as_dict(), indent=2, default=str))
-    body = (execution.output or {}).get("body", {})
-    parts = []
-    for stage in STAGES.names:
-        counts = body.get(stage)
-        if counts:
-            parts.append(
-                f"{stage}: {counts['files_done']} files, {counts['images']} images,"
-                f" {counts['files_failed']} failed, {counts['remaining']} remaining"
-            )
-    summary = "; ".join(parts) or f"{execution.status}"
-    summary += f"\nlocal buckets: {root}\nhistory: {history}\npipeline log: {log_file}"
-    return LocalRunOutcome(execution=execution, summary=summary, history_file=history)
+    return LocalRunOutcome(
+        execution=execution,
+        summary=summary,
+        store_root=root,
+        history_file=history,
+        log_file=log_file,
+        skipped=skipped,
+        ledger_error=ledger_error,
+    )
+
+
+def _summary(
+    execution: Execution,
+    store: FolderStore,
+    config: LocalConfig,
+    versions: list[RawObject],
+    files: list[Path],
+) -> tuple[RunSummary, str | None]:
+    """The files' states from the ledger (read with the handlers' settings, which the pipeline
+    has in its environment)."""
+    from droughtwatch_contract.settings import CommonSettings
+
+    from droughtwatch_inference.adapters.database import connect
+    from droughtwatch_inference.adapters.ledger import Ledger
+    from droughtwatch_inference.runtime_settings import load
+
+    settings = load(CommonSettings)
+    summary = RunSummary(execution.status, max_attempts=settings.max_attempts)
+    try:
+        with connect(settings) as conn:
+            outcomes = Ledger(conn).outcomes(config.data_bucket, versions)
+    except DatabaseUnavailable as exc:
+        return summary, exc.describe()
+    for path, outcome in zip(files, outcomes, strict=True):
+        report = store.path(config.data_bucket, outcome.report_key) if outcome.report_key else None
+        summary.files.append(file_line(path.name, outcome, settings.max_attempts, report))
+    return summary, None

@@ -1,5 +1,7 @@
 """The local runner: the deployed state machine definition executed in-process by moto's Step
-Functions interpreter, with each Lambda task dispatched to the real handler.
+Functions interpreter, with each Lambda task dispatched to the real handler. The buckets are
+folders under ``LocalConfig.store_root`` (``adapters.folder_store``), shared by every local process
+at once, as S3 is by Lambdas; moto keeps only the state machine, the functions and their role.
 
 The one seam is `_dispatch`, which replaces moto's simple Lambda backend's `invoke` (it would
 answer a canned string) with a call of the handler that the function's name selects. It keeps
@@ -32,6 +34,8 @@ from unittest import mock
 from droughtwatch_contract.stages import STAGES
 from droughtwatch_contract.statemachine import definition
 
+from droughtwatch_inference.adapters.folder_store import FolderStore
+
 REGION = "eu-west-1"
 ACCOUNT = "123456789012"
 FUNCTION_TIMEOUT_SECONDS = 900
@@ -41,6 +45,7 @@ FUNCTION_TIMEOUT_SECONDS = 900
 class LocalConfig:
     database_dsn: str
     work_dir: Path
+    store_root: Path
     data_bucket: str = "droughtwatch-local-data"
     model_bucket: str = "droughtwatch-local-models"
     model_prefix: str = "models/baseline/"
@@ -57,6 +62,7 @@ class LocalConfig:
             "DROUGHTWATCH_MODEL_PREFIX": self.model_prefix,
             "DROUGHTWATCH_DATABASE_DSN": self.database_dsn,
             "DROUGHTWATCH_WORK_DIR": str(self.work_dir),
+            "DROUGHTWATCH_STORE_ROOT": str(self.store_root),
             # one user, one machine: a crashed run's claims come back after two minutes
             "DROUGHTWATCH_LEASE_SECONDS": "120",
             **self.extra_env,
@@ -143,11 +149,12 @@ def _event_detail(event: dict[str, Any]) -> tuple[str | None, str]:
 
 
 class LocalPipeline:
-    """moto with the pipeline's buckets, functions and state machine, and the seam installed.
-    Use as a context manager; `run()` executes the state machine once."""
+    """The pipeline's bucket folders, and moto with its functions and state machine and the seam
+    installed. Use as a context manager; `run()` executes the state machine once."""
 
     def __init__(self, config: LocalConfig) -> None:
         self.config = config
+        self.store = FolderStore(config.store_root)
         self.faults: dict[str, list[str]] = {}
         self.invocations: list[tuple[str, float]] = []
         self._stack: ExitStack | None = None
@@ -217,11 +224,8 @@ class LocalPipeline:
     def _create_resources(self) -> None:
         import boto3
 
-        s3 = boto3.client("s3", region_name=REGION)
         for bucket in (self.config.data_bucket, self.config.model_bucket):
-            s3.create_bucket(
-                Bucket=bucket, CreateBucketConfiguration={"LocationConstraint": REGION}
-            )
+            self.store.create_bucket(bucket)
         iam = boto3.client("iam", region_name=REGION)
         trust = {
             "Version": "2012-10-17",

@@ -16,10 +16,14 @@ from typing import Protocol, runtime_checkable
 
 import numpy as np
 from droughtwatch_contract.keys import KeyLayout
-from droughtwatch_preprocess import MissingChannelError, ProcessedReader
+from droughtwatch_preprocess import MissingChannelError, ProcessedFormatError, ProcessedReader
 
 from droughtwatch_inference import predictions
-from droughtwatch_inference.errors import ModelInputMismatch, ModelOutputError
+from droughtwatch_inference.errors import (
+    InvalidProcessedFile,
+    ModelInputMismatch,
+    ModelOutputError,
+)
 from droughtwatch_inference.logic.ports import StorePort
 from droughtwatch_inference.logic.stage import FileResult
 from droughtwatch_inference.manifest import ModelManifest
@@ -91,14 +95,20 @@ def predict_file(
     ``name`` is what errors call the file (default: its path). Raises ModelInputMismatch when
     the file lacks a channel the model needs, has another image size, or holds values the
     model cannot take (non-finite), ModelOutputError when the model answers an image with
-    anything but finite probabilities. A file with no images gives an empty predictions file.
+    anything but finite probabilities, and InvalidProcessedFile when it is not a processed
+    file this preprocess reads (another format version, a damaged archive). A file with no
+    images gives an empty predictions file.
     """
     started = time.perf_counter()
     name = name or str(processed_path)
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
     tables = []
-    with ProcessedReader(processed_path) as reader:
+    try:
+        reader = ProcessedReader(processed_path, name=name)
+    except ProcessedFormatError as exc:
+        raise InvalidProcessedFile(str(exc)) from exc
+    with reader:
         size = int(reader.meta["image_size"])
         if size != manifest.image_size:
             raise _mismatch(name, manifest, f"the images are {size}x{size} pixels")
@@ -120,6 +130,8 @@ def predict_file(
                 f"the processed file has no channel {exc.channel!r} (it holds "
                 f"{', '.join(exc.available)})",
             ) from exc
+        except ProcessedFormatError as exc:  # a damaged member, found as it is read
+            raise InvalidProcessedFile(str(exc)) from exc
     if not tables:
         empty = np.zeros((0, len(manifest.classes)), np.float32)
         tables.append(predictions.build_table(np.array([], dtype=str), empty, manifest))

@@ -8,7 +8,7 @@ import shutil
 from pathlib import Path
 
 from droughtwatch_contract.keys import KeyLayout
-from droughtwatch_preprocess import PreprocessError, looks_like_tfrecord, process_file
+from droughtwatch_preprocess import PreprocessError, process_file, why_not_tfrecord
 
 from droughtwatch_inference.errors import InvalidRawFile
 from droughtwatch_inference.logic.ports import LedgerPort, StorePort
@@ -61,10 +61,9 @@ def process_entry(
     scratch.mkdir(parents=True, exist_ok=True)
     try:
         raw = store.download(entry.bucket, entry.raw_key, scratch / "raw.tfrecord", entry.etag)
-        if not looks_like_tfrecord(raw):
-            return FileResult(
-                {}, outcome="skipped", note="not a TFRecord file (it has no TFRecord framing)"
-            )
+        reason = why_not_tfrecord(raw)
+        if reason is not None:
+            return FileResult({}, outcome="skipped", note=f"not a TFRecord file: {reason}")
         out = scratch / "processed.npz"
         try:
             result = process_file(raw, out, chunk_size=chunk_size, source_name=entry.raw_key)

@@ -1,0 +1,119 @@
+"""What a local run tells its user: each of its files' state in words (from the ledger), the
+failed files with their errors, and the exit code that cron and CI read."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import IntEnum
+from pathlib import Path
+
+from droughtwatch_inference.adapters.ledger import SETTLED
+from droughtwatch_inference.records import FileOutcome
+
+# Where a file's way ends without products: settled by a stage (skipped, a duplicate), or
+# superseded by a newer version of its key (see migration 0002).
+NO_PRODUCTS = SETTLED | {"superseded"}
+
+
+class ExitCode(IntEnum):
+    """`droughtwatch local run`'s exit codes (documented in the README)."""
+
+    DONE = 0  # the execution succeeded and none of the run's files failed
+    USAGE = 2  # a bad option or configuration: nothing ran
+    FILES_FAILED = 3  # the execution succeeded, but files failed (or used up their attempts)
+    EXECUTION_FAILED = 4  # the execution failed: a stage could not work at all
+
+
+@dataclass(frozen=True)
+class FileLine:
+    """One of the run's files as the table shows it."""
+
+    name: str
+    outcome: FileOutcome
+    state: str
+    report_path: Path | None = None
+
+    @property
+    def done(self) -> bool:
+        return self.outcome.stage == "done"
+
+    @property
+    def failed(self) -> bool:
+        return self.outcome.status == "failed"
+
+    @property
+    def settled(self) -> bool:
+        """Ended without products, for a reason the ledger notes."""
+        return self.outcome.status in NO_PRODUCTS
+
+
+def file_line(
+    name: str, outcome: FileOutcome, max_attempts: int, report_path: Path | None = None
+) -> FileLine:
+    return FileLine(name, outcome, state_words(outcome, max_attempts), report_path)
+
+
+def used_up(outcome: FileOutcome, max_attempts: int) -> bool:
+    """A failed file that no run claims again (the ledger's claim needs attempts < max)."""
+    return outcome.status == "failed" and outcome.attempts >= max_attempts
+
+
+def state_words(outcome: FileOutcome, max_attempts: int) -> str:
+    if not outcome.registered:
+        return "not registered"
+    stage = outcome.stage
+    if stage == "done":
+        return "done"
+    if outcome.status == "duplicate":
+        return f"duplicate of {outcome.duplicate_of}"
+    if outcome.status in NO_PRODUCTS:
+        return f"{outcome.status}: {outcome.note}" if outcome.note else str(outcome.status)
+    if outcome.status == "failed":
+        if used_up(outcome, max_attempts):
+            return f"failed at {stage}, attempts used up ({outcome.attempts} of {max_attempts})"
+        return f"failed at {stage} (attempt {outcome.attempts} of {max_attempts})"
+    if outcome.claimed:
+        return f"{stage}: in progress in another run"
+    return f"{stage}: pending"
+
+
+def failure_words(line: FileLine, max_attempts: int) -> str:
+    """A failed file's error from the ledger and what happens to it next."""
+    error = line.outcome.last_error or "(no error recorded)"
+    if used_up(line.outcome, max_attempts):
+        return (
+            f"{line.name}: {error}\n  It has used up its attempts at {line.outcome.stage} "
+            f"({line.outcome.attempts} of {max_attempts}) and is not retried: fix the file and "
+            "copy it in again (new content is a new version)."
+        )
+    left = max_attempts - line.outcome.attempts
+    return (
+        f"{line.name}: {error}\n  The next run retries it "
+        f"({left} of its {max_attempts} attempts left)."
+    )
+
+
+@dataclass
+class RunSummary:
+    """The run's execution status and its files, for the table and the exit code."""
+
+    execution_status: str
+    files: list[FileLine] = field(default_factory=list)
+    max_attempts: int = 3
+
+    @property
+    def failed(self) -> list[FileLine]:
+        return [f for f in self.files if f.failed]
+
+    @property
+    def unfinished(self) -> list[FileLine]:
+        """Neither done, failed nor settled: pending for a later run, or in another run's
+        hands."""
+        return [f for f in self.files if not (f.done or f.failed or f.settled)]
+
+    def exit_code(self) -> ExitCode:
+        if self.execution_status != "SUCCEEDED":
+            return ExitCode.EXECUTION_FAILED
+        if self.failed:
+            return ExitCode.FILES_FAILED
+        return ExitCode.DONE

@@ -22,6 +22,7 @@ from droughtwatch_infra.functions import (
     FunctionsArgs,
 )
 from droughtwatch_infra.image import ImageArgs, ServiceImage
+from droughtwatch_infra.migration import Migration, MigrationArgs, repository_migrations_digest
 from droughtwatch_infra.naming import Namer
 from droughtwatch_infra.pipeline import Pipeline, PipelineArgs
 from droughtwatch_infra.schedule import Schedule, ScheduleArgs
@@ -41,7 +42,7 @@ groups = SecurityGroups(
     "security-groups",
     SecurityGroupsArgs(namer=namer, vpc_id=vpc.vpc_id, bastion=cfg.bastion_enabled),
 )
-Endpoints(
+endpoints = Endpoints(
     "endpoints",
     EndpointsArgs(
         namer=namer,
@@ -81,6 +82,23 @@ image = ServiceImage(
         force_delete=not cfg.deletion_protection,
     ),
 )
+account = AccountRef(partition=partition, region=cfg.region, account_id=account_id)
+database_ref = DatabaseRef(database.address, database.port, database.name, database.resource_id)
+migration = Migration(
+    "migration",
+    MigrationArgs(
+        namer=namer,
+        image_uri=image.uri,
+        database=database_ref,
+        master_secret_arn=database.secret_arn,
+        migrations_sha256=repository_migrations_digest(REPOSITORY),
+        log_retention_days=cfg.log_retention_days,
+        subnet_ids=vpc.private_subnet_ids,
+        security_group_id=groups.lambda_security_group_id,
+        account=account,
+        network=[groups, endpoints],
+    ),
+)
 functions = Functions(
     "functions",
     FunctionsArgs(
@@ -95,10 +113,12 @@ functions = Functions(
         min_daily_images=cfg.min_daily_images,
         data_bucket=BucketRef(storage.data.name, storage.data.arn),
         model_bucket=BucketRef(storage.models.name, storage.models.arn),
-        database=DatabaseRef(database.address, database.port, database.name, database.secret_arn),
+        database=database_ref,
         subnet_ids=vpc.private_subnet_ids,
         security_group_id=groups.lambda_security_group_id,
-        account=AccountRef(partition=partition, region=cfg.region, account_id=account_id),
+        account=account,
+        # New code meets the schema it expects: the stages roll out after the migration ran.
+        after=[migration.invocation],
     ),
 )
 pipeline = Pipeline(
@@ -110,6 +130,7 @@ pipeline = Pipeline(
         account_id=account_id,
         log_retention_days=cfg.log_retention_days,
         log_level=cfg.pipeline_log_level,
+        partition=partition,
     ),
 )
 schedule = Schedule(
@@ -146,6 +167,8 @@ pulumi.export(Out.DATABASE_ADDRESS, database.address)
 pulumi.export(Out.DATABASE_PORT, database.port)
 pulumi.export(Out.DATABASE_NAME, database.name)
 pulumi.export(Out.DATABASE_SECRET_ARN, database.secret_arn)
+pulumi.export(Out.GRAFANA_SECRET_ARN, migration.grafana_secret_arn)
+pulumi.export(Out.MIGRATE_FUNCTION_NAME, migration.function_name)
 pulumi.export(Out.IMAGE_URI, image.uri)
 pulumi.export(Out.FUNCTION_NAMES, functions.names)
 pulumi.export(Out.ALERT_TOPIC_ARN, alerts.topic_arn)
@@ -164,9 +187,11 @@ if cfg.bastion_enabled:
             partition=partition,
             region=cfg.region,
             account_id=account_id,
+            grafana_secret_arn=migration.grafana_secret_arn,
         ),
     )
     pulumi.export(Out.BASTION_INSTANCE_ID, bastion.instance_id)
+    pulumi.export(Out.OPERATOR_POLICY, bastion.operator_policy)
     pulumi.export(
         Out.TUNNEL_COMMAND,
         pulumi.Output.all(bastion.instance_id, database.address, database.port).apply(

@@ -256,7 +256,7 @@ def test_demo_on_real_data_skips_files_that_are_not_tfrecords(
     out = tmp_path / "demo-real"
     result = runner.invoke(app, ["demo", "--data", str(shard_path.parent), "--out", str(out)])
     assert result.exit_code == 0, result.output
-    assert "skipped (not TFRecord files): README.md" in result.output
+    assert "not taken (not TFRecord files): README.md (text file)" in result.output
     (day,) = json.loads((out / "summary.json").read_text())
     assert day["status"] == "SUCCEEDED"
     assert day["images"] + day["dropped"] == 81

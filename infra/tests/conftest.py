@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import runpy
+import secrets
 import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -34,6 +35,7 @@ PROJECT = "droughtwatch"
 ACCOUNT = "123456789012"
 REGION = "eu-west-1"
 AMI = "ami-0123456789abcdef0"
+RDS_RESOURCE_ID = "db-ABCDEFGHIJKLMNOPQRSTUVWXY0"
 
 
 @dataclass(frozen=True)
@@ -95,6 +97,7 @@ def computed_outputs(typ: str, name: str, inputs: dict[str, Any]) -> tuple[str, 
                 "port": port,
                 "endpoint": f"{address}:{port}",
                 "arn": f"arn:aws:rds:{REGION}:{ACCOUNT}:db:{physical}",
+                "resourceId": RDS_RESOURCE_ID,
                 "masterUserSecrets": [
                     {
                         "secretArn": f"arn:aws:secretsmanager:{REGION}:{ACCOUNT}:secret:"
@@ -104,6 +107,19 @@ def computed_outputs(typ: str, name: str, inputs: dict[str, Any]) -> tuple[str, 
                     }
                 ],
             }
+        case "aws:secretsmanager/secret:Secret":
+            secret_arn = f"arn:aws:secretsmanager:{REGION}:{ACCOUNT}:secret:{physical}-AbCdEf"
+            return secret_arn, {"arn": secret_arn}
+        case "aws:secretsmanager/secretVersion:SecretVersion":
+            return f"{name}-version", {"versionId": "terraform-20261202000000000000000001"}
+        case "aws:lambda/invocation:Invocation":
+            return f"{name}-invocation", {"result": json.dumps({"schema_version": 3})}
+        # pulumi-random: new random values for each new resource, as the provider makes them.
+        case "random:index/randomPassword:RandomPassword":
+            return f"{name}-password", {"result": secrets.token_urlsafe(30)}
+        case "random:index/randomId:RandomId":
+            value = secrets.token_bytes(int(inputs["byteLength"]))
+            return f"{name}-id", {"hex": value.hex(), "b64Url": value.hex()}
         case "aws:ec2/vpcEndpoint:VpcEndpoint":
             return f"vpce-{name}", {"prefixListId": "pl-6da54004"}
         case "aws:ec2/instance:Instance":
@@ -116,7 +132,17 @@ def computed_outputs(typ: str, name: str, inputs: dict[str, Any]) -> tuple[str, 
     return f"{name}-id", {"arn": arn}
 
 
-def _invokes() -> dict[str, Callable[[dict[str, Any]], dict[str, Any]]]:
+# What aws.get_partition answers in a region of each partition (the program takes ARNs' partition
+# from it).
+PARTITIONS = {
+    "aws": ("amazonaws.com", "com.amazonaws"),
+    "aws-us-gov": ("amazonaws.com", "com.amazonaws"),
+    "aws-cn": ("amazonaws.com.cn", "cn.com.amazonaws"),
+}
+
+
+def _invokes(partition: str = "aws") -> dict[str, Callable[[dict[str, Any]], dict[str, Any]]]:
+    dns_suffix, reverse_dns_prefix = PARTITIONS[partition]
     return {
         "aws:index/getCallerIdentity:getCallerIdentity": lambda a: {
             "accountId": ACCOUNT,
@@ -125,10 +151,10 @@ def _invokes() -> dict[str, Callable[[dict[str, Any]], dict[str, Any]]]:
             "id": ACCOUNT,
         },
         "aws:index/getPartition:getPartition": lambda a: {
-            "partition": "aws",
-            "dnsSuffix": "amazonaws.com",
-            "reverseDnsPrefix": "com.amazonaws",
-            "id": "aws",
+            "partition": partition,
+            "dnsSuffix": dns_suffix,
+            "reverseDnsPrefix": reverse_dns_prefix,
+            "id": partition,
         },
         "aws:index/getAvailabilityZones:getAvailabilityZones": lambda a: {
             "names": [f"{REGION}a", f"{REGION}b", f"{REGION}c"],
@@ -174,7 +200,8 @@ class UnknownInvoke(Exception):
 
 
 class RecordingMocks(pulumi.runtime.Mocks):
-    def __init__(self) -> None:
+    def __init__(self, partition: str = "aws") -> None:
+        self.partition = partition
         self.resources: list[Resource] = []
         self.calls: list[tuple[str, dict[str, Any]]] = []
 
@@ -189,7 +216,7 @@ class RecordingMocks(pulumi.runtime.Mocks):
         return resource_id, outputs
 
     def call(self, args: pulumi.runtime.MockCallArgs) -> dict[str, Any]:
-        answers = _invokes()
+        answers = _invokes(self.partition)
         if args.token not in answers:
             # A new data-source lookup must be added here on purpose, never pass silently.
             raise UnknownInvoke(f"the tests do not mock the invoke {args.token}")
@@ -207,6 +234,8 @@ class Registration:
     typ: str
     name: str
     aliases: tuple[tuple[str, str, str], ...]
+    # The URNs it waits for: depends_on, and the resources whose outputs its inputs use.
+    dependencies: frozenset[str] = frozenset()
 
 
 class RecordingMonitor(MockMonitor):
@@ -217,8 +246,18 @@ class RecordingMonitor(MockMonitor):
     def RegisterResource(self, request: Any) -> Any:  # the gRPC method, by its name
         response = super().RegisterResource(request)
         aliases = tuple((a.spec.name, a.spec.type, a.spec.parentUrn) for a in request.aliases)
+        dependencies = {*request.dependencies}
+        for urns in request.propertyDependencies.values():
+            dependencies.update(urns.urns)
         self.registrations.append(
-            Registration(response.urn, request.parent, request.type, request.name, aliases)
+            Registration(
+                response.urn,
+                request.parent,
+                request.type,
+                request.name,
+                aliases,
+                frozenset(dependencies),
+            )
         )
         return response
 
@@ -235,6 +274,20 @@ class Run:
 
     def of_type(self, typ: str) -> list[Resource]:
         return [r for r in self.resources if r.typ == typ]
+
+    def waits_for(self, typ: str, name: str) -> set[tuple[str, str]]:
+        """(type, name) of every resource that the resource ``typ``/``name`` waits for,
+        directly or through the resources it waits for."""
+        by_urn = {r.urn: r for r in self.registrations}
+        (start,) = [r for r in self.registrations if (r.typ, r.name) == (typ, name)]
+        seen: set[str] = set()
+        todo = list(start.dependencies)
+        while todo:
+            urn = todo.pop()
+            if urn not in seen and urn in by_urn:
+                seen.add(urn)
+                todo.extend(by_urn[urn].dependencies)
+        return {(by_urn[u].typ, by_urn[u].name) for u in seen}
 
     def one(self, typ: str, name: str | None = None) -> Resource:
         found = [r for r in self.of_type(typ) if name is None or r.name == name]
@@ -281,10 +334,12 @@ def run(
     *,
     stack: str = "dev",
     config: dict[str, Any] | None = None,
+    partition: str = "aws",
 ) -> Run:
     """Run ``build`` as a Pulumi program under the mocks with the given config (the project's
-    ``aws:region`` defaults to eu-west-1) and return what it registered."""
-    mocks = RecordingMocks()
+    ``aws:region`` defaults to eu-west-1; ``partition`` is what aws.get_partition answers) and
+    return what it registered."""
+    mocks = RecordingMocks(partition)
     monitor = RecordingMonitor(mocks)
     pulumi.runtime.set_mocks(mocks, project=PROJECT, stack=stack, preview=False, monitor=monitor)
     pulumi.runtime.set_all_config(config_values({"aws:region": REGION, **(config or {})}))
@@ -300,7 +355,11 @@ def run(
 
 
 def run_main(
-    stack: str = "dev", config: dict[str, Any] | None = None, *, stack_file: bool = True
+    stack: str = "dev",
+    config: dict[str, Any] | None = None,
+    *,
+    stack_file: bool = True,
+    partition: str = "aws",
 ) -> Run:
     """The whole program (infra/__main__.py) for a stack, with its Pulumi.<stack>.yaml when
     ``stack_file`` and that file exists, plus ``config``; the exports are resolved."""
@@ -319,7 +378,7 @@ def run_main(
             pulumi.export = original
         return exports
 
-    result = run(build, stack=stack, config=values)
+    result = run(build, stack=stack, config=values, partition=partition)
     result.exports = result.value
     return result
 
@@ -364,6 +423,7 @@ def infra() -> SimpleNamespace:
         REGION=REGION,
         AMI=AMI,
         REPOSITORY=REPOSITORY,
+        RDS_RESOURCE_ID=RDS_RESOURCE_ID,
     )
 
 

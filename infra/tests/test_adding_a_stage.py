@@ -59,7 +59,7 @@ def build() -> Any:
                 min_daily_images=200,
                 data_bucket=BucketRef("droughtwatch-dev-data-123456789012", DATA),
                 model_bucket=BucketRef("m", "arn:aws:s3:::m"),
-                database=DatabaseRef("db.example", 5432, "droughtwatch", "arn:secret"),
+                database=DatabaseRef("db.example", 5432, "droughtwatch", "db-EXAMPLE"),
                 subnet_ids=["subnet-a"],
                 security_group_id="sg-lambda",
                 account=AccountRef(partition="aws", region="eu-west-1", account_id="123456789012"),

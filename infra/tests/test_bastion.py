@@ -1,13 +1,17 @@
 """The bastion component: Session Manager only (no key pair, a role that can do nothing else),
-IMDSv2 required, encrypted volume, the AMI matching the instance's architecture."""
+IMDSv2 required, encrypted volume, the AMI matching the instance's architecture; and the
+operators' policy, which allows port forwarding sessions on this instance and no shell."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
 from droughtwatch_infra.bastion import AMI_PARAMETER, Bastion, BastionArgs
 from droughtwatch_infra.naming import Namer
+
+GRAFANA_SECRET = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:grafana-AbCdEf"
 
 
 def build(instance_type: str = "t4g.nano", arm64: bool = True) -> Any:
@@ -23,9 +27,10 @@ def build(instance_type: str = "t4g.nano", arm64: bool = True) -> Any:
                 partition="aws",
                 region="eu-west-1",
                 account_id="123456789012",
+                grafana_secret_arn=GRAFANA_SECRET,
             ),
         )
-        return bastion.instance_id
+        return {"instance_id": bastion.instance_id, "operator_policy": bastion.operator_policy}
 
     return program
 
@@ -41,7 +46,20 @@ def test_bastion_is_reachable_through_session_manager_only(infra: Any) -> None:
     assert instance["instanceType"] == "t4g.nano"
     assert instance["ami"] == infra.AMI
     assert instance["iamInstanceProfile"] == "droughtwatch-dev-bastion"
-    assert stack.value == "i-0123456789abcdef0"
+    assert stack.value["instance_id"] == "i-0123456789abcdef0"
+
+
+def test_operators_may_forward_a_port_through_this_bastion_and_open_no_shell(infra: Any) -> None:
+    stack = infra.run(build())
+    policy = json.loads(stack.value["operator_policy"])
+    (start,) = [s for s in policy["Statement"] if "ssm:StartSession" in s["Action"]]
+    assert start["Resource"] == [
+        "arn:aws:ec2:eu-west-1:123456789012:instance/i-0123456789abcdef0",
+        "arn:aws:ssm:eu-west-1::document/AWS-StartPortForwardingSessionToRemoteHost",
+    ]
+    assert start["Condition"] == {"BoolIfExists": {"ssm:SessionDocumentAccessCheck": "true"}}
+    secrets = [s for s in policy["Statement"] if "secretsmanager:GetSecretValue" in s["Action"]]
+    assert [s["Resource"] for s in secrets] == [[GRAFANA_SECRET]]
 
 
 def test_bastion_role_grants_session_manager_and_nothing_else(infra: Any) -> None:

@@ -19,6 +19,7 @@ ALLOWED_IMPORTS = {
     "pulumi",
     "pulumi_aws",
     "pulumi_docker",
+    "pulumi_random",
     "pydantic",
     "pytest",
     "yaml",

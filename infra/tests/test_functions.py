@@ -1,6 +1,6 @@
 """The functions component: three functions from the one image, each with its own handler,
 sizing, DROUGHTWATCH_* environment, VPC placement, log group, and a role granted only the S3
-prefixes, the secret and the log group that stage uses."""
+prefixes, the database user (IAM authentication, no secret) and the log group that stage uses."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 from droughtwatch_contract.keys import KeyLayout
+from droughtwatch_contract.settings import RDS_CA_BUNDLE
 from droughtwatch_contract.stages import STAGES
 from droughtwatch_infra.config import FunctionsConfig
 from droughtwatch_infra.functions import (
@@ -25,8 +26,9 @@ IMAGE = (
 )
 DATA = "arn:aws:s3:::droughtwatch-dev-data-123456789012"
 MODELS = "arn:aws:s3:::droughtwatch-dev-models-123456789012"
-SECRET = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:rds!db-1234-AbCdEf"
 HOST = "droughtwatch-dev-db.c0ffee.eu-west-1.rds.amazonaws.com"
+RESOURCE_ID = "db-ABCDEFGHIJKLMNOPQRSTUVWXY0"
+APP_USER_ARN = f"arn:aws:rds-db:eu-west-1:123456789012:dbuser:{RESOURCE_ID}/droughtwatch_app"
 
 
 def build(functions: dict[str, Any] | None = None) -> Any:
@@ -44,7 +46,7 @@ def build(functions: dict[str, Any] | None = None) -> Any:
             min_daily_images=500,
             data_bucket=BucketRef("droughtwatch-dev-data-123456789012", DATA),
             model_bucket=BucketRef("droughtwatch-dev-models-123456789012", MODELS),
-            database=DatabaseRef(HOST, 5432, "droughtwatch", SECRET),
+            database=DatabaseRef(HOST, 5432, "droughtwatch", RESOURCE_ID),
             subnet_ids=["subnet-a", "subnet-b"],
             security_group_id="sg-lambda",
             account=AccountRef(partition="aws", region="eu-west-1", account_id="123456789012"),
@@ -103,10 +105,15 @@ def test_environment_builds_the_stage_settings(
         monkeypatch.setenv(name, value)
     settings = STAGES[stage].settings()
     assert settings.data_bucket == "droughtwatch-dev-data-123456789012"
-    assert settings.database_secret_arn == SECRET
     assert settings.database_host == HOST
     assert settings.database_port == 5432
     assert settings.database_dsn is None
+    # droughtwatch_app with an IAM token, over TLS checked against the image's RDS CA bundle
+    assert (settings.database_auth, settings.database_user) == ("iam", "droughtwatch_app")
+    assert settings.database_secret_arn is None
+    assert not any("SECRET" in name for name in variables)
+    assert settings.database_sslmode == "verify-full"
+    assert settings.database_sslrootcert == RDS_CA_BUNDLE
     assert KeyLayout.from_settings(settings) == KeyLayout()
     if stage == "inference":
         assert (settings.model_bucket, settings.model_prefix) == (
@@ -128,7 +135,7 @@ def _s3_grants(statements: dict[str, dict[str, Any]]) -> dict[str, Any]:
 
 def test_processing_reads_raw_and_writes_processed_only(stack: Any) -> None:
     assert _s3_grants(policy(stack, "processing")) == {
-        "ListDataPrefixes": (["s3:ListBucket"], [DATA], {"StringLike": {"s3:prefix": ["raw/*"]}}),
+        "ListDataBucket": (["s3:ListBucket"], [DATA], None),
         "ReadDataObjects": (["s3:GetObject"], [f"{DATA}/raw/*"], None),
         "WriteDataObjects": (
             ["s3:AbortMultipartUpload", "s3:PutObject"], [f"{DATA}/processed/*"], None,
@@ -138,25 +145,19 @@ def test_processing_reads_raw_and_writes_processed_only(stack: Any) -> None:
 
 def test_inference_reads_processed_and_the_model_and_writes_predictions(stack: Any) -> None:
     assert _s3_grants(policy(stack, "inference")) == {
-        "ListDataPrefixes": (
-            ["s3:ListBucket"], [DATA], {"StringLike": {"s3:prefix": ["processed/*"]}},
-        ),
+        "ListDataBucket": (["s3:ListBucket"], [DATA], None),
         "ReadDataObjects": (["s3:GetObject"], [f"{DATA}/processed/*"], None),
         "WriteDataObjects": (
             ["s3:AbortMultipartUpload", "s3:PutObject"], [f"{DATA}/predictions/*"], None,
         ),
-        "ListModelPrefixes": (
-            ["s3:ListBucket"], [MODELS], {"StringLike": {"s3:prefix": ["models/v7/*"]}},
-        ),
+        "ListModelBucket": (["s3:ListBucket"], [MODELS], None),
         "ReadModelObjects": (["s3:GetObject"], [f"{MODELS}/models/v7/*"], None),
     }  # fmt: skip
 
 
 def test_observe_reads_predictions_and_writes_reports(stack: Any) -> None:
     assert _s3_grants(policy(stack, "observe")) == {
-        "ListDataPrefixes": (
-            ["s3:ListBucket"], [DATA], {"StringLike": {"s3:prefix": ["predictions/*"]}},
-        ),
+        "ListDataBucket": (["s3:ListBucket"], [DATA], None),
         "ReadDataObjects": (["s3:GetObject"], [f"{DATA}/predictions/*"], None),
         "WriteDataObjects": (
             ["s3:AbortMultipartUpload", "s3:PutObject"], [f"{DATA}/reports/*"], None,
@@ -165,12 +166,14 @@ def test_observe_reads_predictions_and_writes_reports(stack: Any) -> None:
 
 
 @pytest.mark.parametrize("stage", STAGES.names)
-def test_each_role_reads_only_the_database_secret_and_writes_only_its_logs(
+def test_each_role_connects_as_the_app_user_reads_no_secret_and_writes_only_its_logs(
     stack: Any, stage: str
 ) -> None:
     statements = policy(stack, stage)
-    assert statements["ReadDatabaseSecret"]["Action"] == ["secretsmanager:GetSecretValue"]
-    assert statements["ReadDatabaseSecret"]["Resource"] == [SECRET]
+    assert statements["ConnectAsAppUser"]["Action"] == ["rds-db:connect"]
+    assert statements["ConnectAsAppUser"]["Resource"] == [APP_USER_ARN]
+    actions = {a for s in statements.values() for a in s["Action"]}
+    assert not any(a.startswith("secretsmanager:") for a in actions)
     log_group = (
         f"arn:aws:logs:eu-west-1:123456789012:log-group:/aws/lambda/droughtwatch-dev-{stage}"
     )

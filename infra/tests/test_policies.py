@@ -11,18 +11,26 @@ import pytest
 from droughtwatch_contract.keys import KeyLayout
 from droughtwatch_contract.stages import STAGES
 from droughtwatch_infra import policies
-from droughtwatch_infra.policies import WILDCARD_ONLY_ACTIONS, FunctionGrants
+from droughtwatch_infra.policies import WILDCARD_ONLY_ACTIONS, FunctionGrants, LambdaGrants
 
-GRANTS = FunctionGrants(
-    data_bucket_arn="arn:aws:s3:::data",
-    model_bucket_arn="arn:aws:s3:::models",
-    secret_arn="arn:aws:secretsmanager:eu-west-1:123456789012:secret:rds!db-1-AbCdEf",
-    log_group_arn="arn:aws:logs:eu-west-1:123456789012:log-group:/aws/lambda/fn",
+ACCOUNT = "123456789012"
+APP_USER_ARN = f"arn:aws:rds-db:eu-west-1:{ACCOUNT}:dbuser:db-ABCDEFGHIJKL/droughtwatch_app"
+MASTER_SECRET = f"arn:aws:secretsmanager:eu-west-1:{ACCOUNT}:secret:rds!db-1-AbCdEf"
+GRAFANA_SECRET = f"arn:aws:secretsmanager:eu-west-1:{ACCOUNT}:secret:grafana-AbCdEf"
+RUNTIME = LambdaGrants(
+    log_group_arn=f"arn:aws:logs:eu-west-1:{ACCOUNT}:log-group:/aws/lambda/fn",
     partition="aws",
     region="eu-west-1",
-    account_id="123456789012",
+    account_id=ACCOUNT,
 )
-FUNCTIONS = {s: f"arn:aws:lambda:eu-west-1:123456789012:function:{s}" for s in STAGES.names}
+GRANTS = FunctionGrants(
+    **vars(RUNTIME),
+    data_bucket_arn="arn:aws:s3:::data",
+    model_bucket_arn="arn:aws:s3:::models",
+    database_user_arn=APP_USER_ARN,
+)
+FUNCTIONS = {s: f"arn:aws:lambda:eu-west-1:{ACCOUNT}:function:{s}" for s in STAGES.names}
+INSTANCE = "i-0123456789abcdef0"
 
 
 def all_identity_policies() -> dict[str, dict[str, Any]]:
@@ -32,7 +40,10 @@ def all_identity_policies() -> dict[str, dict[str, Any]]:
     }
     found["state machine"] = policies.state_machine_policy(FUNCTIONS, logging=True)
     found["scheduler"] = policies.scheduler_policy("arn:aws:states:::sm", "arn:aws:sqs:::q")
-    found["bastion"] = policies.bastion_policy("aws", "eu-west-1", "123456789012")
+    found["bastion"] = policies.bastion_policy("aws", "eu-west-1", ACCOUNT)
+    found["migrate"] = policies.migrate_policy(RUNTIME, [MASTER_SECRET, GRAFANA_SECRET])
+    found["operator"] = policies.operator_policy("aws", "eu-west-1", ACCOUNT, INSTANCE,
+                                                 GRAFANA_SECRET)  # fmt: skip
     return found
 
 
@@ -97,3 +108,75 @@ def test_trust_policies_name_one_service() -> None:
 
 def test_join_keeps_plain_strings_plain() -> None:
     assert policies.join("arn:aws:s3:::data", "/", "raw/", "*") == "arn:aws:s3:::data/raw/*"
+
+
+def _statements(document: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {s["Sid"]: s for s in document["Statement"]}
+
+
+@pytest.mark.parametrize("stage", STAGES)
+def test_a_stage_connects_as_the_app_user_and_reads_no_secret(stage: Any) -> None:
+    document = policies.function_policy(stage, GRANTS, KeyLayout(), "models/x/")
+    actions = [a for s in document["Statement"] for a in s["Action"]]
+    assert not any(a.startswith("secretsmanager:") for a in actions)
+    connect = [s for s in document["Statement"] if "rds-db:connect" in s["Action"]]
+    assert connect == [
+        {
+            "Sid": "ConnectAsAppUser",
+            "Effect": "Allow",
+            "Action": ["rds-db:connect"],
+            "Resource": [APP_USER_ARN],
+        }
+    ]
+
+
+@pytest.mark.parametrize("stage", STAGES)
+def test_a_stage_lists_the_buckets_it_reads_so_a_missing_key_is_a_404(stage: Any) -> None:
+    """S3's 404-or-403 check on a missing key evaluates s3:ListBucket without any s3:prefix:
+    a ListBucket grant that a condition limits never passes it. Each bucket the stage reads
+    from is listable without a condition; the objects stay limited to the stage's prefixes."""
+    statements = _statements(policies.function_policy(stage, GRANTS, KeyLayout(), "models/x/"))
+    listing = {sid: s for sid, s in statements.items() if "s3:ListBucket" in s["Action"]}
+    read = {sid: s for sid, s in statements.items() if s["Action"] == ["s3:GetObject"]}
+    buckets = {r.split("/", 1)[0] for s in read.values() for r in s["Resource"]}
+    assert {r for s in listing.values() for r in s["Resource"]} == buckets
+    for statement in listing.values():
+        assert statement["Action"] == ["s3:ListBucket"]
+        assert "Condition" not in statement
+
+
+def test_rds_db_user_arn_names_one_user_of_one_instance() -> None:
+    arn = policies.rds_db_user_arn("aws-us-gov", "us-gov-west-1", ACCOUNT, "db-XYZ", "app")
+    assert arn == f"arn:aws-us-gov:rds-db:us-gov-west-1:{ACCOUNT}:dbuser:db-XYZ/app"
+
+
+def test_the_migrate_role_reads_the_two_database_secrets_only() -> None:
+    statements = _statements(policies.migrate_policy(RUNTIME, [MASTER_SECRET, GRAFANA_SECRET]))
+    assert statements["ReadDatabaseSecrets"]["Action"] == ["secretsmanager:GetSecretValue"]
+    assert statements["ReadDatabaseSecrets"]["Resource"] == [MASTER_SECRET, GRAFANA_SECRET]
+    assert set(statements) == {
+        "ReadDatabaseSecrets", "WriteOwnLogs", "DescribeNetwork", "ManageNetworkInterfaces"
+    }  # fmt: skip
+
+
+def test_the_operator_policy_allows_port_forwarding_on_the_bastion_only() -> None:
+    statements = _statements(
+        policies.operator_policy("aws", "eu-west-1", ACCOUNT, INSTANCE, GRAFANA_SECRET)
+    )
+    start = statements["PortForwardThroughTheBastionOnly"]
+    assert start["Action"] == ["ssm:StartSession"]
+    assert start["Resource"] == [
+        f"arn:aws:ec2:eu-west-1:{ACCOUNT}:instance/{INSTANCE}",
+        "arn:aws:ssm:eu-west-1::document/AWS-StartPortForwardingSessionToRemoteHost",
+    ]
+    # Without it, a session that names no document gets the default shell.
+    assert start["Condition"] == {"BoolIfExists": {"ssm:SessionDocumentAccessCheck": "true"}}
+    # Only this statement may start a session, and no other document (no shell) is named.
+    starting = [s for s in statements.values() if "ssm:StartSession" in s["Action"]]
+    assert starting == [start]
+    documents = [r for s in statements.values() for r in s["Resource"] if ":document/" in r]
+    assert documents == [start["Resource"][1]]
+    own = f"arn:aws:ssm:eu-west-1:{ACCOUNT}:session/${{aws:userid}}-*"
+    assert statements["OwnSessions"]["Resource"] == [own]
+    assert statements["OwnSessionChannels"]["Resource"] == [own]
+    assert statements["ReadGrafanaSecret"]["Resource"] == [GRAFANA_SECRET]

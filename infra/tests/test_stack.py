@@ -39,8 +39,13 @@ EXPECTED_TYPES = {
     "aws:ecr/repository:Repository": 1,
     "aws:ecr/lifecyclePolicy:LifecyclePolicy": 1,
     "docker:index/image:Image": 1,
-    # functions, pipeline, schedule
-    "aws:lambda/function:Function": 3,
+    # functions (three stages and migrate), the migration run and Grafana's secret
+    "aws:lambda/function:Function": 4,
+    "aws:lambda/invocation:Invocation": 1,
+    "aws:secretsmanager/secret:Secret": 1,
+    "aws:secretsmanager/secretVersion:SecretVersion": 1,
+    "random:index/randomPassword:RandomPassword": 1,
+    # pipeline, schedule
     "aws:sfn/stateMachine:StateMachine": 1,
     "aws:scheduler/schedule:Schedule": 1,
     "aws:sqs/queue:Queue": 1,
@@ -51,11 +56,11 @@ EXPECTED_TYPES = {
     "aws:sns/topic:Topic": 1,
     "aws:cloudwatch/eventRule:EventRule": 1,
     "aws:cloudwatch/eventTarget:EventTarget": 1,
-    # roles: three functions, the state machine, the schedule, the bastion
-    "aws:iam/role:Role": 6,
-    "aws:iam/rolePolicy:RolePolicy": 6,
-    # log groups: three functions and the state machine
-    "aws:cloudwatch/logGroup:LogGroup": 4,
+    # roles: four functions, the state machine, the schedule, the bastion
+    "aws:iam/role:Role": 7,
+    "aws:iam/rolePolicy:RolePolicy": 7,
+    # log groups: four functions and the state machine
+    "aws:cloudwatch/logGroup:LogGroup": 5,
 }
 
 
@@ -103,7 +108,8 @@ def test_prod_like_defaults_protect_the_database(infra: Any) -> None:
     db = stack.one("aws:rds/instance:Instance").inputs
     assert db["deletionProtection"] is True
     assert db["skipFinalSnapshot"] is False
-    assert db["finalSnapshotIdentifier"] == "droughtwatch-prod-db-final"
+    suffix = stack.one("random:index/randomId:RandomId").outputs["hex"]
+    assert db["finalSnapshotIdentifier"] == f"droughtwatch-prod-db-final-{suffix}"
     assert all(b.inputs["forceDestroy"] is False for b in stack.of_type("aws:s3/bucket:Bucket"))
 
 
@@ -139,7 +145,7 @@ def _policies(stack: Run) -> list[tuple[str, dict[str, Any]]]:
 
 def test_every_iam_policy_names_only_narrow_actions_and_resources(dev_stack: Run) -> None:
     policies = _policies(dev_stack)
-    assert len(policies) == 6
+    assert len(policies) == 7
     for where, policy in policies:
         for statement in policy["Statement"]:
             assert statement["Effect"] == "Allow", where
@@ -170,7 +176,8 @@ def test_state_machine_is_the_single_source_definition(dev_stack: Run) -> None:
         for state in expected["States"].values()
         if state["Type"] == "Task"
     }
-    assert referenced == set(functions.values())
+    # The stages' functions; the migrate function is the deploy's, never the pipeline's.
+    assert referenced == set(functions.values()) - {functions["droughtwatch-dev-migrate"]}
 
 
 def test_default_cadence_is_every_24_hours_in_utc(dev_stack: Run) -> None:
@@ -299,3 +306,127 @@ def test_resources_of_stacks_deployed_before_keep_their_state(infra: Any) -> Non
     # children moved under Vpc, SecurityGroups and Endpoints.
     gone = before - identities
     assert gone == {"pulumi:pulumi:Stack$droughtwatch:infra:Network::network"}
+
+
+# -- who may do what: the database users, the secrets, the operators ---------------------------
+
+STAGE_ROLE_POLICIES = {f"functions-{stage}" for stage in STAGES.names}
+
+
+def _role_policies(stack: Run) -> dict[str, dict[str, Any]]:
+    return {r.name: r.json("policy") for r in stack.of_type("aws:iam/rolePolicy:RolePolicy")}
+
+
+def _mentions(policy: dict[str, Any], text: str) -> bool:
+    return text in json.dumps(policy)
+
+
+def test_no_stage_role_can_read_the_master_secret(dev_stack: Run) -> None:
+    master = dev_stack.exports["database_secret_arn"]
+    policies = _role_policies(dev_stack)
+    assert set(policies) >= STAGE_ROLE_POLICIES
+    for name in STAGE_ROLE_POLICIES:
+        actions = {a for s in policies[name]["Statement"] for a in s["Action"]}
+        assert not any(a.startswith("secretsmanager:") for a in actions), name
+        assert not _mentions(policies[name], master), name
+
+
+def test_the_migrate_role_is_the_only_one_reading_the_master_secret(dev_stack: Run) -> None:
+    master = dev_stack.exports["database_secret_arn"]
+    readers = {
+        name
+        for name, policy in _role_policies(dev_stack).items()
+        for s in policy["Statement"]
+        if "secretsmanager:GetSecretValue" in s["Action"] and master in s["Resource"]
+    }
+    assert readers == {"migration"}
+    assert not any(
+        _mentions(p, master) for n, p in _role_policies(dev_stack).items() if n != "migration"
+    )
+    # Nor may the operators read it: their policy names the Grafana secret only.
+    operator = json.loads(dev_stack.exports["operator_policy"])
+    assert not _mentions(operator, master)
+    assert _mentions(operator, dev_stack.exports["grafana_secret_arn"])
+
+
+def test_each_role_connects_only_as_its_own_database_user(dev_stack: Run, infra: Any) -> None:
+    app_user = f"arn:aws:rds-db:{REGION}:{ACCOUNT}:dbuser:{infra.RDS_RESOURCE_ID}/droughtwatch_app"
+    connecting = {
+        name: [
+            r for s in policy["Statement"] if "rds-db:connect" in s["Action"] for r in s["Resource"]
+        ]
+        for name, policy in _role_policies(dev_stack).items()
+        if _mentions(policy, "rds-db:")
+    }
+    assert connecting == {name: [app_user] for name in STAGE_ROLE_POLICIES}
+    db = dev_stack.one("aws:rds/instance:Instance").inputs
+    assert db["iamDatabaseAuthenticationEnabled"] is True
+
+
+def test_the_stages_hold_no_secret_and_grafana_gets_its_own(dev_stack: Run) -> None:
+    exports = dev_stack.exports
+    assert exports["grafana_secret_arn"].startswith("arn:aws:secretsmanager:")
+    assert exports["grafana_secret_arn"] != exports["database_secret_arn"]
+    for function in dev_stack.of_type("aws:lambda/function:Function"):
+        variables = function.inputs["environment"]["variables"]
+        secrets = {k: v for k, v in variables.items() if "SECRET" in k}
+        if function.inputs["name"] == exports["migrate_function_name"]:
+            assert set(secrets.values()) == {
+                exports["database_secret_arn"], exports["grafana_secret_arn"]
+            }  # fmt: skip
+        else:
+            assert secrets == {}, function.name
+            assert variables["DROUGHTWATCH_DATABASE_AUTH"] == "iam"
+
+
+def test_the_migration_runs_after_the_database_and_image_and_before_the_stages(
+    dev_stack: Run, infra: Any
+) -> None:
+    from droughtwatch_infra.migration import repository_migrations_digest
+
+    invocation = dev_stack.one("aws:lambda/invocation:Invocation")
+    assert invocation.json("input") == {
+        "migrations_sha256": repository_migrations_digest(infra.REPOSITORY)
+    }
+    waits = dev_stack.waits_for(invocation.typ, invocation.name)
+    assert ("aws:rds/instance:Instance", "database-postgres") in waits
+    assert ("docker:index/image:Image", "image") in waits
+    # the network the function needs: the database's rule and the Secrets Manager endpoint
+    assert ("aws:ec2/vpcEndpoint:VpcEndpoint", "endpoints-secretsmanager-endpoint") in waits
+    assert (
+        "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule",
+        "security-groups-database-from-lambda",
+    ) in waits
+    for stage in STAGES.names:
+        stage_waits = dev_stack.waits_for("aws:lambda/function:Function", f"functions-{stage}")
+        assert ("aws:lambda/invocation:Invocation", "migration") in stage_waits, stage
+
+
+def test_final_snapshots_of_two_database_instances_do_not_collide(infra: Any) -> None:
+    first, second = (infra.run_main("prod", stack_file=False) for _ in range(2))
+    names = [
+        s.one("aws:rds/instance:Instance").inputs["finalSnapshotIdentifier"]
+        for s in (first, second)
+    ]
+    assert all(n.startswith("droughtwatch-prod-db-final-") for n in names)
+    assert names[0] != names[1]
+    keepers = first.one("random:index/randomId:RandomId").inputs["keepers"]
+    assert keepers["identifier"] == "droughtwatch-prod-db"
+
+
+def test_arns_the_program_builds_take_the_partition_of_the_region(infra: Any) -> None:
+    """The ARNs the program writes itself (those of resources come from AWS, here the mocks):
+    database users, network interfaces, the bastion, Session Manager, the Lambda integration."""
+    stack = infra.run_main("dev", {"aws:region": "us-gov-west-1"}, partition="aws-us-gov")
+    documents = [*_role_policies(stack).values(), json.loads(stack.exports["operator_policy"])]
+    built = [
+        r
+        for policy in documents
+        for s in policy["Statement"]
+        for r in s["Resource"]
+        if any(f":{service}:" in r for service in ("rds-db", "ec2", "ssm"))
+    ]
+    definition = stack.one("aws:sfn/stateMachine:StateMachine").json("definition")
+    built += [s["Resource"] for s in definition["States"].values() if s["Type"] == "Task"]
+    assert len(built) > 10
+    assert all(r.startswith("arn:aws-us-gov:") for r in built), built

@@ -1,5 +1,10 @@
-"""The bastion: a small EC2 instance that only forwards a local port to the database through
-SSM Session Manager. No SSH key, no inbound rule, IMDSv2 only, encrypted volume."""
+"""The bastion: a small EC2 instance through which operators forward a local port to the
+database with SSM Session Manager. No SSH key, no inbound rule, IMDSv2 only, encrypted volume.
+
+The instance itself does not limit what a session does: anyone allowed ssm:StartSession on it
+with the default document gets a shell. What limits operators to port forwarding is their own
+IAM policy: `operator_policy` (the stack output of that name) allows sessions on this instance
+with the document AWS-StartPortForwardingSessionToRemoteHost only."""
 
 from __future__ import annotations
 
@@ -26,10 +31,14 @@ class BastionArgs:
     partition: pulumi.Input[str]
     region: str
     account_id: pulumi.Input[str]
+    # The read-only Grafana user's secret, which operators read for `droughtwatch grafana`.
+    grafana_secret_arn: pulumi.Input[str]
 
 
 class Bastion(pulumi.ComponentResource):
     instance_id: pulumi.Output[str]
+    # The operators' IAM policy (JSON): port forwarding through this instance only.
+    operator_policy: pulumi.Output[str]
 
     def __init__(
         self, name: str, args: BastionArgs, opts: pulumi.ResourceOptions | None = None
@@ -39,7 +48,7 @@ class Bastion(pulumi.ComponentResource):
         role = aws.iam.Role(
             child.name(),
             name=args.namer.name("bastion"),
-            description="droughtwatch bastion: Session Manager port forwarding only",
+            description="droughtwatch bastion: Session Manager agent only",
             assume_role_policy=pulumi.Output.json_dumps(policies.assume_role("ec2.amazonaws.com")),
             opts=child.opts(),
         )
@@ -78,4 +87,15 @@ class Bastion(pulumi.ComponentResource):
             opts=child.opts(ignore_changes=["ami"]),
         )
         self.instance_id = instance.id
-        self.register_outputs({"instance_id": self.instance_id})
+        self.operator_policy = pulumi.Output.json_dumps(
+            policies.operator_policy(
+                args.partition,
+                args.region,
+                args.account_id,
+                instance.id,
+                args.grafana_secret_arn,
+            )
+        )
+        self.register_outputs(
+            {"instance_id": self.instance_id, "operator_policy": self.operator_policy}
+        )

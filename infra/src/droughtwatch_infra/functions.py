@@ -1,7 +1,8 @@
 """One function per stage of the registry (Processing, Inference, Observe) from the one service
 image: each with its handler command, memory and timeout from config, the DROUGHTWATCH_*
 environment its settings model reads, the private subnets, a log group with retention, and its
-own role granted only the S3 prefixes, the secret and the log group it uses."""
+own role granted only the S3 prefixes it uses, `rds-db:connect` as droughtwatch_app (IAM
+database authentication: no password, no secret) and its log group."""
 
 from __future__ import annotations
 
@@ -11,8 +12,9 @@ from typing import Any
 
 import pulumi
 import pulumi_aws as aws
+from droughtwatch_contract.database import APP_USER
 from droughtwatch_contract.keys import KeyLayout
-from droughtwatch_contract.settings import ENV_PREFIX, CommonSettings
+from droughtwatch_contract.settings import ENV_PREFIX, CommonSettings, DatabaseSettings
 from droughtwatch_contract.stages import STAGES, Stage, StageRegistry
 from pydantic import BaseModel
 
@@ -21,9 +23,10 @@ from droughtwatch_infra.children import ChildNames
 from droughtwatch_infra.config import StageFunctions
 from droughtwatch_infra.naming import Namer
 
-# TLS to RDS, without verifying its certificate against a CA bundle (the image carries none):
-# the service's own default, stated in the environment so the deployed value is visible.
+# TLS to RDS, the certificate verified against the RDS CA bundle in the image: the service's
+# own defaults, stated in the environment so that the deployed values are visible.
 DATABASE_SSLMODE: str = CommonSettings.model_fields["database_sslmode"].default
+DATABASE_SSLROOTCERT: str = CommonSettings.model_fields["database_sslrootcert"].default
 
 
 def env_name(model: type[BaseModel], field: str) -> str:
@@ -44,7 +47,8 @@ class DatabaseRef:
     address: pulumi.Input[str]
     port: pulumi.Input[int]
     name: str
-    secret_arn: pulumi.Input[str]
+    # The instance's DbiResourceId (db-...): what rds-db:connect names.
+    resource_id: pulumi.Input[str]
 
 
 @dataclass(frozen=True)
@@ -72,23 +76,38 @@ class FunctionsArgs:
     security_group_id: pulumi.Input[str]
     account: AccountRef
     stages: StageRegistry = field(default=STAGES)
+    # What must happen before the functions are created or updated (the migration run: new code
+    # must meet the schema it expects). Children do not inherit a component's depends_on.
+    after: Sequence[pulumi.Resource] = ()
+
+
+def database_environment(
+    model: type[DatabaseSettings], database: DatabaseRef, **values: Any
+) -> dict[str, Any]:
+    """The DROUGHTWATCH_DATABASE_* variables of a function whose settings model is ``model``:
+    where the database is and how TLS is checked, plus ``values`` (how it authenticates)."""
+    values = {
+        "database_host": database.address,
+        "database_port": pulumi.Output.from_input(database.port).apply(str),
+        "database_name": database.name,
+        "database_sslmode": DATABASE_SSLMODE,
+        "database_sslrootcert": DATABASE_SSLROOTCERT,
+        **values,
+    }
+    return {env_name(model, name): value for name, value in values.items()}
 
 
 def environment(stage: Stage, args: FunctionsArgs) -> dict[str, Any]:
     """The DROUGHTWATCH_* variables of one stage, named from its settings model: what every
-    stage reads, plus the stack's values of the fields only some settings models have."""
-    layout, database = args.layout, args.database
+    stage reads, plus the stack's values of the fields only some settings models have. The
+    stages connect as droughtwatch_app with an IAM token: no secret ARN."""
+    layout = args.layout
     values: dict[str, Any] = {
         "data_bucket": args.data_bucket.name,
         "raw_prefix": layout.raw,
         "processed_prefix": layout.processed,
         "predictions_prefix": layout.predictions,
         "reports_prefix": layout.reports,
-        "database_secret_arn": database.secret_arn,
-        "database_host": database.address,
-        "database_port": pulumi.Output.from_input(database.port).apply(str),
-        "database_name": database.name,
-        "database_sslmode": DATABASE_SSLMODE,
     }
     optional = {
         "model_bucket": args.model_bucket.name,
@@ -99,7 +118,10 @@ def environment(stage: Stage, args: FunctionsArgs) -> dict[str, Any]:
     }
     model = stage.settings
     values.update({name: value for name, value in optional.items() if name in model.model_fields})
-    return {env_name(model, name): value for name, value in values.items()}
+    return {
+        **{env_name(model, name): value for name, value in values.items()},
+        **database_environment(model, args.database, database_auth="iam", database_user=APP_USER),
+    }
 
 
 class Functions(pulumi.ComponentResource):
@@ -133,20 +155,27 @@ class Functions(pulumi.ComponentResource):
         role = aws.iam.Role(
             child.name(stage.name),
             name=args.namer.name(f"{stage.name}-function"),
-            description=f"droughtwatch {stage.name} function: its own prefixes, secret and logs",
+            description=f"droughtwatch {stage.name} function: its prefixes, database user and logs",
             assume_role_policy=pulumi.Output.json_dumps(
                 policies.assume_role("lambda.amazonaws.com")
             ),
             opts=child.opts(stage.name),
         )
+        account = args.account
         grants = policies.FunctionGrants(
+            log_group_arn=log_group.arn,
+            partition=account.partition,
+            region=account.region,
+            account_id=account.account_id,
             data_bucket_arn=args.data_bucket.arn,
             model_bucket_arn=args.model_bucket.arn,
-            secret_arn=args.database.secret_arn,
-            log_group_arn=log_group.arn,
-            partition=args.account.partition,
-            region=args.account.region,
-            account_id=args.account.account_id,
+            database_user_arn=policies.rds_db_user_arn(
+                account.partition,
+                account.region,
+                account.account_id,
+                args.database.resource_id,
+                APP_USER,
+            ),
         )
         policy = aws.iam.RolePolicy(
             child.name(stage.name),
@@ -175,5 +204,5 @@ class Functions(pulumi.ComponentResource):
             },
             logging_config={"log_format": "Text", "log_group": log_group.name},
             # Lambda checks at creation that the role may manage network interfaces.
-            opts=child.opts(stage.name, depends_on=[policy, log_group]),
+            opts=child.opts(stage.name, depends_on=[policy, log_group, *args.after]),
         )

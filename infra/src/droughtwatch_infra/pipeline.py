@@ -26,6 +26,8 @@ class PipelineArgs:
     log_retention_days: int
     log_level: Literal["ALL", "ERROR", "FATAL", "OFF"]
     stages: StageRegistry = field(default=STAGES)
+    # The ARN partition of the stack's region (aws.get_partition): the Lambda integration's ARN.
+    partition: pulumi.Input[str] = "aws"
 
 
 class Pipeline(pulumi.ComponentResource):
@@ -77,7 +79,14 @@ class Pipeline(pulumi.ComponentResource):
             type="STANDARD",
             role_arn=role.arn,
             definition=pulumi.Output.json_dumps(
-                statemachine.definition(args.function_arns, args.timeouts, stages=args.stages)
+                statemachine.definition(
+                    args.function_arns,
+                    args.timeouts,
+                    stages=args.stages,
+                    lambda_invoke=pulumi.Output.from_input(args.partition).apply(
+                        statemachine.lambda_invoke_resource
+                    ),
+                )
             ),
             logging_configuration=logging_configuration,
             opts=child.opts("state-machine", depends_on=[policy]),

@@ -14,6 +14,7 @@ from typing import Any, Literal
 
 import pulumi
 from droughtwatch_contract.keys import KeyLayout
+from droughtwatch_contract.outputs import PORT_FORWARD_DOCUMENT
 from droughtwatch_contract.stages import MODEL, Location, Stage
 
 VERSION = "2012-10-17"
@@ -110,37 +111,74 @@ def stage_access(stage: Stage, layout: KeyLayout, model_prefix: str) -> tuple[S3
     )
 
 
-@dataclass(frozen=True)
-class FunctionGrants:
-    """The ARNs a function's role is granted (strings or Outputs)."""
+def rds_db_user_arn(
+    partition: Any, region: Any, account_id: Any, resource_id: Any, user: str
+) -> Any:
+    """What ``rds-db:connect`` names: one database user of one instance (by its DbiResourceId,
+    ``db-...``, which survives a rename and is never reused)."""
+    return join(
+        "arn:", partition, ":rds-db:", region, ":", account_id, ":dbuser:", resource_id, "/", user
+    )
 
-    data_bucket_arn: Any
-    model_bucket_arn: Any
-    secret_arn: Any
+
+@dataclass(frozen=True)
+class LambdaGrants:
+    """What any of the stack's functions needs to run in the VPC and log (strings or Outputs)."""
+
     log_group_arn: Any
     partition: Any
     region: Any
     account_id: Any
 
 
+def _lambda_runtime(grants: LambdaGrants) -> list[dict[str, Any]]:
+    """Its own log group, and the network interfaces Lambda manages with the function's role."""
+    return [
+        allow(
+            ["logs:CreateLogStream", "logs:PutLogEvents"],
+            join(grants.log_group_arn, ":*"),
+            "WriteOwnLogs",
+        ),
+        allow(["ec2:DescribeNetworkInterfaces", "ec2:DescribeSubnets"], "*", "DescribeNetwork"),
+        allow(
+            [
+                "ec2:CreateNetworkInterface",
+                "ec2:DeleteNetworkInterface",
+                "ec2:AssignPrivateIpAddresses",
+                "ec2:UnassignPrivateIpAddresses",
+            ],
+            join("arn:", grants.partition, ":ec2:", grants.region, ":", grants.account_id, ":*/*"),
+            "ManageNetworkInterfaces",
+        ),
+    ]
+
+
+@dataclass(frozen=True)
+class FunctionGrants(LambdaGrants):
+    """The ARNs a stage function's role is granted (strings or Outputs)."""
+
+    data_bucket_arn: Any
+    model_bucket_arn: Any
+    # rds_db_user_arn(...) of the stages' database user (droughtwatch_app).
+    database_user_arn: Any
+
+
 def function_policy(
     stage: Stage, grants: FunctionGrants, layout: KeyLayout, model_prefix: str
 ) -> dict[str, Any]:
+    """A stage's role: its S3 prefixes, its database user over IAM authentication, its logs.
+    No Secrets Manager: the stages hold no password."""
     buckets = {"data": grants.data_bucket_arn, "model": grants.model_bucket_arn}
     access = stage_access(stage, layout, model_prefix)
     statements: list[dict[str, Any]] = []
     for name, bucket_arn in buckets.items():
         readable = [a.prefix for a in access if a.bucket == name and not a.write]
         if readable:
-            # Listing lets a missing key read as 404 (not 403), and is limited to the prefixes.
-            statements.append(
-                allow(
-                    ["s3:ListBucket"],
-                    bucket_arn,
-                    f"List{name.title()}Prefixes",
-                    Condition={"StringLike": {"s3:prefix": [f"{p}*" for p in readable]}},
-                )
-            )
+            # S3 answers a GetObject on a missing key with 404 only to a caller allowed
+            # s3:ListBucket on the bucket, else with 403. That check carries no s3:prefix, so a
+            # listing limited by an s3:prefix condition does not pass it: the grant is on the
+            # bucket without a condition. It shows key names in this bucket, not contents.
+            statements.append(allow(["s3:ListBucket"], bucket_arn, f"List{name.title()}Bucket"))
             statements.append(
                 allow(
                     ["s3:GetObject"],
@@ -158,33 +196,18 @@ def function_policy(
                     f"Write{name.title()}Objects",
                 )
             )
-    statements.append(
-        allow(["secretsmanager:GetSecretValue"], grants.secret_arn, "ReadDatabaseSecret")
-    )
-    statements.append(
-        allow(
-            ["logs:CreateLogStream", "logs:PutLogEvents"],
-            join(grants.log_group_arn, ":*"),
-            "WriteOwnLogs",
-        )
-    )
-    # Lambda manages the function's network interfaces with the function's role.
-    statements.append(
-        allow(["ec2:DescribeNetworkInterfaces", "ec2:DescribeSubnets"], "*", "DescribeNetwork")
-    )
-    statements.append(
-        allow(
-            [
-                "ec2:CreateNetworkInterface",
-                "ec2:DeleteNetworkInterface",
-                "ec2:AssignPrivateIpAddresses",
-                "ec2:UnassignPrivateIpAddresses",
-            ],
-            join("arn:", grants.partition, ":ec2:", grants.region, ":", grants.account_id, ":*/*"),
-            "ManageNetworkInterfaces",
-        )
-    )
+    statements.append(allow(["rds-db:connect"], grants.database_user_arn, "ConnectAsAppUser"))
+    statements.extend(_lambda_runtime(grants))
     return document(*statements)
+
+
+def migrate_policy(grants: LambdaGrants, secret_arns: Sequence[Any]) -> dict[str, Any]:
+    """The migrate function's role: the master secret (to migrate as the owner) and the Grafana
+    user's secret (to set its password), its logs. The only role that reads the master secret."""
+    return document(
+        allow(["secretsmanager:GetSecretValue"], list(secret_arns), "ReadDatabaseSecrets"),
+        *_lambda_runtime(grants),
+    )
 
 
 # --- the pipeline, the schedule, the bastion ---------------------------------------------------
@@ -225,6 +248,35 @@ def bastion_policy(partition: Any, region: Any, account_id: Any) -> dict[str, An
             "*",
             "SessionChannels",
         ),
+    )
+
+
+def operator_policy(
+    partition: Any, region: Any, account_id: Any, instance_id: Any, grafana_secret_arn: Any
+) -> dict[str, Any]:
+    """What an operator needs for `droughtwatch tunnel` and `droughtwatch grafana --stack`: a
+    Session Manager session on the bastion with the port forwarding document only, and the
+    read-only Grafana user's secret.
+
+    Listing the document beside the instance, with ssm:SessionDocumentAccessCheck, makes Session
+    Manager check the document of every session: a session without ``--document-name`` (the
+    default shell document, SSM-SessionManagerRunShell) is refused (AWS's "enforce a session
+    document permission check"). An operator ends and resumes only their own sessions."""
+    ssm = join("arn:", partition, ":ssm:", region, ":")
+    own_sessions = join(ssm, account_id, ":session/${aws:userid}-*")
+    bastion = join("arn:", partition, ":ec2:", region, ":", account_id, ":instance/", instance_id)
+    # AWS's own documents carry no account id in their ARN.
+    port_forwarding = join(ssm, ":document/", PORT_FORWARD_DOCUMENT)
+    return document(
+        allow(
+            ["ssm:StartSession"],
+            [bastion, port_forwarding],
+            "PortForwardThroughTheBastionOnly",
+            Condition={"BoolIfExists": {"ssm:SessionDocumentAccessCheck": "true"}},
+        ),
+        allow(["ssm:TerminateSession", "ssm:ResumeSession"], own_sessions, "OwnSessions"),
+        allow(["ssmmessages:OpenDataChannel"], own_sessions, "OwnSessionChannels"),
+        allow(["secretsmanager:GetSecretValue"], grafana_secret_arn, "ReadGrafanaSecret"),
     )
 
 

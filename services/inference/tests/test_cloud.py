@@ -265,6 +265,63 @@ def test_tunnel_command_prints_the_command_from_flags(app: typer.Typer) -> None:
     assert result.output.strip() == shlex.join(cloud.tunnel_command(OUTPUTS))
 
 
+POLICY = {
+    "Version": "2012-10-17",
+    "Statement": [
+        {
+            "Sid": "PortForwardThroughTheBastionOnly",
+            "Effect": "Allow",
+            "Action": ["ssm:StartSession"],
+            "Resource": [
+                "arn:aws:ec2:eu-west-1:123456789012:instance/i-0123456789abcdef0",
+                "arn:aws:ssm:eu-west-1::document/AWS-StartPortForwardingSessionToRemoteHost",
+            ],
+            "Condition": {"BoolIfExists": {"ssm:SessionDocumentAccessCheck": "true"}},
+        }
+    ],
+}
+
+
+def test_tunnel_prints_the_operator_policy_of_the_stack(
+    app: typer.Typer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    outputs = {**OUTPUTS, "operator_policy": json.dumps(POLICY)}
+    monkeypatch.setattr(cloud, "stack_outputs", lambda stack, cwd, **kwargs: outputs)
+    result = CliRunner().invoke(app, ["tunnel", "--policy", "--stack", "prod"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output) == POLICY
+
+
+def test_a_stack_without_the_operator_policy_says_how_to_get_it(
+    app: typer.Typer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(cloud, "stack_outputs", lambda stack, cwd, **kwargs: dict(OUTPUTS))
+    result = CliRunner().invoke(app, ["tunnel", "--policy"])
+    assert result.exit_code == 2
+    assert "no operator_policy" in result.output
+
+
+def test_a_refused_session_points_at_the_operator_policy(
+    app: typer.Typer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ran: list[list[str]] = []
+
+    def refuse(command: list[str], **kwargs: Any) -> subprocess.CompletedProcess[str]:
+        ran.append(command)
+        return subprocess.CompletedProcess(command, 254)
+
+    monkeypatch.setattr(cloud.shutil, "which", lambda tool: f"/usr/bin/{tool}")
+    monkeypatch.setattr(cloud.subprocess, "run", refuse)
+    result = CliRunner().invoke(
+        app,
+        ["tunnel", "--bastion-id", OUTPUTS["bastion_instance_id"],
+         "--db-host", OUTPUTS["database_address"], "--region", REGION],
+    )  # fmt: skip
+    assert result.exit_code == 254
+    assert ran == [cloud.tunnel_command(OUTPUTS)]
+    assert "droughtwatch tunnel --policy" in result.output
+
+
 # -- stack outputs ------------------------------------------------------------------------------
 
 

@@ -10,6 +10,8 @@ import sys
 from pathlib import Path
 
 import pytest
+from droughtwatch_contract.database import MIGRATE_HANDLER
+from droughtwatch_contract.settings import RDS_CA_BUNDLE
 from droughtwatch_contract.stages import STAGES
 
 DOCKERFILE = Path(__file__).resolve().parents[1] / "Dockerfile"
@@ -65,6 +67,29 @@ def test_inference_handler_loads_no_model_runtime_before_the_model() -> None:
     assert result["handler_is_named"] is True
 
 
+def test_migrate_handler_loads_no_heavy_library() -> None:
+    code = f"""
+import json, sys
+import droughtwatch_inference.handlers.migrate as m
+print(json.dumps(sorted(p for p in {HEAVY!r} if p in sys.modules)))
+"""
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=300, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout.strip().splitlines()[-1]) == []
+
+
+def test_the_image_carries_the_rds_ca_bundle_where_the_settings_expect_it() -> None:
+    """verify-full checks RDS's certificate against this file: the image fetches AWS's bundle
+    of all regions at build time, readable by the Lambda's (non-root) user."""
+    from droughtwatch_inference.adapters.database import RDS_CA_BUNDLE_URL
+
+    (line,) = [line for line in DOCKERFILE.read_text().splitlines() if RDS_CA_BUNDLE_URL in line]
+    assert line.startswith("ADD --chmod=644 ")
+    assert line.split() == ["ADD", "--chmod=644", RDS_CA_BUNDLE_URL, RDS_CA_BUNDLE]
+
+
 def _dockerfile_commands() -> list[str]:
     found = []
     for line in DOCKERFILE.read_text().splitlines():
@@ -76,7 +101,7 @@ def _dockerfile_commands() -> list[str]:
 @pytest.mark.slow  # imports each handler's heavy libraries (torch, Evidently)
 @pytest.mark.parametrize(
     "path",
-    sorted({*(s.handler for s in STAGES), *_dockerfile_commands()}),
+    sorted({*(s.handler for s in STAGES), MIGRATE_HANDLER, *_dockerfile_commands()}),
     ids=lambda p: p.split(".")[-2],
 )
 def test_every_handler_named_imports_and_is_callable(path: str) -> None:

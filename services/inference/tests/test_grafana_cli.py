@@ -197,11 +197,14 @@ def test_the_default_data_dir_is_the_demo_postgres_folder(
 
 
 # -- cloud ------------------------------------------------------------------------------------
-SECRET = {"username": "droughtwatch_admin", "password": "s3cr3t-Pa55/word"}
+SECRET = {"username": "droughtwatch_grafana", "password": "s3cr3tPa55word"}
+MASTER = {"username": "droughtwatch_admin", "password": "master-Pa55/word"}
 
 
 @pytest.fixture
 def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """moto with the stack's two database secrets; yields the Grafana secret's ARN (the master
+    secret's is master_arn(...))."""
     from moto import mock_aws
 
     for name in list(os.environ):
@@ -212,12 +215,23 @@ def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
     with mock_aws():
         client = boto3.client("secretsmanager", region_name="eu-west-1")
-        arn = client.create_secret(Name="rds!db-1", SecretString=json.dumps(SECRET))["ARN"]
+        client.create_secret(Name="rds!db-1", SecretString=json.dumps(MASTER))
+        arn = client.create_secret(Name="grafana-db", SecretString=json.dumps(SECRET))["ARN"]
         yield arn
 
 
+def master_arn(grafana_arn: str) -> str:
+    return grafana_arn.replace("grafana-db", "rds!db-1")
+
+
 def _outputs(arn: str, **extra: object) -> dict[str, object]:
-    return {"database_secret_arn": arn, "region": "eu-west-1", **extra}
+    """A stack's outputs: both secrets' ARNs, as the program exports them."""
+    return {
+        "grafana_secret_arn": arn,
+        "database_secret_arn": master_arn(arn),
+        "region": "eu-west-1",
+        **extra,
+    }
 
 
 def test_cloud_fetches_the_password_into_the_compose_environment_only(
@@ -254,6 +268,7 @@ def test_cloud_fetches_the_password_into_the_compose_environment_only(
     # nothing listens on the tunnel port here: the user is told, and still gets Grafana
     assert f"nothing listens on 127.0.0.1:{port}" in result.output
     assert SECRET["password"] not in result.output
+    assert MASTER["password"] not in json.dumps(env)  # the read-only user, never the master
     assert "DROUGHTWATCH_DB_PASSWORD" not in os.environ
     for path in (REPO / "grafana").rglob("*"):
         if path.is_file():
@@ -286,24 +301,26 @@ def test_cloud_defaults_to_the_tunnel_on_5432(aws: str) -> None:
 
 def test_an_unreadable_secret_is_explained(tools: Path, aws: str, scratch: Path) -> None:
     outputs = scratch / "outputs.json"
-    outputs.write_text(json.dumps(_outputs(aws.replace("rds!db-1", "rds!db-2"))))
+    outputs.write_text(json.dumps(_outputs(aws.replace("grafana-db", "grafana-db-2"))))
     result = CliRunner().invoke(
         _app(), ["grafana", "--stack-outputs", str(outputs), "--compose-file", str(COMPOSE_FILE)]
     )
     assert result.exit_code == 2
-    assert "cannot read the database secret" in result.output
+    assert "cannot read the Grafana database secret" in result.output
+    assert "operator_policy" in result.output
     assert "ResourceNotFoundException" in result.output
     assert not (tools / "args").exists()
 
 
 def test_outputs_without_the_secret_arn_are_explained(tools: Path, scratch: Path) -> None:
     outputs = scratch / "outputs.json"
-    outputs.write_text(json.dumps({"region": "eu-west-1"}))
+    # a stack deployed before the Grafana user had its secret: the master's is not used instead
+    outputs.write_text(json.dumps({"region": "eu-west-1", "database_secret_arn": "arn:master"}))
     result = CliRunner().invoke(
         _app(), ["grafana", "--stack-outputs", str(outputs), "--compose-file", str(COMPOSE_FILE)]
     )
     assert result.exit_code == 2
-    assert "no database_secret_arn" in result.output
+    assert "no grafana_secret_arn" in result.output
 
 
 def test_stack_and_stack_outputs_exclude_each_other(tools: Path, scratch: Path) -> None:

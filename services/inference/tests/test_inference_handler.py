@@ -20,7 +20,12 @@ from droughtwatch_inference.adapters import models
 from droughtwatch_inference.adapters.ledger import Ledger
 from droughtwatch_inference.adapters.storage import ObjectStore
 from droughtwatch_inference.adapters.torch_predictor import TORCH_SLICE, TorchExportPredictor
-from droughtwatch_inference.errors import InvalidModel, ModelNotFound
+from droughtwatch_inference.errors import (
+    InvalidModel,
+    ModelNotFound,
+    ObjectForbidden,
+    StorageError,
+)
 from droughtwatch_inference.handlers.inference import handler
 from droughtwatch_inference.logic.inference import LoadedModelPort, Predictor
 from droughtwatch_inference.logic.ports import StorePort
@@ -408,6 +413,23 @@ def test_load_model_errors_name_the_s3_uri(s3, small_model, tmp_path) -> None:
     with pytest.raises(InvalidModel, match=rf"s3://{MODEL_BUCKET}/corrupt/model\.pt2"):
         models.load_model(store, MODEL_BUCKET, "corrupt/", tmp_path, threads=1)
     assert list(tmp_path.rglob("*.pt2")) == []  # nothing left behind in the cache dir
+
+
+def test_a_forbidden_model_stops_the_stage_unlike_a_forbidden_file(tmp_path) -> None:
+    """Every file needs the model: a 403 on it is a stage error (StorageError), not the
+    per-file ObjectForbidden that a 403 on one file's object is."""
+    from droughtwatch_inference.logic.stage import _is_stage_error
+
+    class Forbidding:
+        def get_bytes(self, bucket: str, key: str) -> tuple[bytes, str]:
+            raise ObjectForbidden(f"access denied reading s3://{bucket}/{key} (AccessDenied)")
+
+    with pytest.raises(StorageError) as raised:
+        models.load_model(Forbidding(), MODEL_BUCKET, PREFIX, tmp_path, threads=1)  # type: ignore[arg-type]
+    assert not isinstance(raised.value, ObjectForbidden)
+    assert f"s3://{MODEL_BUCKET}/{PREFIX}model.json" in str(raised.value)
+    assert _is_stage_error(raised.value)
+    assert not _is_stage_error(ObjectForbidden("one file"))
 
 
 def test_loaded_model_predicts_probabilities(s3, small_model, tmp_path) -> None:

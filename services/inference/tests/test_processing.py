@@ -218,3 +218,85 @@ def test_event_shapes_are_accepted(event, service_env, s3) -> None:
     response = handler(event, Context())
     assert response["statusCode"] == 200
     assert response["body"]["run_id"]
+
+
+# -- S3's two answers on an object the ledger knows: 404 (gone) and 403 (not allowed) ----------
+
+
+def _stage_user(denied_key: str) -> dict[str, str]:
+    """An IAM user in moto with Processing's S3 grants (list the bucket, read raw/, write
+    processed/) and a Deny on one raw object; returns its credentials."""
+    import boto3
+
+    bucket = f"arn:aws:s3:::{DATA_BUCKET}"
+    policy = {
+        "Version": "2012-10-17",
+        "Statement": [
+            {"Effect": "Allow", "Action": "s3:ListBucket", "Resource": bucket},
+            {"Effect": "Allow", "Action": "s3:GetObject", "Resource": f"{bucket}/raw/*"},
+            {"Effect": "Allow", "Action": "s3:PutObject", "Resource": f"{bucket}/processed/*"},
+            {"Effect": "Deny", "Action": "s3:GetObject", "Resource": f"{bucket}/{denied_key}"},
+        ],
+    }
+    iam = boto3.client("iam")
+    iam.create_user(UserName="processing")
+    iam.put_user_policy(
+        UserName="processing", PolicyName="stage", PolicyDocument=json.dumps(policy)
+    )
+    key = iam.create_access_key(UserName="processing")["AccessKey"]
+    return {
+        "AWS_ACCESS_KEY_ID": key["AccessKeyId"],
+        "AWS_SECRET_ACCESS_KEY": key["SecretAccessKey"],
+    }
+
+
+def test_a_forbidden_object_fails_that_file_and_names_the_permission(
+    service_env, s3, tmp_path, monkeypatch
+) -> None:
+    """S3 answers 403 (moto enforcing the user's IAM policy): the file fails with an error
+    naming s3:GetObject, the other file is processed, the stage succeeds."""
+    import boto3
+    from moto.core.authorization import enable_iam_authentication
+
+    denied = "raw/2026-11-27/denied"
+    _put(s3, "raw/2026-11-27/allowed", _raw_file(tmp_path / "allowed", 3))
+    _put(s3, denied, _raw_file(tmp_path / "denied", 3, seed=1))
+    credentials = _stage_user(denied)
+    monkeypatch.delenv("AWS_SESSION_TOKEN")
+    for name, value in credentials.items():
+        monkeypatch.setenv(name, value)
+    # boto3's default session keeps the credentials it first read: start a new one
+    monkeypatch.setattr(boto3, "DEFAULT_SESSION", None)
+    with enable_iam_authentication():
+        response = handler({"run_id": "r1"}, Context())
+    assert response["statusCode"] == 200, response
+    counts = response["body"]["processing"]
+    assert (counts["files_done"], counts["files_failed"]) == (1, 1)
+    rows = {r["raw_key"]: r for r in _rows(service_env["DROUGHTWATCH_DATABASE_DSN"])}
+    assert rows["raw/2026-11-27/allowed"]["stage"] == "inference"
+    refused = rows[denied]
+    assert (refused["stage"], refused["status"]) == ("processing", "failed")
+    assert refused["last_error"].startswith("ObjectForbidden: access denied reading s3://")
+    assert "s3:GetObject" in refused["last_error"]
+
+
+def test_an_object_gone_since_it_was_registered_fails_that_file_as_missing(
+    service_env, s3, tmp_path
+) -> None:
+    """S3 answers 404 (the stage may list the bucket): the file fails as missing."""
+    from droughtwatch_inference.adapters.ledger import Ledger
+    from droughtwatch_inference.records import RawObject
+
+    gone = "raw/2026-11-26/gone"
+    with psycopg.connect(service_env["DROUGHTWATCH_DATABASE_DSN"], autocommit=True) as conn:
+        Ledger(conn).register(
+            DATA_BUCKET, [(RawObject(gone, "0" * 32, 10), dt.date(2026, 11, 26))], "earlier"
+        )
+    _put(s3, "raw/2026-11-27/present", _raw_file(tmp_path / "present", 3))
+    response = handler({"run_id": "r2"}, Context())
+    assert response["statusCode"] == 200, response
+    counts = response["body"]["processing"]
+    assert (counts["files_done"], counts["files_failed"]) == (1, 1)
+    row = {r["raw_key"]: r for r in _rows(service_env["DROUGHTWATCH_DATABASE_DSN"])}[gone]
+    assert row["status"] == "failed"
+    assert row["last_error"].startswith(f"ObjectMissing: s3://{DATA_BUCKET}/{gone} does not exist")

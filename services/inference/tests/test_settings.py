@@ -3,7 +3,13 @@
 from __future__ import annotations
 
 import pytest
-from droughtwatch_contract.settings import InferenceSettings, ObserveSettings, ProcessingSettings
+from droughtwatch_contract.settings import (
+    RDS_CA_BUNDLE,
+    InferenceSettings,
+    MigrateSettings,
+    ObserveSettings,
+    ProcessingSettings,
+)
 from droughtwatch_inference.errors import ConfigurationError
 from droughtwatch_inference.runtime_settings import load
 
@@ -54,7 +60,12 @@ def test_model_settings_and_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("DROUGHTWATCH_MODEL_BUCKET", "models-a")
     settings = load(InferenceSettings)
     assert settings.model_prefix == "models/baseline/"
-    assert settings.database_sslmode == "require"
+    # TLS checked against the RDS CA bundle the image carries
+    assert (settings.database_sslmode, settings.database_sslrootcert) == (
+        "verify-full",
+        RDS_CA_BUNDLE,
+    )
+    assert settings.database_auth == "secret"
     observe = load(ObserveSettings)
     assert (observe.drift_method, observe.drift_threshold) == ("psi", 0.25)
 
@@ -64,6 +75,33 @@ def test_secret_values_do_not_show_in_repr(monkeypatch: pytest.MonkeyPatch) -> N
     monkeypatch.setenv("DROUGHTWATCH_DATABASE_DSN", "postgresql://u:hunter2@localhost/db")
     settings = load(ProcessingSettings)
     assert "hunter2" not in repr(settings)
+
+
+def test_iam_authentication_needs_the_user_and_tls(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DROUGHTWATCH_DATA_BUCKET", "bucket-a")
+    monkeypatch.setenv("DROUGHTWATCH_DATABASE_HOST", "db.internal")
+    monkeypatch.setenv("DROUGHTWATCH_DATABASE_AUTH", "iam")
+    with pytest.raises(ConfigurationError, match="DROUGHTWATCH_DATABASE_USER"):
+        load(ProcessingSettings)
+    monkeypatch.setenv("DROUGHTWATCH_DATABASE_USER", "droughtwatch_app")
+    monkeypatch.setenv("DROUGHTWATCH_DATABASE_SSLMODE", "disable")
+    with pytest.raises(ConfigurationError, match="RDS accepts IAM tokens over TLS only"):
+        load(ProcessingSettings)
+    monkeypatch.setenv("DROUGHTWATCH_DATABASE_SSLMODE", "verify-full")
+    settings = load(ProcessingSettings)
+    assert (settings.database_auth, settings.database_user) == ("iam", "droughtwatch_app")
+    assert settings.database_secret_arn is None
+
+
+def test_the_migrate_settings_need_the_database_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DROUGHTWATCH_DATABASE_HOST", "db.internal")
+    monkeypatch.setenv("DROUGHTWATCH_DATABASE_SECRET_ARN", "arn:aws:secretsmanager:master")
+    settings = load(MigrateSettings)
+    assert settings.grafana_secret_arn is None
+    assert not hasattr(settings, "data_bucket")
+    monkeypatch.delenv("DROUGHTWATCH_DATABASE_SECRET_ARN")
+    with pytest.raises(ConfigurationError, match="DROUGHTWATCH_DATABASE_SECRET_ARN"):
+        load(MigrateSettings)
 
 
 def test_relative_store_root_names_the_variable(monkeypatch: pytest.MonkeyPatch) -> None:

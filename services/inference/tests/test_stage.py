@@ -23,6 +23,7 @@ from droughtwatch_inference.adapters.ledger import Ledger
 from droughtwatch_inference.errors import (
     InvalidRawFile,
     ModelNotFound,
+    ObjectForbidden,
     ObjectMissing,
     StorageError,
 )
@@ -218,7 +219,12 @@ def test_each_claimable_file_is_worked_once_oldest_batch_first(ledger: LedgerPor
 
 @pytest.mark.parametrize(
     "error",
-    [InvalidRawFile("record 3 is truncated"), ObjectMissing("gone"), ValueError("bad value")],
+    [
+        InvalidRawFile("record 3 is truncated"),
+        ObjectMissing("gone"),
+        ObjectForbidden("access denied reading s3://b/k (AccessDenied)"),
+        ValueError("bad value"),
+    ],
     ids=lambda e: type(e).__name__,
 )
 def test_a_file_error_is_recorded_on_that_file_and_the_batch_goes_on(

@@ -22,9 +22,16 @@ class StackOutput(StrEnum):
     DATABASE_ADDRESS = "database_address"
     DATABASE_PORT = "database_port"
     DATABASE_NAME = "database_name"
+    # The RDS-managed master secret (its ARN only): the migrate function's, for break-glass use.
     DATABASE_SECRET_ARN = "database_secret_arn"
+    # droughtwatch_grafana's credentials (read-only), which `droughtwatch grafana --stack` reads.
+    GRAFANA_SECRET_ARN = "grafana_secret_arn"
+    MIGRATE_FUNCTION_NAME = "migrate_function_name"
     BASTION_INSTANCE_ID = "bastion_instance_id"
     TUNNEL_COMMAND = "tunnel_command"
+    # An IAM policy (JSON) for the operators who open the tunnel: port forwarding sessions on
+    # the bastion only (no shell), and the Grafana secret.
+    OPERATOR_POLICY = "operator_policy"
     IMAGE_URI = "image_uri"
     FUNCTION_NAMES = "function_names"
     ALERT_TOPIC_ARN = "alert_topic_arn"

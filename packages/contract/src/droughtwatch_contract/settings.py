@@ -1,5 +1,5 @@
-"""Typed settings of the stage handlers, read once per container from DROUGHTWATCH_* variables
-(the service's runtime_settings turns a missing or invalid variable into an error naming it).
+"""Typed settings of the handlers, read once per container from DROUGHTWATCH_* variables (the
+service's runtime_settings turns a missing or invalid variable into an error naming it).
 
 The Pulumi program reads the same models for the defaults it deploys and the variable names it
 sets."""
@@ -14,13 +14,90 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 ENV_PREFIX = "DROUGHTWATCH_"
 
+# Where the service image keeps Amazon RDS's CA bundle (all regions), which verify-full checks
+# the server's certificate against: services/inference/Dockerfile downloads it to this path
+# from https://truststore.pki.rds.amazonaws.com/global/global-bundle.pem.
+RDS_CA_BUNDLE = "/opt/droughtwatch/rds-global-bundle.pem"
+VERIFYING_SSLMODES = ("verify-ca", "verify-full")
 
-class CommonSettings(BaseSettings):
-    """What every stage needs: the data bucket and its key layout, the database, AWS access."""
+
+class DatabaseSettings(BaseSettings):
+    """How to reach the database, and as whom: what every handler needs, and all the migrate
+    function needs.
+
+    A DSN (local runs, tests) is used as given. Otherwise the host settings, with credentials
+    from the RDS-managed secret (``database_auth="secret"``: the migrate function, as the master
+    user) or a 15-minute IAM token for ``database_user`` (``"iam"``: the stages, as
+    droughtwatch_app; RDS takes tokens over TLS only).
+
+    TLS defaults to ``verify-full`` against the RDS CA bundle in the image: the connection is
+    encrypted, and the server proves it is the RDS instance named by ``database_host`` (not
+    just any server holding a certificate), which ``require`` does not check."""
 
     model_config = SettingsConfigDict(
         env_prefix=ENV_PREFIX, extra="ignore", frozen=True, protected_namespaces=()
     )
+
+    database_dsn: SecretStr | None = None
+    database_auth: Literal["secret", "iam"] = "secret"
+    database_secret_arn: str | None = None
+    database_user: str | None = None
+    database_host: str | None = None
+    database_port: int = Field(5432, ge=1, le=65535)
+    database_name: str = "droughtwatch"
+    database_sslmode: Literal["disable", "prefer", "require", "verify-ca", "verify-full"] = (
+        "verify-full"
+    )
+    # The CA bundle that verify-ca and verify-full check the server's certificate against.
+    database_sslrootcert: str = RDS_CA_BUNDLE
+    database_connect_timeout_seconds: int = Field(10, ge=1, le=120)
+
+    aws_endpoint_url: str | None = None
+    aws_region: str | None = None
+
+    @model_validator(mode="after")
+    def _database_is_configured(self) -> DatabaseSettings:
+        if self.database_dsn is not None:
+            return self
+        if not self.database_host:
+            raise ValueError(
+                "set DROUGHTWATCH_DATABASE_DSN, or DROUGHTWATCH_DATABASE_HOST with either "
+                "DROUGHTWATCH_DATABASE_SECRET_ARN (database_auth=secret) or "
+                "DROUGHTWATCH_DATABASE_USER (database_auth=iam)"
+            )
+        if self.database_auth == "secret" and not self.database_secret_arn:
+            raise ValueError(
+                "database_auth=secret needs DROUGHTWATCH_DATABASE_SECRET_ARN (the secret with "
+                "the username and password)"
+            )
+        if self.database_auth == "iam":
+            if not self.database_user:
+                raise ValueError(
+                    "database_auth=iam needs DROUGHTWATCH_DATABASE_USER (the database user the "
+                    "token is signed for, e.g. droughtwatch_app)"
+                )
+            if self.database_sslmode in ("disable", "prefer"):
+                raise ValueError(
+                    "database_auth=iam needs TLS: RDS accepts IAM tokens over TLS only; set "
+                    "DROUGHTWATCH_DATABASE_SSLMODE to verify-full (or require)"
+                )
+        return self
+
+    @property
+    def verifies_server(self) -> bool:
+        """Whether the connection checks the server's certificate against the CA bundle."""
+        return self.database_sslmode in VERIFYING_SSLMODES
+
+
+class MigrateSettings(DatabaseSettings):
+    """The migrate function: the database as its owner (the master secret), and the secret
+    holding the password it gives droughtwatch_grafana (none locally)."""
+
+    grafana_secret_arn: str | None = None
+
+
+class CommonSettings(DatabaseSettings):
+    """What every stage needs: the data bucket and its key layout, the database, AWS access."""
 
     data_bucket: str = Field(min_length=3, max_length=63)
     raw_prefix: str = "raw/"
@@ -28,22 +105,9 @@ class CommonSettings(BaseSettings):
     predictions_prefix: str = "predictions/"
     reports_prefix: str = "reports/"
 
-    # Either a DSN (local runs, tests) or the RDS-managed secret plus where the database is.
-    database_dsn: SecretStr | None = None
-    database_secret_arn: str | None = None
-    database_host: str | None = None
-    database_port: int = Field(5432, ge=1, le=65535)
-    database_name: str = "droughtwatch"
-    database_sslmode: Literal["disable", "prefer", "require", "verify-ca", "verify-full"] = (
-        "require"
-    )
-    database_connect_timeout_seconds: int = Field(10, ge=1, le=120)
-
     # Local runs: the buckets are folders under this root (<root>/<bucket>/<key>) instead of
     # S3, one store that every local process shares. Unset on AWS.
     store_root: str | None = None
-    aws_endpoint_url: str | None = None
-    aws_region: str | None = None
 
     max_attempts: int = Field(3, ge=1, le=100)
     # Stop claiming new files when less than this much Lambda time remains.
@@ -71,12 +135,7 @@ class CommonSettings(BaseSettings):
         return str(path)
 
     @model_validator(mode="after")
-    def _database_is_configured(self) -> CommonSettings:
-        if self.database_dsn is None and not (self.database_secret_arn and self.database_host):
-            raise ValueError(
-                "set DROUGHTWATCH_DATABASE_DSN, or both DROUGHTWATCH_DATABASE_SECRET_ARN and "
-                "DROUGHTWATCH_DATABASE_HOST"
-            )
+    def _prefixes_do_not_nest(self) -> CommonSettings:
         prefixes = [
             self.raw_prefix,
             self.processed_prefix,

@@ -52,6 +52,15 @@ def success_path(stages: StageRegistry = STAGES) -> list[str]:
 SUCCESS_PATH = success_path()
 
 
+def lambda_invoke_resource(partition: str = "aws") -> str:
+    """The Task resource of Step Functions' optimized Lambda integration in a partition
+    (``aws``, ``aws-us-gov``, ``aws-cn``...)."""
+    return f"arn:{partition}:states:::lambda:invoke"
+
+
+LAMBDA_INVOKE = lambda_invoke_resource()
+
+
 def definition(
     function_arns: Mapping[str, Any],
     timeouts: Mapping[str, int] | None = None,
@@ -59,10 +68,12 @@ def definition(
     stages: StageRegistry = STAGES,
     retry_interval_seconds: int = 2,
     retry_max_attempts: int = 3,
+    lambda_invoke: Any = LAMBDA_INVOKE,
 ) -> dict[str, Any]:
     """The state machine definition as a dict. ``function_arns`` maps each stage name to its
     Lambda ARN (plain strings locally, Pulumi Outputs in the Pulumi program: this function only
-    places them, so `pulumi.Output.json_dumps` resolves them)."""
+    places them, so `pulumi.Output.json_dumps` resolves them); ``lambda_invoke`` is the
+    integration's ARN in the stack's partition (a string or an Output likewise)."""
     missing = [s for s in stages.names if s not in function_arns]
     if missing:
         raise ValueError(f"function ARNs missing for stages: {missing}")
@@ -82,7 +93,7 @@ def definition(
         states[title] = {
             "Type": "Task",
             "Comment": f"{title}: one Lambda invocation of the shared image",
-            "Resource": "arn:aws:states:::lambda:invoke",
+            "Resource": lambda_invoke,
             "Parameters": {"FunctionName": function_arns[stage.name], "Payload": payload},
             "ResultSelector": {"statusCode.$": "$.Payload.statusCode", "body.$": "$.Payload.body"},
             "TimeoutSeconds": timeout,

@@ -181,7 +181,7 @@ def _print_demo(result: Any) -> None:
         )
     console.print(table)
     if result.skipped:
-        console.print(f"skipped (not TFRecord files): {', '.join(result.skipped)}")
+        console.print(f"not taken (not TFRecord files): {', '.join(result.skipped)}")
     failed = [d for d in result.days if d.execution.status != "SUCCEEDED"]
     for day in failed:
         console.print(_history_table(day.execution))
@@ -329,7 +329,7 @@ def _print_local_run(outcome: Any) -> None:
         )
     console.print(table)
     if outcome.skipped:
-        console.print(f"skipped (not TFRecord files): {', '.join(outcome.skipped)}")
+        console.print(f"not taken (not TFRecord files): {', '.join(outcome.skipped)}")
     if outcome.ledger_error:
         console.print(
             f"[red]cannot read the files' states from the ledger:[/] {outcome.ledger_error}"

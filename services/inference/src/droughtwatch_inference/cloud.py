@@ -2,6 +2,10 @@
 follow it, open the database tunnel through the bastion. Each reads the stack's outputs
 (`pulumi stack output --json`), or takes them as flags when the Pulumi CLI is not at hand.
 
+The tunnel needs the operator's IAM identity to hold the stack's operator policy (the output
+`operator_policy`, printed by `droughtwatch tunnel --policy`): Session Manager sessions on the
+bastion with the port forwarding document only, so that an operator cannot open a shell on it.
+
 The stack output names (`StackOutput`) and `port_forward_command` are the contract package's
 (droughtwatch_contract.outputs): the Pulumi program (infra/__main__.py) exports under these names
 and builds its `tunnel_command` output with that function.
@@ -332,6 +336,33 @@ def tunnel_command(outputs: Mapping[str, Any], local_port: int = 5432) -> list[s
     )
 
 
+def operator_policy(outputs: Mapping[str, Any]) -> dict[str, Any]:
+    """The IAM policy an operator needs for the tunnel (and `droughtwatch grafana --stack`), from
+    the stack output that holds it as JSON."""
+    policy = outputs.get(StackOutput.OPERATOR_POLICY)
+    if not policy:
+        raise CloudError(
+            f"the stack outputs have no {StackOutput.OPERATOR_POLICY.value}",
+            "it comes with the bastion: deploy this version with `pulumi up` (and "
+            "`droughtwatch:bastion_enabled true`)",
+        )
+    try:
+        document = json.loads(policy) if isinstance(policy, str) else dict(policy)
+    except (TypeError, ValueError):
+        raise CloudError(
+            f"the stack output {StackOutput.OPERATOR_POLICY.value} is not JSON"
+        ) from None
+    return document
+
+
+TUNNEL_REFUSED_HINT = (
+    "if AWS refused the session (AccessDeniedException), your identity needs the stack's "
+    "operator policy: `droughtwatch tunnel --policy` prints it, for your administrator to "
+    "attach (e.g. `aws iam put-user-policy --user-name <you> --policy-name droughtwatch-tunnel "
+    "--policy-document file://policy.json`) or to add to your SSO permission set"
+)
+
+
 # -- the typer commands -----------------------------------------------------------------------
 
 StackOption = Annotated[
@@ -510,9 +541,25 @@ def tunnel_command_cli(
     print_only: Annotated[
         bool, typer.Option("--print", help="Print the command instead of running it.")
     ] = False,
+    print_policy: Annotated[
+        bool,
+        typer.Option(
+            "--policy",
+            help="Print the IAM policy an operator needs for the tunnel (port forwarding on "
+            "the bastion only, no shell) and the Grafana secret, then exit.",
+        ),
+    ] = False,
 ) -> None:
     """Forward 127.0.0.1:<local-port> to the database through the bastion (SSM Session
-    Manager; needs the AWS CLI and its session-manager-plugin)."""
+    Manager; needs the AWS CLI and its session-manager-plugin, and the stack's operator policy:
+    see --policy)."""
+    if print_policy:
+        try:
+            document = operator_policy(stack_outputs(stack, cwd or find_project_dir()))
+        except CloudError as exc:
+            raise _fail(exc) from None
+        typer.echo(json.dumps(document, indent=2))
+        return
     try:
         outputs = resolve_outputs(
             [StackOutput.BASTION_INSTANCE_ID, StackOutput.DATABASE_ADDRESS],
@@ -547,6 +594,7 @@ def tunnel_command_cli(
     except KeyboardInterrupt:
         code = 0
     if code:
+        typer.echo(f"next: {TUNNEL_REFUSED_HINT}", err=True)
         raise typer.Exit(code=code)
 
 

@@ -30,6 +30,20 @@ class DatabaseUnavailable(DroughtwatchError):
     )
 
 
+class MigrationMismatch(DroughtwatchError):
+    """The deploy asked the migrate function for other migrations than its image ships."""
+
+    hint = (
+        "The image is not the one built from this repository's migrations: run `pulumi up` "
+        "again from the repository (it rebuilds the image and invokes the migrate function)."
+    )
+
+
+class MigrationFailed(DroughtwatchError):
+    """The migrate function could not bring the schema up to date; the message names the cause
+    and what to do (the deploy shows it)."""
+
+
 class SchemaOutdated(DroughtwatchError):
     """The database's schema is older than this code: the migration has not run yet."""
 
@@ -40,7 +54,10 @@ class SchemaOutdated(DroughtwatchError):
 
 
 class SecretUnavailable(DroughtwatchError):
-    hint = "Check DROUGHTWATCH_DATABASE_SECRET_ARN and that the function's role may read it."
+    hint = (
+        "Check the secret's ARN (DROUGHTWATCH_DATABASE_SECRET_ARN, or GRAFANA_SECRET_ARN for the "
+        "migrate function) and that the function's role may read it."
+    )
 
 
 class StorageError(DroughtwatchError):
@@ -52,6 +69,18 @@ class StorageError(DroughtwatchError):
 
 class ObjectMissing(StorageError):
     """An S3 object the stage needs is gone (deleted between listing and reading)."""
+
+
+class ObjectForbidden(StorageError):
+    """S3 refused to read one object (403) that the ledger says exists: that file fails, the
+    stage goes on. (A stage's role may list the buckets it reads, so a missing object is a 404,
+    ObjectMissing; a 403 is a permission on this object.)"""
+
+    hint = (
+        "The function's role needs s3:GetObject on this key (its stage's read prefix), and "
+        "the object must not be denied by the bucket policy or encrypted with a KMS key the "
+        "role may not use; fix the permission, then retry the file."
+    )
 
 
 class ModelNotFound(DroughtwatchError):

@@ -1020,7 +1020,7 @@ def read_stack_outputs(path: Path | None, stack: str | None, cwd: Path | None) -
 
 
 def fetch_database_credentials(secret_arn: str, region: str | None) -> tuple[str, str]:
-    """(username, password) from the RDS-managed secret."""
+    """(username, password) from the read-only Grafana user's secret."""
     import boto3
     from botocore.exceptions import BotoCoreError, ClientError
 
@@ -1035,8 +1035,9 @@ def fetch_database_credentials(secret_arn: str, region: str | None) -> tuple[str
         if isinstance(exc, ClientError):
             reason = exc.response.get("Error", {}).get("Code", reason)
         raise GrafanaSetupError(
-            f"cannot read the database secret {secret_arn} ({reason}): check your AWS "
-            "credentials (AWS_PROFILE) and that they may call secretsmanager:GetSecretValue"
+            f"cannot read the Grafana database secret {secret_arn} ({reason}): check your AWS "
+            "credentials (AWS_PROFILE) and that they may call secretsmanager:GetSecretValue on "
+            f"it (the stack's {cloud.StackOutput.OPERATOR_POLICY.value} output grants it)"
         ) from None
 
 
@@ -1045,17 +1046,18 @@ def cloud_connection(
     port: int,
     fetch: Callable[[str, str | None], tuple[str, str]] = fetch_database_credentials,
 ) -> Connection:
-    """RDS through the tunnel at 127.0.0.1:port, with the credentials from Secrets Manager."""
-    arn = outputs.get(cloud.StackOutput.DATABASE_SECRET_ARN)
+    """RDS through the tunnel at 127.0.0.1:port, as the read-only droughtwatch_grafana user
+    (its secret's ARN is a stack output; the master secret is never read here)."""
+    arn = outputs.get(cloud.StackOutput.GRAFANA_SECRET_ARN)
     if not arn:
         raise GrafanaSetupError(
-            f"the stack outputs have no {cloud.StackOutput.DATABASE_SECRET_ARN.value}: is this "
-            "a droughtwatch stack, and is it deployed (`pulumi up`)?"
+            f"the stack outputs have no {cloud.StackOutput.GRAFANA_SECRET_ARN.value}: is this "
+            "a droughtwatch stack, and is it deployed with this version (`pulumi up`)?"
         )
     user, password = fetch(str(arn), outputs.get(cloud.StackOutput.REGION))
     database = str(outputs.get(cloud.StackOutput.DATABASE_NAME) or DATABASE_NAME)
-    # Through the tunnel the certificate names the RDS host, not 127.0.0.1: require TLS
-    # without verifying the name.
+    # Through the tunnel the certificate names the RDS host, not 127.0.0.1, so verify-full
+    # cannot pass: require TLS without verifying the name.
     return Connection("127.0.0.1", port, database, user, password, "require")
 
 

@@ -6,12 +6,12 @@ from __future__ import annotations
 from functools import cache
 from typing import TypeVar
 
-from droughtwatch_contract.settings import ENV_PREFIX, CommonSettings
+from droughtwatch_contract.settings import ENV_PREFIX, DatabaseSettings
 from pydantic import ValidationError
 
 from droughtwatch_inference.errors import ConfigurationError
 
-S = TypeVar("S", bound=CommonSettings)
+S = TypeVar("S", bound=DatabaseSettings)
 
 
 def load(model: type[S]) -> S:

@@ -1,29 +1,44 @@
-"""PostgreSQL connections (DSN, or the RDS-managed secret plus host settings) and migrations.
+"""PostgreSQL connections and migrations.
 
-Credentials are fetched from Secrets Manager once per container and fetched again once when the
-server rejects them (RDS rotates managed passwords). No DSN or password is ever logged: errors
-name the host and database only.
+A connection is made from a DSN (local runs, tests) or from the host settings with either the
+credentials of a Secrets Manager secret (the migrate function, as the master user) or an RDS IAM
+authentication token (the stages, as droughtwatch_app): a 15-minute password that boto3 signs
+locally with the function's role, which RDS accepts over TLS only.
+
+Secrets are fetched once per container and fetched again once when the server rejects them (RDS
+rotates managed passwords). No DSN, password or token is ever logged: errors name the host, the
+database and the user only.
 """
 
 from __future__ import annotations
 
 import json
 from importlib import resources
+from pathlib import Path
 from typing import Any
 
 import psycopg
 from botocore.exceptions import BotoCoreError, ClientError
+from droughtwatch_contract.database import MIGRATIONS_PACKAGE, is_migration, migrations_digest
+from psycopg import sql
 
 from droughtwatch_inference.adapters import aws
-from droughtwatch_inference.errors import DatabaseUnavailable, SchemaOutdated, SecretUnavailable
+from droughtwatch_inference.errors import (
+    ConfigurationError,
+    DatabaseUnavailable,
+    SchemaOutdated,
+    SecretUnavailable,
+)
 
 # pg_advisory_xact_lock key for migrations: any constant, the same in every process.
 _MIGRATION_LOCK = 0x64726F75676874  # "drought"
 _secret_cache: dict[str, dict[str, str]] = {}
+RDS_CA_BUNDLE_URL = "https://truststore.pki.rds.amazonaws.com/global/global-bundle.pem"
 
 
-def _secret(settings: Any, refresh: bool = False) -> dict[str, str]:
-    arn = settings.database_secret_arn
+def read_secret(settings: Any, arn: str, refresh: bool = False) -> dict[str, str]:
+    """``{"username", "password"}`` from a Secrets Manager secret (the RDS-managed master
+    secret's shape, and the Grafana user's), cached per container."""
     if refresh or arn not in _secret_cache:
         try:
             raw = aws.client("secretsmanager", settings).get_secret_value(SecretId=arn)
@@ -37,11 +52,62 @@ def _secret(settings: Any, refresh: bool = False) -> dict[str, str]:
     return _secret_cache[arn]
 
 
+def auth_token(settings: Any) -> str:
+    """An RDS IAM authentication token for ``database_user``: presigned locally with the
+    function's credentials (no network call), valid 15 minutes, used as the password."""
+    try:
+        rds = aws.client("rds", settings)
+        return rds.generate_db_auth_token(
+            DBHostname=settings.database_host,
+            Port=settings.database_port,
+            DBUsername=settings.database_user,
+            Region=rds.meta.region_name,
+        )
+    except BotoCoreError as exc:  # no credentials, no region
+        raise ConfigurationError(
+            f"cannot sign an IAM database token for {settings.database_user} at "
+            f"{settings.database_host} ({type(exc).__name__}): the function needs AWS "
+            "credentials and a region (DROUGHTWATCH_AWS_REGION or AWS_REGION)"
+        ) from None
+
+
+def _credentials(settings: Any, refresh: bool) -> tuple[str, str]:
+    if settings.database_auth == "iam":
+        return settings.database_user, auth_token(settings)
+    creds = read_secret(settings, settings.database_secret_arn, refresh)
+    return creds["username"], creds["password"]
+
+
+def _tls(settings: Any) -> dict[str, str]:
+    """sslmode, and the CA bundle when the mode verifies the server (libpq would otherwise look
+    for ~/.postgresql/root.crt)."""
+    if not settings.verifies_server:
+        return {"sslmode": settings.database_sslmode}
+    bundle = settings.database_sslrootcert
+    if not Path(bundle).is_file():
+        raise ConfigurationError(
+            f"DROUGHTWATCH_DATABASE_SSLROOTCERT: no CA bundle at {bundle}, which sslmode="
+            f"{settings.database_sslmode} checks the server's certificate against: download "
+            f"{RDS_CA_BUNDLE_URL} there (the image does), or point the variable at it"
+        )
+    return {"sslmode": settings.database_sslmode, "sslrootcert": bundle}
+
+
 def _where(settings: Any) -> str:
     if settings.database_dsn is not None:
         info = psycopg.conninfo.conninfo_to_dict(settings.database_dsn.get_secret_value())
         return f"{info.get('host', 'localhost')}:{info.get('port', 5432)}/{info.get('dbname', '')}"
     return f"{settings.database_host}:{settings.database_port}/{settings.database_name}"
+
+
+def _iam_hint(settings: Any, message: str) -> str:
+    if settings.database_auth == "iam" and "PAM authentication failed" in message:
+        return (
+            f" (IAM authentication refused {settings.database_user}: the function's role needs "
+            f"rds-db:connect on dbuser:<the instance's resource id>/{settings.database_user}, "
+            "and the user the rds_iam role, which the migration grants: run it)"
+        )
+    return ""
 
 
 def connect(settings: Any) -> psycopg.Connection:
@@ -52,21 +118,23 @@ def connect(settings: Any) -> psycopg.Connection:
             return psycopg.connect(
                 settings.database_dsn.get_secret_value(), autocommit=True, connect_timeout=timeout
             )
+        tls = _tls(settings)
         for attempt in (0, 1):
-            creds = _secret(settings, refresh=attempt == 1)
+            user, password = _credentials(settings, refresh=attempt == 1)
             try:
                 return psycopg.connect(
                     host=settings.database_host,
                     port=settings.database_port,
                     dbname=settings.database_name,
-                    user=creds["username"],
-                    password=creds["password"],
-                    sslmode=settings.database_sslmode,
+                    user=user,
+                    password=password,
                     connect_timeout=timeout,
                     autocommit=True,
+                    **tls,
                 )
             except psycopg.OperationalError as exc:
-                if attempt == 0 and "password authentication failed" in str(exc):
+                rotated = "password authentication failed" in str(exc)
+                if attempt == 0 and rotated and settings.database_auth == "secret":
                     continue  # rotated: fetch the secret again, once
                 raise
     except psycopg.Error as exc:
@@ -74,18 +142,48 @@ def connect(settings: Any) -> psycopg.Connection:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         first = first.replace(getattr(settings.database_dsn, "get_secret_value", lambda: "")(), "")
         raise DatabaseUnavailable(
-            f"cannot connect to PostgreSQL at {_where(settings)}: {first}"
+            f"cannot connect to PostgreSQL at {_where(settings)}{_as_whom(settings)}: {first}"
+            + _iam_hint(settings, first)
         ) from None
     raise DatabaseUnavailable(f"cannot connect to PostgreSQL at {_where(settings)}")
+
+
+def _as_whom(settings: Any) -> str:
+    return f" as {settings.database_user}" if settings.database_auth == "iam" else ""
+
+
+def set_role_password(conn: psycopg.Connection, role: str, password: str) -> None:
+    """Give ``role`` a password. The SCRAM-SHA-256 verifier is computed here (as psql's
+    \\password does), so the clear password never travels in a statement that the server might
+    log (log_statement = ddl)."""
+    verifier = conn.pgconn.encrypt_password(password.encode(), role.encode(), b"scram-sha-256")
+    conn.execute(
+        sql.SQL("ALTER ROLE {} WITH LOGIN PASSWORD {}").format(
+            sql.Identifier(role), sql.Literal(verifier.decode())
+        )
+    )
+
+
+def _shipped_migrations() -> list[tuple[str, bytes]]:
+    return [
+        (entry.name, entry.read_bytes())
+        for entry in resources.files(MIGRATIONS_PACKAGE).iterdir()
+        if is_migration(entry.name)
+    ]
+
+
+def migrations_sha256() -> str:
+    """The digest of the migrations this package ships: what the deploy keys its migration run
+    on (computed there from the repository's files, by the same function)."""
+    return migrations_digest(_shipped_migrations())
 
 
 def migration_files() -> list[tuple[int, str, str]]:
     """(version, name, sql) of every migration shipped with the package, in order."""
     found = []
-    for entry in resources.files("droughtwatch_inference.migrations").iterdir():
-        if entry.name.endswith(".sql"):
-            version = int(entry.name.split("_", 1)[0])
-            found.append((version, entry.name, entry.read_text()))
+    for name, content in _shipped_migrations():
+        version = int(name.split("_", 1)[0])
+        found.append((version, name, content.decode()))
     found.sort()
     versions = [v for v, _, _ in found]
     if len(set(versions)) != len(versions):

@@ -22,7 +22,13 @@ import pyarrow.parquet as pq
 from pydantic import ValidationError
 
 from droughtwatch_inference import input_summaries, logs
-from droughtwatch_inference.errors import InvalidModel, ModelNotFound, ObjectMissing
+from droughtwatch_inference.errors import (
+    InvalidModel,
+    ModelNotFound,
+    ObjectForbidden,
+    ObjectMissing,
+    StorageError,
+)
 from droughtwatch_inference.logic.ports import StorePort
 from droughtwatch_inference.manifest import MANIFEST_NAME, ModelManifest, describe_error_text
 from droughtwatch_inference.model_fit import (
@@ -128,6 +134,12 @@ class ModelCache:
 CACHE = ModelCache()
 
 
+def _model_forbidden(exc: ObjectForbidden) -> StorageError:
+    """The model is every file's: a 403 on it stops the stage (a StorageError), unlike a 403 on
+    one file's object."""
+    return StorageError(f"{exc} (the model: every file needs it)")
+
+
 def load_model(
     store: StorePort,
     bucket: str,
@@ -149,6 +161,8 @@ def load_model(
         body, etag = store.get_bytes(bucket, manifest_key)
     except ObjectMissing as exc:
         raise ModelNotFound(f"no model manifest at {uri}.") from exc
+    except ObjectForbidden as exc:
+        raise _model_forbidden(exc) from exc
     key = (bucket, prefix, etag)
     cached = cache.get(key)
     if cached is not None:
@@ -170,6 +184,8 @@ def load_model(
                 f"{uri} names the weights {manifest.weights_name!r}, but {weights_uri} does "
                 "not exist."
             ) from exc
+        except ObjectForbidden as exc:
+            raise _model_forbidden(exc) from exc
         predictor, problems = load_checked(local, manifest, threads, manifest.weights_name)
     finally:
         shutil.rmtree(version_dir, ignore_errors=True)
@@ -216,6 +232,8 @@ def _reference_features(
             f"{uri} names the reference features {manifest.reference_features!r}, but "
             f"s3://{bucket}/{key} does not exist."
         ) from exc
+    except ObjectForbidden as exc:
+        raise _model_forbidden(exc) from exc
     expected = {
         input_summaries.column(c) for c in input_summaries.summary_channels(manifest.channels)
     }

@@ -13,11 +13,15 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from droughtwatch_inference.adapters import aws
 from droughtwatch_inference.adapters.folder_store import FolderStore
-from droughtwatch_inference.errors import ObjectMissing, StorageError
+from droughtwatch_inference.errors import ObjectForbidden, ObjectMissing, StorageError
 from droughtwatch_inference.logic.ports import StorePort
 from droughtwatch_inference.records import RawObject
 
 _MISSING = {"404", "NoSuchKey", "NotFound"}
+_FORBIDDEN = {"403", "AccessDenied", "Forbidden"}
+# Reads of one object: a 403 there is that object's permission (ObjectForbidden); a 403 on a
+# listing or a write concerns every file, and stays a StorageError that stops the stage.
+_OBJECT_READS = {"download", "read"}
 
 
 def _error(exc: Exception, bucket: str, key: str, action: str) -> StorageError:
@@ -25,6 +29,11 @@ def _error(exc: Exception, bucket: str, key: str, action: str) -> StorageError:
         code = exc.response.get("Error", {}).get("Code", "")
         if code in _MISSING:
             return ObjectMissing(f"s3://{bucket}/{key} does not exist")
+        if code in _FORBIDDEN and action in _OBJECT_READS:
+            return ObjectForbidden(
+                f"access denied reading s3://{bucket}/{key} ({code}): s3:GetObject is not "
+                "allowed on it"
+            )
         if code == "NoSuchBucket":
             return StorageError(f"bucket {bucket!r} does not exist ({action} {key!r})")
         return StorageError(f"cannot {action} s3://{bucket}/{key}: {code}")

@@ -10,8 +10,11 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
-APP_ROLE = "droughtwatch_app"
-GRAFANA_ROLE = "droughtwatch_grafana"
+from droughtwatch_contract.database import APP_USER, GRAFANA_USER
+
+# The database users as roles of the embedded server (names shared with the Pulumi program).
+APP_ROLE = APP_USER
+GRAFANA_ROLE = GRAFANA_USER
 
 
 @dataclass(frozen=True)

@@ -76,13 +76,19 @@ class DemoResult:
 
 
 def raw_files(folder: Path) -> tuple[list[Path], list[str]]:
-    """The TFRecord files of a folder, and the names of the other files (a README, notes)."""
-    from droughtwatch_preprocess import looks_like_tfrecord
+    """The TFRecord files of a folder (plain, GZIP or ZLIB), and each other file (a README,
+    notes, an image) named with why it is not taken, e.g. ``README.md (text file)``."""
+    from droughtwatch_preprocess import EMPTY_FILE, why_not_tfrecord
 
     files, skipped = [], []
     for path in sorted(p for p in folder.iterdir() if p.is_file() and not p.name.startswith(".")):
-        (files if looks_like_tfrecord(path) else skipped).append(path)
-    return files, [p.name for p in skipped]
+        reason = why_not_tfrecord(path)
+        # an empty file is taken: Processing fails it as "empty file", in the ledger
+        if reason in (None, EMPTY_FILE):
+            files.append(path)
+        else:
+            skipped.append(f"{path.name} ({reason})")
+    return files, skipped
 
 
 _DAY_COLUMNS = (

@@ -193,7 +193,8 @@ class EmbeddedPostgres:
         """The DSN of one of the pipeline's roles (created by the migrations, see 0003), with a
         password kept beside the server's own (0600) and set again on every call."""
         import psycopg
-        from psycopg import sql
+
+        from droughtwatch_inference.adapters.database import set_role_password
 
         secret = self.root / f"{role}.password"
         if not secret.exists():
@@ -201,11 +202,7 @@ class EmbeddedPostgres:
             secret.chmod(0o600)
         password = secret.read_text().strip()
         with psycopg.connect(self.dsn(database), autocommit=True) as conn:
-            conn.execute(
-                sql.SQL("ALTER ROLE {} PASSWORD {}").format(
-                    sql.Identifier(role), sql.Literal(password)
-                )
-            )
+            set_role_password(conn, role, password)
         return (
             f"postgresql://{quote(role, safe='')}:{quote(password, safe='')}@127.0.0.1:"
             f"{self.port}/{database}?sslmode=disable"

@@ -17,6 +17,7 @@ from droughtwatch_inference.errors import (
     DroughtwatchError,
     InvalidModel,
     ModelNotFound,
+    ObjectForbidden,
     ObjectMissing,
     SecretUnavailable,
     StorageError,
@@ -64,9 +65,9 @@ class Budget:
 def _is_stage_error(exc: Exception) -> bool:
     if isinstance(exc, STAGE_ERRORS):
         return True
-    # A missing object is that file's problem; any other storage error (no bucket, no access)
-    # will hit every file, so it stops the stage.
-    return isinstance(exc, StorageError) and not isinstance(exc, ObjectMissing)
+    # A missing or unreadable object is that file's problem; any other storage error (no
+    # bucket, no listing, no writing) will hit every file, so it stops the stage.
+    return isinstance(exc, StorageError) and not isinstance(exc, ObjectMissing | ObjectForbidden)
 
 
 def is_stage_error(exc: Exception) -> bool:

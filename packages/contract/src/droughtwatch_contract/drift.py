@@ -2,8 +2,7 @@
 Wasserstein distance of input drift: higher is more drift) at or above the threshold is drift.
 Observe calls `is_drift` for its metrics and daily rows and stores the flags; the demo's table
 and the Grafana alerts read those flags, so a score exactly at the threshold is drift
-everywhere. `GRAFANA_EVALUATOR` is Grafana's spelling of the same comparison, for a rule that
-compares a score itself."""
+everywhere."""
 
 from __future__ import annotations
 
@@ -12,8 +11,3 @@ def is_drift(score: float | None, threshold: float) -> bool:
     """Drift when the score reaches the threshold; no score (an empty file) is no drift."""
     return score is not None and score >= threshold
 
-
-# Grafana's threshold expression type for `score >= threshold`: "gte" (grafana/grafana#99516,
-# 2025; in the grafana/grafana:12.2.0 image the compose file pins). "gt" would let a score equal
-# to the threshold pass.
-GRAFANA_EVALUATOR = "gte"

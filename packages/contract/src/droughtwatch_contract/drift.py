@@ -10,4 +10,3 @@ from __future__ import annotations
 def is_drift(score: float | None, threshold: float) -> bool:
     """Drift when the score reaches the threshold; no score (an empty file) is no drift."""
     return score is not None and score >= threshold
-

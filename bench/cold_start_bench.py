@@ -57,7 +57,7 @@ class FolderBucket:
 
 model = models.load_model(FolderBucket(), "models", "bench/", work / "cache", threads=2)
 loaded = time.time()
-result = predict_file(work / "shard.npz", model.predictor, model.manifest, 64, work / "p.parquet")
+result = predict_file(work / sys.argv[3], model.predictor, model.manifest, 64, work / "p.parquet")
 predicted = time.time()
 status = Path("/proc/self/status").read_text().splitlines()
 hwm = next(int(line.split()[1]) for line in status if line.startswith("VmHWM"))
@@ -80,7 +80,6 @@ def prepare(work: Path) -> None:
     import numpy as np
     from droughtwatch_inference import synthetic, training
     from droughtwatch_inference.network import export_onnx
-    from droughtwatch_preprocess import process_file
 
     model, manifest, _, _ = training.train_baseline(
         seed=1, train_images=300, holdout_images=200, epochs=1
@@ -96,7 +95,25 @@ def prepare(work: Path) -> None:
     if not SHARD.exists():
         raw = work / "generated.tfrecord"
         synthetic.write_raw_file(raw, np.random.default_rng(0), 81)
-    process_file(raw, work / "shard.npz")
+    shutil.copyfile(raw, work / "shard.tfrecord")
+
+
+def process_with(work: Path, pythonpath: str | None, name: str) -> str:
+    """The shard processed by that checkout's own preprocess code (the processed format has
+    versions: a base commit reads only what it writes)."""
+    env = dict(os.environ)
+    if pythonpath:
+        env["PYTHONPATH"] = pythonpath
+    else:
+        env.pop("PYTHONPATH", None)
+    code = "import sys; from droughtwatch_preprocess import process_file; "
+    code += "process_file(sys.argv[1], sys.argv[2])"
+    subprocess.run(
+        [sys.executable, "-c", code, str(work / "shard.tfrecord"), str(work / name)],
+        env=env,
+        check=True,
+    )
+    return name
 
 
 def export_base(ref: str, dest: Path) -> Path:
@@ -115,7 +132,7 @@ def export_base(ref: str, dest: Path) -> Path:
     return dest
 
 
-def run_child(work: Path, pythonpath: str | None) -> dict:
+def run_child(work: Path, pythonpath: str | None, processed: str) -> dict:
     env = dict(os.environ)
     if pythonpath:
         env["PYTHONPATH"] = pythonpath
@@ -124,7 +141,7 @@ def run_child(work: Path, pythonpath: str | None) -> dict:
     shutil.rmtree(work / "cache", ignore_errors=True)
     started = time.time()
     done = subprocess.run(
-        [sys.executable, "-c", CHILD, repr(started), str(work)],
+        [sys.executable, "-c", CHILD, repr(started), str(work), processed],
         capture_output=True,
         text=True,
         env=env,
@@ -136,20 +153,29 @@ def run_child(work: Path, pythonpath: str | None) -> dict:
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
+# The last main commit whose Inference imported torch for every model (issue 12's "before").
+TORCH_FOR_EVERY_MODEL = "7ec9222"
+
+
 def default_base() -> str:
+    """Where this branch left main; on main itself, the commit before ONNX went torch-free."""
+    git = ["git", "-C", str(REPO)]
     merge_base = subprocess.run(
-        ["git", "-C", str(REPO), "merge-base", "HEAD", "main"],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    return merge_base.stdout.strip() or "HEAD"
+        [*git, "merge-base", "HEAD", "main"], capture_output=True, text=True, check=False
+    ).stdout.strip()
+    head = subprocess.run(
+        [*git, "rev-parse", "HEAD"], capture_output=True, text=True, check=False
+    ).stdout.strip()
+    return merge_base if merge_base and merge_base != head else TORCH_FOR_EVERY_MODEL
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
-        "--base", default=None, help="commit to compare with (default: merge-base with main)"
+        "--base",
+        default=None,
+        help="commit to compare with (default: where this branch left main; on main, "
+        f"{TORCH_FOR_EVERY_MODEL})",
     )
     parser.add_argument("--repeats", type=int, default=5, help="measured runs per checkout")
     args = parser.parse_args(argv)
@@ -169,12 +195,16 @@ def main(argv: list[str] | None = None) -> int:
             "after (this checkout)": None,
         }
         runs: dict[str, list[dict]] = {name: [] for name in cases}
+        processed = {
+            name: process_with(work, path, f"shard-{i}.npz")
+            for i, (name, path) in enumerate(cases.items())
+        }
         with console.status("measuring fresh processes"):
-            for path in cases.values():  # one unmeasured run each: the page cache
-                run_child(work, path)
+            for name, path in cases.items():  # one unmeasured run each: the page cache
+                run_child(work, path, processed[name])
             for _ in range(args.repeats):
                 for name, path in cases.items():
-                    runs[name].append(run_child(work, path))
+                    runs[name].append(run_child(work, path, processed[name]))
     finally:
         shutil.rmtree(work, ignore_errors=True)
 

@@ -144,20 +144,33 @@ def demo(
 
 def _print_demo(result: Any) -> None:
     classes = list(result.model.get("classes", []))
-    table = Table(title="droughtwatch demo: one run per day")
-    table.add_column("date")
+    threshold = result.days[0].threshold if result.days else 0.25
+    # compact (no rules, short headers, one space between columns): it fits 90 columns
+    table = Table(
+        title="droughtwatch demo: one run per day",
+        caption=(
+            "class shares of the predictions; PSI: prediction drift against the model's "
+            f"reference (alert at >= {threshold}); NDVI, NDMI: their input drift scores; "
+            "input: the day's input drift; acc.: accuracy on the labelled images"
+        ),
+        box=None,
+        padding=(0, 1),
+        collapse_padding=True,
+        pad_edge=False,
+        header_style="bold underline",
+    )
+    table.add_column("date", no_wrap=True, min_width=10)
     table.add_column("drought", justify="right")
-    table.add_column("run")
     table.add_column("images", justify="right")
-    table.add_column("dropped", justify="right")
+    table.add_column("blank", justify="right")
     for name in classes:
-        table.add_column(f"class {name}", justify="right")
-    table.add_column("drift (PSI)", justify="right")
+        table.add_column(name, justify="right")
+    table.add_column("PSI", justify="right")
     table.add_column("alert")
     for index in DEMO_INDICES:
-        table.add_column(f"{index} drift", justify="right")
+        table.add_column(index, justify="right")
     table.add_column("input")
-    table.add_column("accuracy", justify="right")
+    table.add_column("acc.", justify="right")
     alerts = 0
     for day in result.days:
         shares = [f"{day.class_shares.get(c, 0.0):.0%}" for c in classes]
@@ -167,14 +180,13 @@ def _print_demo(result: Any) -> None:
         alerts += alert
         status = day.execution.status
         table.add_row(
-            day.date.isoformat(),
+            day.date.isoformat() if status == "SUCCEEDED" else f"[red]{day.date} {status}[/]",
             f"{day.drought:.2f}",
-            status if status == "SUCCEEDED" else f"[red]{status}[/]",
             str(day.images),
             str(day.dropped),
             *shares,
             score,
-            f"[bold red]DRIFT >= {day.threshold}[/]" if alert else _no_alert(day),
+            "[bold red]DRIFT[/]" if alert else _no_alert(day),
             *(_score(day.feature_drift.get(f"mean_{index}")) for index in DEMO_INDICES),
             "[bold red]DRIFT[/]" if day.input_drift_detected else _no_alert(day),
             _accuracy(day),

@@ -78,8 +78,8 @@ def prepare(work: Path) -> None:
     """The ONNX model in the folder bucket (a contract version 1 model.json, which both
     checkouts read) and the real shard's processed file (generated images without it)."""
     import numpy as np
-    from droughtwatch_inference import synthetic, training
-    from droughtwatch_inference.network import export_onnx
+    from droughtwatch_tools import synthetic, training
+    from droughtwatch_tools.baseline_cnn import export_onnx
 
     model, manifest, _, _ = training.train_baseline(
         seed=1, train_images=300, holdout_images=200, epochs=1

@@ -37,9 +37,9 @@ RUNTIMES = {"torch.export": "torch (torch.export .pt2)", "onnx": "onnxruntime (.
 def build_inputs(workdir: Path, images: int) -> tuple[list[Path], dict[str, int | str]]:
     """Processed files holding ``images`` generated images, and the published model files."""
     import numpy as np
-    from droughtwatch_inference import synthetic, training
-    from droughtwatch_inference.network import BaselineCNN, parameter_count
     from droughtwatch_preprocess import process_file
+    from droughtwatch_tools import synthetic, training
+    from droughtwatch_tools.baseline_cnn import BaselineCNN, parameter_count
 
     rng = np.random.default_rng(2026)
     processed = []

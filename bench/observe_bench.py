@@ -93,9 +93,9 @@ def main() -> None:
     from droughtwatch_contract.keys import KeyLayout
     from droughtwatch_inference import logs
     from droughtwatch_inference.adapters.ledger import Ledger
-    from droughtwatch_inference.local.postgres import EmbeddedPostgres
     from droughtwatch_inference.manifest import ModelManifest
     from droughtwatch_inference.records import RawObject
+    from droughtwatch_tools.local.postgres import EmbeddedPostgres
     from moto import mock_aws
     from rich.console import Console
     from rich.table import Table

@@ -47,8 +47,8 @@ def main() -> None:
 
     import boto3
     from droughtwatch_contract.keys import KeyLayout
-    from droughtwatch_inference import synthetic, training
-    from droughtwatch_inference.local.postgres import EmbeddedPostgres
+    from droughtwatch_tools import synthetic, training
+    from droughtwatch_tools.local.postgres import EmbeddedPostgres
     from moto.server import ThreadedMotoServer
     from rich.console import Console
     from rich.table import Table

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import psycopg
 import pytest
-from droughtwatch_inference.cli import app
+from droughtwatch_tools.cli import app
 from typer.testing import CliRunner
 
 runner = CliRunner()
@@ -65,7 +65,7 @@ def test_bad_options_give_clear_errors(cli_env: str, args: list[str], message: s
 
 
 def _raw(folder: Path, name: str, seed: int, n: int = 30) -> Path:
-    from droughtwatch_inference import synthetic
+    from droughtwatch_tools import synthetic
 
     folder.mkdir(parents=True, exist_ok=True)
     synthetic.write_raw_file(folder / name, np.random.default_rng(seed), n, drought=0.0)
@@ -178,7 +178,7 @@ def test_a_failed_execution_exits_4_and_names_its_error_once(
 
 
 def _model_folder(folder: Path, baseline, **manifest_changes) -> Path:
-    from droughtwatch_inference import training
+    from droughtwatch_tools import training
 
     model, manifest, reference = baseline
     files = training.artifacts(

@@ -26,7 +26,7 @@ import datetime as dt, json, os, sys, time
 from pathlib import Path
 import droughtwatch_inference.handlers.inference, droughtwatch_inference.handlers.observe
 from droughtwatch_inference.logic.observe import load_evidently
-from droughtwatch_inference.local.local_run import run_folder
+from droughtwatch_tools.local.run import run_folder
 load_evidently()
 ready, go, folder = (Path(a) for a in sys.argv[1:4])
 ready.touch()
@@ -52,7 +52,7 @@ print(json.dumps({
 def test_two_concurrent_local_runs_do_each_file_once(
     database_dsn: str, tmp_path: Path, stored_model: Path, aws_env: None
 ) -> None:
-    from droughtwatch_inference import synthetic
+    from droughtwatch_tools import synthetic
 
     folder = tmp_path / "incoming"
     folder.mkdir()

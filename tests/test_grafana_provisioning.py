@@ -1,4 +1,4 @@
-"""The committed Grafana files: generated from droughtwatch_inference.grafana, parseable, valid
+"""The committed Grafana files: generated from droughtwatch_tools.grafana, parseable, valid
 for the dashboard schema, and in agreement (datasource uid, threshold, variables, paths)."""
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import jsonschema
 import pytest
 import yaml
 from droughtwatch_contract.settings import ObserveSettings
-from droughtwatch_inference import grafana
+from droughtwatch_tools import grafana
 
 GRAFANA_DIR = Path(__file__).resolve().parents[1] / "grafana"
 DASHBOARD_PATH = GRAFANA_DIR / "dashboards" / grafana.DASHBOARD_FILE
@@ -62,7 +62,7 @@ def test_committed_files_equal_the_generated_ones() -> None:
     for relative, content in grafana.rendered_files().items():
         path = GRAFANA_DIR / relative
         assert path.read_text() == content, (
-            f"{path} is stale: run `uv run python -m droughtwatch_inference.grafana grafana`"
+            f"{path} is stale: run `uv run python -m droughtwatch_tools.grafana grafana`"
         )
 
 

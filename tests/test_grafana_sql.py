@@ -24,10 +24,10 @@ import psycopg
 import pytest
 import yaml
 from droughtwatch_contract.drift import is_drift
-from droughtwatch_inference import cli, grafana
 from droughtwatch_inference.adapters.database import migrate
-from droughtwatch_inference.local.demo import DayResult, DemoResult
 from droughtwatch_inference.logic.quality import quality_dropped
+from droughtwatch_tools import cli, grafana
+from droughtwatch_tools.local.demo import DayResult, DemoResult
 from psycopg.types.json import Jsonb
 from rich.console import Console
 
@@ -132,7 +132,7 @@ def server_dsn() -> Iterator[str]:
     if external:
         yield external
         return
-    from droughtwatch_inference.local.postgres import EmbeddedPostgres
+    from droughtwatch_tools.local.postgres import EmbeddedPostgres
 
     # not under pytest's basetemp: a concurrent pytest session may rotate that away
     root = Path(tempfile.mkdtemp(prefix="droughtwatch-grafana-pg-"))

@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from droughtwatch_inference.cli import app
+from droughtwatch_tools.cli import app
 from typer.testing import CliRunner
 
 runner = CliRunner()
@@ -24,13 +24,13 @@ LOCAL_DATA = "droughtwatch-local-data"
 def keras_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A model folder as a TensorFlow user brings it: tf2onnx's shape of a Keras classifier
     (input N x 65 x 65 x C, softmax probabilities out), model.json declaring it."""
-    from droughtwatch_inference import network, training
+    from droughtwatch_tools import baseline_cnn, training
 
     model, manifest, _, _ = training.train_baseline(
         seed=2, train_images=300, holdout_images=200, epochs=1
     )
     folder = tmp_path_factory.mktemp("keras-model")
-    network.export_onnx(model, folder / "model.onnx", layout="NHWC", probabilities=True)
+    baseline_cnn.export_onnx(model, folder / "model.onnx", layout="NHWC", probabilities=True)
     values = {
         "contract_version": 2,
         "name": "keras-cnn",
@@ -110,7 +110,7 @@ def test_keras_style_model_runs_through_local_run_like_onnxruntime_directly(
 def test_model_check_prints_shares_throughput_and_memory(
     home: Path, keras_model: Path, shard_path: Path, tmp_path: Path
 ) -> None:
-    from droughtwatch_inference import synthetic
+    from droughtwatch_tools import synthetic
 
     other = tmp_path / "generated.tfrecord"
     synthetic.write_raw_file(other, np.random.default_rng(3), 21, blank_share=0.0)

@@ -12,7 +12,7 @@ import psycopg
 import pytest
 from droughtwatch_contract.keys import KeyLayout
 from droughtwatch_contract.statemachine import SUCCESS_PATH
-from droughtwatch_inference.local.runner import LocalConfig, LocalPipeline
+from droughtwatch_tools.local.runner import LocalConfig, LocalPipeline
 from psycopg.rows import dict_row
 
 LAYOUT = KeyLayout()
@@ -21,7 +21,7 @@ DAY = dt.date(2026, 11, 27)
 
 @pytest.fixture
 def pipeline(database_dsn: str, tmp_path: Path, aws_env: None, baseline):
-    from droughtwatch_inference import training
+    from droughtwatch_tools import training
 
     config = LocalConfig(
         database_dsn=database_dsn, work_dir=tmp_path / "work", store_root=tmp_path / "buckets"
@@ -48,7 +48,7 @@ def _upload_day(
     seed: int,
     name: str | None = None,
 ) -> str:
-    from droughtwatch_inference import synthetic
+    from droughtwatch_tools import synthetic
 
     path = tmp_path / f"scene-{date}-{seed}.tfrecord"
     synthetic.write_raw_file(path, np.random.default_rng(seed), n, drought=drought)
@@ -214,8 +214,8 @@ def test_real_shard_runs_end_to_end(pipeline, shard_path, database_dsn, baseline
 
 
 def test_input_drift_is_detected_on_the_demos_first_drought_day(pipeline, tmp_path, database_dsn):
-    from droughtwatch_inference import synthetic
-    from droughtwatch_inference.local.demo import DemoOptions
+    from droughtwatch_tools import synthetic
+    from droughtwatch_tools.local.demo import DemoOptions
 
     demo = DemoOptions()
     severities = synthetic.scenario(demo.days, demo.drought_day_count())
@@ -237,7 +237,7 @@ def test_input_drift_is_detected_on_the_demos_first_drought_day(pipeline, tmp_pa
 
 
 def test_drought_days_raise_drift_above_the_threshold(pipeline, tmp_path, database_dsn) -> None:
-    from droughtwatch_inference import synthetic
+    from droughtwatch_tools import synthetic
 
     severities = synthetic.scenario(6, 2)
     for offset, severity in enumerate(severities):
@@ -262,7 +262,7 @@ def test_ctrl_c_lets_the_stage_finish_its_file_and_leaves_the_rest_pending(
     database_dsn,
     monkeypatch,
 ) -> None:
-    from droughtwatch_inference.local import runner as runner_module
+    from droughtwatch_tools.local import runner as runner_module
 
     for seed in range(3):
         _upload_day(pipeline, tmp_path, DAY, 20, 0.0, seed=10 + seed)

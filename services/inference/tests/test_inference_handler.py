@@ -15,7 +15,7 @@ import numpy as np
 import psycopg
 import pytest
 from droughtwatch_contract.keys import KeyLayout
-from droughtwatch_inference import input_summaries, predictions, synthetic, training
+from droughtwatch_inference import input_summaries, predictions
 from droughtwatch_inference.adapters import models
 from droughtwatch_inference.adapters.ledger import Ledger
 from droughtwatch_inference.adapters.storage import ObjectStore
@@ -40,6 +40,7 @@ from droughtwatch_preprocess import (
     feature_column,
     process_file,
 )
+from droughtwatch_tools import synthetic, training
 
 DATA_BUCKET = "dw-test-data"
 MODEL_BUCKET = "dw-test-models"

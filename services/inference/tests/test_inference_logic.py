@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from droughtwatch_contract.keys import KeyLayout
-from droughtwatch_inference import predictions, synthetic
+from droughtwatch_inference import predictions
 from droughtwatch_inference.errors import InvalidProcessedFile, ModelInputMismatch, ObjectMissing
 from droughtwatch_inference.logic.inference import (
     LoadedModelPort,
@@ -24,6 +24,7 @@ from droughtwatch_inference.logic.ports import StorePort
 from droughtwatch_inference.manifest import ModelManifest
 from droughtwatch_inference.records import LedgerEntry, RawObject
 from droughtwatch_preprocess import ProcessedReader, ProcessedWriter, process_file
+from droughtwatch_tools import synthetic
 
 SHARES = {"0": 0.5, "1": 0.2, "2": 0.2, "3+": 0.1}
 

@@ -48,7 +48,7 @@ def test_channels_last_onnx_twin_gives_the_same_probabilities_on_the_shard(
 def test_channels_last_torch_program_gives_the_same_probabilities_on_the_shard(
     baseline_exports, shard_processed: Path, tmp_path: Path
 ) -> None:
-    from droughtwatch_inference.network import export_torch
+    from droughtwatch_tools.baseline_cnn import export_torch
 
     manifest = baseline_exports["manifest"]
     nhwc_path = export_torch(baseline_exports["model"], tmp_path / "nhwc.pt2", layout="NHWC")

@@ -17,8 +17,8 @@ from droughtwatch_inference.adapters.folder_store import FolderStore
 from droughtwatch_inference.adapters.storage import ObjectStore
 from droughtwatch_inference.errors import StorageError, VersionConflict
 from droughtwatch_inference.manifest import ModelManifest
-from droughtwatch_inference.model_publish import publish_folder
 from droughtwatch_preprocess import ProcessedReader, process_file
+from droughtwatch_tools.model_publish import publish_folder
 
 BUCKET = "dw-test-models"
 PREFIX = "models/byo/"
@@ -172,8 +172,8 @@ def test_reference_files_give_the_shares_and_the_input_summaries(
 
 def test_a_reference_without_images_is_refused(model_folder, tmp_path: Path) -> None:
     import numpy as np
-    from droughtwatch_inference import synthetic
     from droughtwatch_inference.errors import ModelCheckFailed
+    from droughtwatch_tools import synthetic
 
     blank = tmp_path / "clouds.tfrecord"
     synthetic.write_raw_file(blank, np.random.default_rng(0), 5, blank_share=1.0)

@@ -18,8 +18,8 @@ import pytest
 import typer
 from droughtwatch_contract.stages import STAGES
 from droughtwatch_contract.statemachine import definition
-from droughtwatch_inference import cloud
-from droughtwatch_inference.cloud import CloudError, StackOutput
+from droughtwatch_tools import cloud
+from droughtwatch_tools.cloud import CloudError, StackOutput
 from typer.testing import CliRunner
 
 REGION = "eu-west-1"

@@ -26,7 +26,6 @@ class LocalDatabase:
 
 def migrate_dsn(dsn: str) -> list[str]:
     import psycopg
-
     from droughtwatch_inference.adapters.database import migrate
 
     with psycopg.connect(dsn, autocommit=True) as conn:
@@ -39,8 +38,8 @@ def open_local_database() -> LocalDatabase:
     if dsn:
         migrate_dsn(dsn)
         return LocalDatabase(dsn, dsn, dsn)
-    from droughtwatch_inference.local.postgres import EmbeddedPostgres
-    from droughtwatch_inference.local.state import postgres_root
+    from droughtwatch_tools.local.postgres import EmbeddedPostgres
+    from droughtwatch_tools.local.state import postgres_root
 
     server = EmbeddedPostgres(postgres_root())
     admin = server.start()

@@ -8,15 +8,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from droughtwatch_inference import network
+from droughtwatch_tools import baseline_cnn
 
 
 @pytest.fixture(scope="module")
-def model() -> network.BaselineCNN:
+def model() -> baseline_cnn.BaselineCNN:
     """A network with random weights and random batch-norm statistics, so that folding batch
     norm into the convolutions is really exercised."""
     torch.manual_seed(0)
-    net = network.BaselineCNN(in_channels=4)
+    net = baseline_cnn.BaselineCNN(in_channels=4)
     with torch.no_grad():
         for module in net.modules():
             if isinstance(module, torch.nn.BatchNorm2d):
@@ -32,7 +32,7 @@ def images() -> np.ndarray:
     return np.random.default_rng(0).random((300, 4, 65, 65), dtype=np.float32)
 
 
-def _eager(model: network.BaselineCNN, images: np.ndarray) -> np.ndarray:
+def _eager(model: baseline_cnn.BaselineCNN, images: np.ndarray) -> np.ndarray:
     with torch.inference_mode():
         return torch.softmax(model(torch.from_numpy(images)), dim=1).numpy()
 
@@ -43,31 +43,34 @@ def _softmax(logits: np.ndarray) -> np.ndarray:
 
 
 def test_baseline_has_at_least_250k_parameters() -> None:
-    assert network.parameter_count(network.BaselineCNN()) == 390_212
-    assert network.parameter_count(network.for_inference(network.BaselineCNN())) == 389_732
+    assert baseline_cnn.parameter_count(baseline_cnn.BaselineCNN()) == 390_212
+    assert (
+        baseline_cnn.parameter_count(baseline_cnn.for_inference(baseline_cnn.BaselineCNN()))
+        == 389_732
+    )
 
 
 @pytest.mark.parametrize("channels", [1, 4, 14])
 def test_forward_gives_one_logit_per_class(channels: int) -> None:
-    net = network.BaselineCNN(in_channels=channels).eval()
+    net = baseline_cnn.BaselineCNN(in_channels=channels).eval()
     with torch.inference_mode():
         out = net(torch.zeros(3, channels, 65, 65))
     assert out.shape == (3, 4)
 
 
 def test_folding_batch_norm_keeps_the_outputs(
-    model: network.BaselineCNN, images: np.ndarray
+    model: baseline_cnn.BaselineCNN, images: np.ndarray
 ) -> None:
-    folded = network.for_inference(model)
+    folded = baseline_cnn.for_inference(model)
     assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in folded.modules())
     assert any(isinstance(m, torch.nn.BatchNorm2d) for m in model.modules())  # copy, not edit
     np.testing.assert_allclose(_eager(folded, images), _eager(model, images), atol=1e-5)
 
 
 def test_torch_export_round_trip_matches_eager_at_any_batch_size(
-    model: network.BaselineCNN, images: np.ndarray, tmp_path: Path
+    model: baseline_cnn.BaselineCNN, images: np.ndarray, tmp_path: Path
 ) -> None:
-    path = network.export_torch(model, tmp_path / "model.pt2")
+    path = baseline_cnn.export_torch(model, tmp_path / "model.pt2")
     loaded = torch.export.load(str(path)).module()
     expected = _eager(model, images)
     for n in (1, 3, 300):
@@ -77,26 +80,26 @@ def test_torch_export_round_trip_matches_eager_at_any_batch_size(
 
 
 def test_onnx_round_trip_matches_eager_at_any_batch_size(
-    model: network.BaselineCNN, images: np.ndarray, tmp_path: Path
+    model: baseline_cnn.BaselineCNN, images: np.ndarray, tmp_path: Path
 ) -> None:
     import onnxruntime as ort
 
-    path = network.export_onnx(model, tmp_path / "model.onnx")
+    path = baseline_cnn.export_onnx(model, tmp_path / "model.onnx")
     assert not list(tmp_path.glob("*.data"))  # one self-contained file
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     (inp,) = session.get_inputs()
-    assert inp.name == network.INPUT_NAME and inp.shape[1:] == [4, 65, 65]
-    assert [o.name for o in session.get_outputs()] == [network.OUTPUT_NAME]
+    assert inp.name == baseline_cnn.INPUT_NAME and inp.shape[1:] == [4, 65, 65]
+    assert [o.name for o in session.get_outputs()] == [baseline_cnn.OUTPUT_NAME]
     expected = _eager(model, images)
     for n in (1, 5, 300):
-        (logits,) = session.run(None, {network.INPUT_NAME: images[:n]})
+        (logits,) = session.run(None, {baseline_cnn.INPUT_NAME: images[:n]})
         np.testing.assert_allclose(_softmax(logits), expected[:n], atol=1e-5)
 
 
 def test_exported_program_rejects_another_channel_count(
-    model: network.BaselineCNN, tmp_path: Path
+    model: baseline_cnn.BaselineCNN, tmp_path: Path
 ) -> None:
-    path = network.export_torch(model, tmp_path / "model.pt2")
+    path = baseline_cnn.export_torch(model, tmp_path / "model.pt2")
     loaded = torch.export.load(str(path)).module()
     with pytest.raises(Exception, match=r"4|channel|shape|size"):
         loaded(torch.zeros(2, 3, 65, 65))

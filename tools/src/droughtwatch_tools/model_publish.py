@@ -32,8 +32,9 @@ from droughtwatch_inference.manifest import (
     REFERENCE_FEATURES_NAME,
     ModelManifest,
 )
-from droughtwatch_inference.model_check import CheckReport, check_model
 from droughtwatch_inference.model_fit import Problem
+
+from droughtwatch_tools.model_check import CheckReport, check_model
 
 VERSIONS = "versions/"
 JSON = "application/json"

@@ -23,10 +23,10 @@ from pathlib import Path
 from typing import Any
 
 from droughtwatch_contract.keys import KeyLayout
-
 from droughtwatch_inference import logs
-from droughtwatch_inference.local.database import LocalDatabase
-from droughtwatch_inference.local.runner import Execution, LocalConfig, LocalPipeline
+
+from droughtwatch_tools.local.database import LocalDatabase
+from droughtwatch_tools.local.runner import Execution, LocalConfig, LocalPipeline
 
 RAW_SUFFIX = ".tfrecord"
 
@@ -138,7 +138,6 @@ def reset_pipeline_tables(admin_dsn: str) -> None:
     """The demo starts from an empty ledger so that its days are processed afresh (as the
     owner: the stages' role may not delete)."""
     import psycopg
-
     from droughtwatch_inference.adapters.database import migrate
 
     with psycopg.connect(admin_dsn, autocommit=True) as conn:
@@ -154,7 +153,7 @@ def run_demo(
     import numpy as np
     import psycopg
 
-    from droughtwatch_inference import synthetic, training
+    from droughtwatch_tools import synthetic, training
 
     out = options.out_dir.expanduser().resolve()
     if out.exists():

@@ -18,11 +18,11 @@ import boto3
 import psycopg
 import pytest
 import typer
-from droughtwatch_inference import grafana
 from droughtwatch_inference.adapters.database import migrate
+from droughtwatch_tools import grafana
 from typer.testing import CliRunner
 
-REPO = Path(__file__).resolve().parents[3]
+REPO = Path(__file__).resolve().parents[2]
 COMPOSE_FILE = REPO / "grafana" / "docker-compose.yaml"
 
 FAKE_DOCKER = """#!/bin/sh
@@ -97,7 +97,7 @@ def _free_port() -> int:
 @pytest.fixture(scope="module")
 def demo_postgres() -> Iterator[object]:
     """An embedded PostgreSQL laid out as the demo leaves it, with one batch in the ledger."""
-    from droughtwatch_inference.local.postgres import EmbeddedPostgres
+    from droughtwatch_tools.local.postgres import EmbeddedPostgres
 
     root = Path(tempfile.mkdtemp(prefix="droughtwatch-grafana-demo-"))
     pg = EmbeddedPostgres(root / "postgres")

@@ -193,7 +193,6 @@ class EmbeddedPostgres:
         """The DSN of one of the pipeline's roles (created by the migrations, see 0003), with a
         password kept beside the server's own (0600) and set again on every call."""
         import psycopg
-
         from droughtwatch_inference.adapters.database import set_role_password
 
         secret = self.root / f"{role}.password"

@@ -14,16 +14,16 @@ from pathlib import Path
 from typing import Any
 
 from droughtwatch_contract.keys import KeyLayout
-
 from droughtwatch_inference import logs
 from droughtwatch_inference.adapters.folder_store import FolderStore
 from droughtwatch_inference.errors import DatabaseUnavailable
-from droughtwatch_inference.local import state
-from droughtwatch_inference.local.demo import raw_files
-from droughtwatch_inference.local.outcome import RunSummary, file_line
-from droughtwatch_inference.local.runner import Execution, LocalConfig, LocalPipeline
 from droughtwatch_inference.manifest import MANIFEST_NAME
 from droughtwatch_inference.records import RawObject
+
+from droughtwatch_tools.local import state
+from droughtwatch_tools.local.demo import raw_files
+from droughtwatch_tools.local.outcome import RunSummary, file_line
+from droughtwatch_tools.local.runner import Execution, LocalConfig, LocalPipeline
 
 
 @dataclass
@@ -68,14 +68,14 @@ def run_folder(
         with LocalPipeline(config) as pipeline:
             store = pipeline.store
             if model_dir is not None:
-                from droughtwatch_inference.model_publish import publish_folder
+                from droughtwatch_tools.model_publish import publish_folder
 
                 published = publish_folder(
                     model_dir, store, config.model_bucket, config.model_prefix
                 )
                 say(f"model {published.manifest.name} {published.manifest.version} published")
             elif not store.path(config.model_bucket, config.model_prefix + MANIFEST_NAME).exists():
-                from droughtwatch_inference import training
+                from droughtwatch_tools import training
 
                 say("no model yet: training the baseline CNN on generated data (a few seconds)")
                 model, trained, _, reference = training.train_baseline(seed=7)
@@ -119,7 +119,6 @@ def _summary(
     """The files' states from the ledger (read with the handlers' settings, which the pipeline
     has in its environment)."""
     from droughtwatch_contract.settings import CommonSettings
-
     from droughtwatch_inference.adapters.database import connect
     from droughtwatch_inference.adapters.ledger import Ledger
     from droughtwatch_inference.runtime_settings import load

@@ -13,12 +13,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import torch
+from droughtwatch_inference.layout import input_shape
+from droughtwatch_inference.manifest import Layout
 from droughtwatch_preprocess import CLASS_NAMES, IMAGE_SIZE
 from torch import nn
 from torch.nn.utils.fusion import fuse_conv_bn_eval
-
-from droughtwatch_inference.layout import input_shape
-from droughtwatch_inference.manifest import Layout
 
 WIDTHS = (32, 64, 128, 256)
 # Largest batch the exported programs accept (the batch dimension is dynamic up to this).

@@ -10,8 +10,8 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
-from droughtwatch_inference import network, training
 from droughtwatch_inference.manifest import ModelManifest
+from droughtwatch_tools import baseline_cnn, training
 
 Trained = training.Trained
 
@@ -56,7 +56,7 @@ def test_manifest_follows_the_contract_and_its_reference_is_the_predictions(
     assert manifest.channels == training.DEFAULT_CHANNELS
     assert manifest.classes == ("0", "1", "2", "3+")
     assert manifest.outputs == "logits" and manifest.format == "torch.export"
-    assert metrics["parameters"] == network.parameter_count(model) >= 250_000
+    assert metrics["parameters"] == baseline_cnn.parameter_count(model) >= 250_000
     # the reference shares are those of the model's predictions on the held-out images
     x, _ = training.processed_images(np.random.default_rng([7, 1]), 1000, manifest.channels)
     shares = training.class_shares(training.predict_labels(model, x))
@@ -119,7 +119,7 @@ def test_publish_goes_through_the_model_publish_path(s3: Any, tmp_path: Path) ->
     # the ONNX export of the same model gives the same probabilities
     onnx = training.artifacts(model, manifest, reference_features=reference)["model.onnx"]
     (logits,) = ort.InferenceSession(onnx, providers=["CPUExecutionProvider"]).run(
-        None, {network.INPUT_NAME: x}
+        None, {baseline_cnn.INPUT_NAME: x}
     )
     np.testing.assert_allclose(torch.softmax(torch.from_numpy(logits), 1).numpy(), eager, atol=1e-5)
 

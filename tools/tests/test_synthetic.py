@@ -6,7 +6,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from droughtwatch_inference import synthetic
 from droughtwatch_preprocess import (
     BANDS,
     CLASS_NAMES,
@@ -17,6 +16,7 @@ from droughtwatch_preprocess import (
     iter_records,
     process_file,
 )
+from droughtwatch_tools import synthetic
 
 
 def _mean_indices(bands: np.ndarray) -> np.ndarray:

@@ -16,9 +16,9 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from droughtwatch_inference import cloud, grafana
-from droughtwatch_inference.local.database import LocalDatabase
-from droughtwatch_inference.local.outcome import ExitCode, failure_words
+from droughtwatch_tools import cloud, grafana
+from droughtwatch_tools.local.database import LocalDatabase
+from droughtwatch_tools.local.outcome import ExitCode, failure_words
 
 app = typer.Typer(
     help="droughtwatch: daily batch inference for satellite imagery, watched.",
@@ -57,9 +57,9 @@ def execution_error(error: str | None, cause: str | None) -> str:
 def local_database() -> LocalDatabase:
     """DROUGHTWATCH_DATABASE_DSN when set, else the embedded PostgreSQL (started if needed);
     migrated, with one connection per role."""
-    from droughtwatch_inference.local.database import open_local_database
-    from droughtwatch_inference.local.postgres import EmbeddedPostgresError
-    from droughtwatch_inference.local.state import postgres_root
+    from droughtwatch_tools.local.database import open_local_database
+    from droughtwatch_tools.local.postgres import EmbeddedPostgresError
+    from droughtwatch_tools.local.state import postgres_root
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -107,7 +107,7 @@ def demo(
         raise fail(f"--drought-days ({drought_days}) cannot exceed --days ({days})")
     if data is not None and not data.is_dir():
         raise fail(f"--data {data} is not a folder", "point it at a folder of raw TFRecord files")
-    from droughtwatch_inference.local.demo import DemoOptions, run_demo
+    from droughtwatch_tools.local.demo import DemoOptions, run_demo
 
     options = DemoOptions(
         days=days,
@@ -261,7 +261,8 @@ def local_run(
     Exit codes: 0 the execution succeeded and no file failed; 3 it succeeded but files failed;
     4 the execution failed; 2 a bad option or configuration (nothing ran)."""
     from droughtwatch_inference.errors import DroughtwatchError
-    from droughtwatch_inference.local.local_run import run_folder
+
+    from droughtwatch_tools.local.run import run_folder
 
     if not folder.is_dir():
         raise fail(f"{folder} is not a folder", "pass a folder of raw TFRecord files")
@@ -367,7 +368,7 @@ def local_history(
     file: Annotated[Path, typer.Argument(help="An execution JSON written by demo or local run.")],
 ) -> None:
     """Print an execution's history as the AWS console shows it."""
-    from droughtwatch_inference.local.runner import Execution, HistoryEvent
+    from droughtwatch_tools.local.runner import Execution, HistoryEvent
 
     try:
         raw = json.loads(file.read_text())
@@ -394,9 +395,9 @@ def local_history(
 def db_migrate() -> None:
     """Apply the schema migrations as the database's owner (the stages only check the schema:
     their role cannot change it). Locally: DROUGHTWATCH_DATABASE_DSN or the embedded server."""
-    from droughtwatch_inference.local.database import migrate_dsn
-    from droughtwatch_inference.local.postgres import EmbeddedPostgres
-    from droughtwatch_inference.local.state import postgres_root
+    from droughtwatch_tools.local.database import migrate_dsn
+    from droughtwatch_tools.local.postgres import EmbeddedPostgres
+    from droughtwatch_tools.local.state import postgres_root
 
     dsn = os.environ.get("DROUGHTWATCH_DATABASE_DSN")
     try:
@@ -471,7 +472,7 @@ def model_check(
     """Validate model.json, load the weights and run the probe; with --data, run the real
     preprocessing and the model on raw files. Every problem is reported; exits 1 on any. With
     --data, a model.json may lack reference_class_shares (publish --reference computes them)."""
-    from droughtwatch_inference.model_check import check_model
+    from droughtwatch_tools.model_check import check_model
 
     files = _greedy(ctx, data or [], "--data")
     with console.status("checking the model"):
@@ -511,7 +512,8 @@ def model_publish(
     """Check the model, upload it under <prefix>versions/<version>/, then make it the one
     Inference reads. Earlier versions stay: to roll back, publish an earlier folder again."""
     from droughtwatch_inference.errors import DroughtwatchError
-    from droughtwatch_inference.model_publish import publish_folder
+
+    from droughtwatch_tools.model_publish import publish_folder
 
     files = _greedy(ctx, reference or [], "--reference")
     if local == (stack is not None or model_bucket is not None):
@@ -555,8 +557,9 @@ def _model_bucket(
     """(store, bucket, prefix) of the local runs' model bucket or the stack's."""
     if local:
         from droughtwatch_inference.adapters.folder_store import FolderStore
-        from droughtwatch_inference.local.runner import LocalConfig
-        from droughtwatch_inference.local.state import store_root
+
+        from droughtwatch_tools.local.runner import LocalConfig
+        from droughtwatch_tools.local.state import store_root
 
         return FolderStore(store_root()), LocalConfig.model_bucket, LocalConfig.model_prefix
     from types import SimpleNamespace

@@ -19,12 +19,8 @@ from typing import Any, NamedTuple
 
 import numpy as np
 import torch
-from droughtwatch_preprocess import CLASS_NAMES, ProcessedReader, process_file
-from torch import nn
-
-from droughtwatch_inference import input_summaries, synthetic
+from droughtwatch_inference import input_summaries
 from droughtwatch_inference.adapters.storage import ObjectStore
-from droughtwatch_inference.class_shares import class_shares
 from droughtwatch_inference.manifest import (
     CONTRACT_VERSION,
     MANIFEST_NAME,
@@ -32,7 +28,12 @@ from droughtwatch_inference.manifest import (
     WEIGHTS_NAME,
     ModelManifest,
 )
-from droughtwatch_inference.network import BaselineCNN, export_onnx, export_torch, parameter_count
+from droughtwatch_preprocess import CLASS_NAMES, ProcessedReader, process_file
+from torch import nn
+
+from droughtwatch_tools import synthetic
+from droughtwatch_tools.baseline_cnn import BaselineCNN, export_onnx, export_torch, parameter_count
+from droughtwatch_tools.class_shares import class_shares
 
 #: Bands and index that carry the vegetation signal: red, near infrared, short-wave infrared
 #: and NDVI (which drought lowers).
@@ -292,7 +293,7 @@ def publish_model(
     ``store`` is a boto3 S3 client or anything with ObjectStore's get_bytes, upload and
     put_bytes. Returns the keys written.
     """
-    from droughtwatch_inference.model_publish import publish_folder
+    from droughtwatch_tools.model_publish import publish_folder
 
     if not hasattr(store, "put_bytes"):
         store = ObjectStore(client=store)

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import psycopg
 import pytest
-from droughtwatch_inference.local.postgres import (
+from droughtwatch_tools.local.postgres import (
     EmbeddedPostgres,
     EmbeddedPostgresError,
     server_major_version,

@@ -11,8 +11,8 @@ from pathlib import Path
 import psycopg
 import pytest
 from droughtwatch_inference.adapters.database import expected_schema_version
-from droughtwatch_inference.cli import app
-from droughtwatch_inference.local.database import open_local_database
+from droughtwatch_tools.cli import app
+from droughtwatch_tools.local.database import open_local_database
 from typer.testing import CliRunner
 
 
@@ -23,7 +23,7 @@ def home(monkeypatch: pytest.MonkeyPatch):
     monkeypatch.delenv("DROUGHTWATCH_DATABASE_DSN", raising=False)
     monkeypatch.setenv("DROUGHTWATCH_HOME", str(root))
     yield root
-    from droughtwatch_inference.local.postgres import EmbeddedPostgres
+    from droughtwatch_tools.local.postgres import EmbeddedPostgres
 
     with contextlib.suppress(Exception):
         EmbeddedPostgres(root / "postgres").stop()

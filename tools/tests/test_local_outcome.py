@@ -4,14 +4,14 @@ and the exit code, from the ledger's values."""
 from __future__ import annotations
 
 import pytest
-from droughtwatch_inference.local.outcome import (
+from droughtwatch_inference.records import FileOutcome
+from droughtwatch_tools.local.outcome import (
     ExitCode,
     RunSummary,
     failure_words,
     file_line,
     state_words,
 )
-from droughtwatch_inference.records import FileOutcome
 
 
 def _outcome(**values) -> FileOutcome:

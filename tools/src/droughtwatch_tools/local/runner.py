@@ -33,7 +33,6 @@ from unittest import mock
 
 from droughtwatch_contract.stages import STAGES
 from droughtwatch_contract.statemachine import definition
-
 from droughtwatch_inference.adapters.folder_store import FolderStore
 
 REGION = "eu-west-1"
@@ -164,11 +163,10 @@ class LocalPipeline:
 
     # -- lifecycle ------------------------------------------------------------------------------
     def __enter__(self) -> LocalPipeline:
-        from moto import mock_aws
-        from moto.awslambda_simple.models import LambdaSimpleBackend
-
         from droughtwatch_inference.handlers import common
         from droughtwatch_inference.runtime_settings import cached
+        from moto import mock_aws
+        from moto.awslambda_simple.models import LambdaSimpleBackend
 
         stack = ExitStack()
         self._stack = stack

@@ -23,17 +23,8 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
-from droughtwatch_preprocess import (
-    PreprocessError,
-    ProcessedReader,
-    looks_like_tfrecord,
-    process_file,
-)
-from pydantic import ValidationError
-
 from droughtwatch_inference import input_summaries, predictions
 from droughtwatch_inference.adapters.models import load_checked, load_predictor
-from droughtwatch_inference.class_shares import shares_of
 from droughtwatch_inference.errors import ModelInputMismatch, ModelOutputError
 from droughtwatch_inference.logic.inference import inference_threads, predict_file
 from droughtwatch_inference.manifest import (
@@ -43,6 +34,15 @@ from droughtwatch_inference.manifest import (
     describe_errors,
 )
 from droughtwatch_inference.model_fit import Predictor, Problem
+from droughtwatch_preprocess import (
+    PreprocessError,
+    ProcessedReader,
+    looks_like_tfrecord,
+    process_file,
+)
+from pydantic import ValidationError
+
+from droughtwatch_tools.class_shares import shares_of
 
 BATCH_SIZE = 64  # Inference's default (settings.InferenceSettings.batch_size)
 

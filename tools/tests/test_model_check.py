@@ -14,9 +14,9 @@ import pytest
 from droughtwatch_inference.adapters import models
 from droughtwatch_inference.adapters.storage import ObjectStore
 from droughtwatch_inference.errors import ModelCheckFailed
-from droughtwatch_inference.model_check import check_model
-from droughtwatch_inference.model_publish import publish_folder
 from droughtwatch_preprocess import ProcessedReader, process_file
+from droughtwatch_tools.model_check import check_model
+from droughtwatch_tools.model_publish import publish_folder
 
 MODEL_BUCKET = "dw-test-models"
 PREFIX = "models/byo/"

@@ -1,0 +1,51 @@
+"""The one printer of the `droughtwatch` command: results to standard output, errors and
+progress to standard error, and every user-facing error printed the same way."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from typing import ParamSpec, TypeVar
+
+import typer
+from droughtwatch_inference.errors import DroughtwatchError
+from rich.console import Console
+
+from droughtwatch_tools.errors import UserError
+
+console = Console()
+err = Console(stderr=True)
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def error(problem: UserError | DroughtwatchError) -> None:
+    """``error: <what went wrong>`` and, when known, ``next: <what to do>``, on stderr."""
+    err.print(f"[bold red]error:[/] {problem}", highlight=False)
+    if problem.hint and problem.hint not in str(problem):
+        err.print(f"[yellow]next:[/] {problem.hint}", highlight=False)
+
+
+def warning(message: str) -> None:
+    err.print(f"[yellow]warning:[/] {message}", highlight=False)
+
+
+def fail(problem: UserError | DroughtwatchError) -> typer.Exit:
+    """Print the problem; the Exit to raise (a pipeline error exits as a usage error, 2)."""
+    error(problem)
+    return typer.Exit(code=problem.exit_code if isinstance(problem, UserError) else 2)
+
+
+def reports_errors(command: Callable[P, R]) -> Callable[P, R]:
+    """Decorate a command: a UserError or a pipeline error raised inside it is printed by
+    :func:`error` and ends the command with its exit code, instead of a traceback."""
+
+    @functools.wraps(command)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return command(*args, **kwargs)
+        except (UserError, DroughtwatchError) as problem:
+            raise fail(problem) from None
+
+    return wrapper

@@ -1,0 +1,56 @@
+"""The one user-facing error type and its printer: every command shows a problem as "error:"
+then "next:", on stderr, and exits with the problem's code."""
+
+from __future__ import annotations
+
+import typer
+from droughtwatch_inference.errors import ModelNotFound
+from droughtwatch_tools.errors import ExitCode, UserError
+from droughtwatch_tools.printer import reports_errors
+from typer.testing import CliRunner
+
+
+def _app(problem: Exception) -> typer.Typer:
+    app = typer.Typer()
+
+    @app.command()
+    @reports_errors
+    def go(count: int = 1) -> None:
+        """A command that fails with the given problem."""
+        assert count == 7  # the decorated command still takes its options
+        raise problem
+
+    return app
+
+
+def test_a_user_error_prints_what_and_next_on_stderr_and_exits_with_its_code() -> None:
+    result = CliRunner().invoke(
+        _app(UserError("the bucket is gone", "deploy the stack", ExitCode.EXECUTION_FAILED)),
+        ["--count", "7"],
+    )
+    assert result.exit_code == 4
+    assert result.stderr == "error: the bucket is gone\nnext: deploy the stack\n"
+    assert result.stdout == ""
+
+
+def test_a_pipeline_error_prints_its_own_hint_and_exits_2() -> None:
+    result = CliRunner().invoke(
+        _app(ModelNotFound("no model.json under models/")), ["--count", "7"]
+    )
+    assert result.exit_code == ExitCode.USAGE
+    assert result.stderr.splitlines() == [
+        "error: no model.json under models/",
+        f"next: {ModelNotFound.hint}",
+    ]
+
+
+def test_a_hint_already_in_the_message_is_not_repeated() -> None:
+    result = CliRunner().invoke(
+        _app(UserError("no stack: run pulumi up", "run pulumi up")), ["--count", "7"]
+    )
+    assert result.stderr == "error: no stack: run pulumi up\n"
+
+
+def test_a_pipeline_error_keeps_its_message_and_hint_as_a_user_error() -> None:
+    problem = UserError.of(ModelNotFound("gone"), ExitCode.EXECUTION_FAILED)
+    assert (str(problem), problem.hint, problem.exit_code) == ("gone", ModelNotFound.hint, 4)

@@ -2,7 +2,8 @@
 or the server at DROUGHTWATCH_TEST_DSN), a fresh migrated database per test, moto for AWS, the
 DROUGHTWATCH_* environment of the handlers, and model files (tiny ONNX graphs written with
 onnx.helper, and a small BaselineCNN trained once per session with its exports in both formats
-and both layouts)."""
+and both layouts). infra's tests run in an environment with infra's dependencies alone, so
+third-party imports happen inside the fixtures."""
 
 from __future__ import annotations
 
@@ -15,7 +16,6 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pytest
 
 REPO = Path(__file__).resolve().parent
@@ -312,6 +312,7 @@ def build_tiny_onnx(
 ) -> bytes:
     """An ONNX model: each channel's mean over the image, times a fixed matrix (C x K), plus
     optionally a softmax, a NaN, or a second required input added to the means."""
+    import numpy as np
     import onnx
     from onnx import TensorProto, helper, numpy_helper
 

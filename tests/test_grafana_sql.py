@@ -26,7 +26,20 @@ import yaml
 from droughtwatch_contract.drift import is_drift
 from droughtwatch_inference.adapters.database import migrate
 from droughtwatch_inference.logic.quality import quality_dropped
-from droughtwatch_tools import cli, grafana
+from droughtwatch_tools import cli
+from droughtwatch_tools.grafana import queries
+from droughtwatch_tools.grafana.alerts import (
+    ACCURACY_RULE_UID,
+    ALERT_RULE_UID,
+    INPUT_DRIFT_RULE_UID,
+)
+from droughtwatch_tools.grafana.compose import batch_range, dashboard_url
+from droughtwatch_tools.grafana.connection import Connection
+from droughtwatch_tools.grafana.dashboard import (
+    DASHBOARD_UID,
+    FEATURE_DRIFT_THRESHOLD,
+    build_dashboard,
+)
 from droughtwatch_tools.local.demo import DayResult, DemoResult
 from psycopg.types.json import Jsonb
 from rich.console import Console
@@ -76,7 +89,7 @@ def resolve_time(expression: str, now: dt.datetime, *, is_end: bool) -> dt.datet
 
 
 def dashboard_range(now: dt.datetime) -> tuple[dt.datetime, dt.datetime]:
-    time = grafana.build_dashboard()["time"]
+    time = build_dashboard()["time"]
     return (
         resolve_time(time["from"], now, is_end=False),
         resolve_time(time["to"], now, is_end=True),
@@ -272,7 +285,7 @@ def seed_days(conn: psycopg.Connection, days: list[DayRow]) -> None:
     for i, d in enumerate(days):
         enough = d.images >= d.min_images
         scores = d.feature_drift or {}
-        drifted = sum(is_drift(v, grafana.FEATURE_DRIFT_THRESHOLD) for v in scores.values())
+        drifted = sum(is_drift(v, FEATURE_DRIFT_THRESHOLD) for v in scores.values())
         share = drifted / len(scores) if scores else None
         drop = (
             None
@@ -312,7 +325,7 @@ def seed_days(conn: psycopg.Connection, days: list[DayRow]) -> None:
                 Jsonb(d.feature_drift) if d.feature_drift is not None else None,
                 drifted if scores else None,
                 share,
-                grafana.FEATURE_DRIFT_THRESHOLD,
+                FEATURE_DRIFT_THRESHOLD,
                 enough and is_drift(share, 0.5),
                 d.records,
                 d.dropped,
@@ -326,7 +339,7 @@ def seed_days(conn: psycopg.Connection, days: list[DayRow]) -> None:
 
 
 def run(
-    conn: psycopg.Connection, query: grafana.Query, now: dt.datetime
+    conn: psycopg.Connection, query: queries.Query, now: dt.datetime
 ) -> tuple[list[str], list[tuple[Any, ...]]]:
     start, end = dashboard_range(now)
     cur = conn.execute(expand_macros(query.sql, start, end))
@@ -411,9 +424,9 @@ def seed_runs(conn: psycopg.Connection, now: dt.datetime) -> None:
 
 
 # -- the tests --------------------------------------------------------------------------------
-@pytest.mark.parametrize("query", grafana.QUERIES, ids=lambda q: q.name)
+@pytest.mark.parametrize("query", queries.QUERIES, ids=lambda q: q.name)
 def test_every_query_returns_the_columns_its_panel_expects(
-    conn: psycopg.Connection, query: grafana.Query, now: dt.datetime, today: dt.date
+    conn: psycopg.Connection, query: queries.Query, now: dt.datetime, today: dt.date
 ) -> None:
     seed(conn, demo_days(today))
     seed_days(conn, demo_daily(today))
@@ -440,7 +453,7 @@ def test_the_default_range_shows_the_demo_days_at_midnight_utc(
     conn: psycopg.Connection, now: dt.datetime, today: dt.date
 ) -> None:
     seed_days(conn, demo_daily(today))
-    _, rows = run(conn, grafana.DRIFT, now)
+    _, rows = run(conn, queries.DRIFT, now)
     assert [r[0] for r in rows] == [midnight(today - dt.timedelta(days=13 - i)) for i in range(14)]
     # the first day has 150 images: not enough data, drawn apart
     assert rows[0][1] is None and float(rows[0][2]) == 0.0
@@ -453,7 +466,7 @@ def test_a_batch_dated_tomorrow_by_a_clock_ahead_of_utc_is_in_range(
 ) -> None:
     tomorrow = now.date() + dt.timedelta(days=1)
     seed_days(conn, [DayRow(tomorrow, drift=0.1)])
-    _, rows = run(conn, grafana.DRIFT, now)
+    _, rows = run(conn, queries.DRIFT, now)
     assert [r[0] for r in rows] == [midnight(tomorrow)]
 
 
@@ -466,17 +479,17 @@ def test_batches_outside_the_range_are_left_out(
         conn, [DayRow(old, labelled=300, accuracy=0.5), DayRow(today, labelled=300, accuracy=0.5)]
     )
     for query in (
-        grafana.CLASS_SHARES,
-        grafana.DRIFT,
-        grafana.MODEL_QUALITY,
-        grafana.INPUT_DRIFT,
-        grafana.DATA_QUALITY,
-        grafana.IMAGES,
-        grafana.FILES,
+        queries.CLASS_SHARES,
+        queries.DRIFT,
+        queries.MODEL_QUALITY,
+        queries.INPUT_DRIFT,
+        queries.DATA_QUALITY,
+        queries.IMAGES,
+        queries.FILES,
     ):
         _, rows = run(conn, query, now)
         assert {r[0] for r in rows} == {midnight(today)}, query.name
-    _, rows = run(conn, grafana.LEDGER, now)
+    _, rows = run(conn, queries.LEDGER, now)
     assert [r[0] for r in rows] == [f"raw/{today.isoformat()}/new.tfrecord"]
 
 
@@ -491,7 +504,7 @@ def test_class_shares_are_each_class_share_of_the_day(
             DayRow(today, counts={"0": 10, "1": 30, "3": 20}, model_version="2"),
         ],
     )
-    _, rows = run(conn, grafana.CLASS_SHARES, now)
+    _, rows = run(conn, queries.CLASS_SHARES, now)
     shares = {metric: float(share) for _, metric, share in rows}
     assert shares == pytest.approx({"class 0": 0.4, "class 1": 0.4, "class 3": 0.2})
     assert {r[0] for r in rows} == {midnight(today)}
@@ -509,7 +522,7 @@ def test_the_days_drift_and_the_days_without_enough_data(
             DayRow(today, drift=0.3, model_version="2"),
         ],
     )
-    _, rows = run(conn, grafana.DRIFT, now)
+    _, rows = run(conn, queries.DRIFT, now)
     assert [(t, v and float(v), n and float(n)) for t, v, n in rows] == [
         (midnight(yesterday), None, 0.7),
         (midnight(today), 0.3, None),
@@ -528,7 +541,7 @@ def test_model_quality_per_day_with_the_reference_and_the_alert_line(
             DayRow(today, labelled=100, accuracy=0.9, macro_f1=0.8, model_version="2"),
         ],
     )
-    columns, rows = run(conn, grafana.MODEL_QUALITY, now)
+    columns, rows = run(conn, queries.MODEL_QUALITY, now)
     (row,) = [dict(zip(columns, r, strict=True)) for r in rows]
     assert row["time"] == midnight(today)
     # weighted by labelled images: (300 x 0.5 + 100 x 0.9) / 400
@@ -551,7 +564,7 @@ def test_input_drift_per_summary_and_the_days_without_enough_data(
             DayRow(today, feature_drift=None, model_version="3"),  # no reference summaries
         ],
     )
-    _, rows = run(conn, grafana.INPUT_DRIFT, now)
+    _, rows = run(conn, queries.INPUT_DRIFT, now)
     assert [(t, m, pytest.approx(float(v))) for t, m, v in rows] == [
         (midnight(yesterday), "not enough data", pytest.approx(0.9)),
         (midnight(today), "B4", pytest.approx(0.3)),
@@ -577,7 +590,7 @@ def test_data_quality_per_day_from_the_counts(
             ),
         ],
     )
-    columns, rows = run(conn, grafana.DATA_QUALITY, now)
+    columns, rows = run(conn, queries.DATA_QUALITY, now)
     (row,) = [dict(zip(columns, r, strict=True)) for r in rows]
     assert float(row["blank"]) == pytest.approx(10 / 410)
     assert float(row["no_label"]) == pytest.approx(100 / 400)
@@ -647,9 +660,9 @@ def test_images_and_files_per_run(
             ),
         ],
     )
-    _, images = run(conn, grafana.IMAGES, now)
+    _, images = run(conn, queries.IMAGES, now)
     assert images == [(midnight(today), 150, 3, 97)]
-    _, files = run(conn, grafana.FILES, now)
+    _, files = run(conn, queries.FILES, now)
     assert files == [(midnight(today), 1, 1, 1, 2, 1)]
 
 
@@ -667,7 +680,7 @@ def test_the_current_model_is_the_newest_predictions_model(
             ),
         ],
     )
-    _, rows = run(conn, grafana.MODEL, now)
+    _, rows = run(conn, queries.MODEL, now)
     assert rows == [("baseline", "3")]
 
 
@@ -675,7 +688,7 @@ def test_the_ledger_lists_failed_files_first_with_their_error(
     conn: psycopg.Connection, now: dt.datetime, today: dt.date
 ) -> None:
     seed(conn, demo_days(today))
-    columns, rows = run(conn, grafana.LEDGER, now)
+    columns, rows = run(conn, queries.LEDGER, now)
     first = dict(zip(columns, rows[0], strict=True))
     assert first["raw_key"] == f"raw/{today.isoformat()}/broken.tfrecord"
     assert (first["stage"], first["status"], first["attempts"]) == ("processing", "failed", 3)
@@ -689,7 +702,7 @@ def test_the_ledger_lists_failed_files_first_with_their_error(
 
 def test_stage_runs_are_listed_newest_first(conn: psycopg.Connection, now: dt.datetime) -> None:
     seed_runs(conn, now)
-    columns, rows = run(conn, grafana.RUNS, now)
+    columns, rows = run(conn, queries.RUNS, now)
     listed = [dict(zip(columns, r, strict=True)) for r in rows]
     assert [(r["stage"], r["status"], r["files_failed"], r["error"]) for r in listed] == [
         ("inference", "failed", 1, "ModelNotFound: models/"),
@@ -730,7 +743,7 @@ def test_the_drift_alert_fires_from_the_threshold_on_days_with_enough_images(
             DayRow(today, drift=drift, images=images),
         ],
     )
-    assert evaluate_alert(conn, rules[grafana.ALERT_RULE_UID], now) is fires
+    assert evaluate_alert(conn, rules[ALERT_RULE_UID], now) is fires
 
 
 @pytest.mark.parametrize("drift", [math.nextafter(THRESHOLD, 0), THRESHOLD, 0.2501])
@@ -749,7 +762,7 @@ def test_the_alert_the_daily_row_and_the_demo_agree_at_the_threshold(
     ((score, detected, enough),) = conn.execute(
         "SELECT drift_score, drift_detected, enough_data FROM daily_metrics"
     )
-    alert = evaluate_alert(conn, rules[grafana.ALERT_RULE_UID], now)
+    alert = evaluate_alert(conn, rules[ALERT_RULE_UID], now)
     # The demo's table, printed from the same daily row.
     out = io.StringIO()
     monkeypatch.setattr(cli, "console", Console(file=out, width=200))
@@ -779,7 +792,7 @@ def test_the_drift_alert_judges_the_newest_day(
             DayRow(today - dt.timedelta(days=1), drift=0.1),
         ],
     )
-    assert evaluate_alert(conn, rules[grafana.ALERT_RULE_UID], now) is False
+    assert evaluate_alert(conn, rules[ALERT_RULE_UID], now) is False
     # a newest day too small to judge does not keep an older day's alert alive
     conn.execute("TRUNCATE daily_metrics")
     seed_days(
@@ -789,7 +802,7 @@ def test_the_drift_alert_judges_the_newest_day(
             DayRow(today, drift=0.4, images=30),
         ],
     )
-    assert evaluate_alert(conn, rules[grafana.ALERT_RULE_UID], now) is False
+    assert evaluate_alert(conn, rules[ALERT_RULE_UID], now) is False
 
 
 def test_the_alerts_have_no_data_without_recent_days_and_stay_ok(
@@ -816,7 +829,7 @@ def test_the_alerts_have_no_data_without_recent_days_and_stay_ok(
     ("scores", "fires"),
     [
         ({"mean_B4": 0.1, "mean_NDVI": 1.4}, True),  # one of two: the share reaches 0.5
-        ({"mean_B4": 0.1, "mean_NDVI": grafana.FEATURE_DRIFT_THRESHOLD}, True),  # exactly
+        ({"mean_B4": 0.1, "mean_NDVI": FEATURE_DRIFT_THRESHOLD}, True),  # exactly
         ({"mean_B4": 0.1, "mean_NDVI": 0.29}, False),
         (None, False),  # no reference summaries
     ],
@@ -830,7 +843,7 @@ def test_the_input_drift_alert(
     fires: bool,
 ) -> None:
     seed_days(conn, [DayRow(today, feature_drift=scores)])
-    assert evaluate_alert(conn, rules[grafana.INPUT_DRIFT_RULE_UID], now) is fires
+    assert evaluate_alert(conn, rules[INPUT_DRIFT_RULE_UID], now) is fires
 
 
 @pytest.mark.parametrize(
@@ -865,7 +878,7 @@ def test_the_accuracy_alert_fires_beyond_the_margin_below_the_reference(
             ),
         ],
     )
-    assert evaluate_alert(conn, rules[grafana.ACCURACY_RULE_UID], now) is fires
+    assert evaluate_alert(conn, rules[ACCURACY_RULE_UID], now) is fires
 
 
 def test_the_accuracy_alert_judges_the_newest_labelled_day(
@@ -878,22 +891,20 @@ def test_the_accuracy_alert_judges_the_newest_labelled_day(
             DayRow(today),  # unlabelled: says nothing about accuracy
         ],
     )
-    assert evaluate_alert(conn, rules[grafana.ACCURACY_RULE_UID], now) is True
+    assert evaluate_alert(conn, rules[ACCURACY_RULE_UID], now) is True
 
 
 def test_batch_range_gives_a_link_that_shows_all_the_data(
     conn: psycopg.Connection, today: dt.date
 ) -> None:
     info = conn.info
-    connection = grafana.Connection(
-        info.host, info.port, info.dbname, info.user, info.password, "disable"
-    )
-    assert grafana.batch_range(connection) is None
+    connection = Connection(info.host, info.port, info.dbname, info.user, info.password, "disable")
+    assert batch_range(connection) is None
     seed(conn, [RawFile(today - dt.timedelta(days=90), name="old"), RawFile(today, name="new")])
-    first, last = grafana.batch_range(connection)
+    first, last = batch_range(connection)
     assert (first, last) == (today - dt.timedelta(days=90), today)
-    url = grafana.dashboard_url(3000, first, last)
+    url = dashboard_url(3000, first, last)
     start_ms, end_ms = (int(v) for v in re.findall(r"(?:from|to)=(\d+)", url))
     assert start_ms < midnight(first).timestamp() * 1000
     assert end_ms > (midnight(last) + dt.timedelta(days=1)).timestamp() * 1000
-    assert url.startswith(f"http://127.0.0.1:3000/d/{grafana.DASHBOARD_UID}?")
+    assert url.startswith(f"http://127.0.0.1:3000/d/{DASHBOARD_UID}?")

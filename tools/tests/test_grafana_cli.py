@@ -19,7 +19,11 @@ import psycopg
 import pytest
 import typer
 from droughtwatch_inference.adapters.database import migrate
-from droughtwatch_tools import grafana
+from droughtwatch_tools.grafana.command import register
+from droughtwatch_tools.grafana.compose import find_compose_file
+from droughtwatch_tools.grafana.connection import cloud_connection, default_data_dir
+from droughtwatch_tools.grafana.dashboard import DASHBOARD_UID
+from droughtwatch_tools.grafana.datasource import DATASOURCE_ENV
 from typer.testing import CliRunner
 
 REPO = Path(__file__).resolve().parents[2]
@@ -49,7 +53,7 @@ def _app() -> typer.Typer:
     def main() -> None:
         """droughtwatch"""
 
-    grafana.register(app)
+    register(app)
     return app
 
 
@@ -76,7 +80,7 @@ def tools(scratch: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     _executable(bin_dir / "pulumi", FAKE_PULUMI)
     monkeypatch.setenv("PATH", f"{bin_dir}:/usr/bin:/bin")
     monkeypatch.setenv("FAKE_LOG", str(log))
-    for name in grafana.DATASOURCE_ENV:
+    for name in DATASOURCE_ENV:
         monkeypatch.delenv(name, raising=False)
     return log
 
@@ -151,7 +155,7 @@ def test_local_starts_grafana_on_the_demo_database(tools: Path, demo_postgres) -
             conn.execute("DELETE FROM ledger")
     # the link opens on the data: 2026-01-04 .. 2026-01-07 (UTC, in ms)
     assert (
-        f"http://127.0.0.1:3123/d/{grafana.DASHBOARD_UID}?from=1767484800000&to=1767744000000"
+        f"http://127.0.0.1:3123/d/{DASHBOARD_UID}?from=1767484800000&to=1767744000000"
         in result.output
     )
     assert grafana_password not in result.output
@@ -193,7 +197,7 @@ def test_the_default_data_dir_is_the_demo_postgres_folder(
     scratch: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("DROUGHTWATCH_HOME", str(scratch))
-    assert grafana.default_data_dir() == scratch / "postgres"
+    assert default_data_dir() == scratch / "postgres"
 
 
 # -- cloud ------------------------------------------------------------------------------------
@@ -294,7 +298,7 @@ def test_cloud_reads_the_outputs_of_a_named_stack(tools: Path, aws: str) -> None
 
 
 def test_cloud_defaults_to_the_tunnel_on_5432(aws: str) -> None:
-    connection = grafana.cloud_connection(_outputs(aws), 5432)
+    connection = cloud_connection(_outputs(aws), 5432)
     assert (connection.host, connection.port, connection.sslmode) == ("127.0.0.1", 5432, "require")
     assert SECRET["password"] not in repr(connection)
 
@@ -385,6 +389,6 @@ def test_missing_pulumi_points_to_stack_outputs(
 
 
 def test_the_compose_file_is_found_from_inside_the_repository(scratch: Path) -> None:
-    assert grafana.find_compose_file(REPO / "services" / "inference") == COMPOSE_FILE
+    assert find_compose_file(REPO / "services" / "inference") == COMPOSE_FILE
     # outside the repository, the checkout this package is installed from
-    assert grafana.find_compose_file(scratch) == COMPOSE_FILE
+    assert find_compose_file(scratch) == COMPOSE_FILE

@@ -16,7 +16,8 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from droughtwatch_tools import cloud, grafana
+from droughtwatch_tools import cloud
+from droughtwatch_tools.grafana import command as grafana_command
 from droughtwatch_tools.local.database import LocalDatabase
 from droughtwatch_tools.local.outcome import ExitCode, failure_words
 
@@ -579,7 +580,7 @@ def _model_bucket(
 
 # Commands against a deployed stack, and Grafana, live beside the code they drive.
 cloud.register(app)
-grafana.register(app)
+grafana_command.register(app)
 
 
 def main() -> None:  # pragma: no cover - entry point

@@ -10,6 +10,7 @@ from typing import ParamSpec, TypeVar
 import typer
 from droughtwatch_inference.errors import DroughtwatchError
 from rich.console import Console
+from rich.markup import escape
 
 from droughtwatch_tools.errors import UserError
 
@@ -20,15 +21,21 @@ P = ParamSpec("P")
 R = TypeVar("R")
 
 
+def _say(prefix: str, text: str) -> None:
+    """One line on stderr, the text as written: brackets in it are not markup, and the line is
+    not wrapped at the console's width (that would cut paths, links and commands in two)."""
+    err.print(f"{prefix} {escape(text)}", highlight=False, soft_wrap=True)
+
+
 def error(problem: UserError | DroughtwatchError) -> None:
     """``error: <what went wrong>`` and, when known, ``next: <what to do>``, on stderr."""
-    err.print(f"[bold red]error:[/] {problem}", highlight=False)
+    _say("[bold red]error:[/]", str(problem))
     if problem.hint and problem.hint not in str(problem):
-        err.print(f"[yellow]next:[/] {problem.hint}", highlight=False)
+        _say("[yellow]next:[/]", problem.hint)
 
 
 def warning(message: str) -> None:
-    err.print(f"[yellow]warning:[/] {message}", highlight=False)
+    _say("[yellow]warning:[/]", message)
 
 
 def fail(problem: UserError | DroughtwatchError) -> typer.Exit:

@@ -1,0 +1,168 @@
+"""Where Grafana's datasource connects: the local demo's embedded database, or RDS through the
+bastion tunnel as the read-only droughtwatch_grafana user (its secret read from the stack).
+
+The password travels only in the compose subprocess's environment (:meth:`Connection.environment`),
+never in a file or in the printed output."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+from droughtwatch_contract.settings import CommonSettings
+
+from droughtwatch_tools import cloud
+from droughtwatch_tools.errors import UserError
+from droughtwatch_tools.grafana.datasource import (
+    ENV_HOST,
+    ENV_NAME,
+    ENV_PASSWORD,
+    ENV_PORT,
+    ENV_SSLMODE,
+    ENV_USER,
+)
+
+DATABASE_NAME: str = CommonSettings.model_fields["database_name"].default
+_OUTPUTS_HINT = "write them with `pulumi stack output --json > outputs.json`"
+
+
+@dataclass(frozen=True)
+class Connection:
+    """Where Grafana's datasource connects. Repr hides the password."""
+
+    host: str
+    port: int
+    database: str
+    user: str
+    password: str
+    sslmode: str
+
+    def __repr__(self) -> str:
+        return (
+            f"Connection(host={self.host!r}, port={self.port}, database={self.database!r}, "
+            f"user={self.user!r}, sslmode={self.sslmode!r})"
+        )
+
+    def environment(self) -> dict[str, str]:
+        """The compose subprocess's extra variables (the datasource file reads them)."""
+        return {
+            ENV_HOST: self.host,
+            ENV_PORT: str(self.port),
+            ENV_NAME: self.database,
+            ENV_USER: self.user,
+            ENV_PASSWORD: self.password,
+            ENV_SSLMODE: self.sslmode,
+        }
+
+
+# -- the local demo ---------------------------------------------------------------------------
+def default_data_dir() -> Path:
+    """Where the demo keeps its embedded PostgreSQL."""
+    from droughtwatch_tools.local.state import postgres_root
+
+    return postgres_root()
+
+
+def local_connection(data_dir: Path | None = None) -> Connection:
+    """The demo's embedded database, started if its files exist but the server is stopped."""
+    import psycopg
+    from psycopg.conninfo import conninfo_to_dict
+
+    from droughtwatch_tools.local.database import GRAFANA_ROLE
+    from droughtwatch_tools.local.postgres import (
+        DATABASE,
+        EmbeddedPostgres,
+        EmbeddedPostgresError,
+    )
+
+    root = Path(data_dir) if data_dir is not None else default_data_dir()
+    if not (root / "pgdata" / "PG_VERSION").exists():
+        raise UserError(
+            f"no demo database in {root}",
+            "run `droughtwatch demo` first, or pass --data-dir with the folder that holds it",
+        )
+    pg = EmbeddedPostgres(root)
+    try:
+        if not pg.is_running():
+            pg.start()
+        # Grafana reads through its read-only role, as on RDS (migration 0003)
+        info = conninfo_to_dict(pg.role_dsn(GRAFANA_ROLE, DATABASE))
+    except EmbeddedPostgresError as exc:
+        raise UserError(
+            f"cannot start the demo database in {root}: {exc}",
+            f"see the server's log ({pg.log}); if the folder is past repair, remove it and run "
+            "`droughtwatch demo` again",
+        ) from None
+    except psycopg.Error as exc:
+        raise UserError(
+            f"the demo database in {root} has no Grafana role yet ({type(exc).__name__})",
+            "run `droughtwatch db migrate` or `droughtwatch demo` first",
+        ) from None
+    return Connection("127.0.0.1", pg.port, DATABASE, GRAFANA_ROLE, info["password"], "disable")
+
+
+# -- a deployed stack -------------------------------------------------------------------------
+def read_stack_outputs(path: Path | None, stack: str | None, cwd: Path | None) -> dict[str, Any]:
+    """The stack's outputs, from a file written by `pulumi stack output --json` or from the
+    Pulumi CLI itself (run in ``cwd``, the directory of Pulumi.yaml)."""
+    if path is not None:
+        try:
+            outputs = json.loads(Path(path).read_text())
+        except (OSError, ValueError) as exc:
+            raise UserError(
+                f"cannot read stack outputs from {path} ({type(exc).__name__})", _OUTPUTS_HINT
+            ) from None
+        if not isinstance(outputs, dict):
+            raise UserError(f"{path} holds no JSON object of stack outputs", _OUTPUTS_HINT)
+        return outputs
+    try:
+        return cloud.stack_outputs(stack, cwd)
+    except cloud.CloudError as exc:
+        raise UserError(
+            str(exc),
+            "pass --stack-outputs with a file from `pulumi stack output --json` instead",
+        ) from None
+
+
+def fetch_database_credentials(secret_arn: str, region: str | None) -> tuple[str, str]:
+    """(username, password) from the read-only Grafana user's secret, read by the service's
+    secret reader (the migrate function gives the user the same password)."""
+    from droughtwatch_inference.adapters.database import read_secret
+    from droughtwatch_inference.errors import SecretUnavailable
+
+    try:
+        # the reader takes the AWS settings of a handler: here, the stack's region only
+        secret = read_secret(SimpleNamespace(aws_region=region), secret_arn, refresh=True)
+    except SecretUnavailable as exc:
+        raise UserError(
+            f"cannot read the Grafana database secret: {exc}",
+            "check your AWS credentials (AWS_PROFILE) and that they may call "
+            "secretsmanager:GetSecretValue on it (the stack's "
+            f"{cloud.StackOutput.OPERATOR_POLICY.value} output grants it)",
+        ) from None
+    return secret["username"], secret["password"]
+
+
+def cloud_connection(
+    outputs: Mapping[str, Any],
+    port: int,
+    fetch: Callable[[str, str | None], tuple[str, str]] = fetch_database_credentials,
+) -> Connection:
+    """RDS through the tunnel at 127.0.0.1:port, as the read-only droughtwatch_grafana user
+    (its secret's ARN is a stack output; the master secret is never read here)."""
+    arn = outputs.get(cloud.StackOutput.GRAFANA_SECRET_ARN)
+    if not arn:
+        raise UserError(
+            f"the stack outputs have no {cloud.StackOutput.GRAFANA_SECRET_ARN.value}",
+            "check that this is a droughtwatch stack, and deploy it with this version "
+            "(`pulumi up`)",
+        )
+    user, password = fetch(str(arn), outputs.get(cloud.StackOutput.REGION))
+    database = str(outputs.get(cloud.StackOutput.DATABASE_NAME) or DATABASE_NAME)
+    # Through the tunnel the certificate names the RDS host, not 127.0.0.1, so verify-full
+    # cannot pass: require TLS without verifying the name.
+    return Connection("127.0.0.1", port, database, user, password, "require")

@@ -27,7 +27,10 @@ import tempfile
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
+import harness
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parent
 SHARD = REPO.parent / "shared" / "data" / "droughtwatch" / "part-r-00012"
 SOURCES = ("services/inference/src", "packages/preprocess/src")
 BUCKET, PREFIX = "models", "bench/"
@@ -59,8 +62,8 @@ model = models.load_model(FolderBucket(), "models", "bench/", work / "cache", th
 loaded = time.time()
 result = predict_file(work / sys.argv[3], model.predictor, model.manifest, 64, work / "p.parquet")
 predicted = time.time()
-status = Path("/proc/self/status").read_text().splitlines()
-hwm = next(int(line.split()[1]) for line in status if line.startswith("VmHWM"))
+sys.path.insert(0, sys.argv[4])  # bench/, for the harness: only now, outside the timing
+from harness import peak_rss_mb
 print(json.dumps({
     "source": str(Path(droughtwatch_inference.__file__).parent),
     "images": result.rows,
@@ -69,7 +72,7 @@ print(json.dumps({
     "predict_s": predicted - loaded,
     "total_s": predicted - started,
     "torch": "torch" in sys.modules,
-    "peak_rss_mb": hwm / 1024,
+    "peak_rss_mb": peak_rss_mb(),
 }))
 """
 
@@ -139,18 +142,13 @@ def run_child(work: Path, pythonpath: str | None, processed: str) -> dict:
     else:
         env.pop("PYTHONPATH", None)
     shutil.rmtree(work / "cache", ignore_errors=True)
-    started = time.time()
-    done = subprocess.run(
-        [sys.executable, "-c", CHILD, repr(started), str(work), processed],
-        capture_output=True,
-        text=True,
+    report, _, _ = harness.run_child(
+        ["-c", CHILD, repr(time.time()), str(work), processed, str(HERE)],
+        what="cold start child",
         env=env,
         cwd=work,
-        check=False,
     )
-    if done.returncode:
-        raise RuntimeError(f"cold start child failed:\n{done.stderr}")
-    return json.loads(done.stdout.strip().splitlines()[-1])
+    return report
 
 
 # The last main commit whose Inference imported torch for every model (issue 12's "before").
@@ -181,10 +179,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     base = args.base or default_base()
 
-    from rich.console import Console
     from rich.table import Table
 
-    console = Console(width=max(Console().width, 120))
+    console = harness.console(120)
     work = Path(tempfile.mkdtemp(prefix="dw-cold-start-"))
     try:
         with console.status("training and exporting the ONNX model, preprocessing the shard"):
@@ -243,8 +240,8 @@ def main(argv: list[str] | None = None) -> int:
     images = runs[next(iter(cases))][0]["images"]
     console.print(
         f"{images} images predicted per run. Cold start {before:.2f} s -> {after:.2f} s "
-        f"({before - after:.2f} s, {after / before:.0%} of before). Load average (1 min) "
-        f"{os.getloadavg()[0]:.2f}: these 2 cores are shared."
+        f"({before - after:.2f} s, {after / before:.0%} of before). At the end: "
+        f"{harness.machine_load()}; the machine is shared."
     )
     return 0
 

@@ -19,14 +19,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+import harness
 
 TARGET_TORCH_IMAGES_PER_S = 1_500
 TARGET_RATIO_TO_ONNX = 1.5  # onnxruntime images/s / torch images/s at most
@@ -105,7 +105,7 @@ def _child(runtime: str, workdir: str, batch_size: int, inputs: list[str]) -> No
     # imports pandas on first use, memory pages are touched for the first time).
     predict_file(Path(inputs[0]), predictor, manifest, batch_size, out_dir / "warm.parquet")
     Timed.seconds = 0.0
-    ready_rss_kb = _status_kb("VmRSS")
+    ready_rss_kb = harness.status_kb("VmRSS")
     rows = 0
     t = time.perf_counter()
     for path in inputs:
@@ -115,7 +115,7 @@ def _child(runtime: str, workdir: str, batch_size: int, inputs: list[str]) -> No
         rows += result.rows
     seconds = time.perf_counter() - t
     shutil.rmtree(out_dir)
-    hwm_kb = _status_kb("VmHWM")
+    hwm_kb = harness.status_kb("VmHWM")
     print(
         json.dumps(
             {
@@ -132,22 +132,12 @@ def _child(runtime: str, workdir: str, batch_size: int, inputs: list[str]) -> No
     )
 
 
-def _status_kb(field: str) -> int:
-    status = Path("/proc/self/status").read_text()
-    return int(next(line for line in status.splitlines() if line.startswith(field)).split()[1])
-
-
 def _run_child(runtime: str, workdir: Path, batch_size: int, inputs: list[Path]) -> dict:
-    proc = subprocess.run(
-        [sys.executable, __file__, "--child", runtime, str(workdir), str(batch_size)]
-        + [str(p) for p in inputs],
-        capture_output=True,
-        text=True,
-        check=False,
+    report, _, _ = harness.run_child(
+        [__file__, "--child", runtime, str(workdir), str(batch_size), *map(str, inputs)],
+        what=f"benchmark child for {runtime!r}",
     )
-    if proc.returncode:
-        raise RuntimeError(f"benchmark child for {runtime!r} failed:\n{proc.stderr}")
-    return json.loads(proc.stdout.strip().splitlines()[-1])
+    return report
 
 
 def run_cases(images: int, repeats: int, batch_size: int, workdir: Path) -> list[dict]:
@@ -187,19 +177,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch-size", type=int, default=256, help="images per model call")
     args = parser.parse_args(argv)
 
-    from rich.console import Console
     from rich.table import Table
 
-    console = Console(width=max(Console().width, 132))
+    console = harness.console(132)
     workdir = Path(tempfile.mkdtemp(prefix="dw-inference-bench-"))
-    load_before = os.getloadavg()[0]
+    load_before = harness.machine_load()
     try:
         with console.status("generating, preprocessing, training, exporting, then measuring..."):
             rows = run_cases(args.images, args.repeats, args.batch_size, workdir)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
 
-    load_after = os.getloadavg()[0]
+    load_after = harness.machine_load()
     torch_row, onnx_row = rows
     ratio = onnx_row["model_images_per_s"] / torch_row["model_images_per_s"]
     console.print(
@@ -221,9 +210,7 @@ def main(argv: list[str] | None = None) -> int:
     ]:
         table.add_column(column, justify=justify)
 
-    def mark(ok: bool) -> str:
-        return "[green]met[/green]" if ok else "[red]NOT met[/red]"
-
+    mark = harness.mark
     for row in rows:
         is_torch = row["runtime"] == "torch.export"
         table.add_row(
@@ -244,8 +231,8 @@ def main(argv: list[str] | None = None) -> int:
         "(onnxruntime runs no longer import torch)."
     )
     console.print(
-        f"Machine load average (1 min) {load_before:.2f} before, {load_after:.2f} after: other "
-        "processes on these 2 cores slow torch's OpenMP threads far more than onnxruntime's."
+        f"Before: {load_before}. After: {load_after}. Other processes on these cores slow"
+        " torch's OpenMP threads far more than onnxruntime's."
     )
     return 0
 

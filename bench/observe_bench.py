@@ -19,15 +19,14 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import hashlib
-import json
 import os
 import shutil
 import statistics
 import tempfile
 import time
-import warnings
 from pathlib import Path
 
+import harness
 import numpy as np
 
 TARGET_SECONDS_PER_FILE = 2.0
@@ -95,59 +94,41 @@ def main() -> None:
     from droughtwatch_inference.adapters.ledger import Ledger
     from droughtwatch_inference.manifest import ModelManifest
     from droughtwatch_inference.records import RawObject
-    from droughtwatch_tools.local.postgres import EmbeddedPostgres
     from moto import mock_aws
-    from rich.console import Console
     from rich.table import Table
 
-    console = Console()
+    console = harness.console(100)
     workdir = Path(tempfile.mkdtemp(prefix="dw-observe-bench-"))
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        pg = EmbeddedPostgres(workdir / "pg", preferred_port=0)
-        dsn = pg.start()
-    for name in [n for n in os.environ if n.startswith("AWS_ENDPOINT_URL")]:
-        del os.environ[name]
-    os.environ.update(
-        {
-            "AWS_ACCESS_KEY_ID": "bench",
-            "AWS_SECRET_ACCESS_KEY": "bench",
-            "AWS_DEFAULT_REGION": "eu-west-1",
-            "DROUGHTWATCH_DATA_BUCKET": "bench-data",
-            "DROUGHTWATCH_DATABASE_DSN": dsn,
-            "DROUGHTWATCH_WORK_DIR": str(workdir / "work"),
-        }
-    )
-    log_path = workdir / "observe.jsonl"
-    logs.to_file(str(log_path))
-    layout = KeyLayout()
-    manifest = ModelManifest(
-        contract_version=2,
-        name="baseline-cnn",
-        version="bench",
-        channels=("B4", "B5", "B6", "NDVI"),
-        classes=tuple(SHARES),
-        reference_class_shares=SHARES,
-        reference_features="reference_features.parquet",
-        reference_metrics={"accuracy": 0.72, "macro_f1": 0.6, "images": 1000},
-    )
-    rng = np.random.default_rng(7)
-    try:
+    load_before = harness.machine_load()
+    bucket = harness.DATA_BUCKET
+    with harness.migrated_postgres(workdir) as dsn:
+        for name in [n for n in os.environ if n.startswith("AWS_ENDPOINT_URL")]:
+            del os.environ[name]
+        os.environ.update(harness.stage_environment(dsn, workdir / "work"))
+        log_path = workdir / "observe.jsonl"
+        logs.to_file(str(log_path))
+        layout = KeyLayout()
+        manifest = ModelManifest(
+            contract_version=2,
+            name="baseline-cnn",
+            version="bench",
+            channels=("B4", "B5", "B6", "NDVI"),
+            classes=tuple(SHARES),
+            reference_class_shares=SHARES,
+            reference_features="reference_features.parquet",
+            reference_metrics={"accuracy": 0.72, "macro_f1": 0.6, "images": 1000},
+        )
+        rng = np.random.default_rng(7)
         with mock_aws():
-            s3 = boto3.client("s3", region_name="eu-west-1")
-            s3.create_bucket(
-                Bucket="bench-data", CreateBucketConfiguration={"LocationConstraint": "eu-west-1"}
-            )
+            s3 = boto3.client("s3", region_name=harness.REGION)
+            harness.create_buckets(s3, bucket)
             reference = pd.DataFrame(summaries(np.random.default_rng(0), 1_000)).to_parquet()
             reference_key = layout.reference_features_key(hashlib.sha256(reference).hexdigest())
-            s3.put_object(Bucket="bench-data", Key=reference_key, Body=reference)
+            s3.put_object(Bucket=bucket, Key=reference_key, Body=reference)
             with (
                 console.status(f"writing {args.files} predictions files"),
                 psycopg.connect(dsn, autocommit=True) as conn,
             ):
-                from droughtwatch_inference.adapters.database import migrate
-
-                migrate(conn)
                 ledger = Ledger(conn)
                 for i in range(args.files):
                     name = f"scene-{i:02d}"
@@ -157,8 +138,8 @@ def main() -> None:
                     raw_key = layout.raw_key(name, DAY)
                     digest = hashlib.sha256(name.encode()).hexdigest()
                     key = layout.predictions_key(raw_key, digest)
-                    s3.put_object(Bucket="bench-data", Key=key, Body=body)
-                    ledger.register("bench-data", [(RawObject(raw_key, name, 1), DAY)], "bench")
+                    s3.put_object(Bucket=bucket, Key=key, Body=body)
+                    ledger.register(bucket, [(RawObject(raw_key, name, 1), DAY)], "bench")
                     (entry,) = conn.execute(
                         "SELECT id FROM ledger WHERE raw_key = %s", (raw_key,)
                     ).fetchone()
@@ -183,13 +164,12 @@ def main() -> None:
                 total = time.perf_counter() - started
             report_bytes = [
                 item["Size"]
-                for item in s3.list_objects_v2(Bucket="bench-data", Prefix="reports/")["Contents"]
+                for item in s3.list_objects_v2(Bucket=bucket, Prefix="reports/")["Contents"]
             ]
-    finally:
-        pg.stop()
+    load_after = harness.machine_load()
     if response["statusCode"] != 200 or response["body"]["observe"]["files_failed"]:
         raise SystemExit(f"Observe failed: {response['body']}")
-    events = [json.loads(line) for line in log_path.read_text().splitlines()]
+    events = harness.json_lines(log_path.read_text())
     files = [e["seconds"] for e in events if e["event"] == "file.done"]
     (day,) = [e for e in events if e["event"] == "day.done"]
     shutil.rmtree(workdir, ignore_errors=True)
@@ -212,7 +192,7 @@ def main() -> None:
     table.add_row(
         f"files 2-{len(files)}: slowest",
         f"{worst:.2f}",
-        f"<= {TARGET_SECONDS_PER_FILE} s: {'[green]met[/]' if met else '[red]not met[/]'}",
+        f"<= {TARGET_SECONDS_PER_FILE} s: {harness.mark(met)}",
     )
     table.add_row(f"the day pooled ({day['images']:,} images)", f"{day['seconds']:.2f}", "")
     table.add_row("the whole invocation", f"{total:.2f}", "")
@@ -221,6 +201,7 @@ def main() -> None:
         f"Per file: {', '.join(f'{s:.2f}' for s in files)} s. Reports: {len(report_bytes)},"
         f" {statistics.mean(report_bytes) / 1e6:.1f} MB each on average."
     )
+    console.print(f"Before: {load_before}. After: {load_after}.")
 
 
 if __name__ == "__main__":

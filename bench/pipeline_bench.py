@@ -9,21 +9,19 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import json
 import logging
 import os
-import subprocess
-import sys
+import shutil
 import tempfile
-import time
-import warnings
 from pathlib import Path
 
+import harness
 import numpy as np
 
+HERE = Path(__file__).resolve().parent
 TARGET_PROCESSING_RSS_MB = 300
-# The child reports its own figures: import (cold start) and handler seconds, and VmHWM, the
-# peak RSS of its own address space (ru_maxrss would include the parent's, kept across exec).
+# The child reports its own figures: import (cold start) and handler seconds, and its peak RSS
+# (read after the handler, with bench/ put on the path only then).
 STAGE_SCRIPT = """
 import json, sys, time
 t0 = time.perf_counter()
@@ -34,9 +32,10 @@ handler = getattr(import_module(module), attr)
 t1 = time.perf_counter()
 result = handler({"run_id": "bench", "input": {}}, None)
 t2 = time.perf_counter()
-hwm = next(l for l in open("/proc/self/status") if l.startswith("VmHWM:")).split()[1]
+sys.path.insert(0, sys.argv[2])
+from harness import status_kb
 print(json.dumps({"result": result, "import_s": t1 - t0, "handler_s": t2 - t1,
-                  "peak_kb": int(hwm)}))
+                  "peak_kb": status_kb("VmHWM")}))
 """
 
 
@@ -45,72 +44,17 @@ def main() -> None:
     parser.add_argument("--images", type=int, default=10_000)
     args = parser.parse_args()
 
-    import boto3
-    from droughtwatch_contract.keys import KeyLayout
-    from droughtwatch_tools import synthetic, training
-    from droughtwatch_tools.local.postgres import EmbeddedPostgres
-    from moto.server import ThreadedMotoServer
-    from rich.console import Console
     from rich.table import Table
 
-    console = Console()
+    console = harness.console(132)
     workdir = Path(tempfile.mkdtemp(prefix="dw-bench-"))
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        pg = EmbeddedPostgres(workdir / "pg", preferred_port=0)
-        dsn = pg.start()
-    logging.getLogger("werkzeug").setLevel(logging.ERROR)
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    endpoint = f"http://{host}:{port}"
-    env = {
-        **os.environ,
-        "AWS_ACCESS_KEY_ID": "bench",
-        "AWS_SECRET_ACCESS_KEY": "bench",
-        "AWS_DEFAULT_REGION": "eu-west-1",
-        "DROUGHTWATCH_AWS_ENDPOINT_URL": endpoint,
-        "DROUGHTWATCH_AWS_REGION": "eu-west-1",
-        "DROUGHTWATCH_DATA_BUCKET": "bench-data",
-        "DROUGHTWATCH_MODEL_BUCKET": "bench-models",
-        "DROUGHTWATCH_DATABASE_DSN": dsn,
-        "DROUGHTWATCH_WORK_DIR": str(workdir / "work"),
-        "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", str(os.cpu_count() or 1)),
-    }
+    load_before = harness.machine_load()
     try:
-        s3 = boto3.client(
-            "s3",
-            endpoint_url=endpoint,
-            region_name="eu-west-1",
-            aws_access_key_id="bench",
-            aws_secret_access_key="bench",
-        )
-        for bucket in ("bench-data", "bench-models"):
-            s3.create_bucket(
-                Bucket=bucket, CreateBucketConfiguration={"LocationConstraint": "eu-west-1"}
-            )
-        with console.status("training the baseline and generating the batch"):
-            model, manifest, _, reference = training.train_baseline(seed=7)
-            training.publish_model(
-                s3,
-                "bench-models",
-                "models/baseline/",
-                model,
-                manifest,
-                reference_features=reference,
-            )
-            raw = workdir / "batch.tfrecord"
-            synthetic.write_raw_file(raw, np.random.default_rng(1), args.images, drought=0.0)
-            s3.upload_file(
-                str(raw), "bench-data", KeyLayout().raw_key(raw.name, dt.date(2026, 11, 27))
-            )
-        rows = []
-        for stage in ("processing", "inference", "observe"):
-            with console.status(f"{stage}…"):
-                rows.append(measure(stage, env))
+        with harness.migrated_postgres(workdir) as dsn:
+            rows = run_stages(args.images, workdir, dsn, console)
     finally:
-        server.stop()
-        pg.stop()
+        shutil.rmtree(workdir, ignore_errors=True)
+    load_after = harness.machine_load()
 
     table = Table(title=f"Processing + Inference + Observe over one {args.images:,}-image batch")
     table.add_column("stage")
@@ -126,9 +70,7 @@ def main() -> None:
             target = f"preprocessing alone {row['compute_s']:.2f} s; "
         if row["stage"] == "processing":
             ok = row["peak_mb"] < TARGET_PROCESSING_RSS_MB
-            target += (
-                f"< {TARGET_PROCESSING_RSS_MB} MB: {'[green]met[/]' if ok else '[red]not met[/]'}"
-            )
+            target += f"< {TARGET_PROCESSING_RSS_MB} MB: {harness.mark(ok)}"
         images = row["body"]["images"]
         table.add_row(
             row["stage"],
@@ -156,36 +98,75 @@ def main() -> None:
         " handler. S3 is a moto server on loopback (a single-threaded Python server storing"
         " objects in memory), so the handler times include transfers far slower than S3's."
     )
+    console.print(f"Before: {load_before}. After: {load_after}.")
+
+
+def run_stages(images: int, workdir: Path, dsn: str, console) -> list[dict]:
+    """A moto server with the buckets, the baseline published and one raw file of ``images``
+    generated images in them; then each stage measured in its own fresh process."""
+    import boto3
+    from droughtwatch_contract.keys import KeyLayout
+    from droughtwatch_tools import synthetic, training
+    from moto.server import ThreadedMotoServer
+
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    endpoint = f"http://{host}:{port}"
+    env = {
+        **os.environ,
+        **harness.stage_environment(dsn, workdir / "work"),
+        "DROUGHTWATCH_AWS_ENDPOINT_URL": endpoint,
+        "DROUGHTWATCH_AWS_REGION": harness.REGION,
+        "DROUGHTWATCH_MODEL_BUCKET": harness.MODEL_BUCKET,
+        "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", str(os.cpu_count() or 1)),
+    }
+    try:
+        s3 = boto3.client(
+            "s3",
+            endpoint_url=endpoint,
+            region_name=harness.REGION,
+            aws_access_key_id="bench",
+            aws_secret_access_key="bench",
+        )
+        harness.create_buckets(s3, harness.DATA_BUCKET, harness.MODEL_BUCKET)
+        with console.status("training the baseline and generating the batch"):
+            model, manifest, _, reference = training.train_baseline(seed=7)
+            training.publish_model(
+                s3,
+                harness.MODEL_BUCKET,
+                "models/baseline/",
+                model,
+                manifest,
+                reference_features=reference,
+            )
+            raw = workdir / "batch.tfrecord"
+            synthetic.write_raw_file(raw, np.random.default_rng(1), images, drought=0.0)
+            s3.upload_file(
+                str(raw), harness.DATA_BUCKET, KeyLayout().raw_key(raw.name, dt.date(2026, 11, 27))
+            )
+        rows = []
+        for stage in ("processing", "inference", "observe"):
+            with console.status(f"{stage}…"):
+                rows.append(measure(stage, env))
+        return rows
+    finally:
+        server.stop()
 
 
 def measure(stage: str, env: dict[str, str]) -> dict:
-    started = time.perf_counter()
-    proc = subprocess.Popen(
-        [sys.executable, "-c", STAGE_SCRIPT, stage],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
+    report, stderr, seconds = harness.run_child(
+        ["-c", STAGE_SCRIPT, stage, str(HERE)], what=stage, env=env
     )
-    out_chunks, err_chunks = [], []
-    stdout, stderr = proc.stdout, proc.stderr
-    assert stdout is not None and stderr is not None
-    # read before waiting so a chatty child cannot block on a full pipe
-    out_chunks.append(stdout.read())
-    err_chunks.append(stderr.read())
-    proc.wait()
-    seconds = time.perf_counter() - started
-    if proc.returncode != 0:
-        raise RuntimeError(f"{stage} exited {proc.returncode}: {''.join(err_chunks)[-2000:]}")
-    report = json.loads("".join(out_chunks).strip().splitlines()[-1])
     result = report["result"]
     if result["statusCode"] != 200:
         raise RuntimeError(f"{stage} failed: {result['body']}")
     # Processing logs the preprocessing's own time (no S3) beside the file's total.
     compute = sum(
-        line.get("process_seconds", 0.0)
-        for line in map(_json_or_empty, "".join(err_chunks).splitlines())
-        if line.get("event") == "file.done"
+        event.get("process_seconds", 0.0)
+        for event in harness.json_lines(stderr)
+        if event.get("event") == "file.done"
     )
     return {
         "stage": stage,
@@ -196,14 +177,6 @@ def measure(stage: str, env: dict[str, str]) -> dict:
         "peak_mb": report["peak_kb"] / 1024,
         "body": result["body"][stage],
     }
-
-
-def _json_or_empty(line: str) -> dict:
-    try:
-        value = json.loads(line)
-    except ValueError:
-        return {}
-    return value if isinstance(value, dict) else {}
 
 
 if __name__ == "__main__":

@@ -36,11 +36,12 @@ import os
 import resource
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+import harness
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SHARD = REPO_ROOT / "../shared/data/droughtwatch/part-r-00012"
@@ -74,12 +75,6 @@ def build_inputs(workdir: Path, images: int) -> dict[str, list[Path]]:
     return {"many": files, "single": [single]}
 
 
-def _peak_rss_mb() -> float:
-    status = Path("/proc/self/status").read_text()
-    hwm_kb = int(next(line for line in status.splitlines() if line.startswith("VmHWM")).split()[1])
-    return hwm_kb / 1024
-
-
 def _process_all(inputs: list[str], out: Path) -> dict:
     from droughtwatch_preprocess import process_file
 
@@ -103,7 +98,7 @@ def _process_all(inputs: list[str], out: Path) -> dict:
         "sys_s": usage.ru_stime - start_usage.ru_stime,
         "written_bytes": written,
         "raw_bytes": sum(os.path.getsize(path) for path in inputs),
-        "peak_rss_mb": _peak_rss_mb(),  # up to the end of this pass
+        "peak_rss_mb": harness.peak_rss_mb(),  # up to the end of this pass
     }
 
 
@@ -120,16 +115,12 @@ def _child(case: str, inputs: list[str], outdir: str) -> None:
 
 def _run_child(case: str, inputs: list[Path], outdir: Path) -> dict:
     outdir.mkdir(exist_ok=True)
-    proc = subprocess.run(
-        [sys.executable, __file__, "--child", case, str(outdir), *map(str, inputs)],
+    report, _, _ = harness.run_child(
+        [__file__, "--child", case, str(outdir), *map(str, inputs)],
+        what=f"benchmark child for {case!r}",
         env={**os.environ, **ONE_THREAD},
-        capture_output=True,
-        text=True,
-        check=False,
     )
-    if proc.returncode:
-        raise RuntimeError(f"benchmark child for {case!r} failed:\n{proc.stderr}")
-    return json.loads(proc.stdout.strip().splitlines()[-1])
+    return report
 
 
 def _summarise(case: str, runs: list[dict]) -> dict:
@@ -249,9 +240,7 @@ def main(argv: list[str] | None = None) -> int:
     ]:
         table.add_column(column, justify="left" if column == "case" else "right", no_wrap=True)
 
-    def mark(ok: bool) -> str:
-        return "[green]met[/green]" if ok else "[red]NOT met[/red]"
-
+    mark = harness.mark
     for row in rows:
         table.add_row(
             row["label"],

@@ -1,10 +1,13 @@
-"""`make bench`: every benchmark in turn; each prints its own figures and targets."""
+"""`make bench`: every benchmark in turn, each in its own process; each prints its own figures
+and targets, and this prints the machine's load before each (the machine is shared)."""
 
 from __future__ import annotations
 
 import subprocess
 import sys
 from pathlib import Path
+
+import harness
 
 HERE = Path(__file__).resolve().parent
 BENCHMARKS = [
@@ -19,7 +22,7 @@ BENCHMARKS = [
 def main() -> int:
     failed = []
     for name in BENCHMARKS:
-        print(f"\n=== {name} ===", flush=True)
+        print(f"\n=== {name} ({harness.machine_load()}) ===", flush=True)
         if subprocess.run([sys.executable, str(HERE / name)], check=False).returncode:
             failed.append(name)
     if failed:

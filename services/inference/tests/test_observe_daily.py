@@ -14,11 +14,9 @@ import psycopg
 import pytest
 from droughtwatch_contract.keys import KeyLayout
 from droughtwatch_inference import predictions
-from droughtwatch_inference.adapters.ledger import Ledger
 from droughtwatch_inference.handlers.observe import handler
 from droughtwatch_inference.logic.quality import NO_LABELS
 from droughtwatch_inference.manifest import ModelManifest
-from droughtwatch_inference.records import RawObject
 from droughtwatch_preprocess import PIXELS
 from psycopg.rows import dict_row
 from scipy import stats
@@ -91,32 +89,6 @@ def _predictions(
     return path.read_bytes(), frame
 
 
-def _seed(env: dict[str, str], s3, name: str, body: bytes, day: dt.date = DAY) -> dict:
-    bucket = env["DROUGHTWATCH_DATA_BUCKET"]
-    raw_key = LAYOUT.raw_key(name, day)
-    digest = hashlib.sha256(name.encode()).hexdigest()
-    key = LAYOUT.predictions_key(raw_key, digest)
-    s3.put_object(Bucket=bucket, Key=key, Body=body)
-    with psycopg.connect(env["DROUGHTWATCH_DATABASE_DSN"], autocommit=True) as conn:
-        ledger = Ledger(conn)
-        ledger.register(bucket, [(RawObject(raw_key, f"etag-{name}", 100), day)], "seed")
-        (entry_id,) = conn.execute(
-            "SELECT id FROM ledger WHERE raw_key = %s", (raw_key,)
-        ).fetchone()
-        # each stage completes only a file it claimed
-        claim = {"max_attempts": 3, "lease_seconds": 600}
-        for stage, values in (
-            ("processing", {"source_digest": digest, "processed_key": f"p/{name}", "records": 1}),
-            (
-                "inference",
-                {"predictions_key": key, "model_name": "baseline", "model_version": "v1"},
-            ),
-        ):
-            assert ledger.claim(stage, **claim).id == entry_id
-            ledger.complete(entry_id, stage, **values)
-    return {"id": entry_id, "predictions_key": key, "raw_key": raw_key}
-
-
 @pytest.fixture
 def env(service_env, s3, monkeypatch) -> dict[str, str]:
     s3.put_object(
@@ -153,9 +125,11 @@ def _macro_f1(true: pd.Series, predicted: pd.Series) -> float:
     return sum(f1) / len(f1)
 
 
-def test_a_labelled_file_gets_quality_input_drift_and_data_quality(env, s3, tmp_path) -> None:
+def test_a_labelled_file_gets_quality_input_drift_and_data_quality(
+    env, s3, tmp_path, ready_for_observe
+) -> None:
     body, frame = _predictions(tmp_path / "a", seed=1, n=120, shift=-0.1)
-    seeded = _seed(env, s3, "scene-a", body)
+    seeded = ready_for_observe("scene-a", body, manifest=MANIFEST, day=DAY)
 
     response = handler({"run_id": "r1"}, None)
 
@@ -205,9 +179,9 @@ def test_a_labelled_file_gets_quality_input_drift_and_data_quality(env, s3, tmp_
         assert shown in text, shown
 
 
-def test_an_unlabelled_file_has_no_quality_and_says_so(env, s3, tmp_path) -> None:
+def test_an_unlabelled_file_has_no_quality_and_says_so(env, tmp_path, ready_for_observe) -> None:
     body, _ = _predictions(tmp_path / "a", seed=2, n=50, labelled=False)
-    _seed(env, s3, "scene-a", body)
+    ready_for_observe("scene-a", body, manifest=MANIFEST, day=DAY)
     assert handler({"run_id": "r1"}, None)["body"]["observe"]["files_done"] == 1
     (row,) = _rows(env["DROUGHTWATCH_DATABASE_DSN"], "SELECT * FROM metrics")
     assert row["labelled_images"] == 0 and row["missing_label_share"] == 1.0
@@ -218,12 +192,12 @@ def test_an_unlabelled_file_has_no_quality_and_says_so(env, s3, tmp_path) -> Non
     assert row["feature_drift"] is not None  # the other signals are there
 
 
-def test_the_day_pools_its_files(env, s3, tmp_path) -> None:
+def test_the_day_pools_its_files(env, s3, tmp_path, ready_for_observe) -> None:
     dsn = env["DROUGHTWATCH_DATABASE_DSN"]
     body_a, a = _predictions(tmp_path / "a", seed=3, n=120)
     body_b, b = _predictions(tmp_path / "b", seed=4, n=100, shift=-0.2)
-    _seed(env, s3, "scene-a", body_a)
-    _seed(env, s3, "scene-b", body_b)
+    ready_for_observe("scene-a", body_a, manifest=MANIFEST, day=DAY)
+    ready_for_observe("scene-b", body_b, manifest=MANIFEST, day=DAY)
 
     response = handler({"run_id": "r1"}, None)
 
@@ -256,19 +230,31 @@ def test_the_day_pools_its_files(env, s3, tmp_path) -> None:
     assert again == day
     # a third file of the same day: the day is pooled again, with it
     body_c, _ = _predictions(tmp_path / "c", seed=5, n=30)
-    _seed(env, s3, "scene-c", body_c)
+    ready_for_observe("scene-c", body_c, manifest=MANIFEST, day=DAY)
     assert handler({"run_id": "r3"}, None)["statusCode"] == 200
     (third,) = _rows(dsn, "SELECT * FROM daily_metrics")
     assert (third["files"], third["images"], third["run_id"]) == (3, 250, "r3")
 
 
-def test_a_day_below_the_minimum_raises_no_alert(env, s3, tmp_path, monkeypatch) -> None:
+def test_a_day_below_the_minimum_raises_no_alert(
+    env, tmp_path, ready_for_observe, monkeypatch
+) -> None:
     dsn = env["DROUGHTWATCH_DATABASE_DSN"]
     monkeypatch.setenv("DROUGHTWATCH_MIN_DAILY_IMAGES", "150")
     small, big = dt.date(2026, 11, 21), dt.date(2026, 11, 22)
     # 149 and exactly 150 images, both with strong input drift
-    _seed(env, s3, "small", _predictions(tmp_path / "s", seed=6, n=149, shift=-0.3)[0], small)
-    _seed(env, s3, "big", _predictions(tmp_path / "b", seed=7, n=150, shift=-0.3)[0], big)
+    ready_for_observe(
+        "small",
+        _predictions(tmp_path / "s", seed=6, n=149, shift=-0.3)[0],
+        manifest=MANIFEST,
+        day=small,
+    )
+    ready_for_observe(
+        "big",
+        _predictions(tmp_path / "b", seed=7, n=150, shift=-0.3)[0],
+        manifest=MANIFEST,
+        day=big,
+    )
 
     assert handler({"run_id": "r1"}, None)["statusCode"] == 200
 
@@ -287,11 +273,17 @@ def test_a_day_below_the_minimum_raises_no_alert(env, s3, tmp_path, monkeypatch)
     assert [r["input_drift_detected"] for r in file_rows] == [True, True]
 
 
-def test_a_day_that_cannot_be_pooled_is_reported_and_tried_again(env, s3, tmp_path) -> None:
+def test_a_day_that_cannot_be_pooled_is_reported_and_tried_again(
+    env, s3, tmp_path, ready_for_observe
+) -> None:
     dsn, bucket = env["DROUGHTWATCH_DATABASE_DSN"], env["DROUGHTWATCH_DATA_BUCKET"]
     broken, fine = dt.date(2026, 11, 21), dt.date(2026, 11, 22)
-    gone = _seed(env, s3, "gone", _predictions(tmp_path / "g", seed=8, n=20)[0], broken)
-    _seed(env, s3, "kept", _predictions(tmp_path / "k", seed=9, n=20)[0], fine)
+    gone = ready_for_observe(
+        "gone", _predictions(tmp_path / "g", seed=8, n=20)[0], manifest=MANIFEST, day=broken
+    )
+    ready_for_observe(
+        "kept", _predictions(tmp_path / "k", seed=9, n=20)[0], manifest=MANIFEST, day=fine
+    )
     response = handler({"run_id": "r1"}, None)
     assert response["statusCode"] == 200
     assert [r["batch_date"] for r in _rows(dsn, "SELECT batch_date FROM daily_metrics")] == [
@@ -300,7 +292,9 @@ def test_a_day_that_cannot_be_pooled_is_reported_and_tried_again(env, s3, tmp_pa
     ]
     # now the file goes missing and another file of its day arrives: pooling fails for that day
     s3.delete_object(Bucket=bucket, Key=gone["predictions_key"])
-    _seed(env, s3, "late", _predictions(tmp_path / "l", seed=10, n=20)[0], broken)
+    ready_for_observe(
+        "late", _predictions(tmp_path / "l", seed=10, n=20)[0], manifest=MANIFEST, day=broken
+    )
     response = handler({"run_id": "r2"}, None)
     assert response["statusCode"] == 200, response
     (failure,) = response["body"]["observe"]["failures"]
@@ -316,9 +310,13 @@ def test_a_day_that_cannot_be_pooled_is_reported_and_tried_again(env, s3, tmp_pa
     assert day == {"files": 2, "run_id": "r3"}
 
 
-def test_missing_reference_summaries_leave_input_drift_out_and_say_so(env, s3, tmp_path) -> None:
+def test_missing_reference_summaries_leave_input_drift_out_and_say_so(
+    env, s3, tmp_path, ready_for_observe
+) -> None:
     s3.delete_object(Bucket=env["DROUGHTWATCH_DATA_BUCKET"], Key=REFERENCE_KEY)
-    _seed(env, s3, "scene-a", _predictions(tmp_path / "a", seed=11, n=30)[0])
+    ready_for_observe(
+        "scene-a", _predictions(tmp_path / "a", seed=11, n=30)[0], manifest=MANIFEST, day=DAY
+    )
     response = handler({"run_id": "r1"}, None)
     assert response["statusCode"] == 200 and response["body"]["observe"]["files_done"] == 1
     (row,) = _rows(env["DROUGHTWATCH_DATABASE_DSN"], "SELECT * FROM metrics")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import json
 import socket
 from pathlib import Path
@@ -13,10 +12,8 @@ import psycopg
 import pytest
 from droughtwatch_contract.keys import KeyLayout
 from droughtwatch_inference import predictions
-from droughtwatch_inference.adapters.ledger import Ledger
 from droughtwatch_inference.handlers.observe import handler
 from droughtwatch_inference.manifest import ModelManifest
-from droughtwatch_inference.records import RawObject
 from droughtwatch_inference.runtime_settings import cached
 from psycopg.rows import dict_row
 
@@ -40,48 +37,6 @@ def _predictions_file(path: Path, label_indices: list[int]) -> bytes:
     return path.read_bytes()
 
 
-def _seed(env: dict[str, str], s3, name: str, body: bytes, images: int) -> dict[str, object]:
-    """A ledger row that went through Processing and Inference, and its predictions file."""
-    bucket = env["DROUGHTWATCH_DATA_BUCKET"]
-    raw_key = LAYOUT.raw_key(name, BATCH_DATE)
-    digest = hashlib.sha256(name.encode()).hexdigest()
-    predictions_key = LAYOUT.predictions_key(raw_key, digest)
-    s3.put_object(Bucket=bucket, Key=predictions_key, Body=body)
-    with psycopg.connect(env["DROUGHTWATCH_DATABASE_DSN"], autocommit=True) as conn:
-        ledger = Ledger(conn)
-        ledger.register(bucket, [(RawObject(raw_key, f"etag-{name}", 100), BATCH_DATE)], "seed")
-        (entry_id,) = conn.execute(
-            "SELECT id FROM ledger WHERE raw_key = %s", (raw_key,)
-        ).fetchone()
-        # each stage completes only a file it claimed
-        claim = {"max_attempts": 3, "lease_seconds": 600}
-        assert ledger.claim("processing", **claim).id == entry_id
-        ledger.complete(
-            entry_id,
-            "processing",
-            source_digest=digest,
-            processed_key=LAYOUT.processed_key(raw_key, digest),
-            records=images,
-            images=images,
-            dropped=0,
-        )
-        assert ledger.claim("inference", **claim).id == entry_id
-        ledger.complete(
-            entry_id,
-            "inference",
-            predictions_key=predictions_key,
-            predicted_images=images,
-            model_name=MANIFEST.name,
-            model_version=MANIFEST.version,
-        )
-    return {
-        "id": entry_id,
-        "raw_key": raw_key,
-        "predictions_key": predictions_key,
-        "report_key": LAYOUT.report_key(raw_key, digest),
-    }
-
-
 def _rows(dsn: str, table: str) -> list[dict]:
     with psycopg.connect(dsn, row_factory=dict_row) as conn:
         return conn.execute(f"SELECT * FROM {table} ORDER BY id").fetchall()
@@ -95,11 +50,13 @@ def _report_keys(s3, bucket: str, daily: bool = False) -> list[str]:
 
 
 def test_observe_records_metrics_uploads_the_report_and_completes_the_file(
-    service_env, s3, tmp_path
+    service_env, s3, tmp_path, ready_for_observe
 ) -> None:
     dsn, bucket = service_env["DROUGHTWATCH_DATABASE_DSN"], service_env["DROUGHTWATCH_DATA_BUCKET"]
     labels = [0, 0, 0, 0, 0, 1, 1, 2, 2, 3]  # shares 0.5, 0.2, 0.2, 0.1
-    seeded = _seed(service_env, s3, "scene-a", _predictions_file(tmp_path / "a", labels), 10)
+    seeded = ready_for_observe(
+        "scene-a", _predictions_file(tmp_path / "a", labels), manifest=MANIFEST, day=BATCH_DATE
+    )
 
     response = handler({"run_id": "run-obs-1", "input": {"trigger": "test"}}, None)
 
@@ -147,9 +104,11 @@ def test_observe_records_metrics_uploads_the_report_and_completes_the_file(
     )
 
 
-def test_rerun_inserts_nothing_new(service_env, s3, tmp_path) -> None:
+def test_rerun_inserts_nothing_new(service_env, tmp_path, ready_for_observe) -> None:
     dsn = service_env["DROUGHTWATCH_DATABASE_DSN"]
-    seeded = _seed(service_env, s3, "scene-a", _predictions_file(tmp_path / "a", [0, 1, 2]), 3)
+    seeded = ready_for_observe(
+        "scene-a", _predictions_file(tmp_path / "a", [0, 1, 2]), manifest=MANIFEST, day=BATCH_DATE
+    )
     assert handler({"run_id": "r1"}, None)["body"]["observe"]["files_done"] == 1
     first = _rows(dsn, "metrics")
 
@@ -168,10 +127,14 @@ def test_rerun_inserts_nothing_new(service_env, s3, tmp_path) -> None:
     assert _rows(dsn, "ledger")[0]["stage"] == "done"
 
 
-def test_corrupt_predictions_file_fails_alone(service_env, s3, tmp_path) -> None:
+def test_corrupt_predictions_file_fails_alone(service_env, s3, tmp_path, ready_for_observe) -> None:
     dsn = service_env["DROUGHTWATCH_DATABASE_DSN"]
-    good = _seed(service_env, s3, "good", _predictions_file(tmp_path / "g", [0, 1, 1, 3]), 4)
-    bad = _seed(service_env, s3, "bad", b"PAR1 this is not parquet", 4)
+    good = ready_for_observe(
+        "good", _predictions_file(tmp_path / "g", [0, 1, 1, 3]), manifest=MANIFEST, day=BATCH_DATE
+    )
+    bad = ready_for_observe(
+        "bad", b"PAR1 this is not parquet", manifest=MANIFEST, day=BATCH_DATE, images=4
+    )
 
     response = handler({"run_id": "r1"}, None)
 
@@ -189,9 +152,13 @@ def test_corrupt_predictions_file_fails_alone(service_env, s3, tmp_path) -> None
     assert _report_keys(s3, service_env["DROUGHTWATCH_DATA_BUCKET"]) == [good["report_key"]]
 
 
-def test_empty_predictions_file_is_observed_without_a_report(service_env, s3, tmp_path) -> None:
+def test_empty_predictions_file_is_observed_without_a_report(
+    service_env, s3, tmp_path, ready_for_observe
+) -> None:
     dsn = service_env["DROUGHTWATCH_DATABASE_DSN"]
-    _seed(service_env, s3, "empty", _predictions_file(tmp_path / "e", []), 0)
+    ready_for_observe(
+        "empty", _predictions_file(tmp_path / "e", []), manifest=MANIFEST, day=BATCH_DATE
+    )
 
     response = handler({"run_id": "r1"}, None)
 
@@ -204,10 +171,14 @@ def test_empty_predictions_file_is_observed_without_a_report(service_env, s3, tm
     assert _report_keys(s3, service_env["DROUGHTWATCH_DATA_BUCKET"]) == []
 
 
-def test_html_report_can_be_switched_off(service_env, s3, tmp_path, monkeypatch) -> None:
+def test_html_report_can_be_switched_off(
+    service_env, s3, tmp_path, ready_for_observe, monkeypatch
+) -> None:
     monkeypatch.setenv("DROUGHTWATCH_SAVE_HTML_REPORT", "false")
     dsn = service_env["DROUGHTWATCH_DATABASE_DSN"]
-    _seed(service_env, s3, "scene-a", _predictions_file(tmp_path / "a", [0, 1, 2]), 3)
+    ready_for_observe(
+        "scene-a", _predictions_file(tmp_path / "a", [0, 1, 2]), manifest=MANIFEST, day=BATCH_DATE
+    )
 
     assert handler({"run_id": "r1"}, None)["body"]["observe"]["files_done"] == 1
     (metrics,) = _rows(dsn, "metrics")

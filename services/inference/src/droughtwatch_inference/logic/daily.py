@@ -17,7 +17,7 @@ import shutil
 import time
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 import pandas as pd
 from droughtwatch_contract.keys import KeyLayout
@@ -35,7 +35,10 @@ from droughtwatch_inference.logic.stage import Budget, describe, is_stage_error
 from droughtwatch_inference.records import Day, StageReport
 
 
+@runtime_checkable
 class DailyPort(Protocol):
+    """The daily rows: adapters.daily_metrics.DailyMetrics (SQL); MemoryDaily in the tests."""
+
     def stale_days(self) -> list[Day]: ...
     def day_files(self, day: Day) -> list[tuple[int, str]]: ...
     def upsert(self, row: dict[str, Any]) -> bool: ...

@@ -1,0 +1,144 @@
+"""What the benchmarks share: a fresh measured process and its JSON report, the process's
+own memory figures, the migrated PostgreSQL and the AWS setting the stages run against, and
+the printing (a console wide enough for the tables, met / not met, the machine's load).
+
+The benchmarks import it as ``harness`` (``python bench/<name>.py`` puts bench/ first on the
+path); a child started as ``python bench/<name>.py --child`` imports it the same way, and a
+``python -c`` child after putting bench/ on its path once its timed part is over.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+import warnings
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+REGION = "eu-west-1"
+DATA_BUCKET = "bench-data"
+MODEL_BUCKET = "bench-models"
+
+
+# In a measured process
+
+
+def status_kb(field: str) -> int:
+    """A figure of this process from /proc/self/status, in kB: VmHWM is the peak RSS of its
+    own address space (ru_maxrss would include a parent's, kept across exec), VmRSS the
+    current one."""
+    status = Path("/proc/self/status").read_text()
+    return int(next(line for line in status.splitlines() if line.startswith(field)).split()[1])
+
+
+def peak_rss_mb() -> float:
+    return status_kb("VmHWM") / 1024
+
+
+# Around it
+
+
+def run_child(
+    args: Sequence[str],
+    *,
+    what: str,
+    env: Mapping[str, str] | None = None,
+    cwd: Path | None = None,
+) -> tuple[dict[str, Any], str, float]:
+    """Run ``python *args`` in a fresh interpreter and wait for it. Its last line on stdout is
+    its report, as JSON. Returns the report, its stderr, and the wall seconds from spawning it
+    to its exit. Raises naming ``what`` when it fails."""
+    import subprocess  # here: a measured child importing this module does not pay for it
+
+    started = time.perf_counter()
+    done = subprocess.run(
+        [sys.executable, *args],
+        env=None if env is None else dict(env),
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    seconds = time.perf_counter() - started
+    if done.returncode:
+        raise RuntimeError(f"{what} exited {done.returncode}:\n{done.stderr[-2000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1]), done.stderr, seconds
+
+
+def json_lines(text: str) -> list[dict[str, Any]]:
+    """The JSON objects among ``text``'s lines (the stages' structured log), in order."""
+    events = []
+    for line in text.splitlines():
+        try:
+            value = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(value, dict):
+            events.append(value)
+    return events
+
+
+@contextmanager
+def migrated_postgres(workdir: Path) -> Iterator[str]:
+    """A PostgreSQL server of our own under ``workdir`` for the block, its database migrated
+    (as a deployment's migrate function leaves it: the stages refuse an outdated schema);
+    yields its DSN."""
+    import psycopg
+    from droughtwatch_inference.adapters.database import migrate
+    from droughtwatch_tools.local.postgres import EmbeddedPostgres
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        server = EmbeddedPostgres(workdir / "pg", preferred_port=0)
+        dsn = server.start()
+    try:
+        with psycopg.connect(dsn, autocommit=True) as conn:
+            migrate(conn)
+        yield dsn
+    finally:
+        server.stop()
+
+
+def stage_environment(dsn: str, work_dir: Path) -> dict[str, str]:
+    """What every stage reads from its environment here: fake AWS credentials and region,
+    the data bucket, the database and the work folder."""
+    return {
+        "AWS_ACCESS_KEY_ID": "bench",
+        "AWS_SECRET_ACCESS_KEY": "bench",
+        "AWS_DEFAULT_REGION": REGION,
+        "DROUGHTWATCH_DATA_BUCKET": DATA_BUCKET,
+        "DROUGHTWATCH_DATABASE_DSN": dsn,
+        "DROUGHTWATCH_WORK_DIR": str(work_dir),
+    }
+
+
+def create_buckets(s3: Any, *names: str) -> None:
+    for name in names:
+        s3.create_bucket(Bucket=name, CreateBucketConfiguration={"LocationConstraint": REGION})
+
+
+# Printing
+
+
+def console(min_width: int = 0) -> Any:
+    """A rich console at least ``min_width`` columns wide, also when the output is a file
+    (rich's 80 columns would squeeze the tables)."""
+    from rich.console import Console
+
+    return Console(width=max(Console().width, min_width))
+
+
+def mark(ok: bool) -> str:
+    """A target met or not, in rich markup."""
+    return "[green]met[/green]" if ok else "[red]not met[/red]"
+
+
+def machine_load() -> str:
+    """The load averages, for the figures' context: the machine is shared."""
+    one, five, fifteen = os.getloadavg()
+    cpus = len(os.sched_getaffinity(0))
+    return f"load average {one:.2f}, {five:.2f}, {fifteen:.2f} (1, 5, 15 min) on {cpus} CPUs"

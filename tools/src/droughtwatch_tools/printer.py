@@ -4,7 +4,7 @@ progress to standard error, and every user-facing error printed the same way."""
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import ParamSpec, TypeVar
 
 import typer
@@ -20,11 +20,20 @@ P = ParamSpec("P")
 R = TypeVar("R")
 
 
+def problems(found: Iterable[object]) -> None:
+    """What a check found, one ``problem: ...`` a line, on stderr."""
+    for problem in found:
+        err.print(f"[red]problem:[/] {problem}", highlight=False)
+
+
 def error(problem: UserError | DroughtwatchError) -> None:
-    """``error: <what went wrong>`` and, when known, ``next: <what to do>``, on stderr."""
-    err.print(f"[bold red]error:[/] {problem}", highlight=False)
+    """``error: <what went wrong>`` and, when known, ``next: <what to do>``, on stderr; after
+    the problems the error lists (a failed model check names each). Each is one line however
+    wide the terminal: it wraps them, so a copied message stays whole."""
+    problems(getattr(problem, "problems", ()))
+    err.print(f"[bold red]error:[/] {problem}", highlight=False, soft_wrap=True)
     if problem.hint and problem.hint not in str(problem):
-        err.print(f"[yellow]next:[/] {problem.hint}", highlight=False)
+        err.print(f"[yellow]next:[/] {problem.hint}", highlight=False, soft_wrap=True)
 
 
 def warning(message: str) -> None:

@@ -198,7 +198,7 @@ def read_execution(sfn: Any, execution_arn: str) -> Execution:
     events = read_history(sfn, execution_arn)
     started, stopped = described.get("startDate"), described.get("stopDate")
     return Execution(
-        name=described.get("name") or execution_arn.rsplit(":", 1)[-1],
+        name=described["name"],
         arn=execution_arn,
         status=described["status"],
         error=described.get("error"),

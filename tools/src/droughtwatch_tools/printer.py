@@ -33,7 +33,12 @@ def error(problem: UserError | DroughtwatchError) -> None:
     problems(getattr(problem, "problems", ()))
     err.print(f"[bold red]error:[/] {problem}", highlight=False, soft_wrap=True)
     if problem.hint and problem.hint not in str(problem):
-        err.print(f"[yellow]next:[/] {problem.hint}", highlight=False, soft_wrap=True)
+        next_step(problem.hint)
+
+
+def next_step(hint: str) -> None:
+    """``next: <what to do>``, on stderr, on one line."""
+    err.print(f"[yellow]next:[/] {hint}", highlight=False, soft_wrap=True)
 
 
 def warning(message: str) -> None:

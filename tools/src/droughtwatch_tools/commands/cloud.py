@@ -222,14 +222,14 @@ def tunnel_command_cli(
             "(https://docs.aws.amazon.com/systems-manager/latest/userguide/"
             "session-manager-working-with-install-plugin.html), then run the command above",
         )
-    typer.echo(f"tunnel open on 127.0.0.1:{local_port} until Ctrl-C", err=True)
+    printer.err.print(f"tunnel open on 127.0.0.1:{local_port} until Ctrl-C", highlight=False)
     try:
         code = subprocess.run(command, check=False).returncode
     except KeyboardInterrupt:
         code = 0
     if code:
         # the AWS CLI has printed its error; the session's own exit code is the command's
-        typer.echo(f"next: {TUNNEL_REFUSED_HINT}", err=True)
+        printer.next_step(TUNNEL_REFUSED_HINT)
         raise typer.Exit(code=code)
 
 

@@ -17,7 +17,6 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 import psycopg
@@ -26,7 +25,8 @@ import yaml
 from droughtwatch_contract.drift import is_drift
 from droughtwatch_inference.adapters.database import migrate
 from droughtwatch_inference.logic.quality import quality_dropped
-from droughtwatch_tools import cli
+from droughtwatch_tools import printer, run_tables
+from droughtwatch_tools.execution import Execution
 from droughtwatch_tools.grafana import queries
 from droughtwatch_tools.grafana.alerts import (
     ACCURACY_RULE_UID,
@@ -765,8 +765,8 @@ def test_the_alert_the_daily_row_and_the_demo_agree_at_the_threshold(
     alert = evaluate_alert(conn, rules[ALERT_RULE_UID], now)
     # The demo's table, printed from the same daily row.
     out = io.StringIO()
-    monkeypatch.setattr(cli, "console", Console(file=out, width=200))
-    execution = SimpleNamespace(status="SUCCEEDED", name="demo-today")
+    monkeypatch.setattr(printer, "console", Console(file=out, width=200))
+    execution = Execution(name="demo-today", status="SUCCEEDED")
     day = DayResult(
         today,
         0.0,
@@ -777,7 +777,7 @@ def test_the_alert_the_daily_row_and_the_demo_agree_at_the_threshold(
         enough_data=enough,
         input_drift_detected=False,  # so the only cell that can say DRIFT is the alert's
     )
-    cli._print_demo(DemoResult([day], Path("out"), {"classes": ["0", "1"]}, exported=1))
+    run_tables.print_demo(DemoResult([day], Path("out"), {"classes": ["0", "1"]}, exported=1))
     table_says_drift = "DRIFT" in out.getvalue()
     assert alert is detected is table_says_drift is (drift >= THRESHOLD)
 

@@ -16,10 +16,16 @@ from typing import Any
 
 import pytest
 import typer
+from droughtwatch_contract.outputs import StackOutput
 from droughtwatch_contract.stages import STAGES
 from droughtwatch_contract.statemachine import definition
-from droughtwatch_tools import cloud
-from droughtwatch_tools.cloud import CloudError, StackOutput
+from droughtwatch_tools.cloud.executions import start_and_follow
+from droughtwatch_tools.cloud.outputs import resolve_outputs, stack_outputs
+from droughtwatch_tools.cloud.tunnel import tunnel_command
+from droughtwatch_tools.cloud.upload import upload
+from droughtwatch_tools.commands import cloud as cloud_commands
+from droughtwatch_tools.errors import UserError
+from droughtwatch_tools.execution import ExecutionEvent
 from typer.testing import CliRunner
 
 REGION = "eu-west-1"
@@ -31,7 +37,7 @@ CANNED = "http://motoapi.amazonaws.com/moto-api/static/lambda-simple/response"
 def app(monkeypatch: pytest.MonkeyPatch) -> typer.Typer:
     monkeypatch.setenv("COLUMNS", "400")  # rich wraps at the terminal width
     application = typer.Typer()
-    cloud.register(application)
+    cloud_commands.register(application)
     return application
 
 
@@ -120,7 +126,7 @@ def test_upload_writes_raw_keys_under_the_date(bucket: Any, tmp_path: Path) -> N
         path = tmp_path / name
         path.write_bytes(f"record {index}".encode())
         files.append(path)
-    keys = cloud.upload(files, dt.date(2026, 11, 27), {"data_bucket": BUCKET, "region": REGION})
+    keys = upload(files, dt.date(2026, 11, 27), {"data_bucket": BUCKET, "region": REGION})
     assert keys == [f"raw/2026-11-27/{name}" for name in names]
     listed = bucket.list_objects_v2(Bucket=BUCKET)["Contents"]
     assert sorted(o["Key"] for o in listed) == sorted(keys)
@@ -131,14 +137,14 @@ def test_upload_writes_raw_keys_under_the_date(bucket: Any, tmp_path: Path) -> N
 def test_upload_checks_every_file_before_uploading_any(bucket: Any, tmp_path: Path) -> None:
     present = tmp_path / "a.tfrecord"
     present.write_bytes(b"x")
-    with pytest.raises(CloudError, match=r"not a file: .*missing\.tfrecord"):
-        cloud.upload([present, tmp_path / "missing.tfrecord"], dt.date(2026, 1, 2),
+    with pytest.raises(UserError, match=r"not a file: .*missing\.tfrecord"):
+        upload([present, tmp_path / "missing.tfrecord"], dt.date(2026, 1, 2),
                      {"data_bucket": BUCKET})  # fmt: skip
     (tmp_path / "other").mkdir()
     twin = tmp_path / "other" / "a.tfrecord"
     twin.write_bytes(b"y")
-    with pytest.raises(CloudError, match=r"same key: raw/2026-01-02/a\.tfrecord"):
-        cloud.upload([present, twin], dt.date(2026, 1, 2), {"data_bucket": BUCKET})
+    with pytest.raises(UserError, match=r"same key: raw/2026-01-02/a\.tfrecord"):
+        upload([present, twin], dt.date(2026, 1, 2), {"data_bucket": BUCKET})
     assert "Contents" not in bucket.list_objects_v2(Bucket=BUCKET)
 
 
@@ -168,8 +174,8 @@ def test_upload_command_rejects_a_malformed_date(app: typer.Typer, tmp_path: Pat
 
 def test_run_follows_an_execution_to_success(state_machine: str) -> None:
     answer(ok("processing", images=10), ok("inference"), ok("observe"))
-    events: list[cloud.ExecutionEvent] = []
-    result = cloud.start_and_follow(
+    events: list[ExecutionEvent] = []
+    result = start_and_follow(
         {"state_machine_arn": state_machine, "region": REGION}, events.append, poll_seconds=0.01
     )
     assert result.status == "SUCCEEDED" and result.succeeded
@@ -188,7 +194,7 @@ def test_run_reports_the_failed_state_and_its_cause(state_machine: str) -> None:
         ok("processing"),
         {"statusCode": 500, "body": {"error": "DatabaseUnavailable", "cause": cause}},
     )
-    result = cloud.start_and_follow(
+    result = start_and_follow(
         {"state_machine_arn": state_machine, "region": REGION}, poll_seconds=0.01
     )
     assert result.status == "FAILED"
@@ -199,8 +205,8 @@ def test_run_reports_the_failed_state_and_its_cause(state_machine: str) -> None:
 def test_each_run_gets_a_unique_execution_name(state_machine: str) -> None:
     outputs = {"state_machine_arn": state_machine, "region": REGION}
     answer(*[ok(s) for s in STAGES.names] * 2)
-    first = cloud.start_and_follow(outputs, poll_seconds=0.01)
-    second = cloud.start_and_follow(outputs, poll_seconds=0.01)
+    first = start_and_follow(outputs, poll_seconds=0.01)
+    second = start_and_follow(outputs, poll_seconds=0.01)
     assert first.name != second.name
     assert first.succeeded and second.succeeded
 
@@ -237,7 +243,7 @@ OUTPUTS = {
 
 
 def test_tunnel_command_is_exact() -> None:
-    assert cloud.tunnel_command(OUTPUTS) == [
+    assert tunnel_command(OUTPUTS) == [
         "aws", "ssm", "start-session",
         "--region", "eu-west-1",
         "--target", "i-0123456789abcdef0",
@@ -246,12 +252,12 @@ def test_tunnel_command_is_exact() -> None:
         '{"host":["droughtwatch-dev-db.c0ffee.eu-west-1.rds.amazonaws.com"],'
         '"portNumber":["5432"],"localPortNumber":["5432"]}',
     ]  # fmt: skip
-    assert '"localPortNumber":["15432"]' in cloud.tunnel_command(OUTPUTS, local_port=15432)[-1]
+    assert '"localPortNumber":["15432"]' in tunnel_command(OUTPUTS, local_port=15432)[-1]
 
 
 def test_tunnel_without_bastion_says_how_to_enable_it() -> None:
-    with pytest.raises(CloudError) as raised:
-        cloud.tunnel_command({**OUTPUTS, "bastion_instance_id": None})
+    with pytest.raises(UserError) as raised:
+        tunnel_command({**OUTPUTS, "bastion_instance_id": None})
     assert "droughtwatch:bastion_enabled true" in raised.value.hint
 
 
@@ -262,7 +268,7 @@ def test_tunnel_command_prints_the_command_from_flags(app: typer.Typer) -> None:
          "--db-host", OUTPUTS["database_address"], "--region", REGION],
     )  # fmt: skip
     assert result.exit_code == 0, result.output
-    assert result.output.strip() == shlex.join(cloud.tunnel_command(OUTPUTS))
+    assert result.output.strip() == shlex.join(tunnel_command(OUTPUTS))
 
 
 POLICY = {
@@ -286,7 +292,7 @@ def test_tunnel_prints_the_operator_policy_of_the_stack(
     app: typer.Typer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     outputs = {**OUTPUTS, "operator_policy": json.dumps(POLICY)}
-    monkeypatch.setattr(cloud, "stack_outputs", lambda stack, cwd, **kwargs: outputs)
+    monkeypatch.setattr(cloud_commands, "stack_outputs", lambda stack, cwd, **kwargs: outputs)
     result = CliRunner().invoke(app, ["tunnel", "--policy", "--stack", "prod"])
     assert result.exit_code == 0, result.output
     assert json.loads(result.output) == POLICY
@@ -295,7 +301,7 @@ def test_tunnel_prints_the_operator_policy_of_the_stack(
 def test_a_stack_without_the_operator_policy_says_how_to_get_it(
     app: typer.Typer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(cloud, "stack_outputs", lambda stack, cwd, **kwargs: dict(OUTPUTS))
+    monkeypatch.setattr(cloud_commands, "stack_outputs", lambda stack, cwd, **kwargs: dict(OUTPUTS))
     result = CliRunner().invoke(app, ["tunnel", "--policy"])
     assert result.exit_code == 2
     assert "no operator_policy" in result.output
@@ -310,15 +316,15 @@ def test_a_refused_session_points_at_the_operator_policy(
         ran.append(command)
         return subprocess.CompletedProcess(command, 254)
 
-    monkeypatch.setattr(cloud.shutil, "which", lambda tool: f"/usr/bin/{tool}")
-    monkeypatch.setattr(cloud.subprocess, "run", refuse)
+    monkeypatch.setattr(cloud_commands.shutil, "which", lambda tool: f"/usr/bin/{tool}")
+    monkeypatch.setattr(cloud_commands.subprocess, "run", refuse)
     result = CliRunner().invoke(
         app,
         ["tunnel", "--bastion-id", OUTPUTS["bastion_instance_id"],
          "--db-host", OUTPUTS["database_address"], "--region", REGION],
     )  # fmt: skip
     assert result.exit_code == 254
-    assert ran == [cloud.tunnel_command(OUTPUTS)]
+    assert ran == [tunnel_command(OUTPUTS)]
     assert "droughtwatch tunnel --policy" in result.output
 
 
@@ -336,7 +342,7 @@ def test_stack_outputs_come_from_pulumi_without_secrets(tmp_path: Path) -> None:
         seen.update(command=command, cwd=kwargs.get("cwd"))
         return subprocess.CompletedProcess(command, 0, json.dumps(OUTPUTS), "")
 
-    assert cloud.stack_outputs("prod", tmp_path, run=run) == OUTPUTS
+    assert stack_outputs("prod", tmp_path, run=run) == OUTPUTS
     assert seen == {
         "command": ["pulumi", "stack", "output", "--json", "--stack", "prod"],
         "cwd": tmp_path,
@@ -347,30 +353,30 @@ def test_missing_pulumi_cli_names_the_flags_to_pass() -> None:
     def run(command: list[str], **kwargs: Any) -> Any:
         raise FileNotFoundError("pulumi")
 
-    with pytest.raises(CloudError) as raised:
-        cloud.stack_outputs(None, run=run, needed=[StackOutput.STATE_MACHINE_ARN])
+    with pytest.raises(UserError) as raised:
+        stack_outputs(None, run=run, needed=[StackOutput.STATE_MACHINE_ARN])
     assert "Pulumi CLI is not installed" in str(raised.value)
     assert "--state-machine-arn <state_machine_arn>" in raised.value.hint
 
 
 def test_failing_pulumi_reports_its_message() -> None:
-    with pytest.raises(CloudError, match="no stack named 'prod' found"):
-        cloud.stack_outputs("prod", run=completed(255, stderr="error: no stack named 'prod' found"))
+    with pytest.raises(UserError, match="no stack named 'prod' found"):
+        stack_outputs("prod", run=completed(255, stderr="error: no stack named 'prod' found"))
 
 
 def test_flags_stand_in_for_outputs_without_calling_pulumi() -> None:
     def run(command: list[str], **kwargs: Any) -> Any:
         raise AssertionError("pulumi must not be called when the flags suffice")
 
-    outputs = cloud.resolve_outputs(
+    outputs = resolve_outputs(
         [StackOutput.DATA_BUCKET], {StackOutput.DATA_BUCKET: BUCKET}, None, None, run=run
     )
     assert outputs == {"data_bucket": BUCKET}
 
 
 def test_outputs_missing_from_the_stack_are_named(tmp_path: Path) -> None:
-    with pytest.raises(CloudError, match="the stack has no output bastion_instance_id"):
-        cloud.resolve_outputs(
+    with pytest.raises(UserError, match="the stack has no output bastion_instance_id"):
+        resolve_outputs(
             [StackOutput.BASTION_INSTANCE_ID], {}, "dev", tmp_path,
             run=completed(0, json.dumps({"region": REGION})),
         )  # fmt: skip

@@ -19,7 +19,7 @@ import psycopg
 import pytest
 import typer
 from droughtwatch_inference.adapters.database import migrate
-from droughtwatch_tools.grafana.command import register
+from droughtwatch_tools.commands.grafana import register
 from droughtwatch_tools.grafana.compose import find_compose_file
 from droughtwatch_tools.grafana.connection import cloud_connection, default_data_dir
 from droughtwatch_tools.grafana.dashboard import DASHBOARD_UID

@@ -5,13 +5,8 @@ from __future__ import annotations
 
 import pytest
 from droughtwatch_inference.records import FileOutcome
-from droughtwatch_tools.local.outcome import (
-    ExitCode,
-    RunSummary,
-    failure_words,
-    file_line,
-    state_words,
-)
+from droughtwatch_tools.errors import ExitCode
+from droughtwatch_tools.local.outcome import RunSummary, failure_words, file_line, state_words
 
 
 def _outcome(**values) -> FileOutcome:

@@ -4,9 +4,11 @@ then "next:", on stderr, and exits with the problem's code."""
 from __future__ import annotations
 
 import typer
-from droughtwatch_inference.errors import ModelNotFound
+from droughtwatch_inference.errors import ModelCheckFailed, ModelNotFound
+from droughtwatch_tools import printer
 from droughtwatch_tools.errors import ExitCode, UserError
 from droughtwatch_tools.printer import reports_errors
+from rich.console import Console
 from typer.testing import CliRunner
 
 
@@ -62,3 +64,25 @@ def test_a_long_message_prints_as_written_on_one_line() -> None:
     result = CliRunner().invoke(_app(UserError(message, f"see {link}")), ["--count", "7"])
     # brackets are not markup, and nothing is wrapped at the console's 80 columns
     assert result.stderr.splitlines() == [f"error: {message}", f"next: see {link}"]
+
+
+def test_a_failed_check_prints_each_problem_before_the_error() -> None:
+    problem = ModelCheckFailed(
+        "models/v2 does not pass `droughtwatch model check`",
+        ["model.json: classes: needs at least 2", "model.pt2: does not load"],
+    )
+    result = CliRunner().invoke(_app(problem), ["--count", "7"])
+    assert result.exit_code == ExitCode.USAGE
+    assert result.stderr.splitlines() == [
+        "problem: model.json: classes: needs at least 2",
+        "problem: model.pt2: does not load",
+        "error: models/v2 does not pass `droughtwatch model check`",
+        f"next: {ModelCheckFailed.hint}",
+    ]
+
+
+def test_an_error_stays_on_one_line_in_a_narrow_terminal(monkeypatch) -> None:
+    monkeypatch.setattr(printer, "err", Console(stderr=True, width=40))
+    message = "the stack has no output bastion_instance_id, database_address"
+    result = CliRunner().invoke(_app(UserError(message)), ["--count", "7"])
+    assert result.stderr == f"error: {message}\n"

@@ -4,7 +4,7 @@ progress to standard error, and every user-facing error printed the same way."""
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import ParamSpec, TypeVar
 
 import typer
@@ -27,11 +27,24 @@ def _say(prefix: str, text: str) -> None:
     err.print(f"{prefix} {escape(text)}", highlight=False, soft_wrap=True)
 
 
+def problems(found: Iterable[object]) -> None:
+    """What a check found, one ``problem: ...`` a line, on stderr."""
+    for problem in found:
+        _say("[red]problem:[/]", str(problem))
+
+
 def error(problem: UserError | DroughtwatchError) -> None:
-    """``error: <what went wrong>`` and, when known, ``next: <what to do>``, on stderr."""
+    """``error: <what went wrong>`` and, when known, ``next: <what to do>``, on stderr; after
+    the problems the error lists (a failed model check names each)."""
+    problems(getattr(problem, "problems", ()))
     _say("[bold red]error:[/]", str(problem))
     if problem.hint and problem.hint not in str(problem):
-        _say("[yellow]next:[/]", problem.hint)
+        next_step(problem.hint)
+
+
+def next_step(hint: str) -> None:
+    """``next: <what to do>``, on stderr, on one line."""
+    _say("[yellow]next:[/]", hint)
 
 
 def warning(message: str) -> None:

@@ -13,9 +13,10 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
+from droughtwatch_contract.outputs import StackOutput
 from droughtwatch_contract.settings import CommonSettings
 
-from droughtwatch_tools import cloud
+from droughtwatch_tools.cloud.outputs import stack_outputs
 from droughtwatch_tools.errors import UserError
 from droughtwatch_tools.grafana.datasource import (
     ENV_HOST,
@@ -120,8 +121,8 @@ def read_stack_outputs(path: Path | None, stack: str | None, cwd: Path | None) -
             raise UserError(f"{path} holds no JSON object of stack outputs", _OUTPUTS_HINT)
         return outputs
     try:
-        return cloud.stack_outputs(stack, cwd)
-    except cloud.CloudError as exc:
+        return stack_outputs(stack, cwd)
+    except UserError as exc:
         raise UserError(
             str(exc),
             "pass --stack-outputs with a file from `pulumi stack output --json` instead",
@@ -142,7 +143,7 @@ def fetch_database_credentials(secret_arn: str, region: str | None) -> tuple[str
             f"cannot read the Grafana database secret: {exc}",
             "check your AWS credentials (AWS_PROFILE) and that they may call "
             "secretsmanager:GetSecretValue on it (the stack's "
-            f"{cloud.StackOutput.OPERATOR_POLICY.value} output grants it)",
+            f"{StackOutput.OPERATOR_POLICY.value} output grants it)",
         ) from None
     return secret["username"], secret["password"]
 
@@ -154,15 +155,15 @@ def cloud_connection(
 ) -> Connection:
     """RDS through the tunnel at 127.0.0.1:port, as the read-only droughtwatch_grafana user
     (its secret's ARN is a stack output; the master secret is never read here)."""
-    arn = outputs.get(cloud.StackOutput.GRAFANA_SECRET_ARN)
+    arn = outputs.get(StackOutput.GRAFANA_SECRET_ARN)
     if not arn:
         raise UserError(
-            f"the stack outputs have no {cloud.StackOutput.GRAFANA_SECRET_ARN.value}",
+            f"the stack outputs have no {StackOutput.GRAFANA_SECRET_ARN.value}",
             "check that this is a droughtwatch stack, and deploy it with this version "
             "(`pulumi up`)",
         )
-    user, password = fetch(str(arn), outputs.get(cloud.StackOutput.REGION))
-    database = str(outputs.get(cloud.StackOutput.DATABASE_NAME) or DATABASE_NAME)
+    user, password = fetch(str(arn), outputs.get(StackOutput.REGION))
+    database = str(outputs.get(StackOutput.DATABASE_NAME) or DATABASE_NAME)
     # Through the tunnel the certificate names the RDS host, not 127.0.0.1, so verify-full
     # cannot pass: require TLS without verifying the name.
     return Connection("127.0.0.1", port, database, user, password, "require")

@@ -25,8 +25,9 @@ from typing import Any
 from droughtwatch_contract.keys import KeyLayout
 from droughtwatch_inference import logs
 
+from droughtwatch_tools.execution import Execution
 from droughtwatch_tools.local.database import LocalDatabase
-from droughtwatch_tools.local.runner import Execution, LocalConfig, LocalPipeline
+from droughtwatch_tools.local.runner import LocalConfig, LocalPipeline
 
 RAW_SUFFIX = ".tfrecord"
 

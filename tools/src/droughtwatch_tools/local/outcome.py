@@ -4,24 +4,16 @@ failed files with their errors, and the exit code that cron and CI read."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from enum import IntEnum
 from pathlib import Path
 
 from droughtwatch_inference.adapters.ledger import SETTLED
 from droughtwatch_inference.records import FileOutcome
 
+from droughtwatch_tools.errors import ExitCode
+
 # Where a file's way ends without products: settled by a stage (skipped, a duplicate), or
 # superseded by a newer version of its key (see migration 0002).
 NO_PRODUCTS = SETTLED | {"superseded"}
-
-
-class ExitCode(IntEnum):
-    """`droughtwatch local run`'s exit codes (documented in the README)."""
-
-    DONE = 0  # the execution succeeded and none of the run's files failed
-    USAGE = 2  # a bad option or configuration: nothing ran
-    FILES_FAILED = 3  # the execution succeeded, but files failed (or used up their attempts)
-    EXECUTION_FAILED = 4  # the execution failed: a stage could not work at all
 
 
 @dataclass(frozen=True)

@@ -20,10 +20,11 @@ from droughtwatch_inference.errors import DatabaseUnavailable
 from droughtwatch_inference.manifest import MANIFEST_NAME
 from droughtwatch_inference.records import RawObject
 
+from droughtwatch_tools.execution import Execution
 from droughtwatch_tools.local import state
 from droughtwatch_tools.local.demo import raw_files
 from droughtwatch_tools.local.outcome import RunSummary, file_line
-from droughtwatch_tools.local.runner import Execution, LocalConfig, LocalPipeline
+from droughtwatch_tools.local.runner import LocalConfig, LocalPipeline
 
 
 @dataclass

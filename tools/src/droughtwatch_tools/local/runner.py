@@ -35,6 +35,8 @@ from droughtwatch_contract.stages import STAGES
 from droughtwatch_contract.statemachine import definition
 from droughtwatch_inference.adapters.folder_store import FolderStore
 
+from droughtwatch_tools.execution import TERMINAL, Execution, read_execution
+
 REGION = "eu-west-1"
 ACCOUNT = "123456789012"
 FUNCTION_TIMEOUT_SECONDS = 900
@@ -68,47 +70,6 @@ class LocalConfig:
         }
 
 
-@dataclass
-class HistoryEvent:
-    timestamp: dt.datetime
-    type: str
-    state: str | None
-    detail: str
-
-
-@dataclass
-class Execution:
-    name: str
-    status: str
-    error: str | None
-    cause: str | None
-    output: dict[str, Any] | None
-    events: list[HistoryEvent]
-    seconds: float
-
-    def states_entered(self) -> list[str]:
-        return [e.state for e in self.events if e.type.endswith("StateEntered") and e.state]
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "name": self.name,
-            "status": self.status,
-            "error": self.error,
-            "cause": self.cause,
-            "output": self.output,
-            "seconds": round(self.seconds, 3),
-            "events": [
-                {
-                    "timestamp": e.timestamp.isoformat(),
-                    "type": e.type,
-                    "state": e.state,
-                    "detail": e.detail,
-                }
-                for e in self.events
-            ],
-        }
-
-
 class LocalContext:
     """The part of Lambda's context object the handlers use."""
 
@@ -130,21 +91,6 @@ class LocalContext:
 
 class LambdaServiceFault(Exception):
     """Raised by the seam as the Lambda API error ``code`` (e.g. TooManyRequestsException)."""
-
-
-def _event_detail(event: dict[str, Any]) -> tuple[str | None, str]:
-    for key, value in event.items():
-        if key.endswith("EventDetails") and isinstance(value, dict):
-            state = value.get("name")
-            parts = []
-            for name in ("error", "cause", "output", "input"):
-                if name in value and value[name] not in (None, ""):
-                    text = value[name]
-                    parts.append(
-                        f"{name}={text if len(str(text)) < 400 else str(text)[:400] + '…'}"
-                    )
-            return state, "; ".join(parts)
-    return None, ""
 
 
 class LocalPipeline:
@@ -317,6 +263,9 @@ class LocalPipeline:
         name: str | None = None,
         timeout_seconds: float = 3600,
     ) -> Execution:
+        """Execute the state machine once and wait for its end. Past ``timeout_seconds``, or
+        at the first Ctrl-C, the running stage is told it has no time left: it finishes its
+        current file and stops (a second Ctrl-C leaves at once)."""
         import boto3
 
         sfn = boto3.client("stepfunctions", region_name=REGION)
@@ -330,8 +279,7 @@ class LocalPipeline:
         self.cancelled.clear()
         while True:
             try:
-                described = sfn.describe_execution(executionArn=arn)
-                if described["status"] != "RUNNING":
+                if sfn.describe_execution(executionArn=arn)["status"] in TERMINAL:
                     break
                 if time.monotonic() - started > timeout_seconds:
                     self.cancelled.set()
@@ -341,29 +289,7 @@ class LocalPipeline:
                     raise  # a second Ctrl-C: leave now; leases let a later run reclaim
                 # The first Ctrl-C: let the running stage finish its current file and stop.
                 self.cancelled.set()
-        events = []
-        token = None
-        while True:
-            kwargs = {"executionArn": arn, "maxResults": 1000}
-            if token:
-                kwargs["nextToken"] = token
-            page = sfn.get_execution_history(**kwargs)
-            for raw in page["events"]:
-                state, detail = _event_detail(raw)
-                events.append(HistoryEvent(raw["timestamp"], raw["type"], state, detail))
-            token = page.get("nextToken")
-            if not token:
-                break
-        output = json.loads(described["output"]) if described.get("output") else None
-        return Execution(
-            name=name,
-            status=described["status"],
-            error=described.get("error"),
-            cause=described.get("cause"),
-            output=output,
-            events=events,
-            seconds=time.monotonic() - started,
-        )
+        return read_execution(sfn, arn)
 
 
 def _placeholder_zip() -> bytes:

@@ -9,7 +9,7 @@ from typing import Annotated
 
 import typer
 
-from droughtwatch_tools import cloud
+from droughtwatch_tools.cloud.outputs import find_project_dir
 from droughtwatch_tools.errors import UserError
 from droughtwatch_tools.grafana.compose import compose_command, find_compose_file, run_grafana
 from droughtwatch_tools.grafana.connection import (
@@ -82,7 +82,7 @@ def grafana(
     compose_path = compose_file or find_compose_file()
     compose = compose_command()  # fail on a missing Docker before fetching any secret
     if in_cloud:
-        project = cloud.find_project_dir() or compose_path.parent.parent
+        project = find_project_dir() or compose_path.parent.parent
         outputs = read_stack_outputs(stack_outputs, stack, project)
         connection = cloud_connection(outputs, db_port)
         if not _port_open(db_port):

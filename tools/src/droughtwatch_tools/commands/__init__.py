@@ -1,0 +1,2 @@
+"""The `droughtwatch` command's sub-commands, one module per group; `droughtwatch_tools.cli`
+wires them into the app."""

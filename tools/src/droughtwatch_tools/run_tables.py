@@ -1,0 +1,213 @@
+"""What the local runs print: the demo's table of days, a local run's table of files, and an
+execution's history as the AWS console shows it."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from rich.table import Table
+
+from droughtwatch_tools import printer
+from droughtwatch_tools.local.outcome import failure_words
+
+if TYPE_CHECKING:
+    from droughtwatch_tools.execution import Execution
+    from droughtwatch_tools.local.demo import DayResult, DemoResult
+    from droughtwatch_tools.local.run import LocalRunOutcome
+
+DEMO_INDICES = ("NDVI", "NDMI")
+
+
+def history_table(execution: Execution) -> Table:
+    """The execution's events; the detail (error, cause) of the failures only."""
+    table = Table(title=f"execution {execution.name}: {execution.status}", show_lines=False)
+    table.add_column("time", style="dim")
+    table.add_column("event")
+    table.add_column("state")
+    table.add_column("detail", overflow="fold", max_width=80)
+    for event in execution.events:
+        table.add_row(
+            event.timestamp.strftime("%H:%M:%S.%f")[:-3],
+            event.type,
+            event.state or "",
+            event.detail if event.failed else "",
+        )
+    return table
+
+
+# -- the demo -----------------------------------------------------------------------------------
+
+
+def demo_table(result: DemoResult) -> Table:
+    """One row a day: its data, its predictions' class shares, its drift and accuracy."""
+    classes = list(result.model.get("classes", []))
+    threshold = result.days[0].threshold if result.days else 0.25
+    # compact (no rules, short headers, one space between columns): it fits 90 columns
+    table = Table(
+        title="droughtwatch demo: one run per day",
+        caption=(
+            "class shares of the predictions; PSI: prediction drift against the model's "
+            f"reference (alert at >= {threshold}); NDVI, NDMI: their input drift scores; "
+            "input: the day's input drift; acc.: accuracy on the labelled images"
+        ),
+        box=None,
+        padding=(0, 1),
+        collapse_padding=True,
+        pad_edge=False,
+        header_style="bold underline",
+    )
+    table.add_column("date", no_wrap=True, min_width=10)
+    table.add_column("drought", justify="right")
+    table.add_column("images", justify="right")
+    table.add_column("blank", justify="right")
+    for name in classes:
+        table.add_column(name, justify="right")
+    table.add_column("PSI", justify="right")
+    table.add_column("alert")
+    for index in DEMO_INDICES:
+        table.add_column(index, justify="right")
+    table.add_column("input")
+    table.add_column("acc.", justify="right")
+    for day in result.days:
+        shares = [f"{day.class_shares.get(c, 0.0):.0%}" for c in classes]
+        score = "-" if day.drift_score is None else f"{day.drift_score:.3f}"
+        status = day.execution.status
+        table.add_row(
+            day.date.isoformat() if day.execution.succeeded else f"[red]{day.date} {status}[/]",
+            f"{day.drought:.2f}",
+            str(day.images),
+            str(day.dropped),
+            *shares,
+            score,
+            # the day's flag: Observe set it with the contract's is_drift, off without enough data
+            "[bold red]DRIFT[/]" if day.drift_detected else _no_alert(day),
+            *(_score(day.feature_drift.get(f"mean_{index}")) for index in DEMO_INDICES),
+            "[bold red]DRIFT[/]" if day.input_drift_detected else _no_alert(day),
+            _accuracy(day),
+        )
+    return table
+
+
+def print_demo(result: DemoResult) -> None:
+    """The table of days, each failed day's history, the model, the counts of alerts, and
+    where the products are."""
+    console = printer.console
+    console.print(demo_table(result))
+    if result.skipped:
+        console.print(f"not taken (not TFRecord files): {', '.join(result.skipped)}")
+    for day in result.days:
+        if not day.execution.succeeded:
+            console.print(history_table(day.execution))
+    training = result.model.get("training", {})
+    console.print(
+        f"model {result.model.get('name')} {result.model.get('version')}"
+        f" (channels {', '.join(result.model.get('channels', []))};"
+        f" held-out accuracy {training.get('accuracy', float('nan')):.2f})"
+    )
+    alerts = sum(d.drift_detected for d in result.days)
+    console.print(f"{alerts} of {len(result.days)} days at or above the drift alert threshold.")
+    drifted = sum(d.input_drift_detected for d in result.days)
+    console.print(f"{drifted} of {len(result.days)} days with input drift (NDVI, NDMI, ...).")
+    console.print(
+        "Predictions, Evidently reports, execution histories and the pipeline's JSON log:"
+        f" [bold]{result.out_dir}[/]"
+    )
+    console.print(
+        "Show an execution's history: droughtwatch local history "
+        f"{result.out_dir / 'executions' / (result.days[-1].execution.name + '.json')}"
+    )
+    console.print("See it in Grafana (needs Docker): droughtwatch grafana")
+
+
+def _score(value: float | None) -> str:
+    return "-" if value is None else f"{value:.2f}"
+
+
+def _no_alert(day: DayResult) -> str:
+    return "ok" if day.enough_data else "[dim]too few[/]"
+
+
+def _accuracy(day: DayResult) -> str:
+    if day.accuracy is None:
+        return "-"
+    text = f"{day.accuracy:.2f}"
+    return f"[bold red]{text}[/]" if day.accuracy_alert else text
+
+
+# -- a local run --------------------------------------------------------------------------------
+
+
+def local_run_table(outcome: LocalRunOutcome) -> Table:
+    """One row a file: its state in words, its images, class shares, drift and report."""
+    lines = outcome.summary.files
+    classes: list[str] = []
+    for line in lines:
+        classes.extend(c for c in line.outcome.class_shares if c not in classes)
+    table = Table(
+        title=f"local run {outcome.execution.name}: {outcome.execution.status}, {len(lines)} files",
+        show_lines=False,
+    )
+    table.add_column("file", overflow="fold")
+    table.add_column("status", overflow="fold")
+    table.add_column("images", justify="right")
+    table.add_column("dropped", justify="right")
+    for name in classes:
+        table.add_column(f"class {name}", justify="right")
+    table.add_column("drift (PSI)", justify="right")
+    table.add_column("alert")
+    table.add_column("report", overflow="fold")
+    for line in lines:
+        o = line.outcome
+        shares = [f"{o.class_shares[c]:.0%}" if c in o.class_shares else "-" for c in classes]
+        if o.drift_detected is None:
+            alert = "-"
+        elif o.drift_detected:
+            alert = f"[bold red]DRIFT >= {o.drift_threshold}[/]"
+        else:
+            alert = "ok"
+        state = line.state
+        if line.failed:
+            state = f"[red]{state}[/]"
+        elif line.settled:
+            state = f"[dim]{state}[/]"
+        elif not line.done:
+            state = f"[yellow]{state}[/]"
+        table.add_row(
+            line.name,
+            state,
+            "-" if o.images is None else str(o.images),
+            "-" if o.dropped is None else str(o.dropped),
+            *shares,
+            "-" if o.drift_score is None else f"{o.drift_score:.3f}",
+            alert,
+            str(line.report_path) if line.report_path else "-",
+        )
+    return table
+
+
+def print_local_run(outcome: LocalRunOutcome) -> None:
+    """The table of files, the failed ones with their errors and what happens to them, the
+    unfinished ones, and where the buckets, the history and the log are."""
+    console = printer.console
+    summary = outcome.summary
+    console.print(local_run_table(outcome))
+    if outcome.skipped:
+        console.print(f"not taken (not TFRecord files): {', '.join(outcome.skipped)}")
+    if outcome.ledger_error:
+        console.print(
+            f"[red]cannot read the files' states from the ledger:[/] {outcome.ledger_error}"
+        )
+    failed = summary.failed
+    if failed:
+        console.print(f"[bold red]{len(failed)} failed:[/]")
+        for line in failed:
+            console.print(f"- {failure_words(line, summary.max_attempts)}", highlight=False)
+    unfinished = summary.unfinished
+    if unfinished and outcome.execution.succeeded:
+        console.print(
+            f"{len(unfinished)} not done yet (a later run, or the run that holds them, finishes"
+            f" them): {', '.join(line.name for line in unfinished)}"
+        )
+    console.print(f"local buckets: {outcome.store_root}", highlight=False)
+    console.print(f"history: {outcome.history_file}", highlight=False)
+    console.print(f"pipeline log: {outcome.log_file}", highlight=False)

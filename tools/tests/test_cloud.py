@@ -227,7 +227,7 @@ def test_run_command_prints_progress_and_success(app: typer.Typer, state_machine
 def test_run_command_names_the_failed_state_and_cause(app: typer.Typer, state_machine: str) -> None:
     answer({"statusCode": 500, "body": {"error": "ModelNotFound", "cause": "no model.json"}})
     result = CliRunner().invoke(app, run_args(state_machine))
-    assert result.exit_code == 2
+    assert result.exit_code == 4  # as `local run`: the execution failed
     assert "FAILED in state Processing: ModelNotFound: no model.json" in result.output
     assert "console.aws.amazon.com/states" in result.output
 

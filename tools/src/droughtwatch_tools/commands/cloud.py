@@ -20,7 +20,7 @@ from droughtwatch_tools import printer
 from droughtwatch_tools.cloud.outputs import find_project_dir, resolve_outputs, stack_outputs
 from droughtwatch_tools.cloud.tunnel import TUNNEL_REFUSED_HINT, operator_policy, tunnel_command
 from droughtwatch_tools.commands.options import CwdOption, RegionOption, StackOption
-from droughtwatch_tools.errors import UserError
+from droughtwatch_tools.errors import ExitCode, UserError
 from droughtwatch_tools.printer import reports_errors
 
 if TYPE_CHECKING:
@@ -159,6 +159,7 @@ def run_command(
         f"{execution.name} {execution.status} in state {execution.failed_state}: "
         f"{execution.error_line}",
         f"read the cause above; the execution is at {console_url(str(execution.arn), outputs)}",
+        ExitCode.EXECUTION_FAILED,
     )
 
 

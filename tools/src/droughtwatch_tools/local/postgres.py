@@ -23,7 +23,6 @@ import pwd
 import secrets
 import shutil
 import signal
-import socket
 import stat
 import subprocess
 import time
@@ -32,6 +31,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
+
+from droughtwatch_tools.local.host import (
+    EmbeddedPostgresError,
+    ensure_system_user,
+    free_port,
+    is_postmaster,
+    port_is_free,
+)
 
 DATABASE = "droughtwatch"
 SUPERUSER = "postgres"
@@ -45,10 +52,6 @@ _WRITE_ERRORS = {
     errno.EACCES: "permission denied",
     errno.EPERM: "operation not permitted",
 }
-
-
-class EmbeddedPostgresError(RuntimeError):
-    pass
 
 
 def _pgserver_utils() -> Any:
@@ -73,77 +76,6 @@ def _bin_dir() -> Path:
 def server_major_version() -> int:
     """The major version of the PostgreSQL binaries this install runs."""
     return int(_pgserver_utils().TARGET_POSTGRES_VERSION)
-
-
-def _port_is_free(port: int) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        try:
-            sock.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-    return True
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _pid_alive(pid: int) -> bool:
-    """Whether ``pid`` runs; a zombie (killed, not yet reaped by a parent that does not reap,
-    as in many containers) does not."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        pass
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except (OSError, IndexError):
-        return True
-    return state not in {"Z", "X"}
-
-
-def _is_postmaster(pid: int, pgdata: Path) -> bool:
-    """Whether ``pid`` is a live server of ``pgdata`` (not a pid reused after a reboot): the
-    postmaster's working directory is its data folder."""
-    if not _pid_alive(pid):
-        return False
-    try:
-        return Path(os.readlink(f"/proc/{pid}/cwd")) == pgdata
-    except OSError:
-        return True  # no /proc to ask: trust the live pid, as pg_ctl does
-
-
-def ensure_system_user(name: str) -> pwd.struct_passwd:
-    """The system user ``name``, created (no login, no home) when missing. Root only."""
-    try:
-        return pwd.getpwnam(name)
-    except KeyError:
-        pass
-    tool = shutil.which("useradd")
-    if tool is None:
-        raise EmbeddedPostgresError(
-            f"PostgreSQL cannot run as root and the system user {name!r} does not exist; "
-            "`useradd` is not installed to create it. Create the user by hand, run as a normal "
-            "user, or set DROUGHTWATCH_DATABASE_DSN to a PostgreSQL you run"
-        )
-    result = subprocess.run(
-        [tool, "--system", "--no-create-home", "--shell", "/usr/sbin/nologin", name],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    try:
-        # another process may have created it at the same moment (exit 9): fine either way
-        return pwd.getpwnam(name)
-    except KeyError:
-        raise EmbeddedPostgresError(
-            f"could not create the system user {name!r} for PostgreSQL: "
-            f"{result.stderr.strip() or result.returncode}"
-        ) from None
 
 
 def _writable_error(path: Path, exc: OSError) -> EmbeddedPostgresError:
@@ -209,7 +141,7 @@ class EmbeddedPostgres:
 
     def is_running(self) -> bool:
         pid = self._postmaster_pid()
-        return pid is not None and _is_postmaster(pid, self.pgdata)
+        return pid is not None and is_postmaster(pid, self.pgdata)
 
     def start(self) -> str:
         """Initialise (first time), start (unless running) and return the DSN of the
@@ -369,7 +301,7 @@ class EmbeddedPostgres:
         then remove the lock so that the next start does not refuse."""
         lock = self.pgdata / "postmaster.pid"
         pid = self._postmaster_pid()
-        if not lock.exists() or (pid is not None and _is_postmaster(pid, self.pgdata)):
+        if not lock.exists() or (pid is not None and is_postmaster(pid, self.pgdata)):
             return
         deadline = time.monotonic() + 10
         while self._orphans() and time.monotonic() < deadline:
@@ -403,8 +335,8 @@ class EmbeddedPostgres:
             port = int(port_file.read_text()) if port_file.exists() else self.preferred_port
         except ValueError:
             port = self.preferred_port
-        if port == 0 or not _port_is_free(port):
-            port = _free_port()
+        if port == 0 or not port_is_free(port):
+            port = free_port()
         port_file.write_text(f"{port}\n")
         if not self.log.exists():
             self.log.touch()

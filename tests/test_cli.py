@@ -24,6 +24,20 @@ def cli_env(monkeypatch: pytest.MonkeyPatch, admin_dsn: str, tmp_path: Path, aws
     return admin_dsn
 
 
+def _table_row(output: str, name: str) -> str:
+    """The local run table's row of a file (the one line that starts with its name and is not
+    its report's line)."""
+    (row,) = [x for x in output.splitlines() if x.split()[:1] == [name] and ".html" not in x]
+    return row
+
+
+def _report_of(output: str, name: str) -> str:
+    """The report path printed for a file below the table."""
+    reports = output[output.index("reports (Evidently HTML):") :]
+    (line,) = [x for x in reports.splitlines() if x.split()[:1] == [name]]
+    return line.split(maxsplit=1)[1]
+
+
 def test_demo_three_days(cli_env: str, tmp_path: Path) -> None:
     out = tmp_path / "demo-out"
     result = runner.invoke(
@@ -90,7 +104,7 @@ def _ledger_rows(dsn: str) -> list[tuple]:
 
 
 def test_local_run_processes_only_new_files(
-    cli_env: str, tmp_path: Path, stored_model: Path
+    cli_env: str, tmp_path: Path, stored_model: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     home = tmp_path / "home"
     folder = tmp_path / "incoming"
@@ -98,6 +112,7 @@ def test_local_run_processes_only_new_files(
     first = runner.invoke(app, ["local", "run", str(folder), "--date", "2026-11-20"])
     assert first.exit_code == 0, first.output
     _raw(folder, "b.tfrecord", seed=2)
+    monkeypatch.setenv("COLUMNS", "80")  # a cron log or a default terminal
     second = runner.invoke(app, ["local", "run", str(folder), "--date", "2026-11-20"])
     assert second.exit_code == 0, second.output
     rows = _ledger_rows(cli_env)
@@ -114,10 +129,15 @@ def test_local_run_processes_only_new_files(
     assert "2 files" in second.output
     for raw_key, *_, images, report_key in rows:
         name = raw_key.rsplit("/", 1)[-1]
-        (line,) = [x for x in second.output.splitlines() if f" {name} " in x]
+        line = _table_row(second.output, name)
         assert " done " in line and f" {images} " in line
         report = home / "buckets" / "droughtwatch-local-data" / report_key
-        assert str(report) in line and b"<!DOCTYPE html>" in report.read_bytes()[:200]
+        assert _report_of(second.output, name) == str(report)
+        assert b"<!DOCTYPE html>" in report.read_bytes()[:200]
+    # the table fits the 80 columns; the paths after it are whole, one a line, to copy
+    table = second.output[: second.output.index("reports (Evidently HTML):")]
+    assert max(len(x) for x in table.splitlines()) <= 80
+    assert len(str(report)) > 80
     # the products live in the shared store, not in a copy made at the end of the run
     assert not list((home / "work").iterdir())
     assert "local buckets: " + str(home / "buckets") in second.output
@@ -133,10 +153,11 @@ def test_local_run_lists_failed_files_and_exits_3(
     result = runner.invoke(app, ["local", "run", str(folder), "--date", "2026-11-21"])
     assert result.exit_code == 3, result.output
     rows = {r[0].rsplit("/", 1)[-1]: r for r in _ledger_rows(cli_env)}
-    (good,) = [x for x in result.output.splitlines() if " good.tfrecord " in x]
+    good = _table_row(result.output, "good.tfrecord")
     *_, images, report_key = rows["good.tfrecord"]
-    assert " done " in good and f" {images} " in good and report_key.split("/")[-1] in good
-    (bad,) = [x for x in result.output.splitlines() if " bad.tfrecord " in x]
+    assert " done " in good and f" {images} " in good
+    assert _report_of(result.output, "good.tfrecord").endswith(report_key)
+    bad = _table_row(result.output, "bad.tfrecord")
     assert "failed at processing, attempts used up (1 of 1)" in bad
     failures = result.output[result.output.index("1 failed:") :]
     assert "- bad.tfrecord: InvalidRawFile: " in failures
@@ -170,7 +191,7 @@ def test_a_failed_execution_exits_4_and_names_its_error_once(
     _raw(folder, "a.tfrecord", seed=4)
     result = runner.invoke(app, ["local", "run", str(folder), "--date", "2026-11-23"])
     assert result.exit_code == 4, result.output
-    (line,) = [x for x in result.output.splitlines() if " a.tfrecord " in x]
+    line = _table_row(result.output, "a.tfrecord")
     assert "observe: pending" in line  # processed and predicted; the next run observes it
     text = " ".join(result.output.split())
     assert "FAILED: ConfigurationError: invalid configuration: DROUGHTWATCH_DRIFT_THRESHOLD" in text

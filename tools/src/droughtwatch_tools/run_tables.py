@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from droughtwatch_contract.drift import is_drift
 from rich.table import Table
 
 from droughtwatch_tools import printer
@@ -16,6 +17,20 @@ if TYPE_CHECKING:
     from droughtwatch_tools.local.run import LocalRunOutcome
 
 DEMO_INDICES = ("NDVI", "NDMI")
+
+
+def score_text(score: float | None, threshold: float | None, digits: int = 3) -> str:
+    """A drift score rounded to ``digits``, or to as many more as it takes to stay on its side
+    of the threshold: 0.24987 against 0.25 prints 0.2499 (no alert), never 0.250 beside "ok"."""
+    if score is None:
+        return "-"
+    if threshold is None:
+        return f"{score:.{digits}f}"
+    for places in range(digits, 16):
+        text = f"{score:.{places}f}"
+        if is_drift(float(text), threshold) == is_drift(score, threshold):
+            return text
+    return repr(score)
 
 
 def history_table(execution: Execution) -> Table:
@@ -70,7 +85,7 @@ def demo_table(result: DemoResult) -> Table:
     table.add_column("acc.", justify="right")
     for day in result.days:
         shares = [f"{day.class_shares.get(c, 0.0):.0%}" for c in classes]
-        score = "-" if day.drift_score is None else f"{day.drift_score:.3f}"
+        score = score_text(day.drift_score, day.threshold)
         status = day.execution.status
         table.add_row(
             day.date.isoformat() if day.execution.succeeded else f"[red]{day.date} {status}[/]",
@@ -138,31 +153,42 @@ def _accuracy(day: DayResult) -> str:
 
 
 def local_run_table(outcome: LocalRunOutcome) -> Table:
-    """One row a file: its state in words, its images, class shares, drift and report."""
+    """One row a file: its state in words, its images, class shares and prediction drift. Laid
+    out as the demo's table (no rules, short headers, a caption that explains them) so that it
+    reads in an 80-column terminal or a cron log; the reports' paths follow the table."""
     lines = outcome.summary.files
     classes: list[str] = []
     for line in lines:
         classes.extend(c for c in line.outcome.class_shares if c not in classes)
+    thresholds = {o.drift_threshold for o in (x.outcome for x in lines) if o.drift_threshold}
+    threshold = f" (alert at >= {thresholds.pop()})" if len(thresholds) == 1 else ""
+    files = "1 file" if len(lines) == 1 else f"{len(lines)} files"
     table = Table(
-        title=f"local run {outcome.execution.name}: {outcome.execution.status}, {len(lines)} files",
-        show_lines=False,
+        title=f"local run {outcome.execution.name}: {outcome.execution.status}, {files}",
+        caption=(
+            f"blank: blank images dropped; {', '.join(classes) or 'the classes'}: class shares "
+            f"of the predictions; PSI: prediction drift against the model's reference{threshold}"
+        ),
+        box=None,
+        padding=(0, 1),
+        collapse_padding=True,
+        header_style="bold underline",
     )
     table.add_column("file", overflow="fold")
     table.add_column("status", overflow="fold")
     table.add_column("images", justify="right")
-    table.add_column("dropped", justify="right")
+    table.add_column("blank", justify="right")
     for name in classes:
-        table.add_column(f"class {name}", justify="right")
-    table.add_column("drift (PSI)", justify="right")
+        table.add_column(name, justify="right")
+    table.add_column("PSI", justify="right")
     table.add_column("alert")
-    table.add_column("report", overflow="fold")
     for line in lines:
         o = line.outcome
         shares = [f"{o.class_shares[c]:.0%}" if c in o.class_shares else "-" for c in classes]
         if o.drift_detected is None:
             alert = "-"
         elif o.drift_detected:
-            alert = f"[bold red]DRIFT >= {o.drift_threshold}[/]"
+            alert = "[bold red]DRIFT[/]"
         else:
             alert = "ok"
         state = line.state
@@ -178,9 +204,8 @@ def local_run_table(outcome: LocalRunOutcome) -> Table:
             "-" if o.images is None else str(o.images),
             "-" if o.dropped is None else str(o.dropped),
             *shares,
-            "-" if o.drift_score is None else f"{o.drift_score:.3f}",
+            score_text(o.drift_score, o.drift_threshold),
             alert,
-            str(line.report_path) if line.report_path else "-",
         )
     return table
 
@@ -191,6 +216,12 @@ def print_local_run(outcome: LocalRunOutcome) -> None:
     console = printer.console
     summary = outcome.summary
     console.print(local_run_table(outcome))
+    reports = [line for line in summary.files if line.report_path]
+    if reports:
+        # one line each, never wrapped: a path cut in two cannot be copied or clicked
+        console.print("reports (Evidently HTML):")
+        for line in reports:
+            console.print(f"  {line.name} {line.report_path}", highlight=False, soft_wrap=True)
     if outcome.skipped:
         console.print(f"not taken (not TFRecord files): {', '.join(outcome.skipped)}")
     if outcome.ledger_error:
@@ -208,6 +239,6 @@ def print_local_run(outcome: LocalRunOutcome) -> None:
             f"{len(unfinished)} not done yet (a later run, or the run that holds them, finishes"
             f" them): {', '.join(line.name for line in unfinished)}"
         )
-    console.print(f"local buckets: {outcome.store_root}", highlight=False)
-    console.print(f"history: {outcome.history_file}", highlight=False)
-    console.print(f"pipeline log: {outcome.log_file}", highlight=False)
+    console.print(f"local buckets: {outcome.store_root}", highlight=False, soft_wrap=True)
+    console.print(f"history: {outcome.history_file}", highlight=False, soft_wrap=True)
+    console.print(f"pipeline log: {outcome.log_file}", highlight=False, soft_wrap=True)

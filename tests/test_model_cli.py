@@ -93,7 +93,7 @@ def test_keras_style_model_runs_through_local_run_like_onnxruntime_directly(
     assert result.exit_code == 0, result.output
     output = _said(result)
     assert "model keras-cnn k1 published" in output
-    assert f"{shard_path.name} │ done │ 79 │" in output
+    assert f" {shard_path.name} done 79 2 " in output  # file, status, images, blank
 
     (path,) = (home / "buckets" / LOCAL_DATA / "predictions").rglob("*.parquet")
     frame, meta = predictions.read(path)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import sys
 import tempfile
 import uuid
 from collections.abc import Callable, Iterator
@@ -23,6 +24,21 @@ SHARD = REPO.parent / "shared" / "data" / "droughtwatch" / "part-r-00012"
 DATA_BUCKET = "dw-test-data"
 MODEL_BUCKET = "dw-test-models"
 TEMPLATE_DB = "dw_template"
+
+
+@pytest.fixture(autouse=True)
+def printer_follows_columns(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The command's consoles as a user's are: following COLUMNS at each print. rich fixes a
+    console's width when COLUMNS is set at its making, and xdist's workers start with
+    COLUMNS=80, so a test that sets a width would get 80 there. (Not imported: nothing to do;
+    infra's tests run without the tools.)"""
+    monkeypatch.delenv("COLUMNS", raising=False)
+    printer = sys.modules.get("droughtwatch_tools.printer")
+    if printer is not None:
+        from rich.console import Console
+
+        monkeypatch.setattr(printer, "console", Console())
+        monkeypatch.setattr(printer, "err", Console(stderr=True))
 
 
 @pytest.fixture(scope="session")

@@ -11,10 +11,10 @@ import subprocess
 from collections.abc import Callable
 from pathlib import Path
 
+from droughtwatch_tools import printer
 from droughtwatch_tools.errors import UserError
 from droughtwatch_tools.grafana.connection import Connection
 from droughtwatch_tools.grafana.dashboard import DASHBOARD_UID
-from droughtwatch_tools.printer import console, warning
 
 # The variable the compose file reads Grafana's HTTP port from.
 ENV_GRAFANA_PORT = "DROUGHTWATCH_GRAFANA_PORT"
@@ -96,7 +96,7 @@ def batch_range(connection: Connection) -> tuple[dt.date, dt.date] | None:
 
 def _say(text: str) -> None:
     """A result line on stdout, as written: no markup, and unwrapped so links stay whole."""
-    console.print(text, markup=False, highlight=False, soft_wrap=True)
+    printer.console.print(text, markup=False, highlight=False, soft_wrap=True)
 
 
 def run_grafana(
@@ -114,7 +114,7 @@ def run_grafana(
     try:
         first_last = batch_range(connection)
     except (psycopg.Error, OSError) as exc:  # only the printed link depends on it
-        warning(
+        printer.warning(
             f"could not read the batch dates ({type(exc).__name__}); the dashboard opens on "
             "its default range"
         )

@@ -33,6 +33,35 @@ def score_text(score: float | None, threshold: float | None, digits: int = 3) ->
     return repr(score)
 
 
+# The alert cell of a score at or above its threshold (the flag Observe set with is_drift).
+DRIFT = "[bold red]DRIFT[/]"
+
+
+def compact_table(title: str, caption: str, *, pad_edge: bool) -> Table:
+    """The run tables' layout: no rules, short headers, one space between columns, and a
+    caption that explains the headers, so that the table reads in a 80-90 column terminal."""
+    return Table(
+        title=title,
+        caption=caption,
+        box=None,
+        padding=(0, 1),
+        collapse_padding=True,
+        pad_edge=pad_edge,
+        header_style="bold underline",
+    )
+
+
+def add_prediction_columns(table: Table, classes: list[str]) -> None:
+    """The columns both run tables show of a batch's predictions, in this order: images,
+    blank images dropped, each class's share, the prediction drift score and its alert."""
+    table.add_column("images", justify="right")
+    table.add_column("blank", justify="right")
+    for name in classes:
+        table.add_column(name, justify="right")
+    table.add_column("PSI", justify="right")
+    table.add_column("alert")
+
+
 def history_table(execution: Execution) -> Table:
     """The execution's events; the detail (error, cause) of the failures only."""
     table = Table(title=f"execution {execution.name}: {execution.status}", show_lines=False)
@@ -57,28 +86,16 @@ def demo_table(result: DemoResult) -> Table:
     """One row a day: its data, its predictions' class shares, its drift and accuracy."""
     classes = list(result.model.get("classes", []))
     threshold = result.days[0].threshold if result.days else 0.25
-    # compact (no rules, short headers, one space between columns): it fits 90 columns
-    table = Table(
-        title="droughtwatch demo: one run per day",
-        caption=(
-            "class shares of the predictions; PSI: prediction drift against the model's "
-            f"reference (alert at >= {threshold}); NDVI, NDMI: their input drift scores; "
-            "input: the day's input drift; acc.: accuracy on the labelled images"
-        ),
-        box=None,
-        padding=(0, 1),
-        collapse_padding=True,
+    table = compact_table(
+        "droughtwatch demo: one run per day",
+        "class shares of the predictions; PSI: prediction drift against the model's "
+        f"reference (alert at >= {threshold}); NDVI, NDMI: their input drift scores; "
+        "input: the day's input drift; acc.: accuracy on the labelled images",
         pad_edge=False,
-        header_style="bold underline",
     )
     table.add_column("date", no_wrap=True, min_width=10)
     table.add_column("drought", justify="right")
-    table.add_column("images", justify="right")
-    table.add_column("blank", justify="right")
-    for name in classes:
-        table.add_column(name, justify="right")
-    table.add_column("PSI", justify="right")
-    table.add_column("alert")
+    add_prediction_columns(table, classes)
     for index in DEMO_INDICES:
         table.add_column(index, justify="right")
     table.add_column("input")
@@ -95,9 +112,9 @@ def demo_table(result: DemoResult) -> Table:
             *shares,
             score,
             # the day's flag: Observe set it with the contract's is_drift, off without enough data
-            "[bold red]DRIFT[/]" if day.drift_detected else _no_alert(day),
+            DRIFT if day.drift_detected else _no_alert(day),
             *(_score(day.feature_drift.get(f"mean_{index}")) for index in DEMO_INDICES),
-            "[bold red]DRIFT[/]" if day.input_drift_detected else _no_alert(day),
+            DRIFT if day.input_drift_detected else _no_alert(day),
             _accuracy(day),
         )
     return table
@@ -154,8 +171,8 @@ def _accuracy(day: DayResult) -> str:
 
 def local_run_table(outcome: LocalRunOutcome) -> Table:
     """One row a file: its state in words, its images, class shares and prediction drift. Laid
-    out as the demo's table (no rules, short headers, a caption that explains them) so that it
-    reads in an 80-column terminal or a cron log; the reports' paths follow the table."""
+    out as the demo's table so that it reads in an 80-column terminal or a cron log; the
+    reports' paths follow the table."""
     lines = outcome.summary.files
     classes: list[str] = []
     for line in lines:
@@ -163,34 +180,19 @@ def local_run_table(outcome: LocalRunOutcome) -> Table:
     thresholds = {o.drift_threshold for o in (x.outcome for x in lines) if o.drift_threshold}
     threshold = f" (alert at >= {thresholds.pop()})" if len(thresholds) == 1 else ""
     files = "1 file" if len(lines) == 1 else f"{len(lines)} files"
-    table = Table(
-        title=f"local run {outcome.execution.name}: {outcome.execution.status}, {files}",
-        caption=(
-            f"blank: blank images dropped; {', '.join(classes) or 'the classes'}: class shares "
-            f"of the predictions; PSI: prediction drift against the model's reference{threshold}"
-        ),
-        box=None,
-        padding=(0, 1),
-        collapse_padding=True,
-        header_style="bold underline",
+    table = compact_table(
+        f"local run {outcome.execution.name}: {outcome.execution.status}, {files}",
+        f"blank: blank images dropped; {', '.join(classes) or 'the classes'}: class shares "
+        f"of the predictions; PSI: prediction drift against the model's reference{threshold}",
+        pad_edge=True,
     )
     table.add_column("file", overflow="fold")
     table.add_column("status", overflow="fold")
-    table.add_column("images", justify="right")
-    table.add_column("blank", justify="right")
-    for name in classes:
-        table.add_column(name, justify="right")
-    table.add_column("PSI", justify="right")
-    table.add_column("alert")
+    add_prediction_columns(table, classes)
     for line in lines:
         o = line.outcome
         shares = [f"{o.class_shares[c]:.0%}" if c in o.class_shares else "-" for c in classes]
-        if o.drift_detected is None:
-            alert = "-"
-        elif o.drift_detected:
-            alert = "[bold red]DRIFT[/]"
-        else:
-            alert = "ok"
+        alert = "-" if o.drift_detected is None else DRIFT if o.drift_detected else "ok"
         state = line.state
         if line.failed:
             state = f"[red]{state}[/]"

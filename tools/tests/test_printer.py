@@ -53,11 +53,6 @@ def test_a_hint_already_in_the_message_is_not_repeated() -> None:
     assert result.stderr == "error: no stack: run pulumi up\n"
 
 
-def test_a_pipeline_error_keeps_its_message_and_hint_as_a_user_error() -> None:
-    problem = UserError.of(ModelNotFound("gone"), ExitCode.EXECUTION_FAILED)
-    assert (str(problem), problem.hint, problem.exit_code) == ("gone", ModelNotFound.hint, 4)
-
-
 def test_a_long_message_prints_as_written_on_one_line() -> None:
     link = "https://docs.docker.com/engine/install/?from=1767484800000&to=1767744000000"
     message = f"cannot read list[str] from [bold]{link}[/] in /tmp/a folder/with spaces"

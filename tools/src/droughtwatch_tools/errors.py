@@ -8,8 +8,6 @@ from __future__ import annotations
 
 from enum import IntEnum
 
-from droughtwatch_inference.errors import DroughtwatchError
-
 
 class ExitCode(IntEnum):
     """The command's exit codes (documented in the README); cron and CI read them."""
@@ -28,8 +26,3 @@ class UserError(Exception):
         super().__init__(message)
         self.hint = hint
         self.exit_code = int(exit_code)
-
-    @classmethod
-    def of(cls, error: DroughtwatchError, exit_code: int = ExitCode.USAGE) -> UserError:
-        """A pipeline error as the user sees it: its message and its hint."""
-        return cls(str(error), error.hint, exit_code)

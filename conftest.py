@@ -132,13 +132,10 @@ def postgres() -> Iterator[Postgres]:
 @pytest.fixture(scope="session")
 def migrated_template(postgres: Postgres) -> str:
     """A database with the project's schema, copied for each test (fast: CREATE ... TEMPLATE)."""
-    import psycopg
-    from droughtwatch_inference.adapters.database import migrate
+    from droughtwatch_tools.local.database import migrate_dsn
 
     name = f"{TEMPLATE_DB}_{uuid.uuid4().hex[:8]}"
-    dsn = postgres.create(name)
-    with psycopg.connect(dsn, autocommit=True) as conn:
-        migrate(conn)
+    migrate_dsn(postgres.create(name))
     postgres.set_role_passwords()
     return name
 

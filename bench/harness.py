@@ -87,8 +87,7 @@ def migrated_postgres(workdir: Path) -> Iterator[str]:
     """A PostgreSQL server of our own under ``workdir`` for the block, its database migrated
     (as a deployment's migrate function leaves it: the stages refuse an outdated schema);
     yields its DSN."""
-    import psycopg
-    from droughtwatch_inference.adapters.database import migrate
+    from droughtwatch_tools.local.database import migrate_dsn
     from droughtwatch_tools.local.postgres import EmbeddedPostgres
 
     with warnings.catch_warnings():
@@ -96,8 +95,7 @@ def migrated_postgres(workdir: Path) -> Iterator[str]:
         server = EmbeddedPostgres(workdir / "pg", preferred_port=0)
         dsn = server.start()
     try:
-        with psycopg.connect(dsn, autocommit=True) as conn:
-            migrate(conn)
+        migrate_dsn(dsn)
         yield dsn
     finally:
         server.stop()

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import socket
 from pathlib import Path
 from typing import Annotated
 
@@ -16,14 +15,10 @@ from droughtwatch_tools.grafana.connection import (
     cloud_connection,
     local_connection,
     read_stack_outputs,
+    tunnel_hint,
+    tunnel_open,
 )
 from droughtwatch_tools.printer import reports_errors, warning
-
-
-def _port_open(port: int) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.settimeout(1)
-        return sock.connect_ex(("127.0.0.1", port)) == 0
 
 
 @reports_errors
@@ -85,11 +80,10 @@ def grafana(
         project = find_project_dir() or compose_path.parent.parent
         outputs = read_stack_outputs(stack_outputs, stack, project)
         connection = cloud_connection(outputs, db_port)
-        if not _port_open(db_port):
+        if not tunnel_open(db_port):
             warning(
-                f"nothing listens on 127.0.0.1:{db_port}: open the tunnel with "
-                f"`droughtwatch tunnel{f' --stack {stack}' if stack else ''} --local-port "
-                f"{db_port}` (grafana/README.md), or the panels will show connection errors"
+                f"nothing listens on 127.0.0.1:{db_port}: {tunnel_hint(stack, db_port)}, or "
+                "the panels will show connection errors"
             )
     else:
         connection = local_connection(data_dir)

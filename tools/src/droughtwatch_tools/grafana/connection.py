@@ -7,6 +7,7 @@ never in a file or in the printed output."""
 from __future__ import annotations
 
 import json
+import socket
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -46,6 +47,20 @@ class Connection:
         return (
             f"Connection(host={self.host!r}, port={self.port}, database={self.database!r}, "
             f"user={self.user!r}, sslmode={self.sslmode!r})"
+        )
+
+    def conninfo(self) -> str:
+        """The connection as a libpq string, for a reader that connects itself (the offline
+        dashboard page); held in memory only."""
+        from psycopg.conninfo import make_conninfo
+
+        return make_conninfo(
+            host=self.host,
+            port=self.port,
+            dbname=self.database,
+            user=self.user,
+            password=self.password,
+            sslmode=self.sslmode,
         )
 
     def environment(self) -> dict[str, str]:
@@ -167,3 +182,19 @@ def cloud_connection(
     # Through the tunnel the certificate names the RDS host, not 127.0.0.1, so verify-full
     # cannot pass: require TLS without verifying the name.
     return Connection("127.0.0.1", port, database, user, password, "require")
+
+
+def tunnel_open(port: int) -> bool:
+    """Whether something listens on 127.0.0.1:``port``, where the tunnel's local end is."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.settimeout(1)
+        return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
+def tunnel_hint(stack: str | None, port: int) -> str:
+    """How to open the tunnel to the stack's database on that local port."""
+    flag = f" --stack {stack}" if stack else ""
+    return (
+        f"open the tunnel with `droughtwatch tunnel{flag} --local-port {port}` in another "
+        "terminal and keep it open (grafana/README.md)"
+    )

@@ -9,6 +9,8 @@ import numpy as np
 import psycopg
 import pytest
 from droughtwatch_tools.cli import app
+from droughtwatch_tools.dashboard_page.html import read_figures
+from droughtwatch_tools.grafana.dashboard import DRIFT_PANEL_ID
 from typer.testing import CliRunner
 
 runner = CliRunner()
@@ -61,6 +63,17 @@ def test_demo_three_days(cli_env: str, tmp_path: Path) -> None:
     assert not any(d["enough_data"] or d["drift_detected"] for d in summary)
     assert all(set(d["feature_drift"]) >= {"mean_NDVI", "mean_NDMI"} for d in summary)
     assert "NDVI" in result.output and "NDMI" in result.output and "too few" in result.output
+    # the offline dashboard page, its path printed beside the table; its drift panel draws
+    # each day's score apart, as not enough data
+    page = out / "dashboard.html"
+    assert f"open {page} in a browser" in result.output
+    (too_few,) = [
+        t
+        for t in read_figures(page.read_text())[DRIFT_PANEL_ID]["data"]
+        if t["name"].startswith("not enough data")
+    ]
+    assert too_few["x"] == [d["date"] for d in summary]
+    assert too_few["y"] == pytest.approx([d["drift_score"] for d in summary])
 
 
 @pytest.mark.parametrize(

@@ -26,7 +26,7 @@ from droughtwatch_tools.grafana import queries
 from droughtwatch_tools.grafana.alerts import build_alert_rules
 from droughtwatch_tools.grafana.dashboard import DRIFT_PANEL_ID, build_dashboard
 from droughtwatch_tools.grafana.macros import UnknownMacro, expand_macros, grafana_time
-from droughtwatch_tools.grafana.panels import timeseries
+from droughtwatch_tools.grafana.panels import threshold_steps, timeseries
 
 UTC = dt.UTC
 START = dt.datetime(2026, 11, 21, tzinfo=UTC)
@@ -237,3 +237,27 @@ def test_the_page_holds_each_figure_for_the_browser() -> None:
     assert "</script><script>alert(1)" not in page
     assert read_figures(page)[5]["data"] == figure["data"]
     assert read_figures(page)[5]["config"]["displaylogo"] is False
+
+
+def test_a_threshold_of_the_panel_itself_is_a_dashed_line_across() -> None:
+    dashboard = {
+        "panels": [
+            timeseries(
+                99,
+                "Accuracy with a fixed line",
+                "a later panel",
+                queries.MODEL_QUALITY,
+                (0, 0, 12, 8),
+                bars=False,
+                defaults={"unit": "percentunit"},
+                thresholds=threshold_steps(("green", None), ("red", 0.5)),
+            )
+        ]
+    }
+    (panel,) = page_panels(dashboard, {"groups": []})
+    rows = Rows(queries.MODEL_QUALITY.columns, [(_day(0), 0.6, 0.5, 0.7, 0.6)])
+    figure = timeseries_figure(panel, {"model_quality": rows}, _shown(1))
+    (line,) = figure["layout"]["shapes"]
+    assert (line["y0"], line["y1"], line["xref"]) == (0.5, 0.5, "paper")
+    assert line["line"]["color"] == COLORS["red"] and line["line"]["dash"] == "dash"
+    assert [t["name"] for t in figure["data"]] == list(queries.MODEL_QUALITY.columns[1:])

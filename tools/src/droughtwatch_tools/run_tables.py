@@ -148,6 +148,12 @@ def print_demo(result: DemoResult) -> None:
         "Show an execution's history: droughtwatch local history "
         f"{result.out_dir / 'executions' / (result.days[-1].execution.name + '.json')}"
     )
+    if result.dashboard is not None:
+        console.print(
+            f"The dashboard, offline: open {result.dashboard} in a browser",
+            highlight=False,
+            soft_wrap=True,
+        )
     console.print("See it in Grafana (needs Docker): droughtwatch grafana")
 
 

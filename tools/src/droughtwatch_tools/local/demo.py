@@ -25,11 +25,14 @@ from typing import Any
 from droughtwatch_contract.keys import KeyLayout
 from droughtwatch_inference import logs
 
+from droughtwatch_tools.dashboard_page.page import write_page
 from droughtwatch_tools.execution import Execution
 from droughtwatch_tools.local.database import LocalDatabase
 from droughtwatch_tools.local.runner import LocalConfig, LocalPipeline
 
 RAW_SUFFIX = ".tfrecord"
+# The offline dashboard page the demo writes into its folder (droughtwatch_tools.dashboard_page).
+DASHBOARD_PAGE = "dashboard.html"
 
 
 @dataclass(frozen=True)
@@ -74,6 +77,7 @@ class DemoResult:
     model: dict[str, Any]
     exported: int
     skipped: list[str] = field(default_factory=list)
+    dashboard: Path | None = None  # the offline dashboard page
 
 
 def raw_files(folder: Path) -> tuple[list[Path], list[str]]:
@@ -238,8 +242,15 @@ def run_demo(
         for d in results
     ]
     (out / "summary.json").write_text(json.dumps(summary, indent=2))
+    progress("writing the dashboard page", total_steps, total_steps)
+    page = write_page(database.grafana, out / DASHBOARD_PAGE, source="the demo's database")
     return DemoResult(
-        days=results, out_dir=out, model=model_info, exported=exported, skipped=skipped
+        days=results,
+        out_dir=out,
+        model=model_info,
+        exported=exported,
+        skipped=skipped,
+        dashboard=out / DASHBOARD_PAGE if page is not None else None,
     )
 
 

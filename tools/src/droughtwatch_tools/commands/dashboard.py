@@ -12,6 +12,13 @@ import typer
 
 from droughtwatch_tools import printer
 from droughtwatch_tools.cloud.outputs import find_project_dir
+from droughtwatch_tools.commands.options import (
+    DatabaseStackOption,
+    DataDirOption,
+    StackOutputsOption,
+    TunnelPortOption,
+    reads_a_stack,
+)
 from droughtwatch_tools.errors import UserError
 from droughtwatch_tools.grafana.connection import (
     cloud_connection,
@@ -68,30 +75,10 @@ def dashboard(
         int,
         typer.Option(min=1, max=3660, help="Days shown, up to the newest batch."),
     ] = DEFAULT_DAYS,
-    stack: Annotated[
-        str | None,
-        typer.Option("--stack", help="Cloud: read the outputs of this Pulumi stack."),
-    ] = None,
-    stack_outputs: Annotated[
-        Path | None,
-        typer.Option(
-            "--stack-outputs",
-            help="Cloud: JSON from `pulumi stack output --json`.",
-            exists=True,
-            dir_okay=False,
-        ),
-    ] = None,
-    db_port: Annotated[
-        int, typer.Option("--db-port", min=1, max=65535, help="Cloud: the tunnel's local port.")
-    ] = 5432,
-    data_dir: Annotated[
-        Path | None,
-        typer.Option(
-            "--data-dir",
-            help="Local: the demo's database folder "
-            "(default: $DROUGHTWATCH_HOME/postgres, e.g. ~/.local/share/droughtwatch/postgres).",
-        ),
-    ] = None,
+    stack: DatabaseStackOption = None,
+    stack_outputs: StackOutputsOption = None,
+    db_port: TunnelPortOption = 5432,
+    data_dir: DataDirOption = None,
 ) -> None:
     """Write the "Model observability" dashboard as one HTML page that opens offline (no Docker,
     no network): the Grafana dashboard's panels and SQL, over the newest batches of the local
@@ -100,17 +87,7 @@ def dashboard(
 
     from droughtwatch_tools.dashboard_page.page import write_page
 
-    if stack_outputs is not None and stack is not None:
-        raise UserError(
-            "pass either --stack or --stack-outputs, not both",
-            "--stack asks Pulumi for the outputs, --stack-outputs reads them from a file: keep one",
-        )
-    in_cloud = stack_outputs is not None or stack is not None
-    if in_cloud and data_dir is not None:
-        raise UserError(
-            "--data-dir is for the local database, not a stack",
-            "drop --data-dir to read the stack's database (or drop --stack to read the local one)",
-        )
+    in_cloud = reads_a_stack(stack, stack_outputs, data_dir)
     if in_cloud:
         conninfo, source = _stack_source(stack, stack_outputs, db_port)
     else:

@@ -221,3 +221,26 @@ def test_stack_and_stack_outputs_exclude_each_other(tmp_path: Path) -> None:
     )
     assert result.exit_code == 2
     assert "either --stack or --stack-outputs" in result.output
+
+
+def test_a_first_run_whose_files_all_failed_shows_them(
+    local_dsn: str, admin_dsn: str, tmp_path: Path
+) -> None:
+    with psycopg.connect(admin_dsn, autocommit=True) as conn:
+        conn.execute(
+            "INSERT INTO ledger (bucket, raw_key, etag, size_bytes, batch_date, stage, status,"
+            " attempts, last_error) VALUES ('data', 'raw/2026-11-27/bad.tfrecord', 'e', 1,"
+            " '2026-11-27', 'processing', 'failed', 3, 'InvalidRawFile: record 3: truncated')"
+        )
+    out = tmp_path / "dashboard.html"
+    result = CliRunner().invoke(_app(), ["dashboard", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    page = out.read_text()
+    assert "InvalidRawFile: record 3: truncated" in page
+    # no day was observed: the charts are drawn empty, over the one day
+    figures = read_figures(page)
+    assert all(t["x"] == [] or t["name"] == "threshold" for t in figures[DRIFT_PANEL_ID]["data"])
+    assert figures[DRIFT_PANEL_ID]["layout"]["xaxis"]["range"] == [
+        "2026-11-26 12:00:00",
+        "2026-11-27 12:00:00",
+    ]

@@ -261,3 +261,18 @@ def test_a_threshold_of_the_panel_itself_is_a_dashed_line_across() -> None:
     assert (line["y0"], line["y1"], line["xref"]) == (0.5, 0.5, "paper")
     assert line["line"]["color"] == COLORS["red"] and line["line"]["dash"] == "dash"
     assert [t["name"] for t in figure["data"]] == list(queries.MODEL_QUALITY.columns[1:])
+
+
+def test_the_range_is_the_days_asked_for_within_the_batches() -> None:
+    first, last = dt.date(2026, 11, 21), dt.date(2026, 12, 4)
+    later = dt.datetime(2026, 12, 10, 8, tzinfo=UTC)
+    week = page_range(first, last, 7, later)
+    assert (week.first_day, week.last_day, week.days) == (dt.date(2026, 11, 28), last, 7)
+    assert week.start == dt.datetime(2026, 11, 28, tzinfo=UTC)
+    # to now: the stage runs of old batches ran since
+    assert week.end == later
+    # never before the first batch, and to the end of the newest day when that is later
+    everything = page_range(first, last, 365, START)
+    assert (everything.first_day, everything.days) == (first, 14)
+    assert everything.end == END
+    assert page_range(first, last, None, START) == everything

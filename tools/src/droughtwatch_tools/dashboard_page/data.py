@@ -54,8 +54,11 @@ def batch_dates(conn: Any) -> tuple[dt.date, dt.date] | None:
 def page_range(
     first_batch: dt.date, last_batch: dt.date, days: int | None, now: dt.datetime
 ) -> PageRange:
-    """The ``days`` days up to the newest batch (every batch when ``days`` is None)."""
-    first = first_batch if days is None else last_batch - dt.timedelta(days=days - 1)
+    """The ``days`` days up to the newest batch, from the first batch on (every batch when
+    ``days`` is None)."""
+    first = first_batch
+    if days is not None:
+        first = max(first_batch, last_batch - dt.timedelta(days=days - 1))
     end_of_last = midnight(last_batch + dt.timedelta(days=1)) - dt.timedelta(milliseconds=1)
     return PageRange(first, last_batch, midnight(first), max(end_of_last, now))
 

@@ -61,7 +61,7 @@ def alert_lines(panels: list[PagePanel], results: dict[str, Rows]) -> list[str]:
         for mark in panel.alerts:
             rows = results[mark.query.name]
             flagged = [
-                t.date().isoformat()
+                t.astimezone(dt.UTC).date().isoformat()
                 for t, flag in zip(rows.column("time"), rows.column(mark.flag), strict=True)
                 if flag
             ]

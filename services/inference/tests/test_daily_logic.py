@@ -16,10 +16,11 @@ from droughtwatch_inference import predictions
 from droughtwatch_inference.adapters.daily_metrics import DailyMetrics
 from droughtwatch_inference.adapters.folder_store import FolderStore
 from droughtwatch_inference.errors import DatabaseUnavailable
-from droughtwatch_inference.logic.daily import DailyPort, observe_days
+from droughtwatch_inference.logic.daily import observe_days
 from droughtwatch_inference.logic.observe import ObserveConfig, ReferenceSummaries
+from droughtwatch_inference.logic.ports import DailyPort
 from droughtwatch_inference.logic.stage import Budget
-from droughtwatch_inference.manifest import ModelManifest
+from droughtwatch_inference.model.manifest import ModelManifest
 from droughtwatch_inference.records import Day, StageReport
 
 BUCKET = "data"

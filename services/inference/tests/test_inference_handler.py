@@ -27,9 +27,9 @@ from droughtwatch_inference.errors import (
     StorageError,
 )
 from droughtwatch_inference.handlers.inference import handler
-from droughtwatch_inference.logic.inference import LoadedModelPort, Predictor
-from droughtwatch_inference.logic.ports import StorePort
-from droughtwatch_inference.manifest import ModelManifest
+from droughtwatch_inference.logic.ports import LoadedModelPort, StorePort
+from droughtwatch_inference.model.manifest import ModelManifest
+from droughtwatch_inference.model.predictor import Predictor
 from droughtwatch_inference.records import RawObject
 from droughtwatch_preprocess import (
     CHANNELS,

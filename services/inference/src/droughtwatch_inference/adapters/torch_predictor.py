@@ -11,9 +11,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from droughtwatch_inference.layout import to_layout
-from droughtwatch_inference.manifest import ModelManifest
-from droughtwatch_inference.model_fit import Signature, choose_input
+from droughtwatch_inference.model.fit import choose_input
+from droughtwatch_inference.model.layout import to_layout
+from droughtwatch_inference.model.manifest import ModelManifest
+from droughtwatch_inference.model.predictor import Signature
 
 # Images per forward pass of a torch program: at 64 images the largest activation of
 # BaselineCNN (the first block's output, 64 x 32 x 33 x 33 float32 = 8.9 MB) stays in cache and

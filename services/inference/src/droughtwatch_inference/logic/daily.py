@@ -17,7 +17,7 @@ import shutil
 import time
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Protocol, runtime_checkable
+from typing import Any
 
 import pandas as pd
 from droughtwatch_contract.keys import KeyLayout
@@ -27,21 +27,12 @@ from droughtwatch_inference.logic.data_quality import pool_quality
 from droughtwatch_inference.logic.observe import (
     ObserveConfig,
     ReferenceSummaries,
-    StorePort,
     observe_frame,
 )
+from droughtwatch_inference.logic.ports import DailyPort, StorePort
 from droughtwatch_inference.logic.report import render
 from droughtwatch_inference.logic.stage import Budget, describe, is_stage_error
 from droughtwatch_inference.records import Day, StageReport
-
-
-@runtime_checkable
-class DailyPort(Protocol):
-    """The daily rows: adapters.daily_metrics.DailyMetrics (SQL); MemoryDaily in the tests."""
-
-    def stale_days(self) -> list[Day]: ...
-    def day_files(self, day: Day) -> list[tuple[int, str]]: ...
-    def upsert(self, row: dict[str, Any]) -> bool: ...
 
 
 def not_enough_data(images: int, min_images: int) -> str:

@@ -24,7 +24,7 @@ import pytest
 import yaml
 from droughtwatch_contract.drift import is_drift
 from droughtwatch_inference.adapters.database import migrate
-from droughtwatch_inference.logic.quality import quality_dropped
+from droughtwatch_inference.logic.model_quality import quality_dropped
 from droughtwatch_tools import printer, run_tables
 from droughtwatch_tools.execution import Execution
 from droughtwatch_tools.grafana import queries

@@ -21,14 +21,11 @@ from typing import Any
 
 import pandas as pd
 from droughtwatch_contract.keys import KeyLayout
+from droughtwatch_contract.settings import ObserveConfig
 
 from droughtwatch_inference import logs, predictions
 from droughtwatch_inference.logic.data_quality import pool_quality
-from droughtwatch_inference.logic.observe import (
-    ObserveConfig,
-    ReferenceSummaries,
-    observe_frame,
-)
+from droughtwatch_inference.logic.observe import ReferenceSummaries, observe_frame
 from droughtwatch_inference.logic.ports import DailyPort, StorePort
 from droughtwatch_inference.logic.report import render
 from droughtwatch_inference.logic.stage import Budget, describe, is_stage_error
@@ -82,7 +79,7 @@ def observe_day(
     references: ReferenceSummaries,
 ) -> dict[str, Any]:
     """The daily row of ``day`` from its ``files`` ((metrics id, predictions key)); its report
-    is uploaded when ``config.save_html`` and the day has images."""
+    is uploaded when ``config.save_html_report`` and the day has images."""
     scratch = work_dir / f"observe-day-{day.batch_date.isoformat()}"
     scratch.mkdir(parents=True, exist_ok=True)
     try:
@@ -95,7 +92,7 @@ def observe_day(
         reference, note = references.get(meta.get("reference_features_key"))
         values, sections = observe_frame(frame, meta, reference, config, reference_note=note)
         report_key = None
-        if config.save_html and sections:
+        if config.save_html_report and sections:
             report_key = layout.daily_report_key(day.batch_date, day.model_name, day.model_version)
             html = scratch / "report.html"
             html.write_text(render(sections), encoding="utf-8")

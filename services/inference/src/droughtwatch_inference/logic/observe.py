@@ -1,6 +1,6 @@
 """Observe: the metrics of one predictions file, computed with Evidently: class counts and
 shares, missing labels and prediction drift against the model's reference class distribution
-(here), model quality where the images carry labels (logic.quality), input drift of the
+(here), model quality where the images carry labels (logic.model_quality), input drift of the
 per-image summaries (logic.input_drift) and data quality (logic.data_quality), written to one
 metrics row and one HTML report (logic.report). logic.daily pools a day's files the same way.
 
@@ -34,21 +34,21 @@ from __future__ import annotations
 import math
 import shutil
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, get_args
 
 import pandas as pd
 from droughtwatch_contract.drift import is_drift
 from droughtwatch_contract.keys import KeyLayout
+from droughtwatch_contract.settings import ObserveConfig
 
 from droughtwatch_inference import predictions
 from droughtwatch_inference.errors import InvalidPredictions, ObjectMissing
 from droughtwatch_inference.logic.data_quality import data_quality, quality_rows
 from droughtwatch_inference.logic.evidently_api import load_evidently
 from droughtwatch_inference.logic.input_drift import input_drift
+from droughtwatch_inference.logic.model_quality import model_quality
 from droughtwatch_inference.logic.ports import LedgerPort, StorePort
-from droughtwatch_inference.logic.quality import model_quality
 from droughtwatch_inference.logic.report import Section, render
 from droughtwatch_inference.logic.stage import FileResult
 from droughtwatch_inference.records import LedgerEntry
@@ -58,7 +58,8 @@ if TYPE_CHECKING:
 
 LABEL = "label"
 REFERENCE_ROWS = 10_000
-DRIFT_METHODS = ("psi", "jensenshannon")
+# The drift methods ObserveConfig.drift_method allows (its Literal).
+DRIFT_METHODS: tuple[str, ...] = get_args(ObserveConfig.model_fields["drift_method"].annotation)
 
 
 def reference_labels(
@@ -158,32 +159,6 @@ def observe_predictions(
     return result, snapshot
 
 
-@dataclass(frozen=True)
-class ObserveConfig:
-    """What Observe compares with what: ObserveSettings as plain values (the defaults live
-    there only)."""
-
-    method: str
-    threshold: float
-    feature_threshold: float
-    feature_share: float
-    accuracy_margin: float
-    min_daily_images: int
-    save_html: bool
-
-    @classmethod
-    def from_settings(cls, settings: Any) -> ObserveConfig:
-        return cls(
-            method=settings.drift_method,
-            threshold=settings.drift_threshold,
-            feature_threshold=settings.feature_drift_threshold,
-            feature_share=settings.feature_drift_share,
-            accuracy_margin=settings.accuracy_margin,
-            min_daily_images=settings.min_daily_images,
-            save_html=settings.save_html_report,
-        )
-
-
 class ReferenceSummaries:
     """The models' reference input summaries, read from the data bucket (where Inference
     copies them) once per key: the key names the content, so it never changes."""
@@ -222,7 +197,7 @@ def observe_frame(
     """Every signal of the images in ``df`` (a file, or a day's files pooled): the metrics row's
     values and the report's sections (empty for an empty frame: Evidently cannot run on it)."""
     values, drift_snapshot = observe_predictions(
-        df, meta, method=config.method, threshold=config.threshold
+        df, meta, method=config.drift_method, threshold=config.drift_threshold
     )
     classes, _ = _model_classes(meta)
     quality, quality_snapshot, quality_notes = model_quality(
@@ -231,8 +206,8 @@ def observe_frame(
     drift, input_snapshot, drift_notes = input_drift(
         df,
         reference,
-        threshold=config.feature_threshold,
-        share_threshold=config.feature_share,
+        threshold=config.feature_drift_threshold,
+        share_threshold=config.feature_drift_share,
         detected=is_drift,
     )
     if reference_note is not None:
@@ -301,9 +276,9 @@ def observe_entry(
     references: ReferenceSummaries,
 ) -> FileResult:
     """Observe one ledger entry: read its predictions file, compute the metrics, upload the
-    HTML report (when ``config.save_html`` and the file has images), insert the metrics row (a
-    second insert for the same predictions file is a no-op, so a retried file is counted
-    once)."""
+    HTML report (when ``config.save_html_report`` and the file has images), insert the metrics
+    row (a second insert for the same predictions file is a no-op, so a retried file is
+    counted once)."""
     if not entry.predictions_key or not entry.source_digest:
         raise InvalidPredictions(
             f"ledger row {entry.id} ({entry.raw_key}) has no predictions file recorded"
@@ -316,7 +291,7 @@ def observe_entry(
         reference, note = references.get(meta.get("reference_features_key"))
         values, sections = observe_frame(df, meta, reference, config, reference_note=note)
         report_key = None
-        if config.save_html and sections:
+        if config.save_html_report and sections:
             report_key = layout.report_key(entry.raw_key, entry.source_digest)
             html = scratch / "report.html"
             html.write_text(render(sections), encoding="utf-8")

@@ -18,10 +18,6 @@ from droughtwatch_preprocess import PixelCounts
 from droughtwatch_inference.predictions import TRUE_LABEL
 
 
-def empty_quality() -> dict[str, Any]:
-    return {"records": 0, "dropped_blank": 0, "pixels": PixelCounts().as_dict()}
-
-
 def pool_quality(files: Iterable[Mapping[str, Any] | None]) -> dict[str, Any] | None:
     """The quality counts of several files as one (None if any file lacks them: a share over
     part of the day would pass for the whole day's)."""

@@ -5,8 +5,8 @@ rest), so memory stays bounded by the chunk size whatever the file size. Each ch
 with the model's channels first, then the indices the model does not read: the model sees
 exactly its channels, and the images are summarised where they are, for Observe (each
 image's channel means, for input drift; the file's pixel counts per band, on the raw uint8
-bands, and per index, for data quality; its true labels, for model quality). Summarising
-costs about a tenth of a second per 1,000 images.
+bands, and per index, for data quality; its true labels, for model quality). What summarising
+costs is in the README's benchmarks.
 """
 
 from __future__ import annotations

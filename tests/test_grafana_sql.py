@@ -773,7 +773,7 @@ def test_the_alert_the_daily_row_and_the_demo_agree_at_the_threshold(
         execution,
         drift_score=score,
         drift_detected=detected,
-        threshold=THRESHOLD,
+        drift_threshold=THRESHOLD,
         enough_data=enough,
         input_drift_detected=False,  # so the only cell that can say DRIFT is the alert's
     )

@@ -85,7 +85,7 @@ def history_table(execution: Execution) -> Table:
 def demo_table(result: DemoResult) -> Table:
     """One row a day: its data, its predictions' class shares, its drift and accuracy."""
     classes = list(result.model.get("classes", []))
-    threshold = result.days[0].threshold if result.days else 0.25
+    threshold = result.days[0].drift_threshold if result.days else 0.25
     table = compact_table(
         "droughtwatch demo: one run per day",
         "class shares of the predictions; PSI: prediction drift against the model's "
@@ -102,13 +102,13 @@ def demo_table(result: DemoResult) -> Table:
     table.add_column("acc.", justify="right")
     for day in result.days:
         shares = [f"{day.class_shares.get(c, 0.0):.0%}" for c in classes]
-        score = score_text(day.drift_score, day.threshold)
+        score = score_text(day.drift_score, day.drift_threshold)
         status = day.execution.status
         table.add_row(
             day.date.isoformat() if day.execution.succeeded else f"[red]{day.date} {status}[/]",
             f"{day.drought:.2f}",
             str(day.images),
-            str(day.dropped),
+            str(day.dropped_blank),
             *shares,
             score,
             # the day's flag: Observe set it with the contract's is_drift, off without enough data

@@ -29,6 +29,7 @@ from droughtwatch_inference.logic.observe import ReferenceSummaries, observe_fra
 from droughtwatch_inference.logic.ports import DailyPort, StorePort
 from droughtwatch_inference.logic.report import render
 from droughtwatch_inference.logic.stage import Budget, describe, is_stage_error
+from droughtwatch_inference.metrics_row import DayMetrics, Signals
 from droughtwatch_inference.records import Day, StageReport
 
 
@@ -36,7 +37,7 @@ def not_enough_data(images: int, min_images: int) -> str:
     return f"not enough data: {images} images, fewer than {min_images}: no alert for this day"
 
 
-def gate(values: dict[str, Any], min_images: int) -> dict[str, Any]:
+def gate(values: Signals, min_images: int) -> dict[str, Any]:
     """The day's values with the alerts off when its sample is below ``min_images``."""
     gated = dict(values)
     gated["min_images"] = min_images
@@ -77,7 +78,7 @@ def observe_day(
     run_id: str,
     config: ObserveConfig,
     references: ReferenceSummaries,
-) -> dict[str, Any]:
+) -> DayMetrics:
     """The daily row of ``day`` from its ``files`` ((metrics id, predictions key)); its report
     is uploaded when ``config.save_html_report`` and the day has images."""
     scratch = work_dir / f"observe-day-{day.batch_date.isoformat()}"

@@ -29,12 +29,14 @@ import pandas as pd
 from droughtwatch_preprocess import FEATURE_PREFIX
 
 from droughtwatch_inference.logic.evidently_api import load_evidently
+from droughtwatch_inference.metrics_row import InputDrift
 
 DRIFT_METHOD_BY_TYPE = {"numerical": "wasserstein"}  # every summary is numerical
 NUMERICAL_METHOD = DRIFT_METHOD_BY_TYPE["numerical"]
 
 
-def empty_drift_values(threshold: float) -> dict[str, Any]:
+def empty_drift_values(threshold: float) -> InputDrift:
+    """The input drift of no summary: nothing measured, no drift."""
     return {
         "feature_drift": None,
         "drifted_features": None,
@@ -56,7 +58,7 @@ def input_drift(
     threshold: float,
     share_threshold: float,
     detected: Callable[[float | None, float], bool],
-) -> tuple[dict[str, Any], Any, list[str]]:
+) -> tuple[InputDrift, Any, list[str]]:
     """(values, Evidently snapshot or None, notes) of the summaries of ``current`` against
     ``reference``. ``detected`` is the drift comparison (score, threshold) -> bool.
 

@@ -51,6 +51,7 @@ from droughtwatch_inference.logic.model_quality import model_quality
 from droughtwatch_inference.logic.ports import LedgerPort, StorePort
 from droughtwatch_inference.logic.report import Section, render
 from droughtwatch_inference.logic.stage import FileResult
+from droughtwatch_inference.metrics_row import FileMetrics, PredictionDrift, Signals
 from droughtwatch_inference.records import LedgerEntry
 
 if TYPE_CHECKING:
@@ -95,7 +96,7 @@ def _model_classes(meta: Mapping[str, Any]) -> tuple[list[str], dict[str, float]
 
 def observe_predictions(
     df: pd.DataFrame, meta: Mapping[str, Any], *, method: str, threshold: float
-) -> tuple[dict[str, Any], Snapshot | None]:
+) -> tuple[PredictionDrift, Snapshot | None]:
     """The metrics of one predictions file, and the Evidently snapshot they come from (None for
     an empty file). Values are plain Python (no numpy scalars), ready for JSON and SQL."""
     if method not in DRIFT_METHODS:
@@ -108,7 +109,7 @@ def observe_predictions(
             f"labels {unknown[:5]} are not among the model's classes {classes}"
         )
     images = len(df)
-    result: dict[str, Any] = {
+    result: PredictionDrift = {
         "model_name": str(meta.get("name", "")),
         "model_version": str(meta.get("version", "")),
         "images": images,
@@ -193,10 +194,10 @@ def observe_frame(
     config: ObserveConfig,
     *,
     reference_note: str | None = None,
-) -> tuple[dict[str, Any], list[Section]]:
+) -> tuple[Signals, list[Section]]:
     """Every signal of the images in ``df`` (a file, or a day's files pooled): the metrics row's
     values and the report's sections (empty for an empty frame: Evidently cannot run on it)."""
-    values, drift_snapshot = observe_predictions(
+    prediction, drift_snapshot = observe_predictions(
         df, meta, method=config.drift_method, threshold=config.drift_threshold
     )
     classes, _ = _model_classes(meta)
@@ -213,7 +214,13 @@ def observe_frame(
     if reference_note is not None:
         drift_notes = [reference_note]
     data = data_quality(df, meta.get("quality"))
-    values.update(**quality, **drift, **data, notes=[*quality_notes, *drift_notes])
+    values: Signals = {
+        **prediction,
+        **quality,
+        **drift,
+        **data,
+        "notes": [*quality_notes, *drift_notes],
+    }
     if drift_snapshot is None:
         return values, []
     sections = [
@@ -298,16 +305,15 @@ def observe_entry(
             store.upload(html, entry.bucket, report_key, "text/html")
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
-    inserted = metrics.insert_metrics(
-        {
-            "ledger_id": entry.id,
-            "predictions_key": entry.predictions_key,
-            "report_key": report_key,
-            "batch_date": entry.batch_date,
-            "run_id": run_id,
-            **values,
-        }
-    )
+    row: FileMetrics = {
+        **values,
+        "ledger_id": entry.id,
+        "predictions_key": entry.predictions_key,
+        "report_key": report_key,
+        "batch_date": entry.batch_date,
+        "run_id": run_id,
+    }
+    inserted = metrics.insert_metrics(row)
     return FileResult(
         ledger_values={"report_key": report_key},
         images=values["images"],

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from droughtwatch_contract.drift import is_drift
+from droughtwatch_contract.drift import score_text
 from rich.table import Table
 
 from droughtwatch_tools import printer
@@ -17,20 +17,6 @@ if TYPE_CHECKING:
     from droughtwatch_tools.local.run import LocalRunOutcome
 
 DEMO_INDICES = ("NDVI", "NDMI")
-
-
-def score_text(score: float | None, threshold: float | None, digits: int = 3) -> str:
-    """A drift score rounded to ``digits``, or to as many more as it takes to stay on its side
-    of the threshold: 0.24987 against 0.25 prints 0.2499 (no alert), never 0.250 beside "ok"."""
-    if score is None:
-        return "-"
-    if threshold is None:
-        return f"{score:.{digits}f}"
-    for places in range(digits, 16):
-        text = f"{score:.{places}f}"
-        if is_drift(float(text), threshold) == is_drift(score, threshold):
-            return text
-    return repr(score)
 
 
 # The alert cell of a score at or above its threshold (the flag Observe set with is_drift).

@@ -25,9 +25,9 @@ from droughtwatch_contract.settings import ObserveConfig
 
 from droughtwatch_inference import logs, predictions
 from droughtwatch_inference.logic.data_quality import pool_quality
-from droughtwatch_inference.logic.observe import ReferenceSummaries, observe_frame
+from droughtwatch_inference.logic.observe import ReferenceSummaries, observe_frame, upload_report
 from droughtwatch_inference.logic.ports import DailyPort, StorePort
-from droughtwatch_inference.logic.report import render
+from droughtwatch_inference.logic.report_header import day_header
 from droughtwatch_inference.logic.stage import Budget, describe, is_stage_error
 from droughtwatch_inference.metrics_row import DayMetrics, Signals
 from droughtwatch_inference.records import Day, StageReport
@@ -92,24 +92,27 @@ def observe_day(
         frame, meta = pool(read)
         reference, note = references.get(meta.get("reference_features_key"))
         values, sections = observe_frame(frame, meta, reference, config, reference_note=note)
-        report_key = None
+        row: DayMetrics = {
+            **gate(values, config.min_daily_images),
+            "batch_date": day.batch_date,
+            "model_name": day.model_name,
+            "model_version": day.model_version,
+            "run_id": run_id,
+            "files": len(files),
+            "last_metrics_id": max(i for i, _ in files),
+            "report_key": None,
+        }
         if config.save_html_report and sections:
-            report_key = layout.daily_report_key(day.batch_date, day.model_name, day.model_version)
-            html = scratch / "report.html"
-            html.write_text(render(sections), encoding="utf-8")
-            store.upload(html, bucket, report_key, "text/html")
+            row["report_key"] = layout.daily_report_key(
+                day.batch_date, day.model_name, day.model_version
+            )
+            header = day_header(row, config.feature_drift_share)
+            upload_report(
+                store, bucket, row["report_key"], header, sections, scratch / "report.html"
+            )
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
-    return {
-        **gate(values, config.min_daily_images),
-        "batch_date": day.batch_date,
-        "model_name": day.model_name,
-        "model_version": day.model_version,
-        "run_id": run_id,
-        "files": len(files),
-        "last_metrics_id": max(i for i, _ in files),
-        "report_key": report_key,
-    }
+    return row
 
 
 def observe_days(

@@ -50,6 +50,7 @@ from droughtwatch_inference.logic.input_drift import input_drift
 from droughtwatch_inference.logic.model_quality import model_quality
 from droughtwatch_inference.logic.ports import LedgerPort, StorePort
 from droughtwatch_inference.logic.report import Section, render
+from droughtwatch_inference.logic.report_header import Header, file_header
 from droughtwatch_inference.logic.stage import FileResult
 from droughtwatch_inference.metrics_row import FileMetrics, PredictionDrift, Signals
 from droughtwatch_inference.records import LedgerEntry
@@ -224,51 +225,20 @@ def observe_frame(
     if drift_snapshot is None:
         return values, []
     sections = [
-        Section("Prediction drift", drift_snapshot, text=[_prediction_summary(values)]),
-        Section(
-            "Model quality", quality_snapshot, text=[*quality_notes, *_quality_summary(values)]
-        ),
-        Section("Input drift", input_snapshot, text=[*drift_notes, *_input_summary(values)]),
+        Section("Prediction drift", drift_snapshot),
+        Section("Model quality", quality_snapshot, text=quality_notes),
+        Section("Input drift", input_snapshot, text=drift_notes),
         Section("Data quality", rows=quality_rows(data)),
     ]
     return values, sections
 
 
-def _prediction_summary(values: Mapping[str, Any]) -> str:
-    score = values["drift_score"]
-    verdict = "drift" if values["drift_detected"] else "no drift"
-    shown = "n/a" if score is None else f"{score:.3f}"
-    return (
-        f"{values['images']} images; prediction drift ({values['drift_method']}) {shown}, "
-        f"threshold {values['drift_threshold']}: {verdict}."
-    )
-
-
-def _quality_summary(values: Mapping[str, Any]) -> list[str]:
-    if values["accuracy"] is None:
-        return []
-    line = (
-        f"{values['labelled_images']} labelled images: accuracy {values['accuracy']:.3f}, "
-        f"macro F1 {values['macro_f1']:.3f}."
-    )
-    if values["accuracy_drop"] is not None:
-        line += (
-            f" Reference accuracy {values['reference_accuracy']:.3f}: drop "
-            f"{values['accuracy_drop']:.3f}, margin {values['accuracy_margin']}"
-            f"{' (alert)' if values['accuracy_alert'] else ''}."
-        )
-    return [line]
-
-
-def _input_summary(values: Mapping[str, Any]) -> list[str]:
-    scores = values["feature_drift"]
-    if not scores:
-        return []
-    return [
-        f"{values['drifted_features']} of {len(scores)} summaries drifted "
-        f"({values['feature_drift_method']} >= {values['feature_drift_threshold']}): input "
-        f"drift {'detected' if values['input_drift_detected'] else 'not detected'}."
-    ]
+def upload_report(
+    store: StorePort, bucket: str, key: str, header: Header, sections: list[Section], path: Path
+) -> None:
+    """Render the report through ``path`` (a scratch file) and upload it under ``key``."""
+    path.write_text(render(header, sections), encoding="utf-8")
+    store.upload(path, bucket, key, "text/html")
 
 
 def observe_entry(
@@ -297,23 +267,24 @@ def observe_entry(
         df, meta = predictions.read(path)
         reference, note = references.get(meta.get("reference_features_key"))
         values, sections = observe_frame(df, meta, reference, config, reference_note=note)
-        report_key = None
+        row: FileMetrics = {
+            **values,
+            "ledger_id": entry.id,
+            "predictions_key": entry.predictions_key,
+            "report_key": None,
+            "batch_date": entry.batch_date,
+            "run_id": run_id,
+        }
         if config.save_html_report and sections:
-            report_key = layout.report_key(entry.raw_key, entry.source_digest)
-            html = scratch / "report.html"
-            html.write_text(render(sections), encoding="utf-8")
-            store.upload(html, entry.bucket, report_key, "text/html")
+            row["report_key"] = layout.report_key(entry.raw_key, entry.source_digest)
+            header = file_header(row, entry.raw_key, config.feature_drift_share)
+            upload_report(
+                store, entry.bucket, row["report_key"], header, sections, scratch / "report.html"
+            )
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
-    row: FileMetrics = {
-        **values,
-        "ledger_id": entry.id,
-        "predictions_key": entry.predictions_key,
-        "report_key": report_key,
-        "batch_date": entry.batch_date,
-        "run_id": run_id,
-    }
     inserted = metrics.insert_metrics(row)
+    report_key = row["report_key"]
     return FileResult(
         ledger_values={"report_key": report_key},
         images=values["images"],

@@ -252,10 +252,10 @@ def service_env(
     for name, value in env.items():
         monkeypatch.setenv(name, value)
     cached.cache_clear()
-    common._checked.clear()
+    common.reset_schema_checks()
     yield env
     cached.cache_clear()
-    common._checked.clear()
+    common.reset_schema_checks()
 
 
 def _rewrite_processed(source: Path, dest: Path, *, version_1: bool) -> Path:

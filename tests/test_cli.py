@@ -293,7 +293,7 @@ def test_demo_on_real_data_skips_files_that_are_not_tfrecords(
     assert "not taken (not TFRecord files): README.md (text file)" in result.output
     (day,) = json.loads((out / "summary.json").read_text())
     assert day["status"] == "SUCCEEDED"
-    assert day["images"] + day["dropped"] == 81
+    assert day["images"] + day["dropped_blank"] == 81
 
 
 def test_demo_on_a_folder_without_tfrecords_is_a_clear_error(cli_env: str, tmp_path: Path) -> None:

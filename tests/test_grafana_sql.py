@@ -26,7 +26,7 @@ import pytest
 import yaml
 from droughtwatch_contract.drift import is_drift
 from droughtwatch_inference.adapters.database import migrate
-from droughtwatch_inference.logic.quality import quality_dropped
+from droughtwatch_inference.logic.model_quality import quality_dropped
 from droughtwatch_tools import printer, run_tables
 from droughtwatch_tools.dashboard_page.figures import COLORS
 from droughtwatch_tools.dashboard_page.html import read_figures
@@ -803,7 +803,7 @@ def test_the_alert_the_daily_row_and_the_demo_agree_at_the_threshold(
         execution,
         drift_score=score,
         drift_detected=detected,
-        threshold=THRESHOLD,
+        drift_threshold=THRESHOLD,
         enough_data=enough,
         input_drift_detected=False,  # so the only cell that can say DRIFT is the alert's
     )

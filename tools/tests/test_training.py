@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
-from droughtwatch_inference.manifest import ModelManifest
+from droughtwatch_inference.model.manifest import ModelManifest
 from droughtwatch_tools import baseline_cnn, training
 
 Trained = training.Trained
@@ -125,7 +125,7 @@ def test_publish_goes_through_the_model_publish_path(s3: Any, tmp_path: Path) ->
 
 
 def test_publish_refuses_a_model_that_does_not_fit_its_manifest(s3: Any) -> None:
-    from droughtwatch_inference.errors import ModelCheckFailed
+    from droughtwatch_tools.errors import ModelCheckFailed
 
     model, manifest, _, reference = _small(5)
     wrong = manifest.model_copy(update={"channels": ("B4", "B5", "B6")})

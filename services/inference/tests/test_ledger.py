@@ -152,7 +152,7 @@ def test_migrations_are_idempotent_and_safe_concurrently(postgres) -> None:
 
 
 def test_metrics_columns_match_the_migrated_table(connections) -> None:
-    from droughtwatch_inference.adapters.ledger import METRICS_COLUMNS
+    from droughtwatch_inference.metrics_row import FileMetrics, columns
 
     ledger = connections()
     names = {
@@ -161,7 +161,7 @@ def test_metrics_columns_match_the_migrated_table(connections) -> None:
             "SELECT column_name FROM information_schema.columns WHERE table_name = 'metrics'"
         )
     }
-    assert names - {"id", "computed_at"} == METRICS_COLUMNS
+    assert names - {"id", "computed_at"} == columns(FileMetrics)
     with pytest.raises(ValueError, match="unknown metrics columns"):
         ledger.insert_metrics({"images": 1, "images; DROP TABLE ledger": 2})
 

@@ -27,13 +27,14 @@ from droughtwatch_inference import input_summaries, predictions
 from droughtwatch_inference.adapters.models import load_checked, load_predictor
 from droughtwatch_inference.errors import ModelInputMismatch, ModelOutputError
 from droughtwatch_inference.logic.inference import inference_threads, predict_file
-from droughtwatch_inference.manifest import (
+from droughtwatch_inference.model.fit import Problem
+from droughtwatch_inference.model.manifest import (
     MANIFEST_NAME,
     WEIGHTS_NAME,
     ModelManifest,
     describe_errors,
 )
-from droughtwatch_inference.model_fit import Predictor, Problem
+from droughtwatch_inference.model.predictor import Predictor
 from droughtwatch_preprocess import (
     PreprocessError,
     ProcessedReader,

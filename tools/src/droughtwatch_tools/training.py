@@ -21,7 +21,7 @@ import numpy as np
 import torch
 from droughtwatch_inference import input_summaries
 from droughtwatch_inference.adapters.storage import ObjectStore
-from droughtwatch_inference.manifest import (
+from droughtwatch_inference.model.manifest import (
     CONTRACT_VERSION,
     MANIFEST_NAME,
     REFERENCE_FEATURES_NAME,

@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 ENV_PREFIX = "DROUGHTWATCH_"
@@ -170,7 +170,12 @@ class InferenceSettings(CommonSettings):
         return value
 
 
-class ObserveSettings(CommonSettings):
+class ObserveConfig(BaseModel):
+    """What Observe compares with what: the Observe stage's own settings, which its logic takes
+    (ObserveSettings below is one; a test builds one without a database or a bucket)."""
+
+    model_config = ConfigDict(frozen=True)
+
     # PSI is fixed on purpose: its value means the same at every sample size, so one alert
     # threshold holds (0.1 = moderate, 0.25 = significant shift, the usual rule of thumb).
     drift_method: Literal["psi", "jensenshannon"] = "psi"
@@ -185,3 +190,7 @@ class ObserveSettings(CommonSettings):
     # A day with fewer images is "not enough data": no alert (logic/daily.py).
     min_daily_images: int = Field(200, ge=1)
     save_html_report: bool = True
+
+
+class ObserveSettings(ObserveConfig, CommonSettings):
+    """The Observe stage: what every stage needs, and ObserveConfig (its fields come last)."""

@@ -18,7 +18,7 @@ import datetime as dt
 import json
 import shutil
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -53,15 +53,19 @@ class DemoOptions:
 
 @dataclass
 class DayResult:
+    """A demo day: its date and drought severity, its execution, and what its daily row says,
+    each named as its daily_metrics column (metrics_row.DayMetrics); a default stands for a
+    day without a row, or a column without a value."""
+
     date: dt.date
     drought: float
     execution: Execution
     images: int = 0
-    dropped: int = 0
+    dropped_blank: int = 0
     class_shares: dict[str, float] = field(default_factory=dict)
     drift_score: float | None = None
     drift_detected: bool = False
-    threshold: float = 0.25
+    drift_threshold: float | None = None
     enough_data: bool = False
     feature_drift: dict[str, float] = field(default_factory=dict)
     input_drift_detected: bool = False
@@ -96,20 +100,9 @@ def raw_files(folder: Path) -> tuple[list[Path], list[str]]:
     return files, skipped
 
 
-_DAY_COLUMNS = (
-    "images",
-    "dropped_blank",
-    "class_shares",
-    "drift_score",
-    "drift_detected",
-    "drift_threshold",
-    "enough_data",
-    "feature_drift",
-    "input_drift_detected",
-    "accuracy",
-    "macro_f1",
-    "accuracy_alert",
-)
+# The daily row's columns the demo reads: DayResult's fields after the day's plan.
+_PLAN = ("date", "drought", "execution")
+_DAY_COLUMNS = tuple(f.name for f in fields(DayResult) if f.name not in _PLAN)
 
 
 def _day_metrics(conn: Any, date: dt.date) -> dict[str, Any] | None:
@@ -123,20 +116,10 @@ def _day_metrics(conn: Any, date: dt.date) -> dict[str, Any] | None:
 
 
 def _summarise(day: DayResult, row: dict[str, Any] | None) -> None:
-    if row is None:
-        return
-    day.images = row["images"]
-    day.dropped = row["dropped_blank"] or 0
-    day.class_shares = row["class_shares"]
-    day.drift_score = row["drift_score"]
-    day.drift_detected = row["drift_detected"]
-    day.threshold = row["drift_threshold"]
-    day.enough_data = row["enough_data"]
-    day.feature_drift = row["feature_drift"] or {}
-    day.input_drift_detected = bool(row["input_drift_detected"])
-    day.accuracy = row["accuracy"]
-    day.macro_f1 = row["macro_f1"]
-    day.accuracy_alert = bool(row["accuracy_alert"])
+    """The day's row into ``day``; a NULL (a signal not computed) keeps the default."""
+    for name, value in (row or {}).items():
+        if value is not None:
+            setattr(day, name, value)
 
 
 def reset_pipeline_tables(admin_dsn: str) -> None:
@@ -227,17 +210,7 @@ def run_demo(
             "date": d.date.isoformat(),
             "drought": d.drought,
             "status": d.execution.status,
-            "images": d.images,
-            "dropped": d.dropped,
-            "class_shares": d.class_shares,
-            "drift_score": d.drift_score,
-            "drift_detected": d.drift_detected,
-            "enough_data": d.enough_data,
-            "feature_drift": d.feature_drift,
-            "input_drift_detected": d.input_drift_detected,
-            "accuracy": d.accuracy,
-            "macro_f1": d.macro_f1,
-            "accuracy_alert": d.accuracy_alert,
+            **{name: getattr(d, name) for name in _DAY_COLUMNS},
         }
         for d in results
     ]

@@ -17,7 +17,7 @@ from droughtwatch_contract.keys import KeyLayout
 from droughtwatch_inference import logs
 from droughtwatch_inference.adapters.folder_store import FolderStore
 from droughtwatch_inference.errors import DatabaseUnavailable
-from droughtwatch_inference.manifest import MANIFEST_NAME
+from droughtwatch_inference.model.manifest import MANIFEST_NAME
 from droughtwatch_inference.records import RawObject
 
 from droughtwatch_tools.execution import Execution

@@ -127,7 +127,7 @@ class LocalPipeline:
         cleared = [k for k in os.environ if k.startswith("AWS_ENDPOINT_URL") or k == "AWS_PROFILE"]
         stack.enter_context(_patched_environ(env, cleared))
         cached.cache_clear()
-        common._checked.clear()
+        common.reset_schema_checks()
         stack.callback(cached.cache_clear)
         stack.enter_context(
             mock_aws(

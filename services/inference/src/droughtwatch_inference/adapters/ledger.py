@@ -8,7 +8,7 @@ lease that expires (a Lambda killed mid-file) makes the file claimable again.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import psycopg
@@ -16,74 +16,13 @@ from droughtwatch_contract.stages import DONE, STAGES, StageRegistry
 from psycopg.rows import class_row
 from psycopg.types.json import Jsonb
 
+from droughtwatch_inference.metrics_row import FileMetrics, columns, json_columns
 from droughtwatch_inference.records import FileOutcome, LedgerEntry, RawObject, StageReport
 
 _ENTRY_COLUMNS = (
     "id, bucket, raw_key, etag, size_bytes, batch_date, stage, status, attempts, "
     "source_digest, processed_key, predictions_key, model_name, model_version"
 )
-# What Observe measures, the columns of both metrics (per predictions file) and daily_metrics
-# (per day and model version); migrations 0001 and 0004.
-SIGNAL_COLUMNS = frozenset(
-    {
-        "model_name",
-        "model_version",
-        "images",
-        "class_counts",
-        "class_shares",
-        "most_common_class",
-        "most_common_share",
-        "missing_share",
-        "drift_score",
-        "drift_method",
-        "drift_threshold",
-        "drift_detected",
-        "labelled_images",
-        "accuracy",
-        "macro_f1",
-        "per_class",
-        "confusion",
-        "reference_accuracy",
-        "accuracy_drop",
-        "accuracy_margin",
-        "accuracy_alert",
-        "feature_drift",
-        "drifted_features",
-        "feature_drift_share",
-        "feature_drift_method",
-        "feature_drift_threshold",
-        "input_drift_detected",
-        "records",
-        "dropped_blank",
-        "blank_share",
-        "missing_label_share",
-        "zero_share",
-        "saturated_share",
-        "nonfinite_share",
-        "notes",
-    }
-)
-JSONB_COLUMNS = frozenset(
-    {
-        "class_counts",
-        "class_shares",
-        "per_class",
-        "confusion",
-        "feature_drift",
-        "zero_share",
-        "saturated_share",
-        "nonfinite_share",
-        "notes",
-    }
-)
-# The metrics columns a stage may write (the rest are the table's own: id, computed_at).
-METRICS_COLUMNS = SIGNAL_COLUMNS | {
-    "ledger_id",
-    "predictions_key",
-    "report_key",
-    "batch_date",
-    "run_id",
-}
 # Outcomes that end a file's way without products (see migration 0002).
 SETTLED = frozenset({"skipped", "duplicate"})
 _CLAIMABLE = """
@@ -308,12 +247,9 @@ class Ledger:
         ).fetchall()
         return [FileOutcome(*row) for row in rows]
 
-    def insert_metrics(self, row: dict[str, Any]) -> bool:
+    def insert_metrics(self, row: FileMetrics) -> bool:
         """Insert one metrics row; a second insert for the same predictions file is a no-op."""
-        unknown = set(row) - METRICS_COLUMNS
-        if unknown:
-            raise ValueError(f"unknown metrics columns: {sorted(unknown)}")
-        values = as_sql_values(row)
+        values = as_sql_values(FileMetrics, "metrics", row)
         columns = sorted(values)
         with self.conn.transaction():
             cur = self.conn.execute(
@@ -325,6 +261,15 @@ class Ledger:
         return cur.rowcount == 1
 
 
-def as_sql_values(row: dict[str, Any]) -> dict[str, Any]:
-    """A row's values with the jsonb columns wrapped for psycopg."""
-    return {k: Jsonb(v) if k in JSONB_COLUMNS and v is not None else v for k, v in row.items()}
+def as_sql_values(record: type, table: str, row: Mapping[str, Any]) -> dict[str, Any]:
+    """``row``'s values for psycopg, once it is checked to hold exactly the columns of
+    ``record`` (its table's row, metrics_row), with the jsonb columns wrapped."""
+    expected = columns(record)
+    unknown = set(row) - expected
+    if unknown:
+        raise ValueError(f"unknown {table} columns: {sorted(unknown)}")
+    missing = expected - set(row)
+    if missing:
+        raise ValueError(f"the {table} row lacks the columns {sorted(missing)}")
+    jsonb = json_columns(record)
+    return {k: Jsonb(v) if k in jsonb and v is not None else v for k, v in row.items()}

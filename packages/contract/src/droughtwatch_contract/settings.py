@@ -9,10 +9,18 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 ENV_PREFIX = "DROUGHTWATCH_"
+
+
+def env_name(model: type[BaseModel], field: str) -> str:
+    """The environment variable behind a settings field; fails on a field the model lacks."""
+    if field not in model.model_fields:
+        raise KeyError(f"{model.__name__} has no setting {field!r}")
+    return f"{ENV_PREFIX}{field.upper()}"
+
 
 # Where the service image keeps Amazon RDS's CA bundle (all regions), which verify-full checks
 # the server's certificate against: services/inference/Dockerfile downloads it to this path

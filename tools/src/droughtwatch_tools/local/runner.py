@@ -13,7 +13,6 @@ internals.
 
 from __future__ import annotations
 
-import datetime as dt
 import importlib
 import io
 import json
@@ -31,15 +30,18 @@ from pathlib import Path
 from typing import Any
 from unittest import mock
 
+from droughtwatch_contract.settings import CommonSettings, InferenceSettings, env_name
 from droughtwatch_contract.stages import STAGES
 from droughtwatch_contract.statemachine import definition
 from droughtwatch_inference.adapters.folder_store import FolderStore
 
-from droughtwatch_tools.execution import TERMINAL, Execution, read_execution
+from droughtwatch_tools.execution import TERMINAL, Execution, execution_name, read_execution
 
 REGION = "eu-west-1"
 ACCOUNT = "123456789012"
 FUNCTION_TIMEOUT_SECONDS = 900
+# What starts a local execution: its input's trigger and its name's first word.
+LOCAL_TRIGGER = "local"
 
 
 @dataclass(frozen=True)
@@ -57,15 +59,19 @@ class LocalConfig:
         return f"{self.name}-{stage}"
 
     def environment(self) -> dict[str, str]:
-        return {
-            "DROUGHTWATCH_DATA_BUCKET": self.data_bucket,
-            "DROUGHTWATCH_MODEL_BUCKET": self.model_bucket,
-            "DROUGHTWATCH_MODEL_PREFIX": self.model_prefix,
-            "DROUGHTWATCH_DATABASE_DSN": self.database_dsn,
-            "DROUGHTWATCH_WORK_DIR": str(self.work_dir),
-            "DROUGHTWATCH_STORE_ROOT": str(self.store_root),
+        """The handlers' DROUGHTWATCH_* variables, each named from its settings model."""
+        values = {
+            (CommonSettings, "data_bucket"): self.data_bucket,
+            (InferenceSettings, "model_bucket"): self.model_bucket,
+            (InferenceSettings, "model_prefix"): self.model_prefix,
+            (CommonSettings, "database_dsn"): self.database_dsn,
+            (CommonSettings, "work_dir"): str(self.work_dir),
+            (CommonSettings, "store_root"): str(self.store_root),
             # one user, one machine: a crashed run's claims come back after two minutes
-            "DROUGHTWATCH_LEASE_SECONDS": "120",
+            (CommonSettings, "lease_seconds"): "120",
+        }
+        return {
+            **{env_name(model, field): value for (model, field), value in values.items()},
             **self.extra_env,
         }
 
@@ -87,10 +93,6 @@ class LocalContext:
         if self._cancelled.is_set():
             return 0
         return max(0, int((self._deadline - time.monotonic()) * 1000))
-
-
-class LambdaServiceFault(Exception):
-    """Raised by the seam as the Lambda API error ``code`` (e.g. TooManyRequestsException)."""
 
 
 class LocalPipeline:
@@ -269,12 +271,12 @@ class LocalPipeline:
         import boto3
 
         sfn = boto3.client("stepfunctions", region_name=REGION)
-        name = name or f"local-{dt.datetime.now(dt.UTC):%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:6]}"
+        name = name or execution_name(LOCAL_TRIGGER)
         started = time.monotonic()
         arn = sfn.start_execution(
             stateMachineArn=self.state_machine_arn,
             name=name,
-            input=json.dumps(payload or {"trigger": "local"}),
+            input=json.dumps(payload or {"trigger": LOCAL_TRIGGER}),
         )["executionArn"]
         self.cancelled.clear()
         while True:

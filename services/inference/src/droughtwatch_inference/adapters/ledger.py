@@ -12,7 +12,14 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 import psycopg
-from droughtwatch_contract.stages import DONE, STAGES, StageRegistry
+from droughtwatch_contract.stages import (
+    DONE,
+    DUPLICATE,
+    PENDING,
+    SKIPPED,
+    STAGES,
+    StageRegistry,
+)
 from psycopg.rows import class_row
 from psycopg.types.json import Jsonb
 
@@ -85,7 +92,7 @@ METRICS_COLUMNS = SIGNAL_COLUMNS | {
     "run_id",
 }
 # Outcomes that end a file's way without products (see migration 0002).
-SETTLED = frozenset({"skipped", "duplicate"})
+SETTLED = frozenset({SKIPPED, DUPLICATE})
 _CLAIMABLE = """
     stage = %(stage)s
     AND (status = 'pending'
@@ -172,7 +179,7 @@ class Ledger:
         columns = sorted(values)
         assignments = ", ".join(f"{c} = %({c})s" for c in columns)
         next_stage = self.stages.next_name(stage)
-        status = "done" if next_stage == DONE else "pending"
+        status = DONE if next_stage == DONE else PENDING
         with self.conn.transaction():
             self.conn.execute(
                 f"UPDATE ledger SET {assignments}{', ' if columns else ''}"

@@ -3,6 +3,12 @@ Functions interpreter, with each Lambda task dispatched to the real handler. The
 folders under ``LocalConfig.store_root`` (``adapters.folder_store``), shared by every local process
 at once, as S3 is by Lambdas; moto keeps only the state machine, the functions and their role.
 
+Each pipeline holds a claim lock (`adapters.ledger.hold_claim_lock`) on a connection of its own
+for as long as it is open, and the stages record its key on every file they claim: when the
+process dies (kill -9, a crash), PostgreSQL drops the lock with the connection, and the next
+local run takes the dead run's files over at once, while a live run's files stay its own. So
+the lease keeps the settings' default, as on AWS: it only bounds a run that hangs.
+
 The one seam is `_dispatch`, which replaces moto's simple Lambda backend's `invoke` (it would
 answer a canned string) with a call of the handler that the function's name selects. It keeps
 Lambda's contract: the payload in, the JSON result out, an uncaught exception as an
@@ -40,6 +46,10 @@ from droughtwatch_tools.execution import TERMINAL, Execution, execution_name, re
 REGION = "eu-west-1"
 ACCOUNT = "123456789012"
 FUNCTION_TIMEOUT_SECONDS = 900
+# How long the claim lock's connection may take (the stages' own default).
+CONNECT_TIMEOUT_SECONDS: int = CommonSettings.model_fields[
+    "database_connect_timeout_seconds"
+].default
 # What starts a local execution: its input's trigger and its name's first word.
 LOCAL_TRIGGER = "local"
 
@@ -67,8 +77,6 @@ class LocalConfig:
             (CommonSettings, "database_dsn"): self.database_dsn,
             (CommonSettings, "work_dir"): str(self.work_dir),
             (CommonSettings, "store_root"): str(self.store_root),
-            # one user, one machine: a crashed run's claims come back after two minutes
-            (CommonSettings, "lease_seconds"): "120",
         }
         return {
             **{env_name(model, field): value for (model, field), value in values.items()},
@@ -108,16 +116,26 @@ class LocalPipeline:
         self._handlers: dict[str, Callable[..., Any]] = {}
         self.state_machine_arn = ""
         self.cancelled = threading.Event()
+        self.claim_lock: int | None = None
 
     # -- lifecycle ------------------------------------------------------------------------------
     def __enter__(self) -> LocalPipeline:
+        stack = ExitStack()
+        self._stack = stack
+        try:
+            self._open(stack)
+        except BaseException:
+            self.__exit__()
+            raise
+        return self
+
+    def _open(self, stack: ExitStack) -> None:
         from droughtwatch_inference.handlers import common
         from droughtwatch_inference.runtime_settings import cached
         from moto import mock_aws
         from moto.awslambda_simple.models import LambdaSimpleBackend
 
-        stack = ExitStack()
-        self._stack = stack
+        self.claim_lock = self._hold_claim_lock(stack)
         env = {
             "AWS_ACCESS_KEY_ID": "local",
             "AWS_SECRET_ACCESS_KEY": "local",
@@ -126,6 +144,8 @@ class LocalPipeline:
             "AWS_REGION": REGION,
             **self.config.environment(),
         }
+        if self.claim_lock is not None:
+            env[env_name(CommonSettings, "claim_lock")] = str(self.claim_lock)
         cleared = [k for k in os.environ if k.startswith("AWS_ENDPOINT_URL") or k == "AWS_PROFILE"]
         stack.enter_context(_patched_environ(env, cleared))
         cached.cache_clear()
@@ -159,12 +179,27 @@ class LocalPipeline:
         moto_log.setLevel(logging.CRITICAL)
         stack.callback(moto_log.setLevel, level)
         self._create_resources()
-        return self
 
     def __exit__(self, *exc: object) -> None:
         if self._stack is not None:
             self._stack.close()
             self._stack = None
+
+    def _hold_claim_lock(self, stack: ExitStack) -> int | None:
+        """The key of a claim lock held until the pipeline closes (or the process dies), or None
+        when the database cannot be reached: then the stages report that themselves, and what
+        they claim ends with its lease."""
+        import psycopg
+        from droughtwatch_inference.adapters.ledger import hold_claim_lock
+
+        try:
+            conn = psycopg.connect(
+                self.config.database_dsn, autocommit=True, connect_timeout=CONNECT_TIMEOUT_SECONDS
+            )
+        except psycopg.Error:
+            return None
+        stack.callback(conn.close)
+        return hold_claim_lock(conn)
 
     # -- resources ------------------------------------------------------------------------------
     def _create_resources(self) -> None:

@@ -323,7 +323,7 @@ class LocalPipeline:
                 time.sleep(0.05)
             except KeyboardInterrupt:
                 if self.cancelled.is_set():
-                    raise  # a second Ctrl-C: leave now; leases let a later run reclaim
+                    raise  # a second Ctrl-C: leave now; a later run takes the file over
                 # The first Ctrl-C: let the running stage finish its current file and stop.
                 self.cancelled.set()
         return read_execution(sfn, arn)

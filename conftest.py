@@ -201,6 +201,26 @@ def stored_model(tmp_path: Path, baseline, monkeypatch: pytest.MonkeyPatch) -> P
 
 
 @pytest.fixture
+def raw_scenes(tmp_path: Path) -> Callable[[int, int], Path]:
+    """Writes ``count`` generated raw files of ``images`` normal-weather images each,
+    ``scene-<i>.tfrecord`` (seeded by i), into ``tmp_path/incoming``: a folder for `local run`."""
+
+    def write(count: int, images: int) -> Path:
+        import numpy as np
+        from droughtwatch_tools import synthetic
+
+        folder = tmp_path / "incoming"
+        folder.mkdir(exist_ok=True)
+        for i in range(count):
+            synthetic.write_raw_file(
+                folder / f"scene-{i}.tfrecord", np.random.default_rng(i), images, drought=0.0
+            )
+        return folder
+
+    return write
+
+
+@pytest.fixture
 def aws_env(monkeypatch: pytest.MonkeyPatch) -> None:
     """Fake credentials and region, and no endpoint override (it would bypass moto)."""
     for name in list(os.environ):

@@ -12,7 +12,6 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
 import psycopg
 import pytest
 from droughtwatch_tools.cli import app
@@ -74,15 +73,9 @@ def test_a_killed_local_runs_file_is_taken_over_at_once_and_done_once(
     aws_env: None,
     no_settings_env: None,
     monkeypatch: pytest.MonkeyPatch,
+    raw_scenes,
 ) -> None:
-    from droughtwatch_tools import synthetic
-
-    folder = tmp_path / "incoming"
-    folder.mkdir()
-    for i in range(FILES):
-        synthetic.write_raw_file(
-            folder / f"scene-{i}.tfrecord", np.random.default_rng(i), 120, drought=0.0
-        )
+    folder = raw_scenes(FILES, 120)
     home = str(tmp_path / "home")  # where stored_model put the baseline: no run trains
     monkeypatch.setenv(HOME_VARIABLE, home)
     monkeypatch.setenv(DSN_VARIABLE, admin_dsn)

@@ -66,7 +66,7 @@ class LocalConfig:
     extra_env: dict[str, str] = field(default_factory=dict)
 
     def function_name(self, stage: str) -> str:
-        return f"{self.name}-{stage}"
+        return function_name(self.name, stage)
 
     def environment(self) -> dict[str, str]:
         """The handlers' DROUGHTWATCH_* variables, each named from its settings model."""
@@ -203,43 +203,9 @@ class LocalPipeline:
 
     # -- resources ------------------------------------------------------------------------------
     def _create_resources(self) -> None:
-        import boto3
-
         for bucket in (self.config.data_bucket, self.config.model_bucket):
             self.store.create_bucket(bucket)
-        iam = boto3.client("iam", region_name=REGION)
-        trust = {
-            "Version": "2012-10-17",
-            "Statement": [
-                {
-                    "Effect": "Allow",
-                    "Principal": {"Service": ["lambda.amazonaws.com", "states.amazonaws.com"]},
-                    "Action": "sts:AssumeRole",
-                }
-            ],
-        }
-        role_arn = iam.create_role(
-            RoleName=f"{self.config.name}-role", AssumeRolePolicyDocument=json.dumps(trust)
-        )["Role"]["Arn"]
-        lam = boto3.client("lambda", region_name=REGION)
-        arns = {}
-        for stage in STAGES.names:
-            # The code is never run by moto (the seam runs the handler); a function must exist
-            # so that the state machine can name it.
-            arns[stage] = lam.create_function(
-                FunctionName=self.config.function_name(stage),
-                Runtime="python3.12",
-                Role=role_arn,
-                Handler=STAGES[stage].handler,
-                Code={"ZipFile": _placeholder_zip()},
-                Timeout=FUNCTION_TIMEOUT_SECONDS,
-            )["FunctionArn"]
-        sfn = boto3.client("stepfunctions", region_name=REGION)
-        self.state_machine_arn = sfn.create_state_machine(
-            name=f"{self.config.name}-pipeline",
-            definition=json.dumps(definition(arns)),
-            roleArn=role_arn,
-        )["stateMachineArn"]
+        self.state_machine_arn = create_state_machine(self.config.name)
 
     # -- the seam -------------------------------------------------------------------------------
     def _stage_of(self, function_name: str) -> str:
@@ -327,6 +293,53 @@ class LocalPipeline:
                 # The first Ctrl-C: let the running stage finish its current file and stop.
                 self.cancelled.set()
         return read_execution(sfn, arn)
+
+
+def function_name(name: str, stage: str) -> str:
+    """The function of ``stage`` in the pipeline named ``name``."""
+    return f"{name}-{stage}"
+
+
+def create_state_machine(name: str, **definition_options: Any) -> str:
+    """In the moto that is active: a role, one function per stage (`function_name`) and the
+    deployed state machine definition over them (``<name>-pipeline``, `definition` with
+    ``definition_options``); returns its ARN."""
+    import boto3
+
+    iam = boto3.client("iam", region_name=REGION)
+    trust = {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Effect": "Allow",
+                "Principal": {"Service": ["lambda.amazonaws.com", "states.amazonaws.com"]},
+                "Action": "sts:AssumeRole",
+            }
+        ],
+    }
+    role_arn = iam.create_role(RoleName=f"{name}-role", AssumeRolePolicyDocument=json.dumps(trust))[
+        "Role"
+    ]["Arn"]
+    lam = boto3.client("lambda", region_name=REGION)
+    arns = {}
+    for stage in STAGES.names:
+        # The code is never run by moto (the local runner's seam runs the handler, a test's
+        # moto answers canned results); a function must exist so that the state machine can
+        # name it.
+        arns[stage] = lam.create_function(
+            FunctionName=function_name(name, stage),
+            Runtime="python3.12",
+            Role=role_arn,
+            Handler=STAGES[stage].handler,
+            Code={"ZipFile": _placeholder_zip()},
+            Timeout=FUNCTION_TIMEOUT_SECONDS,
+        )["FunctionArn"]
+    sfn = boto3.client("stepfunctions", region_name=REGION)
+    return sfn.create_state_machine(
+        name=f"{name}-pipeline",
+        definition=json.dumps(definition(arns, **definition_options)),
+        roleArn=role_arn,
+    )["stateMachineArn"]
 
 
 def _placeholder_zip() -> bytes:

@@ -32,6 +32,8 @@ SHARD = REPO.parent / "shared" / "data" / "droughtwatch" / "part-r-00012"
 DATA_BUCKET = "dw-test-data"
 MODEL_BUCKET = "dw-test-models"
 TEMPLATE_DB = "dw_template"
+# Where the tests' model bucket holds the model: Inference's default prefix.
+MODEL_PREFIX: str = InferenceSettings.model_fields["model_prefix"].default
 # Your own PostgreSQL for the tests, instead of the embedded server (the tests' own variable).
 TEST_DSN_VARIABLE = f"{ENV_PREFIX}TEST_DSN"
 
@@ -272,7 +274,7 @@ def service_env(
     env = {
         env_name(CommonSettings, "data_bucket"): DATA_BUCKET,
         env_name(InferenceSettings, "model_bucket"): MODEL_BUCKET,
-        env_name(InferenceSettings, "model_prefix"): "models/baseline/",
+        env_name(InferenceSettings, "model_prefix"): MODEL_PREFIX,
         env_name(DatabaseSettings, "database_dsn"): database_dsn,
         env_name(CommonSettings, "work_dir"): str(tmp_path / "work"),
     }

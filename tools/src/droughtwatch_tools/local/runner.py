@@ -61,7 +61,7 @@ class LocalConfig:
     store_root: Path
     data_bucket: str = "droughtwatch-local-data"
     model_bucket: str = "droughtwatch-local-models"
-    model_prefix: str = "models/baseline/"
+    model_prefix: str = InferenceSettings.model_fields["model_prefix"].default
     name: str = "droughtwatch-local"
     extra_env: dict[str, str] = field(default_factory=dict)
 

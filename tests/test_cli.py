@@ -214,7 +214,7 @@ def test_a_failed_execution_exits_4_and_names_its_error_once(
 def _model_folder(folder: Path, baseline, **manifest_changes) -> Path:
     from droughtwatch_tools import training
 
-    model, manifest, reference = baseline
+    model, manifest, _, reference = baseline
     files = training.artifacts(
         model, manifest, formats=("torch.export",), reference_features=reference
     )

@@ -9,10 +9,7 @@ import datetime as dt
 import io
 import math
 import operator
-import os
 import re
-import shutil
-import tempfile
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -135,21 +132,9 @@ def evaluate_alert(conn: psycopg.Connection, rule: dict[str, Any], now: dt.datet
 
 # -- database ---------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
-def server_dsn() -> Iterator[str]:
-    external = os.environ.get("DROUGHTWATCH_TEST_DSN")
-    if external:
-        yield external
-        return
-    from droughtwatch_tools.local.postgres import EmbeddedPostgres
-
-    # not under pytest's basetemp: a concurrent pytest session may rotate that away
-    root = Path(tempfile.mkdtemp(prefix="droughtwatch-grafana-pg-"))
-    pg = EmbeddedPostgres(root)
-    try:
-        yield pg.start()
-    finally:
-        pg.stop()
-        shutil.rmtree(root, ignore_errors=True)
+def server_dsn(postgres: Any) -> str:
+    """The session's PostgreSQL (the root conftest's), as its admin."""
+    return postgres.admin_dsn
 
 
 def _with_database(dsn: str, name: str) -> str:

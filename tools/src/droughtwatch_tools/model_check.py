@@ -23,6 +23,7 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
+from droughtwatch_contract.settings import InferenceSettings
 from droughtwatch_inference import input_summaries, predictions
 from droughtwatch_inference.adapters.models import load_checked, load_predictor
 from droughtwatch_inference.errors import ModelInputMismatch, ModelOutputError
@@ -45,7 +46,8 @@ from pydantic import ValidationError
 
 from droughtwatch_tools.class_shares import shares_of
 
-BATCH_SIZE = 64  # Inference's default (settings.InferenceSettings.batch_size)
+# Images per forward pass, as Inference runs them by default.
+BATCH_SIZE: int = InferenceSettings.model_fields["batch_size"].default
 
 
 @dataclass(frozen=True)

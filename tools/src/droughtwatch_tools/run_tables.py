@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from droughtwatch_contract.drift import score_text
+from droughtwatch_contract.settings import ObserveSettings
 from rich.table import Table
 
 from droughtwatch_tools import printer
@@ -17,6 +18,8 @@ if TYPE_CHECKING:
     from droughtwatch_tools.local.run import LocalRunOutcome
 
 DEMO_INDICES = ("NDVI", "NDMI")
+# The alert threshold a table without days names: Observe's default.
+DRIFT_THRESHOLD: float = ObserveSettings.model_fields["drift_threshold"].default
 
 
 # The alert cell of a score at or above its threshold (the flag Observe set with is_drift).
@@ -71,7 +74,7 @@ def history_table(execution: Execution) -> Table:
 def demo_table(result: DemoResult) -> Table:
     """One row a day: its data, its predictions' class shares, its drift and accuracy."""
     classes = list(result.model.get("classes", []))
-    threshold = result.days[0].drift_threshold if result.days else 0.25
+    threshold = result.days[0].drift_threshold if result.days else DRIFT_THRESHOLD
     table = compact_table(
         "droughtwatch demo: one run per day",
         "class shares of the predictions; PSI: prediction drift against the model's "

@@ -14,6 +14,14 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 ENV_PREFIX = "DROUGHTWATCH_"
 
+
+def env_name(model: type[BaseModel], field: str) -> str:
+    """The environment variable behind a settings field; fails on a field the model lacks."""
+    if field not in model.model_fields:
+        raise KeyError(f"{model.__name__} has no setting {field!r}")
+    return f"{ENV_PREFIX}{field.upper()}"
+
+
 # Where the service image keeps Amazon RDS's CA bundle (all regions), which verify-full checks
 # the server's certificate against: services/inference/Dockerfile downloads it to this path
 # from https://truststore.pki.rds.amazonaws.com/global/global-bundle.pem.
@@ -113,6 +121,11 @@ class CommonSettings(DatabaseSettings):
     # Stop claiming new files when less than this much Lambda time remains.
     time_margin_seconds: float = Field(60.0, ge=0)
     lease_seconds: int = Field(960, ge=60)
+    # Local runs: the key of the PostgreSQL advisory lock that the process running the stages
+    # holds for as long as it lives (the local runner takes it). Each claim records it, and a
+    # claim whose lock is gone (its process was killed) is taken over at once rather than when
+    # its lease ends. Unset on AWS, where the lease alone ends a claim a function dropped.
+    claim_lock: int | None = Field(None, ge=1, le=2**31 - 1)
     work_dir: str = "/tmp/droughtwatch"
 
     @field_validator("raw_prefix", "processed_prefix", "predictions_prefix", "reports_prefix")

@@ -14,6 +14,7 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
+from droughtwatch_contract.database import GRAFANA_USER
 from droughtwatch_contract.outputs import StackOutput
 from droughtwatch_contract.settings import CommonSettings
 
@@ -88,7 +89,6 @@ def local_connection(data_dir: Path | None = None) -> Connection:
     import psycopg
     from psycopg.conninfo import conninfo_to_dict
 
-    from droughtwatch_tools.local.database import GRAFANA_ROLE
     from droughtwatch_tools.local.postgres import (
         DATABASE,
         EmbeddedPostgres,
@@ -106,7 +106,7 @@ def local_connection(data_dir: Path | None = None) -> Connection:
         if not pg.is_running():
             pg.start()
         # Grafana reads through its read-only role, as on RDS (migration 0003)
-        info = conninfo_to_dict(pg.role_dsn(GRAFANA_ROLE, DATABASE))
+        info = conninfo_to_dict(pg.role_dsn(GRAFANA_USER, DATABASE))
     except EmbeddedPostgresError as exc:
         raise UserError(
             f"cannot start the demo database in {root}: {exc}",
@@ -118,7 +118,7 @@ def local_connection(data_dir: Path | None = None) -> Connection:
             f"the demo database in {root} has no Grafana role yet ({type(exc).__name__})",
             "run `droughtwatch db migrate` or `droughtwatch demo` first",
         ) from None
-    return Connection("127.0.0.1", pg.port, DATABASE, GRAFANA_ROLE, info["password"], "disable")
+    return Connection("127.0.0.1", pg.port, DATABASE, GRAFANA_USER, info["password"], "disable")
 
 
 # -- a deployed stack -------------------------------------------------------------------------

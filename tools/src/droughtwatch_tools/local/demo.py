@@ -7,9 +7,10 @@ drift on NDVI and NDMI from the first drought day), the predicted classes shift,
 drift crosses the alert threshold, and accuracy on the generated labels falls. Each day's
 figures are its daily row (daily_metrics), what Grafana charts.
 
-The demo's buckets are its own folder store inside ``--out`` (it starts from an empty ledger,
-so it shares nothing with `local run`); at the end its predictions and reports are moved to
-``<out>/s3/<bucket>/`` and the rest (raw copies, processed files, the model) is removed.
+The demo's buckets are its own folder store inside ``--out`` (by default ``demo`` in the data
+folder), and it starts from an empty ledger, so it shares nothing with `local run`; at the end
+its predictions and reports are moved to ``<out>/s3/<bucket>/`` and the rest (raw copies,
+processed files, the model) is removed.
 """
 
 from __future__ import annotations
@@ -27,12 +28,20 @@ from droughtwatch_inference import logs
 
 from droughtwatch_tools.dashboard_page.page import write_page
 from droughtwatch_tools.execution import Execution
+from droughtwatch_tools.local import state
 from droughtwatch_tools.local.database import LocalDatabase
+from droughtwatch_tools.local.raw_folder import raw_files
 from droughtwatch_tools.local.runner import LocalConfig, LocalPipeline
 
 RAW_SUFFIX = ".tfrecord"
 # The offline dashboard page the demo writes into its folder (droughtwatch_tools.dashboard_page).
 DASHBOARD_PAGE = "dashboard.html"
+
+
+def default_out_dir() -> Path:
+    """The demo's folder when ``--out`` is not given: ``demo`` in the data folder, beside the
+    embedded database (not the working directory, which may be a repository)."""
+    return state.data_home() / "demo"
 
 
 @dataclass(frozen=True)
@@ -42,8 +51,12 @@ class DemoOptions:
     images_per_day: int = 300
     drought_days: int | None = None
     data_dir: Path | None = None
-    out_dir: Path = Path("droughtwatch-demo")
+    out_dir: Path | None = None  # default: `demo` in the data folder (default_out_dir)
     end_date: dt.date | None = None
+
+    def out(self) -> Path:
+        """Where the demo writes: ``out_dir``, else `default_out_dir`."""
+        return (self.out_dir or default_out_dir()).expanduser().resolve()
 
     def drought_day_count(self) -> int:
         if self.drought_days is not None:
@@ -82,22 +95,6 @@ class DemoResult:
     exported: int
     skipped: list[str] = field(default_factory=list)
     dashboard: Path | None = None  # the offline dashboard page
-
-
-def raw_files(folder: Path) -> tuple[list[Path], list[str]]:
-    """The TFRecord files of a folder (plain, GZIP or ZLIB), and each other file (a README,
-    notes, an image) named with why it is not taken, e.g. ``README.md (text file)``."""
-    from droughtwatch_preprocess import EMPTY_FILE, why_not_tfrecord
-
-    files, skipped = [], []
-    for path in sorted(p for p in folder.iterdir() if p.is_file() and not p.name.startswith(".")):
-        reason = why_not_tfrecord(path)
-        # an empty file is taken: Processing fails it as "empty file", in the ledger
-        if reason in (None, EMPTY_FILE):
-            files.append(path)
-        else:
-            skipped.append(f"{path.name} ({reason})")
-    return files, skipped
 
 
 # The daily row's columns the demo reads: DayResult's fields after the day's plan.
@@ -143,7 +140,7 @@ def run_demo(
 
     from droughtwatch_tools import synthetic, training
 
-    out = options.out_dir.expanduser().resolve()
+    out = options.out()
     if out.exists():
         shutil.rmtree(out)
     (out / "raw").mkdir(parents=True)
@@ -177,16 +174,10 @@ def run_demo(
     with LocalPipeline(config) as pipeline, psycopg.connect(dsn, autocommit=True) as conn:
         store = pipeline.store
         progress("training the baseline model", 0, total_steps)
-        model, manifest, train_metrics, reference = training.train_baseline(seed=options.seed)
-        training.publish_model(
-            store,
-            config.model_bucket,
-            config.model_prefix,
-            model,
-            manifest,
-            reference_features=reference,
+        trained = training.train_and_publish(
+            store, config.model_bucket, config.model_prefix, seed=options.seed
         )
-        model_info = {**_manifest_dict(manifest), "training": train_metrics}
+        model_info = {**trained.manifest.model_dump(mode="json"), "training": trained.metrics}
         for step, (date, severity, files) in enumerate(plan, start=1):
             progress(f"day {date.isoformat()}: upload and run", step, total_steps)
             for path in files:
@@ -240,9 +231,3 @@ def _export(store_root: Path, bucket: str, prefixes: tuple[str, ...], dest: Path
         source.replace(target)
         moved += sum(1 for p in target.rglob("*") if p.is_file())
     return moved
-
-
-def _manifest_dict(manifest: Any) -> dict[str, Any]:
-    if hasattr(manifest, "model_dump"):
-        return manifest.model_dump(mode="json")
-    return dict(manifest)

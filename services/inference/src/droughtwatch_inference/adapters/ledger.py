@@ -3,16 +3,31 @@
 Claiming is concurrency-safe: a claim takes one row with FOR UPDATE SKIP LOCKED and marks it
 running under a lease in the same statement, so two executions never work on the same file; a
 lease that expires (a Lambda killed mid-file) makes the file claimable again.
+
+A local run's claim also names its owner: a session-level advisory lock that the process
+holding the claim keeps for as long as it lives (`hold_claim_lock`; the settings' claim_lock).
+PostgreSQL drops a session's locks when its connection goes, so when that process dies (kill -9,
+a crash) its claims are taken over at once, while a live run's are left alone. On AWS claims
+name no lock and the lease alone ends them: a function's session may outlive the function,
+or drop while it still works.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import secrets
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import psycopg
-from droughtwatch_contract.stages import DONE, STAGES, StageRegistry
+from droughtwatch_contract.stages import (
+    DONE,
+    DUPLICATE,
+    PENDING,
+    SKIPPED,
+    STAGES,
+    StageRegistry,
+)
 from psycopg.rows import class_row
 from psycopg.types.json import Jsonb
 
@@ -24,19 +39,60 @@ _ENTRY_COLUMNS = (
     "source_digest, processed_key, predictions_key, model_name, model_version"
 )
 # Outcomes that end a file's way without products (see migration 0002).
-SETTLED = frozenset({"skipped", "duplicate"})
-_CLAIMABLE = """
+SETTLED = frozenset({SKIPPED, DUPLICATE})
+# The first key of every claim lock (advisory locks in the two-key form: this space, then the
+# claim's claim_lock), which keeps them apart from any other advisory lock.
+CLAIM_LOCK_SPACE = 0x64770005
+# The claim locks held now in this database: the keys of live local runs.
+_LIVE_CLAIM_LOCKS = f"""
+    SELECT objid FROM pg_locks
+    WHERE locktype = 'advisory' AND granted AND objsubid = 2 AND classid = {CLAIM_LOCK_SPACE}::oid
+      AND database = (SELECT oid FROM pg_database WHERE datname = current_database())
+"""
+
+
+def _claim_held(row: str) -> str:
+    """SQL: the ledger row ``row`` (a table name or alias) is claimed by a run that still holds
+    it: its lease has not ended and, for a local claim, its process still holds its lock."""
+    return (
+        f"({row}.status = 'running' AND {row}.lease_until > now() AND"
+        f" ({row}.claim_lock IS NULL OR {row}.claim_lock::oid IN ({_LIVE_CLAIM_LOCKS})))"
+    )
+
+
+_CLAIMABLE = f"""
     stage = %(stage)s
     AND (status = 'pending'
-         OR (status = 'running' AND lease_until < now())
+         OR (status = 'running' AND NOT {_claim_held("ledger")})
          OR (status = 'failed' AND attempts < %(max_attempts)s))
 """
 
 
+def hold_claim_lock(conn: psycopg.Connection) -> int:
+    """Take a claim lock under a free key for the session of ``conn`` and return the key (for
+    the settings' claim_lock). It is held until that connection closes, or its process dies."""
+    while True:
+        key = secrets.randbelow(2**31 - 1) + 1
+        row = conn.execute(
+            "SELECT pg_try_advisory_lock(%s, %s)", (CLAIM_LOCK_SPACE, key)
+        ).fetchone()
+        if row is not None and row[0]:
+            return key
+
+
 class Ledger:
-    def __init__(self, conn: psycopg.Connection, stages: StageRegistry = STAGES) -> None:
+    def __init__(
+        self,
+        conn: psycopg.Connection,
+        stages: StageRegistry = STAGES,
+        *,
+        claim_lock: int | None = None,
+    ) -> None:
+        """``claim_lock``: the key of the claim lock this process holds (local runs), which
+        every claim records; None on AWS."""
         self.conn = conn
         self.stages = stages
+        self.claim_lock = claim_lock
 
     def register(
         self, bucket: str, objects: Iterable[tuple[RawObject, dt.date]], run_id: str
@@ -78,12 +134,14 @@ class Ledger:
             "max_attempts": max_attempts,
             "lease": dt.timedelta(seconds=lease_seconds),
             "exclude": list(exclude),
+            "claim_lock": self.claim_lock,
         }
         with self.conn.transaction(), self.conn.cursor(row_factory=class_row(LedgerEntry)) as cur:
             cur.execute(
                 f"""
                 UPDATE ledger SET status = 'running', attempts = attempts + 1,
-                       lease_until = now() + %(lease)s, updated_at = now()
+                       lease_until = now() + %(lease)s, claim_lock = %(claim_lock)s,
+                       updated_at = now()
                 WHERE id = (
                     SELECT id FROM ledger
                     WHERE {_CLAIMABLE} AND NOT (id = ANY(%(exclude)s))
@@ -111,7 +169,7 @@ class Ledger:
         columns = sorted(values)
         assignments = ", ".join(f"{c} = %({c})s" for c in columns)
         next_stage = self.stages.next_name(stage)
-        status = "done" if next_stage == DONE else "pending"
+        status = DONE if next_stage == DONE else PENDING
         with self.conn.transaction():
             self.conn.execute(
                 f"UPDATE ledger SET {assignments}{', ' if columns else ''}"
@@ -226,12 +284,12 @@ class Ledger:
         predictions file (joined on that file, so a version whose products an earlier version
         already observed shows those metrics)."""
         rows = self.conn.execute(
-            """
+            f"""
             SELECT f.raw_key, f.etag, l.id IS NOT NULL, l.stage, l.status,
                    coalesce(l.attempts, 0),
-                   coalesce(l.status = 'running' AND l.lease_until > now(), false),
+                   coalesce({_claim_held("l")}, false),
                    l.images, l.dropped, l.last_error, l.note, l.duplicate_of, l.report_key,
-                   coalesce(m.class_shares, '{}'::jsonb), m.drift_score, m.drift_threshold,
+                   coalesce(m.class_shares, '{{}}'::jsonb), m.drift_score, m.drift_threshold,
                    m.drift_detected
             FROM unnest(%(keys)s::text[], %(etags)s::text[]) WITH ORDINALITY AS f(raw_key, etag, n)
             LEFT JOIN ledger l

@@ -90,7 +90,7 @@ def open_ledger(settings: CommonSettings) -> Ledger:
             conn.close()
             raise
         _checked.add(key)
-    return Ledger(conn)
+    return Ledger(conn, claim_lock=settings.claim_lock)
 
 
 def run_handler(

@@ -69,12 +69,29 @@ def test_stage_access_follows_the_key_layout_chain() -> None:
     reads = {
         s: [a.prefix for a in access[s] if not a.write and a.bucket == "data"] for s in STAGES.names
     }
-    assert reads["processing"] == [layout.raw]
+    assert reads["processing"] == [layout.raw, layout.labels]
     for before, after in itertools.pairwise(STAGES.names):
         assert reads[after] == writes[before]
     assert writes["observe"] == [layout.reports]
     assert all(layout.raw not in w for w in writes.values())
     assert [a.prefix for a in access["inference"] if a.bucket == "model"] == ["models/x/"]
+
+
+def test_only_the_ingesting_stage_reads_label_files_and_no_stage_writes_them() -> None:
+    """Late labels (labels/) are read where they are ingested (Processing's first step), and
+    nowhere else: Observe reads the labels table, not the files."""
+    layout = KeyLayout()
+    for stage in STAGES:
+        document = policies.function_policy(stage, GRANTS, layout, "models/x/")
+        readable = {
+            r for s in document["Statement"] if "s3:GetObject" in s["Action"] for r in s["Resource"]
+        }
+        writable = {
+            r for s in document["Statement"] if "s3:PutObject" in s["Action"] for r in s["Resource"]
+        }
+        label_files = f"arn:aws:s3:::data/{layout.labels}*"
+        assert (label_files in readable) == (stage.name == "processing"), stage.name
+        assert label_files not in writable, stage.name
 
 
 def test_function_policy_without_the_model_bucket_outside_inference() -> None:

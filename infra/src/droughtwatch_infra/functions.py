@@ -100,6 +100,7 @@ def environment(stage: Stage, args: FunctionsArgs) -> dict[str, Any]:
         "processed_prefix": layout.processed,
         "predictions_prefix": layout.predictions,
         "reports_prefix": layout.reports,
+        "labels_prefix": layout.labels,
     }
     optional = {
         "model_bucket": args.model_bucket.name,

@@ -32,3 +32,18 @@ def test_env_name_is_the_variable_the_model_reads(
 def test_env_name_refuses_a_field_the_model_lacks() -> None:
     with pytest.raises(KeyError, match="CommonSettings has no setting 'batch_size'"):
         env_name(CommonSettings, "batch_size")  # Inference's, not every stage's
+
+
+def test_the_labels_prefix_is_a_setting_and_nests_in_no_other(
+    monkeypatch: pytest.MonkeyPatch, no_settings_env: None
+) -> None:
+    from droughtwatch_contract.keys import KeyLayout
+    from pydantic import ValidationError
+
+    monkeypatch.setenv(env_name(CommonSettings, "data_bucket"), "my-data")
+    monkeypatch.setenv(env_name(CommonSettings, "database_dsn"), "postgresql://x@h/db")
+    monkeypatch.setenv(env_name(CommonSettings, "labels_prefix"), "ground-truth/")
+    assert KeyLayout.from_settings(CommonSettings()).labels == "ground-truth/"  # type: ignore[call-arg]
+    monkeypatch.setenv(env_name(CommonSettings, "labels_prefix"), "raw/labels/")
+    with pytest.raises(ValidationError, match="must not nest"):
+        CommonSettings()  # type: ignore[call-arg]

@@ -45,3 +45,13 @@ def test_daily_reports_and_reference_summaries_have_keys_of_their_own() -> None:
     assert LAYOUT.reference_features_key("cd" * 32) == "predictions/_reference/cdcdcdcdcdcd.parquet"
     # Observe reads under the predictions prefix: the reference copy is inside it
     assert LAYOUT.reference_features_key("cd" * 32).startswith(LAYOUT.predictions)
+
+
+def test_label_files_land_under_their_own_prefix_whatever_their_name() -> None:
+    assert LAYOUT.label_key("survey 2026-12.csv") == "labels/survey 2026-12.csv"
+    assert LAYOUT.is_label_object("labels/survey.parquet")
+    assert LAYOUT.is_label_object("labels/2026/december")
+    assert not LAYOUT.is_label_object("labels/2026/")
+    assert not LAYOUT.is_label_object("raw/2026-11-27/labels.csv")
+    # raw data is never a label file, nor the other way round
+    assert not LAYOUT.is_raw_object(LAYOUT.label_key("x.csv"))

@@ -22,7 +22,7 @@ from droughtwatch_inference.logic.observe import ReferenceSummaries
 from droughtwatch_inference.logic.ports import DailyPort
 from droughtwatch_inference.logic.stage import Budget
 from droughtwatch_inference.model.manifest import ModelManifest
-from droughtwatch_inference.records import Day, StageReport
+from droughtwatch_inference.records import Day, LateLabel, StageReport
 
 BUCKET = "data"
 CLASSES = ("0", "1", "2", "3")
@@ -67,6 +67,9 @@ class MemoryDaily:
 
     def day_files(self, day: Day) -> list[tuple[int, str]]:
         return [(i, key) for i, key in self.files[day] if i <= day.last_metrics_id]
+
+    def day_labels(self, day: Day) -> list[LateLabel]:
+        return []
 
     def upsert(self, row: dict[str, Any]) -> bool:
         old = self.rows.get(self._key(row))

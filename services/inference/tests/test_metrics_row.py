@@ -42,6 +42,7 @@ SQL_TYPES = {
     str: {"text"},
     bool: {"boolean"},
     dt.date: {"date"},
+    dt.datetime: {"timestamp with time zone"},
     dict: {"jsonb"},
     list: {"jsonb"},
 }

@@ -150,8 +150,21 @@ def test_a_file_header_says_what_the_report_is_about_from_its_row() -> None:
     assert page.text["li"] == ["the <model> has <no> reference summaries"]
 
 
+def _day_labels(**values: Any) -> dict[str, Any]:
+    """A daily row's label columns: by default every label from the raw records."""
+    return {
+        "embedded_labels": 120,
+        "late_labels": 0,
+        "late_label_overrides": 0,
+        "last_label_seq": None,
+        "labels_received_at": None,
+        **values,
+    }
+
+
 def test_a_small_days_header_says_why_no_alert_fired() -> None:
     row: DayMetrics = {  # type: ignore[typeddict-item]
+        **_day_labels(),
         **_signals(
             images=120,
             drift_score=0.4,
@@ -174,6 +187,30 @@ def test_a_small_days_header_says_why_no_alert_fired() -> None:
     verdicts = [line.rsplit(" | ", 1)[1] for line in page.text["tr"][1:]]
     assert verdicts == [TOO_FEW, "no alert: too few labelled images", TOO_FEW]
     assert page.text["li"][0].startswith("not enough data: 120 images")
+    assert not any("label files" in fact for fact in page.text["p"])
+
+
+def test_a_days_header_says_where_its_labels_came_from() -> None:
+    row: DayMetrics = {  # type: ignore[typeddict-item]
+        **_signals(images=300, labelled_images=300),
+        **_day_labels(
+            embedded_labels=220,
+            late_labels=80,
+            late_label_overrides=5,
+            last_label_seq=412,
+            labels_received_at=dt.datetime(2026, 12, 7, 6, 0, tzinfo=dt.UTC),
+        ),
+        "batch_date": dt.date(2026, 12, 4),
+        "run_id": "run-4",
+        "files": 1,
+        "last_metrics_id": 3,
+        "report_key": "reports/d.html",
+        "min_images": 200,
+        "enough_data": True,
+    }
+    page = _read(header_html(day_header(row, share_threshold=0.5)))
+    facts = " ".join(page.text["p"])
+    assert "labels: 80 from label files (the newest received 2026-12-07), 220 from the raw" in facts
 
 
 def test_a_signal_without_a_score_says_it_was_not_computed() -> None:

@@ -7,6 +7,8 @@
     reports/<YYYY-MM-DD>/_daily/<model>/<version>.html   Evidently report of the day (a model's)
     predictions/_reference/<sha12>.parquet           a model's reference input summaries, copied
                                                      by Inference for Observe
+    labels/<name>                                    late ground truth: a CSV or Parquet of
+                                                     id,label that users upload (any name)
 
 Products sit under their own prefixes, so listing raw data never sees them; the raw file's
 content digest in the product name keeps every raw version's products apart.
@@ -28,6 +30,7 @@ class KeyLayout:
     processed: str = "processed/"
     predictions: str = "predictions/"
     reports: str = "reports/"
+    labels: str = "labels/"
 
     @classmethod
     def from_settings(cls, settings: object) -> KeyLayout:
@@ -36,6 +39,7 @@ class KeyLayout:
             processed=settings.processed_prefix,  # type: ignore[attr-defined]
             predictions=settings.predictions_prefix,  # type: ignore[attr-defined]
             reports=settings.reports_prefix,  # type: ignore[attr-defined]
+            labels=settings.labels_prefix,  # type: ignore[attr-defined]
         )
 
     def raw_key(self, name: str, date: dt.date) -> str:
@@ -53,6 +57,17 @@ class KeyLayout:
         marker. Names decide nothing (``_late.tfrecord`` is data); Processing tells a data file
         from a README or a job marker by its content and records why."""
         return key.startswith(self.raw) and not key.endswith("/")
+
+    def label_key(self, name: str) -> str:
+        """Where an uploaded label file lands: ``labels/<name>``."""
+        if not name or name.endswith("/"):
+            raise ValueError(f"label file name must be a file name, got {name!r}")
+        return f"{self.labels}{name}"
+
+    def is_label_object(self, key: str) -> bool:
+        """A label file the pipeline ingests: anything under the labels prefix but a folder
+        marker (its content, not its name, says whether it is CSV or Parquet)."""
+        return key.startswith(self.labels) and not key.endswith("/")
 
     def processed_key(self, raw_key: str, digest: str) -> str:
         return f"{self.processed}{self.relative(raw_key)}/{digest[:DIGEST_CHARS]}.npz"

@@ -112,6 +112,8 @@ class CommonSettings(DatabaseSettings):
     processed_prefix: str = "processed/"
     predictions_prefix: str = "predictions/"
     reports_prefix: str = "reports/"
+    # Late ground truth (label files) that users upload; read by the step that ingests them.
+    labels_prefix: str = "labels/"
 
     # Local runs: the buckets are folders under this root (<root>/<bucket>/<key>) instead of
     # S3, one store that every local process shares. Unset on AWS.
@@ -128,7 +130,9 @@ class CommonSettings(DatabaseSettings):
     claim_lock: int | None = Field(None, ge=1, le=2**31 - 1)
     work_dir: str = "/tmp/droughtwatch"
 
-    @field_validator("raw_prefix", "processed_prefix", "predictions_prefix", "reports_prefix")
+    @field_validator(
+        "raw_prefix", "processed_prefix", "predictions_prefix", "reports_prefix", "labels_prefix"
+    )
     @classmethod
     def _prefix_ends_with_slash(cls, value: str) -> str:
         if not value or not value.endswith("/") or value.startswith("/"):
@@ -154,6 +158,7 @@ class CommonSettings(DatabaseSettings):
             self.processed_prefix,
             self.predictions_prefix,
             self.reports_prefix,
+            self.labels_prefix,
         ]
         for a in prefixes:
             for b in prefixes:

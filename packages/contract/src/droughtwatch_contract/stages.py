@@ -21,7 +21,7 @@ from droughtwatch_contract.settings import (
 
 # Where a stage reads or writes: a prefix of the data bucket's key layout (keys.KeyLayout's
 # fields), or the model bucket under the configured model prefix.
-Location = Literal["raw", "processed", "predictions", "reports", "model"]
+Location = Literal["raw", "processed", "predictions", "reports", "labels", "model"]
 MODEL: Location = "model"
 
 # The ledger's `stage` after the last stage, and the statuses a file has in a stage: on its way
@@ -100,7 +100,9 @@ STAGES = StageRegistry(
                 {"source_digest", "processed_key", "records", "images", "dropped"}
             ),
             completed_at="processed_at",
-            reads=("raw",),
+            # labels/: each run ingests new label files first, in this stage (handlers/
+            # processing.py), so only this stage's role may read them.
+            reads=("raw", "labels"),
             writes=("processed",),
         ),
         Stage(

@@ -127,3 +127,14 @@ class InvalidRawFile(DroughtwatchError):
 
 class InvalidPredictions(DroughtwatchError):
     hint = "The predictions file does not match the predictions schema; rerun Inference for it."
+
+
+class InvalidLabelFile(DroughtwatchError):
+    """A label file (labels/<name>: CSV or Parquet with columns id,label) is refused whole: not
+    CSV or Parquet, empty, a column missing, or rows with bad values (the message names the
+    file, each row and its value). Nothing of it is loaded; the other label files go on."""
+
+    hint = (
+        "Fix the named rows and upload the file again (`droughtwatch labels upload FILE`): new "
+        "content is a new version, which the next run reads; this version stays failed."
+    )

@@ -7,7 +7,8 @@ Each signal's logic builds its part: ``PredictionDrift`` (logic/observe.py), ``M
 (logic/model_quality.py), ``InputDrift`` (logic/input_drift.py), ``DataQuality``
 (logic/data_quality.py). The adapters check every row against its record and store a dict or
 list value as jsonb; the demo reads its days by these names. A test compares the records with
-the migrated tables (migrations 0001 and 0004): a new signal is a field here and a migration.
+the migrated tables (migrations 0001, 0004 and 0008): a new signal is a field here and a
+migration.
 """
 
 from __future__ import annotations
@@ -100,6 +101,14 @@ class DayMetrics(Signals):
     report_key: str | None
     min_images: int
     enough_data: bool  # images >= min_images; below, no alert fires for the day
+    # Where the labelled images' labels came from (migration 0008): their raw records, or
+    # label files uploaded later (a late label overrides an embedded one).
+    embedded_labels: int
+    late_labels: int
+    late_label_overrides: int  # late labels on images whose raw record carried a label
+    # the newest late label pooled (labels.seq): a newer one on the day's images makes it stale
+    last_label_seq: int | None
+    labels_received_at: dt.datetime | None  # when the newest late label used had arrived
 
 
 @cache
@@ -117,8 +126,8 @@ def nullable(kind: Any) -> bool:
 
 
 def value_type(kind: Any) -> type:
-    """The type of a column's values when not NULL: int, float, str, bool, dt.date, dict or
-    list."""
+    """The type of a column's values when not NULL: int, float, str, bool, dt.date,
+    dt.datetime, dict or list."""
     if nullable(kind):
         (kind,) = (k for k in get_args(kind) if k is not type(None))
     return getattr(kind, "__origin__", kind)

@@ -43,6 +43,36 @@ class Day:
     last_metrics_id: int  # the newest metrics row of the day when it was found stale
 
 
+@dataclass(frozen=True)
+class LateLabel:
+    """A label from a label file (the labels table), matched to a day's images by id."""
+
+    image_id: str
+    label: str
+    seq: int  # the label's write number (labels_seq): newer labels have larger ones
+    received_at: dt.datetime
+
+
+@dataclass(frozen=True)
+class LabelFileOutcome:
+    """What became of one label file version: ingested (with its counts), failed (refused with
+    its error, nothing loaded; recorded, so not read again), or unreadable (not read this time,
+    not recorded: a later run reads it)."""
+
+    key: str
+    etag: str
+    status: str  # "ingested", "failed" or "unreadable"
+    label_rows: int | None = None
+    new_labels: int | None = None
+    replaced: int | None = None
+    unchanged: int | None = None
+    unknown_ids: int | None = None
+    error: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
 @dataclass
 class StageReport:
     """What a stage did in one invocation; becomes the handler's response body."""
@@ -58,6 +88,8 @@ class StageReport:
     failures: list[dict[str, Any]] = field(default_factory=list)
     # files that ended without products: skipped (not a TFRecord) or duplicate content
     not_taken: list[dict[str, Any]] = field(default_factory=list)
+    # the label files this invocation read (LabelFileOutcome.as_dict each): ingested or failed
+    label_files: list[dict[str, Any]] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)

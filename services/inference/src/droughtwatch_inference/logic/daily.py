@@ -2,6 +2,13 @@
 model version at a time) and computes every signal on the pool, as it does for a file. The
 dashboard and the alerts read these daily rows.
 
+Labels that arrive later (label files, ingested into the labels table at the start of a run)
+are merged into the pool by image id before anything is computed: a late label fills in an
+image that had none and overrides the label its raw record carried. So a day's model quality,
+its accuracy alert and its report are recomputed from all its labelled images whenever new
+labels match them (adapters/daily_metrics.py says when a day is stale); the row counts the
+labels from each source. The per-file rows keep the labels their files carried.
+
 A day may hold many small files, and drift on a few images is noise (PSI on 30 images: a class
 missing by chance adds about 0.7). Pooling the images (their predicted and true labels and
 their summaries, and the files' quality counts) gives the day's values exactly, not averages
@@ -15,7 +22,7 @@ from __future__ import annotations
 import logging
 import shutil
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +37,14 @@ from droughtwatch_inference.logic.ports import DailyPort, StorePort
 from droughtwatch_inference.logic.report_header import day_header
 from droughtwatch_inference.logic.stage import Budget, describe, is_stage_error
 from droughtwatch_inference.metrics_row import DayMetrics, Signals
-from droughtwatch_inference.records import Day, StageReport
+from droughtwatch_inference.predictions import TRUE_LABEL
+from droughtwatch_inference.records import Day, LateLabel, StageReport
+
+# What a day says when none of its images has a label yet.
+LABELS_LATER = (
+    "labels that arrive later (label files under the labels prefix: droughtwatch labels "
+    "upload) fill in model quality at the next run"
+)
 
 
 def not_enough_data(images: int, min_images: int) -> str:
@@ -67,6 +81,43 @@ def pool(files: list[tuple[pd.DataFrame, Mapping[str, Any]]]) -> tuple[pd.DataFr
     return frame, meta
 
 
+def merge_late_labels(
+    frame: pd.DataFrame, late: Sequence[LateLabel]
+) -> tuple[pd.DataFrame, dict[str, Any], list[str]]:
+    """The pooled frame with the late labels merged into ``true_label`` by image id (a late
+    label wins over the raw record's); the row's label columns (DayMetrics: where the labels
+    came from, the newest late label pooled and when the newest one used arrived); and a note
+    when late labels were used."""
+    by_id = {label.image_id: label for label in late}
+    embedded = (
+        frame[TRUE_LABEL].astype(object)
+        if TRUE_LABEL in frame.columns
+        else pd.Series(None, index=frame.index, dtype=object)
+    )
+    matched = frame["id"].map({i: label.label for i, label in by_id.items()}).astype(object)
+    used = matched.notna()
+    merged = frame.assign(**{TRUE_LABEL: matched.where(used, embedded)})
+    received = [by_id[i].received_at for i in frame.loc[used, "id"]]
+    counts = {
+        "embedded_labels": int((embedded.notna() & ~used).sum()),
+        "late_labels": int(used.sum()),
+        "late_label_overrides": int((embedded.notna() & used).sum()),
+        # every late label of the day's files counts, matched or not: the day is stale only
+        # when a newer one comes
+        "last_label_seq": max((label.seq for label in late), default=None),
+        "labels_received_at": max(received, default=None),
+    }
+    notes = []
+    if counts["late_labels"]:
+        notes.append(
+            f"{counts['late_labels']} of the labels come from label files (the newest received "
+            f"{counts['labels_received_at']:%Y-%m-%d %H:%M} UTC), "
+            f"{counts['embedded_labels']} from the raw records; a late label overrides the raw "
+            f"record's ({counts['late_label_overrides']} did)"
+        )
+    return merged, counts, notes
+
+
 def observe_day(
     day: Day,
     files: list[tuple[int, str]],
@@ -78,9 +129,11 @@ def observe_day(
     run_id: str,
     config: ObserveConfig,
     references: ReferenceSummaries,
+    late_labels: Sequence[LateLabel] = (),
 ) -> DayMetrics:
-    """The daily row of ``day`` from its ``files`` ((metrics id, predictions key)); its report
-    is uploaded when ``config.save_html_report`` and the day has images."""
+    """The daily row of ``day`` from its ``files`` ((metrics id, predictions key)) and the
+    ``late_labels`` of their images; its report is uploaded when ``config.save_html_report``
+    and the day has images."""
     scratch = work_dir / f"observe-day-{day.batch_date.isoformat()}"
     scratch.mkdir(parents=True, exist_ok=True)
     try:
@@ -90,10 +143,15 @@ def observe_day(
             read.append(predictions.read(path))
             path.unlink()
         frame, meta = pool(read)
+        frame, label_counts, label_notes = merge_late_labels(frame, late_labels)
         reference, note = references.get(meta.get("reference_features_key"))
         values, sections = observe_frame(frame, meta, reference, config, reference_note=note)
+        values["notes"] = [*values["notes"], *label_notes]
+        if not values["labelled_images"] and values["images"]:
+            values["notes"].append(LABELS_LATER)
         row: DayMetrics = {
             **gate(values, config.min_daily_images),
+            **label_counts,  # type: ignore[typeddict-item]
             "batch_date": day.batch_date,
             "model_name": day.model_name,
             "model_version": day.model_version,
@@ -148,6 +206,7 @@ def observe_days(
                 run_id=report.run_id,
                 config=config,
                 references=references,
+                late_labels=daily.day_labels(day),
             )
             daily.upsert(row)
         except Exception as exc:
@@ -170,6 +229,7 @@ def observe_days(
             input_drift_detected=row["input_drift_detected"],
             accuracy=row["accuracy"],
             accuracy_alert=row["accuracy_alert"],
+            late_labels=row["late_labels"],
             seconds=round(time.monotonic() - started, 3),
         )
     return written

@@ -1,20 +1,27 @@
 """What the stage logic needs from the outside, declared once: the object store
 (adapters.storage.ObjectStore; MemoryStore in the tests), the ledger (adapters.ledger.Ledger;
 MemoryLedger in the tests), the daily rows (adapters.daily_metrics.DailyMetrics; MemoryDaily
-in the tests) and the model Inference runs (adapters.models.LoadedModel; a stub in the tests).
-The logic takes these and never imports boto3, psycopg, torch or onnxruntime."""
+in the tests), the late labels (adapters.labels.Labels) and the model Inference runs
+(adapters.models.LoadedModel; a stub in the tests). The logic takes these and never imports
+boto3, psycopg, torch or onnxruntime."""
 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
 from droughtwatch_inference.metrics_row import DayMetrics, FileMetrics
 from droughtwatch_inference.model.manifest import ModelManifest
 from droughtwatch_inference.model.predictor import Predictor
-from droughtwatch_inference.records import Day, LedgerEntry, RawObject
+from droughtwatch_inference.records import (
+    Day,
+    LabelFileOutcome,
+    LateLabel,
+    LedgerEntry,
+    RawObject,
+)
 
 
 @runtime_checkable
@@ -59,7 +66,21 @@ class DailyPort(Protocol):
 
     def stale_days(self) -> list[Day]: ...
     def day_files(self, day: Day) -> list[tuple[int, str]]: ...
+    def day_labels(self, day: Day) -> list[LateLabel]: ...
     def upsert(self, row: DayMetrics) -> bool: ...
+
+
+@runtime_checkable
+class LabelsPort(Protocol):
+    """The once-only record of label files and the labels they bring."""
+
+    def known_files(self, bucket: str) -> set[tuple[str, str]]: ...
+    def ingest(
+        self, bucket: str, key: str, etag: str, size: int, run_id: str, labels: Mapping[str, str]
+    ) -> LabelFileOutcome | None: ...
+    def record_failed(
+        self, bucket: str, key: str, etag: str, size: int, run_id: str, error: str
+    ) -> LabelFileOutcome | None: ...
 
 
 @runtime_checkable

@@ -60,9 +60,16 @@ def day_header(row: DayMetrics, share_threshold: float) -> Header:
     """The header of a day's report, with the day's verdicts (off below its minimum of
     images)."""
     files = "1 file" if row["files"] == 1 else f"{row['files']} files"
+    facts = _facts(row, f"{row['batch_date'].isoformat()} (the day's files pooled)")
+    if row["late_labels"] and row["labels_received_at"] is not None:
+        facts.append(
+            f"labels: {row['late_labels']} from label files (the newest received "
+            f"{row['labels_received_at']:%Y-%m-%d}), {row['embedded_labels']} from the raw "
+            "records"
+        )
     return Header(
         title=f"day {row['batch_date'].isoformat()}, {files}",
-        facts=_facts(row, f"{row['batch_date'].isoformat()} (the day's files pooled)"),
+        facts=facts,
         verdicts=_verdicts(row, share_threshold),
         notes=list(row["notes"]),
     )

@@ -55,3 +55,13 @@ def test_label_files_land_under_their_own_prefix_whatever_their_name() -> None:
     assert not LAYOUT.is_label_object("raw/2026-11-27/labels.csv")
     # raw data is never a label file, nor the other way round
     assert not LAYOUT.is_raw_object(LAYOUT.label_key("x.csv"))
+
+
+def test_a_predictions_key_names_its_raw_files_digest_and_the_reference_none() -> None:
+    digest = "0123456789ab" + "cd" * 26
+    for name in ("part-r-00012", "nested/folder/scene.tfrecord", "_reference"):
+        key = LAYOUT.predictions_key(LAYOUT.raw_key(name, dt.date(2026, 11, 27)), digest)
+        assert LAYOUT.predicted_digest(key) == "0123456789ab", key
+    assert LAYOUT.predicted_digest(LAYOUT.reference_features_key(digest)) is None
+    assert LAYOUT.predicted_digest("reports/2026-11-27/x/0123456789ab.html") is None
+    assert LAYOUT.predicted_digest("predictions/2026-11-27/x/notes.parquet") is None

@@ -1,6 +1,6 @@
 """The `droughtwatch` command: the app that wires the sub-commands, each in its own module under
 droughtwatch_tools.commands (the demo and local runs, the database, model check and publish,
-the deployed stack), Grafana and its offline page."""
+late labels, the deployed stack), Grafana and its offline page."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ import typer
 from droughtwatch_tools.commands import cloud, dashboard, grafana
 from droughtwatch_tools.commands.db import db_app
 from droughtwatch_tools.commands.demo import demo
+from droughtwatch_tools.commands.labels import labels_app
 from droughtwatch_tools.commands.local import local_app
 from droughtwatch_tools.commands.model import model_app
 
@@ -23,6 +24,7 @@ app.command()(demo)
 app.add_typer(local_app, name="local")
 app.add_typer(db_app, name="db")
 app.add_typer(model_app, name="model")
+app.add_typer(labels_app, name="labels")
 cloud.register(app)
 grafana.register(app)
 dashboard.register(app)

@@ -7,12 +7,15 @@ from typing import TYPE_CHECKING
 
 from droughtwatch_contract.drift import score_text
 from droughtwatch_contract.settings import ObserveSettings
+from rich.markup import escape
 from rich.table import Table
 
 from droughtwatch_tools import printer
-from droughtwatch_tools.local.outcome import failure_words
+from droughtwatch_tools.local.outcome import DayLine, failure_words
 
 if TYPE_CHECKING:
+    from droughtwatch_inference.records import LabelFileOutcome
+
     from droughtwatch_tools.execution import Execution
     from droughtwatch_tools.local.demo import DayResult, DemoResult
     from droughtwatch_tools.local.run import LocalRunOutcome
@@ -146,6 +149,10 @@ def print_demo(result: DemoResult) -> None:
     console.print("See it in Grafana (needs Docker): droughtwatch grafana")
 
 
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
+
+
 def _score(value: float | None) -> str:
     return "-" if value is None else f"{value:.2f}"
 
@@ -207,6 +214,57 @@ def local_run_table(outcome: LocalRunOutcome) -> Table:
     return table
 
 
+def label_file_words(outcome: LabelFileOutcome) -> str:
+    """What became of a label file the run read, in one line."""
+    if outcome.status != "ingested":
+        return f"{outcome.key}: {outcome.status}: {outcome.error}"
+    words = (
+        f"{outcome.key}: {_count(outcome.label_rows or 0, 'label')} ({outcome.new_labels} new, "
+        f"{outcome.replaced} replaced, {outcome.unchanged} unchanged)"
+    )
+    if outcome.unknown_ids:
+        words += f"; {outcome.unknown_ids} ids of images not predicted yet, kept"
+    return words
+
+
+def days_table(days: list[DayLine]) -> Table:
+    """The days the run recomputed, as their daily rows (the dashboard's figures) say: how many
+    images are labelled, how many labels came later and how late, and the accuracy."""
+    table = compact_table(
+        "days recomputed by this run",
+        "labelled: labelled images / predicted images; late: labels from label files; lag: "
+        "days from the images' date to the newest late label; acc.: accuracy",
+        pad_edge=True,
+    )
+    table.add_column("date", no_wrap=True)
+    table.add_column("model", overflow="fold")
+    table.add_column("images", justify="right")
+    table.add_column("labelled", justify="right")
+    table.add_column("late", justify="right")
+    table.add_column("lag", justify="right")
+    table.add_column("acc.", justify="right")
+    table.add_column("alert")
+    for day in days:
+        share, lag = day.labelled_share, day.label_lag_days
+        if day.accuracy is None:
+            alert = "-"
+        elif day.accuracy_alert:
+            alert = "[bold red]ALERT[/]"
+        else:
+            alert = "ok" if (day.labelled_images or 0) >= day.min_images else "[dim]too few[/]"
+        table.add_row(
+            day.batch_date.isoformat(),
+            f"{day.model_name} {day.model_version}",
+            str(day.images),
+            "-" if share is None else f"{share:.0%}",
+            str(day.late_labels),
+            "-" if lag is None else f"{lag}d",
+            _score(day.accuracy),
+            alert,
+        )
+    return table
+
+
 def print_local_run(outcome: LocalRunOutcome) -> None:
     """The table of files, the failed ones with their errors and what happens to them, the
     unfinished ones, and where the buckets, the history and the log are."""
@@ -221,6 +279,21 @@ def print_local_run(outcome: LocalRunOutcome) -> None:
             console.print(f"  {line.name} {line.report_path}", highlight=False, soft_wrap=True)
     if outcome.skipped:
         console.print(f"not taken (not TFRecord files): {', '.join(outcome.skipped)}")
+    if summary.label_files:
+        console.print("label files read by this run:")
+        for label_file in summary.label_files:
+            style = "red" if label_file.status == "failed" else "default"
+            console.print(
+                f"  [{style}]{escape(label_file_words(label_file))}[/]",
+                highlight=False,
+                soft_wrap=True,
+            )
+    if summary.days:
+        console.print(days_table(summary.days))
+        for day in summary.days:
+            if day.accuracy is None:
+                said = "; ".join(note for note in day.notes if "label" in note)
+                console.print(f"  {day.batch_date}: {said}", highlight=False, soft_wrap=True)
     if outcome.ledger_error:
         console.print(
             f"[red]cannot read the files' states from the ledger:[/] {outcome.ledger_error}"
@@ -230,6 +303,13 @@ def print_local_run(outcome: LocalRunOutcome) -> None:
         console.print(f"[bold red]{len(failed)} failed:[/]")
         for line in failed:
             console.print(f"- {failure_words(line, summary.max_attempts)}", highlight=False)
+    bad_labels = summary.failed_label_files
+    if bad_labels:
+        console.print(
+            f"[bold red]{_count(len(bad_labels), 'label file')} failed[/] (above): nothing of "
+            "it was loaded; fix it and upload it again (droughtwatch labels upload)",
+            highlight=False,
+        )
     unfinished = summary.unfinished
     if unfinished and outcome.execution.succeeded:
         console.print(

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 
 _DATE = re.compile(r"^(\d{4})-(\d{2})-(\d{2})/")
 DIGEST_CHARS = 12
+_PRODUCT = re.compile(rf"^([0-9a-f]{{{DIGEST_CHARS}}})\.parquet$")
 
 
 @dataclass(frozen=True)
@@ -74,6 +75,17 @@ class KeyLayout:
 
     def predictions_key(self, raw_key: str, digest: str) -> str:
         return f"{self.predictions}{self.relative(raw_key)}/{digest[:DIGEST_CHARS]}.parquet"
+
+    def predicted_digest(self, key: str) -> str | None:
+        """The start of the raw file's digest (``DIGEST_CHARS`` hex digits) that a predictions
+        file's key ends with, or None for another key: the reference summaries
+        (``<predictions>_reference/<sha12>.parquet``) sit one level higher than any predictions
+        file (``<predictions><date>/<name>/<digest12>.parquet``)."""
+        if not key.startswith(self.predictions):
+            return None
+        parts = key[len(self.predictions) :].split("/")
+        match = _PRODUCT.match(parts[-1])
+        return match[1] if match and len(parts) >= 3 else None
 
     def report_key(self, raw_key: str, digest: str) -> str:
         return f"{self.reports}{self.relative(raw_key)}/{digest[:DIGEST_CHARS]}.html"

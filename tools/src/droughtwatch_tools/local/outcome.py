@@ -1,14 +1,16 @@
 """What a local run tells its user: each of its files' state in words (from the ledger), the
-failed files with their errors, and the exit code that cron and CI read."""
+failed files with their errors, the label files it read and the days it recomputed, and the
+exit code that cron and CI read."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import datetime as dt
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 from droughtwatch_contract.stages import DONE, DUPLICATE, FAILED, SUPERSEDED
 from droughtwatch_inference.adapters.ledger import SETTLED
-from droughtwatch_inference.records import FileOutcome
+from droughtwatch_inference.records import FileOutcome, LabelFileOutcome
 
 from droughtwatch_tools.errors import ExitCode
 
@@ -86,17 +88,58 @@ def failure_words(line: FileLine, max_attempts: int) -> str:
     )
 
 
+@dataclass(frozen=True)
+class DayLine:
+    """A day the run recomputed, as its daily row says (each field named as its daily_metrics
+    column, metrics_row.DayMetrics): what the dashboard charts for it."""
+
+    batch_date: dt.date
+    model_name: str
+    model_version: str
+    images: int
+    min_images: int
+    labelled_images: int | None
+    accuracy: float | None
+    accuracy_alert: bool | None
+    late_labels: int
+    labels_received_at: dt.datetime | None
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def labelled_share(self) -> float | None:
+        """Labelled images / predicted images."""
+        return (self.labelled_images or 0) / self.images if self.images else None
+
+    @property
+    def label_lag_days(self) -> int | None:
+        """Days from the images' date to the arrival of the newest late label used."""
+        if self.labels_received_at is None:
+            return None
+        return (self.labels_received_at.astimezone(dt.UTC).date() - self.batch_date).days
+
+
+# The daily row's columns a DayLine reads.
+DAY_COLUMNS = tuple(f.name for f in fields(DayLine))
+
+
 @dataclass
 class RunSummary:
-    """The run's execution status and its files, for the table and the exit code."""
+    """The run's execution status, its files, the label files it read and the days it
+    recomputed, for the tables and the exit code."""
 
     execution_status: str
     files: list[FileLine] = field(default_factory=list)
     max_attempts: int = 3
+    label_files: list[LabelFileOutcome] = field(default_factory=list)
+    days: list[DayLine] = field(default_factory=list)
 
     @property
     def failed(self) -> list[FileLine]:
         return [f for f in self.files if f.failed]
+
+    @property
+    def failed_label_files(self) -> list[LabelFileOutcome]:
+        return [f for f in self.label_files if f.status == "failed"]
 
     @property
     def unfinished(self) -> list[FileLine]:
@@ -107,6 +150,6 @@ class RunSummary:
     def exit_code(self) -> ExitCode:
         if self.execution_status != "SUCCEEDED":
             return ExitCode.EXECUTION_FAILED
-        if self.failed:
+        if self.failed or self.failed_label_files:
             return ExitCode.FILES_FAILED
         return ExitCode.DONE

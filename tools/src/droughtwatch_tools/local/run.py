@@ -21,7 +21,7 @@ from droughtwatch_inference.records import RawObject
 
 from droughtwatch_tools.execution import Execution, execution_name
 from droughtwatch_tools.local import state
-from droughtwatch_tools.local.outcome import RunSummary, file_line
+from droughtwatch_tools.local.outcome import DAY_COLUMNS, DayLine, RunSummary, file_line
 from droughtwatch_tools.local.raw_folder import raw_files
 from droughtwatch_tools.local.runner import LOCAL_TRIGGER, LocalConfig, LocalPipeline
 
@@ -108,10 +108,13 @@ def _summary(
     versions: list[RawObject],
     files: list[Path],
 ) -> tuple[RunSummary, str | None]:
-    """The files' states from the ledger (read with the handlers' settings, which the pipeline
-    has in its environment)."""
+    """The files' states from the ledger, the label files the run read and the days it
+    recomputed (read with the handlers' settings, which the pipeline has in its
+    environment)."""
     from droughtwatch_contract.settings import CommonSettings
+    from droughtwatch_inference.adapters.daily_metrics import DailyMetrics
     from droughtwatch_inference.adapters.database import connect
+    from droughtwatch_inference.adapters.labels import Labels
     from droughtwatch_inference.adapters.ledger import Ledger
     from droughtwatch_inference.runtime_settings import load
 
@@ -120,6 +123,11 @@ def _summary(
     try:
         with connect(settings) as conn:
             outcomes = Ledger(conn).outcomes(config.data_bucket, versions)
+            # the run's id is its execution's name (the state machine passes it to each stage)
+            summary.label_files = Labels(conn).files_of_run(execution.name)
+            summary.days = [
+                DayLine(**row) for row in DailyMetrics(conn).written_by(execution.name, DAY_COLUMNS)
+            ]
     except DatabaseUnavailable as exc:
         return summary, exc.describe()
     for path, outcome in zip(files, outcomes, strict=True):

@@ -14,11 +14,14 @@ migration 0008's indexes).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import Any
+
 import psycopg
 from droughtwatch_preprocess.ids import DIGEST_CHARS
 
 from droughtwatch_inference.adapters.ledger import as_sql_values
-from droughtwatch_inference.metrics_row import DayMetrics
+from droughtwatch_inference.metrics_row import DayMetrics, columns
 from droughtwatch_inference.records import Day, LateLabel
 
 _KEY = ("batch_date", "model_name", "model_version")
@@ -95,3 +98,16 @@ class DailyMetrics:
                 values,
             )
         return cur.rowcount == 1
+
+    def written_by(self, run_id: str, names: Sequence[str]) -> list[dict[str, Any]]:
+        """The columns ``names`` of the daily rows that run ``run_id`` wrote (the days it
+        recomputed), by date."""
+        unknown = set(names) - columns(DayMetrics)
+        if unknown:
+            raise ValueError(f"not daily_metrics columns: {sorted(unknown)}")
+        rows = self.conn.execute(
+            f"SELECT {', '.join(names)} FROM daily_metrics WHERE run_id = %s"
+            " ORDER BY batch_date, model_name, model_version",
+            (run_id,),
+        ).fetchall()
+        return [dict(zip(names, row, strict=True)) for row in rows]

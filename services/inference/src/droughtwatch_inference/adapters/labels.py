@@ -123,6 +123,15 @@ class Labels:
             return None
         return LabelFileOutcome(key=key, etag=etag, status="failed", error=error)
 
+    def files_of_run(self, run_id: str) -> list[LabelFileOutcome]:
+        """The label files run ``run_id`` read, by key."""
+        rows = self.conn.execute(
+            "SELECT key, etag, status, label_rows, new_labels, replaced, unchanged, unknown_ids,"
+            " error FROM label_files WHERE run_id = %s ORDER BY key, id",
+            (run_id,),
+        ).fetchall()
+        return [LabelFileOutcome(*row) for row in rows]
+
     def unknown_ids(self, ids: Iterable[str]) -> int:
         """How many of ``ids`` match no record of a predicted file yet."""
         row = self.conn.execute(_UNKNOWN_IDS, {"ids": list(ids)}).fetchone()

@@ -110,10 +110,10 @@ def merge_late_labels(
     notes = []
     if counts["late_labels"]:
         notes.append(
-            f"{counts['late_labels']} of the labels come from label files (the newest received "
+            f"{counts['late_labels']} labels come from label files (the newest received "
             f"{counts['labels_received_at']:%Y-%m-%d %H:%M} UTC), "
-            f"{counts['embedded_labels']} from the raw records; a late label overrides the raw "
-            f"record's ({counts['late_label_overrides']} did)"
+            f"{counts['embedded_labels']} from the raw records; "
+            f"{counts['late_label_overrides']} late labels override a raw record's label"
         )
     return merged, counts, notes
 

@@ -190,6 +190,8 @@ def test_the_dashboard_covers_the_issue(dashboard: dict[str, Any]) -> None:
         "Class distribution per run": "timeseries",
         "Prediction drift": "timeseries",
         "Model quality": "timeseries",
+        "Labelled images per day": "timeseries",
+        "Label lag": "timeseries",
         "Input drift": "timeseries",
         "Data quality": "timeseries",
         "Images per run": "timeseries",

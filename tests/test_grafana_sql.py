@@ -247,6 +247,8 @@ class DayRow:
     model_version: str = "1"
     min_images: int = 200
     labelled: int = 0
+    late_labels: int = 0  # of the labelled images, those labelled by label files
+    labels_received_at: dt.datetime | None = None
     accuracy: float | None = None
     macro_f1: float | None = None
     reference_accuracy: float | None = 0.6
@@ -282,9 +284,10 @@ def seed_days(conn: psycopg.Connection, days: list[DayRow]) -> None:
             " accuracy_margin, accuracy_alert, feature_drift, drifted_features,"
             " feature_drift_share, feature_drift_method, feature_drift_threshold,"
             " input_drift_detected, records, dropped_blank, blank_share, missing_label_share,"
-            " zero_share, saturated_share, nonfinite_share) VALUES (%s, 'baseline', %s, 'run-1',"
+            " zero_share, saturated_share, nonfinite_share, embedded_labels, late_labels,"
+            " labels_received_at) VALUES (%s, 'baseline', %s, 'run-1',"
             " 1, %s, %s, %s, %s, %s, %s, 0, %s, 'psi', %s, %s, %s, %s, %s, %s, %s, %s, %s,"
-            " %s, %s, %s, 'wasserstein', %s, %s, %s, %s, %s, %s, %s, %s, %s)",
+            " %s, %s, %s, 'wasserstein', %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
             (
                 d.day,
                 d.model_version,
@@ -316,6 +319,9 @@ def seed_days(conn: psycopg.Connection, days: list[DayRow]) -> None:
                 Jsonb(d.zero_share),
                 Jsonb(d.saturated_share),
                 Jsonb(d.nonfinite_share),
+                d.labelled - d.late_labels,
+                d.late_labels,
+                d.labels_received_at,
             ),
         )
 
@@ -365,17 +371,23 @@ def demo_days(today: dt.date) -> list[RawFile]:
 
 def demo_daily(today: dt.date) -> list[DayRow]:
     """The demo's 14 days as daily rows: the first with too few images, labels on the last
-    week, input drift on the last three."""
+    week (on the tenth and eleventh day from label files, three days later), input drift on
+    the last three."""
     rows = []
     for i in range(14):
         day = today - dt.timedelta(days=13 - i)
         labelled = 300 if i >= 7 else 0
+        late = i in (9, 10)
         rows.append(
             DayRow(
                 day,
                 images=150 if i == 0 else 300,
                 drift=0.01 * i,
                 labelled=labelled,
+                late_labels=300 if late else 0,
+                labels_received_at=(
+                    midnight(day + dt.timedelta(days=3)) + dt.timedelta(hours=6) if late else None
+                ),
                 accuracy=0.62 - 0.01 * i if labelled else None,
                 macro_f1=0.5 if labelled else None,
                 missing_label_share=0.0 if labelled else 1.0,
@@ -531,6 +543,34 @@ def test_model_quality_per_day_with_the_reference_and_the_alert_line(
     assert float(row["macro_f1"]) == pytest.approx(0.5)
     assert float(row["reference_accuracy"]) == 0.6
     assert float(row["alert_below"]) == pytest.approx(0.5)
+
+
+def test_labelled_share_label_lag_and_the_days_recomputed_with_late_labels(
+    conn: psycopg.Connection, now: dt.datetime, today: dt.date
+) -> None:
+    before, yesterday = today - dt.timedelta(days=2), today - dt.timedelta(days=1)
+    arrived = midnight(today) + dt.timedelta(hours=23)  # late in the day, UTC
+    seed_days(
+        conn,
+        [
+            DayRow(before),  # no labels at all: a day with a zero bar, no lag, no quality
+            # 200 of 300 images labelled: 50 by their raw records, 150 by files two days later
+            DayRow(yesterday, labelled=200, late_labels=150, labels_received_at=arrived,
+                   accuracy=0.5, macro_f1=0.4),
+            DayRow(today, labelled=300, accuracy=0.7, macro_f1=0.6),
+        ],
+    )  # fmt: skip
+    _, rows = run(conn, queries.LABELLED, now)
+    assert [(t, float(raw), float(late)) for t, raw, late in rows] == [
+        (midnight(before), 0.0, 0.0),
+        (midnight(yesterday), pytest.approx(50 / 300), pytest.approx(150 / 300)),
+        (midnight(today), 1.0, 0.0),
+    ]
+    _, rows = run(conn, queries.LABEL_LAG, now)
+    assert rows == [(midnight(yesterday), 1)]
+    columns, rows = run(conn, queries.MODEL_QUALITY, now)
+    marked = {r[0]: r[columns.index("with_late_labels")] for r in rows}
+    assert marked == {midnight(yesterday): pytest.approx(0.5), midnight(today): None}
 
 
 def test_input_drift_per_summary_and_the_days_without_enough_data(

@@ -255,7 +255,7 @@ def test_a_threshold_of_the_panel_itself_is_a_dashed_line_across() -> None:
         ]
     }
     (panel,) = page_panels(dashboard, {"groups": []})
-    rows = Rows(queries.MODEL_QUALITY.columns, [(_day(0), 0.6, 0.5, 0.7, 0.6)])
+    rows = Rows(queries.MODEL_QUALITY.columns, [(_day(0), 0.6, 0.5, 0.7, 0.6, None)])
     figure = timeseries_figure(panel, {"model_quality": rows}, _shown(1))
     (line,) = figure["layout"]["shapes"]
     assert (line["y0"], line["y1"], line["xref"]) == (0.5, 0.5, "paper")

@@ -206,7 +206,11 @@ def _trace(
             "width": custom["lineWidth"],
             "dash": "dash" if style.get("fill") == "dash" else "solid",
         },
-        "marker": {"color": shade, "size": custom["pointSize"] + (3 if draw == "points" else 1)},
+        "marker": {
+            "color": shade,
+            "size": props.get("custom.pointSize", custom["pointSize"])
+            + (3 if draw == "points" else 1),
+        },
     }
 
 

@@ -136,7 +136,9 @@ def build_dashboard() -> dict[str, Any]:
             "Model quality",
             "Accuracy and macro F1 of each day's labelled images, the model's reference "
             "accuracy (dashed) and, dashed red, the accuracy below which the alert fires "
-            "(reference minus the configured margin). Days without labels have no point.",
+            "(reference minus the configured margin). Days without labels have no point. A "
+            "large orange point: the day's figure was recomputed with labels that arrived "
+            "later (label files), merged with the raw records' labels by image id.",
             queries.MODEL_QUALITY,
             (0, 13, 12, 9),
             bars=False,
@@ -155,6 +157,13 @@ def build_dashboard() -> dict[str, Any]:
                     ("custom.lineStyle", _DASHED),
                     ("custom.showPoints", "never"),
                 ),
+                by_name(
+                    "with_late_labels",
+                    ("displayName", "recomputed with late labels"),
+                    ("color", {"mode": "fixed", "fixedColor": "orange"}),
+                    ("custom.drawStyle", "points"),
+                    ("custom.pointSize", 12),
+                ),
             ],
         ),
         timeseries(
@@ -172,13 +181,38 @@ def build_dashboard() -> dict[str, Any]:
             thresholds=_FEATURE_THRESHOLDS,
         ),
         timeseries(
+            15,
+            "Labelled images per day",
+            "Per day: the share of the predicted images that carry a label, from their raw "
+            "records or from label files uploaded later (droughtwatch labels upload; a late "
+            "label overrides the raw record's). Model quality is computed on these images; "
+            "labels that arrive later raise a day's bar when the next run has read them.",
+            queries.LABELLED,
+            (0, 22, 12, 8),
+            bars=True,
+            stack=True,
+            defaults={"unit": "percentunit", "min": 0, "max": 1, "decimals": 2},
+            colors={"from_raw_records": "green", "from_label_files": "orange"},
+        ),
+        timeseries(
+            16,
+            "Label lag",
+            "Per day with labels from label files: days from the images' date to the arrival "
+            "of the newest label its figures use.",
+            queries.LABEL_LAG,
+            (12, 22, 12, 8),
+            bars=True,
+            defaults={"unit": "d", "min": 0, "decimals": 0},
+            colors={"label_lag_days": "orange"},
+        ),
+        timeseries(
             13,
             "Data quality",
             "Per day: share of raw records that were blank (dropped), of images without a "
             "label, and the worst band's share of pixels at 0 and at 255, and the worst index's "
             "share of non-finite pixels.",
             queries.DATA_QUALITY,
-            (0, 22, 6, 8),
+            (0, 30, 6, 8),
             bars=False,
             defaults={"unit": "percentunit", "min": 0, "decimals": 2},
         ),
@@ -187,7 +221,7 @@ def build_dashboard() -> dict[str, Any]:
             "Images per run",
             "Per batch: images decoded by Processing, blank images dropped, images predicted.",
             queries.IMAGES,
-            (6, 22, 6, 8),
+            (6, 30, 6, 8),
             bars=True,
             defaults={"unit": "short", "min": 0},
         ),
@@ -198,7 +232,7 @@ def build_dashboard() -> dict[str, Any]:
             "not a TFRecord; duplicate: content already taken under another key) and "
             "superseded by a newer upload of the same key.",
             queries.FILES,
-            (12, 22, 6, 8),
+            (12, 30, 6, 8),
             bars=True,
             stack=True,
             defaults={"unit": "short", "min": 0, "decimals": 0},
@@ -216,7 +250,7 @@ def build_dashboard() -> dict[str, Any]:
             "Per batch: the images each model version predicted (daily_metrics, one row per "
             "day and model version), so a new model's first day shows.",
             queries.MODEL_VERSIONS,
-            (18, 22, 6, 8),
+            (18, 30, 6, 8),
             bars=True,
             stack=True,
             defaults={"unit": "short", "min": 0, "decimals": 0},
@@ -228,7 +262,7 @@ def build_dashboard() -> dict[str, Any]:
             "(done, pending, running, failed; skipped, duplicate or superseded with the reason "
             "in note), attempts, when each stage finished, and the last error. Failed first.",
             queries.LEDGER,
-            (0, 30, 24, 11),
+            (0, 38, 24, 11),
             error_column="last_error",
         ),
         table(
@@ -237,7 +271,7 @@ def build_dashboard() -> dict[str, Any]:
             "Each stage invocation (runs table): files done and failed, images, what remained "
             "for the next invocation, and the error that stopped a stage.",
             queries.RUNS,
-            (0, 41, 24, 8),
+            (0, 49, 24, 8),
             error_column="error",
         ),
     ]
@@ -245,8 +279,8 @@ def build_dashboard() -> dict[str, Any]:
         "uid": DASHBOARD_UID,
         "title": DASHBOARD_TITLE,
         "description": "Batches of the droughtwatch pipeline, day by day: predicted classes, "
-        "prediction drift, model quality, input drift, data quality, the ledger of raw files "
-        "and the stage runs.",
+        "prediction drift, model quality, labelled images and label lag, input drift, data "
+        "quality, the ledger of raw files and the stage runs.",
         "tags": ["droughtwatch"],
         "timezone": "utc",
         "editable": False,

@@ -58,20 +58,61 @@ ORDER BY 1""",
 )
 
 # Accuracy and macro F1 of the day's labelled images (over model versions, weighted by their
-# labelled images), the model's reference accuracy, and where the accuracy alert starts.
+# labelled images), the model's reference accuracy, and where the accuracy alert starts; and
+# the accuracy once more on the days whose figure was recomputed with labels that arrived later
+# (late_labels, migration 0008), which the panel marks.
+_ACCURACY = "sum(accuracy * labelled_images) / sum(labelled_images)"
 MODEL_QUALITY = Query(
     name="model_quality",
     sql=f"""SELECT {BATCH_TIME} AS "time",
-       sum(accuracy * labelled_images) / sum(labelled_images) AS accuracy,
+       {_ACCURACY} AS accuracy,
        sum(macro_f1 * labelled_images) / sum(labelled_images) AS macro_f1,
        max(reference_accuracy) AS reference_accuracy,
-       max(reference_accuracy - accuracy_margin) AS alert_below
+       max(reference_accuracy - accuracy_margin) AS alert_below,
+       CASE WHEN sum(late_labels) > 0 THEN {_ACCURACY} END AS with_late_labels
 FROM daily_metrics
 WHERE $__timeFilter(batch_date) AND labelled_images > 0 AND accuracy IS NOT NULL
 GROUP BY batch_date
 ORDER BY 1""",
     format="time_series",
-    columns=("time", "accuracy", "macro_f1", "reference_accuracy", "alert_below"),
+    columns=(
+        "time",
+        "accuracy",
+        "macro_f1",
+        "reference_accuracy",
+        "alert_below",
+        "with_late_labels",
+    ),
+)
+
+# Per day: the share of the predicted images that carry a label, split by where the labels came
+# from (the raw records, or label files uploaded later), so the bars stack to the labelled
+# share.
+LABELLED = Query(
+    name="labelled",
+    sql=f"""SELECT {BATCH_TIME} AS "time",
+       sum(embedded_labels)::double precision / nullif(sum(images), 0) AS from_raw_records,
+       sum(late_labels)::double precision / nullif(sum(images), 0) AS from_label_files
+FROM daily_metrics
+WHERE $__timeFilter(batch_date)
+GROUP BY batch_date
+ORDER BY 1""",
+    format="time_series",
+    columns=("time", "from_raw_records", "from_label_files"),
+)
+
+# Per day with late labels: the days from the images' date to the arrival of the newest late
+# label its figures use (UTC dates, as the batches are).
+LABEL_LAG = Query(
+    name="label_lag",
+    sql=f"""SELECT {BATCH_TIME} AS "time",
+       max((labels_received_at AT TIME ZONE 'UTC')::date - batch_date) AS label_lag_days
+FROM daily_metrics
+WHERE $__timeFilter(batch_date) AND late_labels > 0 AND labels_received_at IS NOT NULL
+GROUP BY batch_date
+ORDER BY 1""",
+    format="time_series",
+    columns=("time", "label_lag_days"),
 )
 
 # Each summary's drift score (normed Wasserstein) per day; the days without enough images as
@@ -279,6 +320,8 @@ QUERIES: tuple[Query, ...] = (
     CLASS_SHARES,
     DRIFT,
     MODEL_QUALITY,
+    LABELLED,
+    LABEL_LAG,
     INPUT_DRIFT,
     DATA_QUALITY,
     IMAGES,

@@ -78,11 +78,12 @@ def demo_table(result: DemoResult) -> Table:
     """One row a day: its data, its predictions' class shares, its drift and accuracy."""
     classes = list(result.model.get("classes", []))
     threshold = result.days[0].drift_threshold if result.days else DRIFT_THRESHOLD
+    late = " (+: from labels that arrived later)" if any(d.late_labels for d in result.days) else ""
     table = compact_table(
         "droughtwatch demo: one run per day",
         "class shares of the predictions; PSI: prediction drift against the model's "
         f"reference (alert at >= {threshold}); NDVI, NDMI: their input drift scores; "
-        "input: the day's input drift; acc.: accuracy on the labelled images",
+        f"input: the day's input drift; acc.: accuracy on the labelled images{late}",
         pad_edge=False,
     )
     table.add_column("date", no_wrap=True, min_width=10)
@@ -119,9 +120,23 @@ def print_demo(result: DemoResult) -> None:
     console.print(demo_table(result))
     if result.skipped:
         console.print(f"not taken (not TFRecord files): {', '.join(result.skipped)}")
-    for day in result.days:
-        if not day.execution.succeeded:
-            console.print(history_table(day.execution))
+    for execution in result.executions:
+        if not execution.succeeded:
+            console.print(history_table(execution))
+    late = [d for d in result.days if d.labels_arrived is not None]
+    if late:
+        console.print(
+            "late labels: the drought days' images came without labels; each day's labels "
+            "arrived as a label file before a later run, which recomputed the day:"
+        )
+        for day in late:
+            quality = "no labelled image" if day.accuracy is None else f"accuracy {_accuracy(day)}"
+            alert = ", [bold red]accuracy alert[/]" if day.accuracy_alert else ""
+            console.print(
+                f"  {day.date}: {day.label_file} read by the run of "
+                f"{day.labels_arrived}: {day.late_labels} late labels, {quality}{alert}",
+                highlight=False,
+            )
     training = result.model.get("training", {})
     console.print(
         f"model {result.model.get('name')} {result.model.get('version')}"
@@ -132,6 +147,11 @@ def print_demo(result: DemoResult) -> None:
     console.print(f"{alerts} of {len(result.days)} days at or above the drift alert threshold.")
     drifted = sum(d.input_drift_detected for d in result.days)
     console.print(f"{drifted} of {len(result.days)} days with input drift (NDVI, NDMI, ...).")
+    dropped = sum(d.accuracy_alert for d in result.days)
+    console.print(
+        f"{dropped} of {len(result.days)} days with the accuracy alert (accuracy more than the "
+        "margin below the model's reference)."
+    )
     console.print(
         "Predictions, Evidently reports, execution histories and the pipeline's JSON log:"
         f" [bold]{result.out_dir}[/]"
@@ -164,7 +184,7 @@ def _no_alert(day: DayResult) -> str:
 def _accuracy(day: DayResult) -> str:
     if day.accuracy is None:
         return "-"
-    text = f"{day.accuracy:.2f}"
+    text = f"{day.accuracy:.2f}" + ("+" if day.late_labels else "")
     return f"[bold red]{text}[/]" if day.accuracy_alert else text
 
 

@@ -34,10 +34,23 @@ def demo(
             " e.g. ~/.local/share/droughtwatch/demo)."
         ),
     ] = None,
+    late_labels: Annotated[
+        bool,
+        typer.Option(
+            "--late-labels",
+            help="The drought days' images come without labels; their labels arrive as a "
+            "label file 3 days later, and the accuracy (and its alert) fills in then.",
+        ),
+    ] = False,
 ) -> None:
     """Train a baseline, then run the whole pipeline day by day on generated data, locally."""
     if drought_days is not None and drought_days > days:
         raise UserError(f"--drought-days ({drought_days}) cannot exceed --days ({days})")
+    if late_labels and data is not None:
+        raise UserError(
+            "--late-labels takes the generated drought days' labels away: not with --data",
+            "drop --data, or use `droughtwatch labels strip` on your files",
+        )
     if data is not None and not data.is_dir():
         raise UserError(
             f"--data {data} is not a folder", "point it at a folder of raw TFRecord files"
@@ -52,6 +65,7 @@ def demo(
         drought_days=drought_days,
         data_dir=data,
         out_dir=out,
+        late_labels=late_labels,
     )
     database = local_database()
     with Progress(
@@ -76,5 +90,5 @@ def demo(
                 "interrupted", "rerun `droughtwatch demo`; the ledger was left consistent"
             ) from None
     print_demo(result)
-    if not all(day.execution.succeeded for day in result.days):
+    if not all(execution.succeeded for execution in result.executions):
         raise typer.Exit(code=1)

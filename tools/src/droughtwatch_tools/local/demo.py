@@ -7,6 +7,12 @@ drift on NDVI and NDMI from the first drought day), the predicted classes shift,
 drift crosses the alert threshold, and accuracy on the generated labels falls. Each day's
 figures are its daily row (daily_metrics), what Grafana charts.
 
+With ``late_labels`` the drought days' raw records carry no labels (strip_labels): their
+labels come as a label file uploaded under labels/ ``LATE_LABEL_DAYS`` days after their
+images, before that day's run, as field surveys would. Their accuracy is empty at first and is
+filled in (and the accuracy alert fires) by the run that reads the labels; the demo's timeline
+gains as many runs without new imagery at its end, so that every late label arrives.
+
 The demo's buckets are its own folder store inside ``--out`` (by default ``demo`` in the data
 folder), and it starts from an empty ledger, so it shares nothing with `local run`; at the end
 its predictions and reports are moved to ``<out>/s3/<bucket>/`` and the rest (raw copies,
@@ -32,8 +38,11 @@ from droughtwatch_tools.local import state
 from droughtwatch_tools.local.database import LocalDatabase
 from droughtwatch_tools.local.raw_folder import raw_files
 from droughtwatch_tools.local.runner import LocalConfig, LocalPipeline
+from droughtwatch_tools.strip_labels import strip_labels
 
 RAW_SUFFIX = ".tfrecord"
+# With late labels: how many days after its images a drought day's label file arrives.
+LATE_LABEL_DAYS = 3
 # The offline dashboard page the demo writes into its folder (droughtwatch_tools.dashboard_page).
 DASHBOARD_PAGE = "dashboard.html"
 
@@ -53,6 +62,7 @@ class DemoOptions:
     data_dir: Path | None = None
     out_dir: Path | None = None  # default: `demo` in the data folder (default_out_dir)
     end_date: dt.date | None = None
+    late_labels: bool = False  # the drought days' labels arrive LATE_LABEL_DAYS days later
 
     def out(self) -> Path:
         """Where the demo writes: ``out_dir``, else `default_out_dir`."""
@@ -73,6 +83,8 @@ class DayResult:
     date: dt.date
     drought: float
     execution: Execution
+    labels_arrived: dt.date | None = None  # the run that brought its labels, when late
+    label_file: str | None = None  # the key of those labels' file
     images: int = 0
     dropped_blank: int = 0
     class_shares: dict[str, float] = field(default_factory=dict)
@@ -85,6 +97,8 @@ class DayResult:
     accuracy: float | None = None
     macro_f1: float | None = None
     accuracy_alert: bool = False
+    labelled_images: int = 0
+    late_labels: int = 0
 
 
 @dataclass
@@ -95,10 +109,16 @@ class DemoResult:
     exported: int
     skipped: list[str] = field(default_factory=list)
     dashboard: Path | None = None  # the offline dashboard page
+    # the runs after the last day of imagery (late labels only): their date and execution
+    later_runs: list[tuple[dt.date, Execution]] = field(default_factory=list)
+
+    @property
+    def executions(self) -> list[Execution]:
+        return [d.execution for d in self.days] + [e for _, e in self.later_runs]
 
 
 # The daily row's columns the demo reads: DayResult's fields after the day's plan.
-_PLAN = ("date", "drought", "execution")
+_PLAN = ("date", "drought", "execution", "labels_arrived", "label_file")
 _DAY_COLUMNS = tuple(f.name for f in fields(DayResult) if f.name not in _PLAN)
 
 
@@ -153,6 +173,9 @@ def run_demo(
     rng = np.random.default_rng(options.seed)
 
     skipped: list[str] = []
+    # label files to upload before the run of a date
+    label_files: dict[dt.date, list[Path]] = {}
+    later: list[dt.date] = []  # runs after the last day of imagery, for late labels
     if options.data_dir is not None:
         files, skipped = raw_files(options.data_dir)
         if not files:
@@ -160,17 +183,30 @@ def run_demo(
         plan = [(end, 0.0, files)]
     else:
         severities = synthetic.scenario(options.days, options.drought_day_count())
+        late = options.late_labels and any(severities)
+        runs = options.days + (LATE_LABEL_DAYS if late else 0)
+        first = end - dt.timedelta(days=runs - 1)
         plan = []
         for offset, severity in enumerate(severities):
-            date = end - dt.timedelta(days=options.days - 1 - offset)
+            date = first + dt.timedelta(days=offset)
             path = out / "raw" / date.isoformat() / f"scene-{date:%Y%m%d}{RAW_SUFFIX}"
             path.parent.mkdir(parents=True, exist_ok=True)
-            synthetic.write_raw_file(path, rng, options.images_per_day, drought=severity)
+            if late and severity > 0:
+                labelled = out / "labelled" / path.name
+                synthetic.write_raw_file(labelled, rng, options.images_per_day, drought=severity)
+                labels = out / "labels" / f"drought-{date.isoformat()}.csv"
+                strip_labels(labelled, path, labels)
+                labelled.unlink()
+                label_files.setdefault(date + dt.timedelta(days=LATE_LABEL_DAYS), []).append(labels)
+            else:
+                synthetic.write_raw_file(path, rng, options.images_per_day, drought=severity)
             plan.append((date, severity, [path]))
+        later = [first + dt.timedelta(days=k) for k in range(options.days, runs)]
 
     config = LocalConfig(database_dsn=dsn, work_dir=out / ".work", store_root=out / ".store")
     results: list[DayResult] = []
-    total_steps = len(plan) + 1
+    later_runs: list[tuple[dt.date, Execution]] = []
+    total_steps = len(plan) + len(later) + 1
     with LocalPipeline(config) as pipeline, psycopg.connect(dsn, autocommit=True) as conn:
         store = pipeline.store
         progress("training the baseline model", 0, total_steps)
@@ -178,17 +214,29 @@ def run_demo(
             store, config.model_bucket, config.model_prefix, seed=options.seed
         )
         model_info = {**trained.manifest.model_dump(mode="json"), "training": trained.metrics}
-        for step, (date, severity, files) in enumerate(plan, start=1):
-            progress(f"day {date.isoformat()}: upload and run", step, total_steps)
+
+        def run_on(date: dt.date, files: list[Path]) -> Execution:
+            for labels in label_files.get(date, []):
+                store.upload(labels, config.data_bucket, layout.label_key(labels.name), "text/csv")
             for path in files:
                 store.upload(path, config.data_bucket, layout.raw_key(path.name, date))
             execution = pipeline.run(name=f"demo-{date.isoformat()}")
             (out / "executions" / f"{execution.name}.json").write_text(
                 json.dumps(execution.as_dict(), indent=2, default=str)
             )
-            day = DayResult(date=date, drought=severity, execution=execution)
-            _summarise(day, _day_metrics(conn, date))
-            results.append(day)
+            return execution
+
+        for step, (date, severity, files) in enumerate(plan, start=1):
+            progress(f"day {date.isoformat()}: upload and run", step, total_steps)
+            results.append(DayResult(date=date, drought=severity, execution=run_on(date, files)))
+        for step, date in enumerate(later, start=len(plan) + 1):
+            progress(f"{date.isoformat()}: late labels only, run", step, total_steps)
+            later_runs.append((date, run_on(date, [])))
+        for day in results:  # as the dashboard shows them now, late labels included
+            arrived = day.date + dt.timedelta(days=LATE_LABEL_DAYS)
+            for labels in label_files.get(arrived, []):
+                day.labels_arrived, day.label_file = arrived, layout.label_key(labels.name)
+            _summarise(day, _day_metrics(conn, day.date))
         progress("exporting predictions and reports", total_steps, total_steps)
         exported = _export(
             config.store_root, config.data_bucket, (layout.predictions, layout.reports), out / "s3"
@@ -201,6 +249,8 @@ def run_demo(
             "date": d.date.isoformat(),
             "drought": d.drought,
             "status": d.execution.status,
+            "labels_arrived": d.labels_arrived.isoformat() if d.labels_arrived else None,
+            "label_file": d.label_file,
             **{name: getattr(d, name) for name in _DAY_COLUMNS},
         }
         for d in results
@@ -215,6 +265,7 @@ def run_demo(
         exported=exported,
         skipped=skipped,
         dashboard=out / DASHBOARD_PAGE if page is not None else None,
+        later_runs=later_runs,
     )
 
 

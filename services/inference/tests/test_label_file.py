@@ -117,3 +117,9 @@ def test_many_bad_rows_are_named_up_to_ten_then_counted() -> None:
     text = str(caught.value)
     assert "25 bad row(s) of 25" in text and "line 11: label 'x9'" in text
     assert "line 12:" not in text and text.endswith("; and 15 more")
+
+
+def test_a_field_too_long_for_csv_is_a_refusal_not_a_crash() -> None:
+    body = b'id,label\n"' + b"x" * 200_000 + b'",0\n'
+    with pytest.raises(InvalidLabelFile, match=r"labels/huge.csv: line \d+: not CSV \(field"):
+        parse_label_file(body, "labels/huge.csv")

@@ -175,6 +175,30 @@ def test_ids_of_images_not_predicted_yet_are_counted_and_kept(conn, store, tmp_p
     assert unknown == 2
 
 
+def test_a_file_the_parser_did_not_foresee_fails_alone_and_does_not_stop_the_run(
+    conn, store, tmp_path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from droughtwatch_inference.logic import labels as logic
+
+    real = logic.parse_label_file
+
+    def parse(body: bytes, name: str):
+        if name.endswith("odd.csv"):
+            raise RuntimeError("an unforeseen case")
+        return real(body, name)
+
+    monkeypatch.setattr(logic, "parse_label_file", parse)
+    odd = put(store, tmp_path, "odd.csv", csv((image_id(PREDICTED, 0), "0")))
+    fine = put(store, tmp_path, "fine.csv", csv((image_id(PREDICTED, 1), "1")))
+    outcomes = ingest(store, conn)
+    assert outcomes[odd].status == "failed"
+    assert outcomes[odd].error == (
+        "labels/odd.csv: cannot be read as a label file (RuntimeError: an unforeseen case)"
+    )
+    assert outcomes[fine].status == "ingested"
+    assert list(labels_table(conn)) == [image_id(PREDICTED, 1)]
+
+
 def test_a_version_another_run_has_taken_is_left_to_it(conn, database_dsn) -> None:
     labels = {image_id(PREDICTED, 0): "0"}
     with psycopg.connect(database_dsn, autocommit=True) as other:

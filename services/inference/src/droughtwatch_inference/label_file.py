@@ -170,24 +170,30 @@ def _csv_rows(body: bytes, name: str) -> Iterator[tuple[str, Any, Any]]:
             "file with the columns id,label"
         )
     reader = csv.reader(io.StringIO(text, newline=""))
-    header = next((row for row in reader if any(cell.strip() for cell in row)), None)
+    try:
+        header = next((row for row in reader if any(cell.strip() for cell in row)), None)
+    except csv.Error as exc:
+        raise InvalidLabelFile(f"{name}: line {reader.line_num}: not CSV ({exc})") from exc
     if header is None:
         raise InvalidLabelFile(f"{name}: empty file: no header and no label rows")
     columns = _columns(header)
     _missing(columns, header, name, "CSV")
-    return _csv_data(reader, columns[ID], columns[LABEL])
+    return _csv_data(reader, columns[ID], columns[LABEL], name)
 
 
-def _csv_data(reader: Any, at_id: int, at_label: int) -> Iterator[tuple[str, Any, Any]]:
-    for row in reader:
-        if not any(cell.strip() for cell in row):
-            continue  # a blank line
-        where = f"line {reader.line_num}"
-        yield (
-            where,
-            row[at_id] if at_id < len(row) else None,
-            row[at_label] if at_label < len(row) else None,
-        )
+def _csv_data(reader: Any, at_id: int, at_label: int, name: str) -> Iterator[tuple[str, Any, Any]]:
+    try:
+        for row in reader:
+            if not any(cell.strip() for cell in row):
+                continue  # a blank line
+            where = f"line {reader.line_num}"
+            yield (
+                where,
+                row[at_id] if at_id < len(row) else None,
+                row[at_label] if at_label < len(row) else None,
+            )
+    except csv.Error as exc:  # e.g. a field longer than the csv module takes
+        raise InvalidLabelFile(f"{name}: line {reader.line_num}: not CSV ({exc})") from exc
 
 
 def _parquet_rows(body: bytes, name: str) -> Iterator[tuple[str, Any, Any]]:

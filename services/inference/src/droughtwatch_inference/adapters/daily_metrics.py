@@ -14,6 +14,7 @@ migration 0008's indexes).
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Sequence
 from typing import Any
 
@@ -78,7 +79,10 @@ class DailyMetrics:
             """,
             (day.batch_date, day.model_name, day.model_version, day.last_metrics_id),
         ).fetchall()
-        return [LateLabel(str(i), str(label), int(seq), at) for i, label, seq, at in rows]
+        return [
+            LateLabel(str(i), str(label), int(seq), at.astimezone(dt.UTC))
+            for i, label, seq, at in rows
+        ]
 
     def upsert(self, row: DayMetrics) -> bool:
         """Insert or replace the day's row, unless the row there pooled newer files or newer

@@ -49,6 +49,11 @@ def ingest_labels(
             parsed = parse_label_file(body, obj.key)
         except InvalidLabelFile as exc:
             outcome = labels.record_failed(bucket, obj.key, etag, len(body), run_id, describe(exc))
+        except Exception as exc:  # a file the parser did not foresee
+            # Refused like any bad file, with what went wrong: it must not stop every run
+            # (ingestion comes first) until someone deletes it.
+            error = f"{obj.key}: cannot be read as a label file ({describe(exc)})"
+            outcome = labels.record_failed(bucket, obj.key, etag, len(body), run_id, error)
         else:
             outcome = labels.ingest(bucket, obj.key, etag, len(body), run_id, parsed.labels)
         if outcome is None:

@@ -55,8 +55,7 @@ def test_the_upload_check_counts_ids_of_raw_files_without_predictions(tmp_path: 
     store.upload(products, BUCKET, LAYOUT.reference_features_key(late))  # not a predictions file
     path = tmp_path / "survey.csv"
     path.write_text(
-        "id,label\n"
-        f"{image_id(predicted, 0)},0\n{image_id(predicted, 1)},3\n{image_id(late, 0)},2\n"
+        f"id,label\n{image_id(predicted, 0)},0\n{image_id(predicted, 1)},3\n{image_id(late, 0)},2\n"
     )
     checked, key = check_and_upload(path, store, BUCKET)
     assert key == "labels/survey.csv"

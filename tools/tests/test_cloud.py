@@ -185,6 +185,29 @@ def test_run_command_prints_progress_and_success(app: typer.Typer, state_machine
     assert "succeeded" in result.output
 
 
+def test_run_command_lists_the_label_files_processing_read(
+    app: typer.Typer, state_machine: str
+) -> None:
+    files = [
+        {"key": "labels/survey.csv", "etag": "e1", "status": "ingested", "label_rows": 81,
+         "new_labels": 81, "replaced": 0, "unchanged": 0, "unknown_ids": 2, "error": None},
+        {"key": "labels/[bad].csv", "etag": "e2", "status": "failed",
+         "error": "InvalidLabelFile: labels/[bad].csv: empty file (0 bytes): no labels"},
+    ]  # fmt: skip
+    processing = ok("processing")
+    processing["body"]["processing"]["label_files"] = files
+    answer(processing, ok("inference"), ok("observe"))
+    result = CliRunner().invoke(app, run_args(state_machine))
+    assert result.exit_code == 0, result.output
+    assert (
+        "label file labels/survey.csv: 81 labels (81 new, 0 replaced, 0 unchanged); 2 ids of "
+        "images not predicted yet, kept" in result.output
+    )
+    assert "label file labels/[bad].csv: failed: InvalidLabelFile: labels/[bad].csv: empty" in (
+        result.output
+    )
+
+
 def test_run_command_names_the_failed_state_and_cause(app: typer.Typer, state_machine: str) -> None:
     answer({"statusCode": 500, "body": {"error": "ModelNotFound", "cause": "no model.json"}})
     result = CliRunner().invoke(app, run_args(state_machine))

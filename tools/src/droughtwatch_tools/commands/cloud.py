@@ -10,11 +10,12 @@ import shlex
 import shutil
 import subprocess
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from droughtwatch_contract.outputs import StackOutput
 from droughtwatch_contract.stages import STAGES
+from rich.markup import escape
 
 from droughtwatch_tools import printer
 from droughtwatch_tools.cloud.outputs import find_project_dir, resolve_outputs, stack_outputs
@@ -87,16 +88,34 @@ def upload_command(
     console.print(f"{len(keys)} file(s) uploaded; start a run with `droughtwatch run`.")
 
 
-def _stage_summary(event: ExecutionEvent) -> str:
-    """A finished stage's counts from its output ("files_done=1, images=240")."""
+def _stage_counts(event: ExecutionEvent) -> dict[str, Any]:
+    """A finished stage's part of its output body ({} when there is none)."""
     output = event.output if isinstance(event.output, dict) else {}
     body = output.get("body") if isinstance(output.get("body"), dict) else {}
     stage = next((s.name for s in STAGES if s.title == event.state), None)
     counts = body.get(stage) if stage else None
-    if not isinstance(counts, dict):
-        return ""
+    return counts if isinstance(counts, dict) else {}
+
+
+def _stage_summary(event: ExecutionEvent) -> str:
+    """A finished stage's counts from its output ("files_done=1, images=240")."""
+    counts = _stage_counts(event)
     shown = {k: v for k, v in counts.items() if isinstance(v, int) and not isinstance(v, bool)}
     return ", ".join(f"{k}={v}" for k, v in shown.items())
+
+
+def _label_files(event: ExecutionEvent) -> list[str]:
+    """What became of each label file the stage read, a line each."""
+    from droughtwatch_inference.records import LabelFileOutcome
+
+    from droughtwatch_tools.run_tables import label_file_words
+
+    found = _stage_counts(event).get("label_files")
+    return [
+        label_file_words(LabelFileOutcome(**item))
+        for item in (found if isinstance(found, list) else [])
+        if isinstance(item, dict)
+    ]
 
 
 @reports_errors
@@ -148,6 +167,8 @@ def run_command(
                         f"[green]done[/] {event.state}" + (f": {summary}" if summary else ""),
                         highlight=False,
                     )
+                    for line in _label_files(event):
+                        progress.console.print(f"  label file {escape(line)}", highlight=False)
 
             execution = start_and_follow(outputs, on_event, payload=data, poll_seconds=poll_seconds)
     except (BotoCoreError, ClientError) as exc:

@@ -15,6 +15,7 @@ BENCHMARKS = [
     "inference_bench.py",
     "cold_start_bench.py",
     "observe_bench.py",
+    "labels_bench.py",
     "pipeline_bench.py",
 ]
 

@@ -133,10 +133,11 @@ def _s3_grants(statements: dict[str, dict[str, Any]]) -> dict[str, Any]:
     }
 
 
-def test_processing_reads_raw_and_writes_processed_only(stack: Any) -> None:
+def test_processing_reads_raw_and_labels_and_writes_processed_only(stack: Any) -> None:
+    # labels/: the run's first step ingests the late label files there
     assert _s3_grants(policy(stack, "processing")) == {
         "ListDataBucket": (["s3:ListBucket"], [DATA], None),
-        "ReadDataObjects": (["s3:GetObject"], [f"{DATA}/raw/*"], None),
+        "ReadDataObjects": (["s3:GetObject"], [f"{DATA}/raw/*", f"{DATA}/labels/*"], None),
         "WriteDataObjects": (
             ["s3:AbortMultipartUpload", "s3:PutObject"], [f"{DATA}/processed/*"], None,
         ),

@@ -10,14 +10,18 @@ import hashlib
 from pathlib import Path
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 from droughtwatch_contract.keys import KeyLayout
 from droughtwatch_inference.adapters.folder_store import FolderStore
 from droughtwatch_inference.errors import InvalidLabelFile
 from droughtwatch_preprocess import CLASS_NAMES, decode_example, image_id, iter_records
 from droughtwatch_tools import synthetic
+from droughtwatch_tools.cli import app
 from droughtwatch_tools.label_upload import check_and_upload
 from droughtwatch_tools.strip_labels import strip_labels, stripped_paths
+from typer.testing import CliRunner
 
 LAYOUT = KeyLayout()
 BUCKET = "data"
@@ -71,3 +75,20 @@ def test_a_file_that_fails_the_check_is_not_uploaded(tmp_path: Path) -> None:
     with pytest.raises(InvalidLabelFile, match=r"survey.csv: 1 bad row\(s\) of 1.*line 2"):
         check_and_upload(path, store, BUCKET)
     assert list(store.list(BUCKET, LAYOUT.labels)) == []
+
+
+def test_upload_to_a_stacks_data_bucket_named_by_flag(
+    s3: object, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("COLUMNS", "400")
+    path = tmp_path / "survey.parquet"
+    pq.write_table(pa.table({"id": [image_id("cd" * 32, 5)], "label": [3]}), path)
+    result = CliRunner().invoke(
+        app,
+        ["labels", "upload", str(path), "--data-bucket", "dw-test-data", "--region", "eu-west-1"],
+    )
+    assert result.exit_code == 0, result.output
+    assert "Parquet, 1 image id labelled (3+: 1)" in result.output
+    assert "1 of 1 ids name a raw file without predictions yet" in result.output
+    body = s3.get_object(Bucket="dw-test-data", Key="labels/survey.parquet")["Body"].read()
+    assert body == path.read_bytes()

@@ -28,7 +28,8 @@ def _print_checked(checked: CheckedLabels, path: Path) -> None:
     parsed = checked.parsed
     classes = ", ".join(f"{name}: {n}" for name, n in checked.class_counts.items())
     console.print(
-        f"checked {path}: {parsed.format}, {len(parsed.labels)} image ids labelled ({classes})",
+        f"checked {path}: {parsed.format}, {len(parsed.labels)} image "
+        f"id{'' if len(parsed.labels) == 1 else 's'} labelled ({classes})",
         highlight=False,
     )
     if checked.unknown_ids:

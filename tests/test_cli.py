@@ -51,7 +51,7 @@ def test_demo_three_days(cli_env: str, tmp_path: Path) -> None:
     assert len(list((out / "executions").glob("*.json"))) == 3
     predictions = [p for p in (out / "s3").rglob("*.parquet") if "_reference" not in p.parts]
     reports = list((out / "s3").rglob("*.html"))
-    daily = [r for r in reports if "_daily" in r.parts]
+    daily = [r for r in reports if "daily-reports" in r.parts]
     assert len(predictions) == 3 and len(reports) == 6 and len(daily) == 3
     with psycopg.connect(cli_env) as conn:
         assert conn.execute("SELECT count(*) FROM metrics").fetchone()[0] == 3

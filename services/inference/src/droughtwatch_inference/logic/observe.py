@@ -31,6 +31,7 @@ without the drift metric and no drift score.
 
 from __future__ import annotations
 
+import datetime as dt
 import math
 import shutil
 from collections.abc import Mapping, Sequence
@@ -41,6 +42,7 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 from droughtwatch_contract.drift import is_drift
 from droughtwatch_contract.keys import KeyLayout
+from droughtwatch_contract.retention import expires_at
 
 from droughtwatch_inference import predictions
 from droughtwatch_inference.errors import InvalidPredictions, ObjectMissing
@@ -170,6 +172,8 @@ class ObserveConfig:
     accuracy_margin: float
     min_daily_images: int
     save_html: bool
+    # How long the stack keeps a per-file report (None: kept); recorded as its expiry.
+    report_retention_days: int | None = None
 
     @classmethod
     def from_settings(cls, settings: Any) -> ObserveConfig:
@@ -181,6 +185,7 @@ class ObserveConfig:
             accuracy_margin=settings.accuracy_margin,
             min_daily_images=settings.min_daily_images,
             save_html=settings.save_html_report,
+            report_retention_days=settings.report_retention_days,
         )
 
 
@@ -315,12 +320,13 @@ def observe_entry(
         df, meta = predictions.read(path)
         reference, note = references.get(meta.get("reference_features_key"))
         values, sections = observe_frame(df, meta, reference, config, reference_note=note)
-        report_key = None
+        report_key = report_expiry = None
         if config.save_html and sections:
             report_key = layout.report_key(entry.raw_key, entry.source_digest)
             html = scratch / "report.html"
             html.write_text(render(sections), encoding="utf-8")
             store.upload(html, entry.bucket, report_key, "text/html")
+            report_expiry = expires_at(dt.datetime.now(dt.UTC), config.report_retention_days)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     inserted = metrics.insert_metrics(
@@ -334,7 +340,7 @@ def observe_entry(
         }
     )
     return FileResult(
-        ledger_values={"report_key": report_key},
+        ledger_values={"report_key": report_key, "report_expires_at": report_expiry},
         images=values["images"],
         extra={
             "predictions_key": entry.predictions_key,

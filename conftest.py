@@ -7,6 +7,7 @@ third-party imports happen inside the fixtures."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -477,16 +478,11 @@ class ResumingProxy:
 
     @staticmethod
     def _pump(source: socket.socket, sink: socket.socket) -> None:
-        try:
+        with contextlib.suppress(OSError):
             while data := source.recv(65536):
                 sink.sendall(data)
-        except OSError:
-            pass
-        finally:
-            try:
-                sink.shutdown(socket.SHUT_WR)
-            except OSError:
-                pass
+        with contextlib.suppress(OSError):
+            sink.shutdown(socket.SHUT_WR)
 
     def close(self) -> None:
         self._closed.set()

@@ -22,8 +22,9 @@ class UnterminatedSql(ValueError):
 
 
 def split_statements(script: str) -> list[str]:
-    """The statements of ``script`` in order, each without its ``;`` and surrounding blank
-    space; comments inside a statement stay, a piece holding only comments is dropped."""
+    """The statements of ``script`` in order, each from its first token to its ``;``
+    (excluded); comments before a statement are left out, those inside it stay, and a piece
+    holding only comments is dropped."""
     statements: list[str] = []
     start = 0
     i = 0
@@ -46,7 +47,8 @@ def split_statements(script: str) -> list[str]:
                 statements.append(script[start:i].strip())
             start, i, meaningful = i + 1, i + 1, False
             continue
-        meaningful = True
+        if not meaningful:
+            start, meaningful = i, True  # a statement starts at its first token
         if char == "'":
             escapes = i > 0 and script[i - 1] in "eE" and not _continues_word(script, i - 1)
             i = _quoted_end(script, i, "'", backslash=escapes)

@@ -28,6 +28,13 @@ MIGRATION_LOCK = 0x64726F75676874  # "drought"
 # PostgreSQL's own choice for password_encryption = scram-sha-256 (scram_iterations).
 SCRAM_ITERATIONS = 4096
 
+# Which migrations ran: made before the first one (which grants on it, see 0003).
+SCHEMA_MIGRATIONS_TABLE = (
+    "CREATE TABLE IF NOT EXISTS schema_migrations ("
+    " version integer PRIMARY KEY, name text NOT NULL,"
+    " applied_at timestamptz NOT NULL DEFAULT now())"
+)
+
 Row = tuple[Any, ...]
 
 
@@ -86,11 +93,7 @@ def run_migrations(executor: Executor) -> list[str]:
             "SELECT count(*) FROM (SELECT pg_advisory_xact_lock(%(lock)s)) AS locked",
             {"lock": MIGRATION_LOCK},
         )
-        tx.execute(
-            "CREATE TABLE IF NOT EXISTS schema_migrations ("
-            " version integer PRIMARY KEY, name text NOT NULL,"
-            " applied_at timestamptz NOT NULL DEFAULT now())"
-        )
+        tx.execute(SCHEMA_MIGRATIONS_TABLE)
         done = {row[0] for row in tx.execute("SELECT version FROM schema_migrations")}
         for version, name, script in migration_files():
             if version in done:

@@ -207,9 +207,11 @@ class DatabaseConfig(_Model):
         other = INSTANCE_ONLY if self.aurora else AURORA_ONLY
         misplaced = sorted(self.model_fields_set & set(other))
         if misplaced:
+            verb = "applies" if len(misplaced) == 1 else "apply"
+            other_kind = "instance" if self.aurora else "aurora-serverless"
             raise ValueError(
-                f"{', '.join(misplaced)} do(es) not apply to kind {self.kind}: remove them, or "
-                "set kind to the database they belong to"
+                f"{', '.join(misplaced)} {verb} only to kind {other_kind}, not {self.kind}: "
+                "remove it, or set the kind it belongs to"
             )
         if self.max_allocated_storage_gb and self.max_allocated_storage_gb < (
             self.allocated_storage_gb

@@ -9,6 +9,7 @@ from typing import Annotated
 
 import typer
 
+from droughtwatch_tools import printer
 from droughtwatch_tools.cloud.outputs import find_project_dir
 from droughtwatch_tools.errors import UserError
 from droughtwatch_tools.grafana.compose import compose_command, find_compose_file, run_grafana
@@ -16,6 +17,7 @@ from droughtwatch_tools.grafana.connection import (
     cloud_connection,
     local_connection,
     read_stack_outputs,
+    wait_until_reachable,
 )
 from droughtwatch_tools.printer import reports_errors, warning
 
@@ -91,6 +93,16 @@ def grafana(
                 f"`droughtwatch tunnel{f' --stack {stack}' if stack else ''} --local-port "
                 f"{db_port}` (grafana/README.md), or the panels will show connection errors"
             )
+        else:
+            # a paused database resumes on this first connection: wait for it, as the stages do
+            problem = wait_until_reachable(
+                connection, lambda message: printer.err.print(message, highlight=False)
+            )
+            if problem:
+                warning(
+                    f"the database behind the tunnel does not answer ({problem}): the panels "
+                    "will show connection errors until it does"
+                )
     else:
         connection = local_connection(data_dir)
     code = run_grafana(connection, compose, compose_path, port, detach)

@@ -162,7 +162,8 @@ def idle_items(
     items: list[LineItem] = []
     for r in resources:
         items.extend(_idle(r, stopped, assumptions))
-    return items
+    # in a fixed order: the program registers resources in an order that varies
+    return sorted(items, key=lambda item: (item.category, item.what))
 
 
 def _idle(r: Resource, stopped: set[str], a: Assumptions) -> list[LineItem]:

@@ -111,12 +111,10 @@ class DataApiTransaction:
         self.transaction_id = transaction_id
 
     def execute(self, sql: str, params: Mapping[str, Any] | None = None) -> list[tuple[Any, ...]]:
-        request: dict[str, Any] = {
-            **self.target,
-            "sql": to_data_api(sql),
-            "transactionId": self.transaction_id,
-        }
+        request: dict[str, Any] = {**self.target, "sql": sql, "transactionId": self.transaction_id}
         if params:
+            # as psycopg, the SQL is read for parameters only when some are given
+            request["sql"] = to_data_api(sql)
             request["parameters"] = [
                 {"name": name, "value": field(item)} for name, item in params.items()
             ]

@@ -21,12 +21,24 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from droughtwatch_contract.database import APP_USER, GRAFANA_USER
+from droughtwatch_contract.settings import (
+    ENV_PREFIX,
+    CommonSettings,
+    DatabaseSettings,
+    InferenceSettings,
+    env_name,
+)
 
 REPO = Path(__file__).resolve().parent
 SHARD = REPO.parent / "shared" / "data" / "droughtwatch" / "part-r-00012"
 DATA_BUCKET = "dw-test-data"
 MODEL_BUCKET = "dw-test-models"
 TEMPLATE_DB = "dw_template"
+# Where the tests' model bucket holds the model: Inference's default prefix.
+MODEL_PREFIX: str = InferenceSettings.model_fields["model_prefix"].default
+# Your own PostgreSQL for the tests, instead of the embedded server (the tests' own variable).
+TEST_DSN_VARIABLE = f"{ENV_PREFIX}TEST_DSN"
 
 
 @pytest.fixture(autouse=True)
@@ -49,10 +61,6 @@ def shard_path() -> Path:
     if not SHARD.exists():
         pytest.skip(f"real droughtwatch shard not found at {SHARD} (CI always has it)")
     return SHARD
-
-
-APP_ROLE = "droughtwatch_app"
-GRAFANA_ROLE = "droughtwatch_grafana"
 
 
 class Postgres:
@@ -81,7 +89,7 @@ class Postgres:
         from psycopg import sql
 
         with psycopg.connect(self.admin_dsn, autocommit=True) as conn:
-            for role in (APP_ROLE, GRAFANA_ROLE):
+            for role in (APP_USER, GRAFANA_USER):
                 self.passwords[role] = secrets.token_urlsafe(18)
                 conn.execute(
                     sql.SQL("ALTER ROLE {} PASSWORD {}").format(
@@ -112,7 +120,7 @@ class Postgres:
 
 @pytest.fixture(scope="session")
 def postgres() -> Iterator[Postgres]:
-    external = os.environ.get("DROUGHTWATCH_TEST_DSN")
+    external = os.environ.get(TEST_DSN_VARIABLE)
     if external:
         server = Postgres(external)
         yield server
@@ -154,18 +162,17 @@ def test_database(postgres: Postgres, migrated_template: str) -> Iterator[str]:
 
 @pytest.fixture(scope="session")
 def baseline():
-    """The demo's baseline model (model, manifest, its reference summaries), trained once per
-    session."""
+    """The demo's baseline (training.Trained: model, manifest, metrics, reference summaries),
+    trained once per session."""
     from droughtwatch_tools import training
 
-    model, manifest, _, reference = training.train_baseline(seed=7)
-    return model, manifest, reference
+    return training.train_baseline(seed=training.BASELINE_SEED)
 
 
 @pytest.fixture
 def database_dsn(postgres: Postgres, test_database: str) -> str:
     """The fresh database as the stages see it: the droughtwatch_app role, no DDL rights."""
-    return postgres.dsn(test_database, APP_ROLE)
+    return postgres.dsn(test_database, APP_USER)
 
 
 @pytest.fixture
@@ -177,7 +184,7 @@ def admin_dsn(postgres: Postgres, test_database: str) -> str:
 @pytest.fixture
 def grafana_dsn(postgres: Postgres, test_database: str) -> str:
     """The same database as Grafana's read-only role."""
-    return postgres.dsn(test_database, GRAFANA_ROLE)
+    return postgres.dsn(test_database, GRAFANA_USER)
 
 
 @pytest.fixture
@@ -194,16 +201,28 @@ def stored_model(tmp_path: Path, baseline, monkeypatch: pytest.MonkeyPatch) -> P
     config = LocalConfig(database_dsn="", work_dir=home / "work", store_root=store_root(home))
     store = FolderStore(config.store_root)
     store.create_bucket(config.model_bucket)
-    model, manifest, reference = baseline
-    training.publish_model(
-        store,
-        config.model_bucket,
-        config.model_prefix,
-        model,
-        manifest,
-        reference_features=reference,
-    )
+    training.publish_trained(store, config.model_bucket, config.model_prefix, baseline)
     return store.path(config.model_bucket, f"{config.model_prefix}model.json")
+
+
+@pytest.fixture
+def raw_scenes(tmp_path: Path) -> Callable[[int, int], Path]:
+    """Writes ``count`` generated raw files of ``images`` normal-weather images each,
+    ``scene-<i>.tfrecord`` (seeded by i), into ``tmp_path/incoming``: a folder for `local run`."""
+
+    def write(count: int, images: int) -> Path:
+        import numpy as np
+        from droughtwatch_tools import synthetic
+
+        folder = tmp_path / "incoming"
+        folder.mkdir(exist_ok=True)
+        for i in range(count):
+            synthetic.write_raw_file(
+                folder / f"scene-{i}.tfrecord", np.random.default_rng(i), images, drought=0.0
+            )
+        return folder
+
+    return write
 
 
 @pytest.fixture
@@ -235,30 +254,40 @@ def s3(aws_env: None) -> Iterator[object]:
 
 
 @pytest.fixture
+def no_settings_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No DROUGHTWATCH_* variable from the shell that started the tests (the tests' own DSN
+    stays): each test sets what it needs."""
+    for name in list(os.environ):
+        if name.startswith(ENV_PREFIX) and name != TEST_DSN_VARIABLE:
+            monkeypatch.delenv(name)
+
+
+@pytest.fixture
 def service_env(
-    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, database_dsn: str, s3: object
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    database_dsn: str,
+    s3: object,
+    no_settings_env: None,
 ) -> Iterator[dict[str, str]]:
     """The handlers' DROUGHTWATCH_* environment against moto and a fresh database."""
     from droughtwatch_inference.handlers import common
     from droughtwatch_inference.runtime_settings import cached
 
     env = {
-        "DROUGHTWATCH_DATA_BUCKET": DATA_BUCKET,
-        "DROUGHTWATCH_MODEL_BUCKET": MODEL_BUCKET,
-        "DROUGHTWATCH_MODEL_PREFIX": "models/baseline/",
-        "DROUGHTWATCH_DATABASE_DSN": database_dsn,
-        "DROUGHTWATCH_WORK_DIR": str(tmp_path / "work"),
+        env_name(CommonSettings, "data_bucket"): DATA_BUCKET,
+        env_name(InferenceSettings, "model_bucket"): MODEL_BUCKET,
+        env_name(InferenceSettings, "model_prefix"): MODEL_PREFIX,
+        env_name(DatabaseSettings, "database_dsn"): database_dsn,
+        env_name(CommonSettings, "work_dir"): str(tmp_path / "work"),
     }
-    for name in list(os.environ):
-        if name.startswith("DROUGHTWATCH_") and name != "DROUGHTWATCH_TEST_DSN":
-            monkeypatch.delenv(name)
     for name, value in env.items():
         monkeypatch.setenv(name, value)
     cached.cache_clear()
-    common._checked.clear()
+    common.reset_schema_checks()
     yield env
     cached.cache_clear()
-    common._checked.clear()
+    common.reset_schema_checks()
 
 
 def _rewrite_processed(source: Path, dest: Path, *, version_1: bool) -> Path:

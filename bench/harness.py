@@ -104,13 +104,16 @@ def migrated_postgres(workdir: Path) -> Iterator[str]:
 def stage_environment(dsn: str, work_dir: Path) -> dict[str, str]:
     """What every stage reads from its environment here: fake AWS credentials and region,
     the data bucket, the database and the work folder."""
+    # here: a measured child importing this module does not pay for pydantic
+    from droughtwatch_contract.settings import CommonSettings, env_name
+
     return {
         "AWS_ACCESS_KEY_ID": "bench",
         "AWS_SECRET_ACCESS_KEY": "bench",
         "AWS_DEFAULT_REGION": REGION,
-        "DROUGHTWATCH_DATA_BUCKET": DATA_BUCKET,
-        "DROUGHTWATCH_DATABASE_DSN": dsn,
-        "DROUGHTWATCH_WORK_DIR": str(work_dir),
+        env_name(CommonSettings, "data_bucket"): DATA_BUCKET,
+        env_name(CommonSettings, "database_dsn"): dsn,
+        env_name(CommonSettings, "work_dir"): str(work_dir),
     }
 
 

@@ -71,7 +71,7 @@ def _child(runtime: str, workdir: str, batch_size: int, inputs: list[str]) -> No
     started = time.perf_counter()
     from droughtwatch_inference.adapters.models import load_checked
     from droughtwatch_inference.logic.inference import inference_threads, predict_file
-    from droughtwatch_inference.manifest import ModelManifest
+    from droughtwatch_inference.model.manifest import ModelManifest
 
     manifest = ModelManifest.model_validate_json(Path(workdir, "model.json").read_bytes())
     manifest = manifest.model_copy(update={"format": runtime, "weights": None})

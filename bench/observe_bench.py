@@ -92,7 +92,7 @@ def main() -> None:
     from droughtwatch_contract.keys import KeyLayout
     from droughtwatch_inference import logs
     from droughtwatch_inference.adapters.ledger import Ledger
-    from droughtwatch_inference.manifest import ModelManifest
+    from droughtwatch_inference.model.manifest import ModelManifest
     from droughtwatch_inference.records import RawObject
     from moto import mock_aws
     from rich.table import Table

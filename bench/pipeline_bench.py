@@ -106,6 +106,7 @@ def run_stages(images: int, workdir: Path, dsn: str, console) -> list[dict]:
     generated images in them; then each stage measured in its own fresh process."""
     import boto3
     from droughtwatch_contract.keys import KeyLayout
+    from droughtwatch_contract.settings import CommonSettings, InferenceSettings, env_name
     from droughtwatch_tools import synthetic, training
     from moto.server import ThreadedMotoServer
 
@@ -117,9 +118,9 @@ def run_stages(images: int, workdir: Path, dsn: str, console) -> list[dict]:
     env = {
         **os.environ,
         **harness.stage_environment(dsn, workdir / "work"),
-        "DROUGHTWATCH_AWS_ENDPOINT_URL": endpoint,
-        "DROUGHTWATCH_AWS_REGION": harness.REGION,
-        "DROUGHTWATCH_MODEL_BUCKET": harness.MODEL_BUCKET,
+        env_name(CommonSettings, "aws_endpoint_url"): endpoint,
+        env_name(CommonSettings, "aws_region"): harness.REGION,
+        env_name(InferenceSettings, "model_bucket"): harness.MODEL_BUCKET,
         "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", str(os.cpu_count() or 1)),
     }
     try:
@@ -132,15 +133,9 @@ def run_stages(images: int, workdir: Path, dsn: str, console) -> list[dict]:
         )
         harness.create_buckets(s3, harness.DATA_BUCKET, harness.MODEL_BUCKET)
         with console.status("training the baseline and generating the batch"):
-            model, manifest, _, reference = training.train_baseline(seed=7)
-            training.publish_model(
-                s3,
-                harness.MODEL_BUCKET,
-                "models/baseline/",
-                model,
-                manifest,
-                reference_features=reference,
-            )
+            # where Inference reads the model by default (the environment sets no prefix)
+            model_prefix = InferenceSettings.model_fields["model_prefix"].default
+            training.train_and_publish(s3, harness.MODEL_BUCKET, model_prefix)
             raw = workdir / "batch.tfrecord"
             synthetic.write_raw_file(raw, np.random.default_rng(1), images, drought=0.0)
             s3.upload_file(

@@ -9,6 +9,8 @@ import numpy as np
 import psycopg
 import pytest
 from droughtwatch_tools.cli import app
+from droughtwatch_tools.dashboard_page.html import read_figures
+from droughtwatch_tools.grafana.dashboard import DRIFT_PANEL_ID
 from typer.testing import CliRunner
 
 runner = CliRunner()
@@ -61,6 +63,17 @@ def test_demo_three_days(cli_env: str, tmp_path: Path) -> None:
     assert not any(d["enough_data"] or d["drift_detected"] for d in summary)
     assert all(set(d["feature_drift"]) >= {"mean_NDVI", "mean_NDMI"} for d in summary)
     assert "NDVI" in result.output and "NDMI" in result.output and "too few" in result.output
+    # the offline dashboard page, its path printed beside the table; its drift panel draws
+    # each day's score apart, as not enough data
+    page = out / "dashboard.html"
+    assert f"open {page} in a browser" in result.output
+    (too_few,) = [
+        t
+        for t in read_figures(page.read_text())[DRIFT_PANEL_ID]["data"]
+        if t["name"].startswith("not enough data")
+    ]
+    assert too_few["x"] == [d["date"] for d in summary]
+    assert too_few["y"] == pytest.approx([d["drift_score"] for d in summary])
 
 
 @pytest.mark.parametrize(
@@ -231,7 +244,7 @@ def test_a_failed_execution_exits_4_and_names_its_error_once(
 def _model_folder(folder: Path, baseline, **manifest_changes) -> Path:
     from droughtwatch_tools import training
 
-    model, manifest, reference = baseline
+    model, manifest, _, reference = baseline
     files = training.artifacts(
         model, manifest, formats=("torch.export",), reference_features=reference
     )
@@ -310,7 +323,7 @@ def test_demo_on_real_data_skips_files_that_are_not_tfrecords(
     assert "not taken (not TFRecord files): README.md (text file)" in result.output
     (day,) = json.loads((out / "summary.json").read_text())
     assert day["status"] == "SUCCEEDED"
-    assert day["images"] + day["dropped"] == 81
+    assert day["images"] + day["dropped_blank"] == 81
 
 
 def test_demo_on_a_folder_without_tfrecords_is_a_clear_error(cli_env: str, tmp_path: Path) -> None:

@@ -12,7 +12,6 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
 import psycopg
 import pytest
 
@@ -50,16 +49,9 @@ print(json.dumps({
 
 @pytest.mark.slow
 def test_two_concurrent_local_runs_do_each_file_once(
-    database_dsn: str, tmp_path: Path, stored_model: Path, aws_env: None
+    database_dsn: str, tmp_path: Path, stored_model: Path, aws_env: None, raw_scenes
 ) -> None:
-    from droughtwatch_tools import synthetic
-
-    folder = tmp_path / "incoming"
-    folder.mkdir()
-    for i in range(FILES):
-        synthetic.write_raw_file(
-            folder / f"scene-{i}.tfrecord", np.random.default_rng(i), 200, drought=0.0
-        )
+    folder = raw_scenes(FILES, 200)
     env = {
         k: v
         for k, v in os.environ.items()

@@ -194,6 +194,7 @@ def test_the_dashboard_covers_the_issue(dashboard: dict[str, Any]) -> None:
         "Data quality": "timeseries",
         "Images per run": "timeseries",
         "Files per run by status": "timeseries",
+        "Model version per day": "timeseries",
         "Ledger": "table",
         "Stage runs": "table",
     }

@@ -1,6 +1,7 @@
 """Every panel's SQL and the alert's SQL, run against a real PostgreSQL with the migrated schema
-and seeded ledger, metrics and runs rows, with Grafana's macros expanded as Grafana does; and
-the alert's reduce and threshold expressions evaluated as provisioned."""
+and seeded ledger, metrics and runs rows, with Grafana's macros expanded as Grafana does; the
+alert's reduce and threshold expressions evaluated as provisioned; and the offline dashboard
+page drawn from the same rows."""
 
 from __future__ import annotations
 
@@ -8,14 +9,12 @@ import datetime as dt
 import io
 import math
 import operator
-import os
 import re
-import shutil
-import tempfile
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from decimal import Decimal
+from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
 
@@ -24,8 +23,12 @@ import pytest
 import yaml
 from droughtwatch_contract.drift import is_drift
 from droughtwatch_inference.adapters.database import migrate
-from droughtwatch_inference.logic.quality import quality_dropped
+from droughtwatch_inference.logic.model_quality import quality_dropped
 from droughtwatch_tools import printer, run_tables
+from droughtwatch_tools.dashboard_page.figures import COLORS
+from droughtwatch_tools.dashboard_page.html import read_figures
+from droughtwatch_tools.dashboard_page.page import build_page
+from droughtwatch_tools.dashboard_page.panels import page_panels
 from droughtwatch_tools.execution import Execution
 from droughtwatch_tools.grafana import queries
 from droughtwatch_tools.grafana.alerts import (
@@ -37,9 +40,13 @@ from droughtwatch_tools.grafana.compose import batch_range, dashboard_url
 from droughtwatch_tools.grafana.connection import Connection
 from droughtwatch_tools.grafana.dashboard import (
     DASHBOARD_UID,
+    DRIFT_PANEL_ID,
     FEATURE_DRIFT_THRESHOLD,
+    INPUT_DRIFT_PANEL_ID,
+    QUALITY_PANEL_ID,
     build_dashboard,
 )
+from droughtwatch_tools.grafana.macros import expand_macros
 from droughtwatch_tools.local.demo import DayResult, DemoResult
 from psycopg.types.json import Jsonb
 from rich.console import Console
@@ -50,23 +57,8 @@ UTC = dt.UTC
 
 
 # -- Grafana's side, as far as these queries need it ------------------------------------------
-def grafana_time(value: dt.datetime) -> str:
-    """A time as Grafana's PostgreSQL macros write it (RFC 3339, UTC, nanosecond precision
-    trimmed)."""
-    text = value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f").rstrip("0").rstrip(".")
-    return text + "Z"
-
-
-def expand_macros(sql: str, start: dt.datetime, end: dt.datetime) -> str:
-    """$__timeFilter(col) -> col BETWEEN 'start' AND 'end' (Grafana's PostgreSQL macro); any
-    other macro is an error here, so a new one cannot slip into a panel untested."""
-    expanded = re.sub(
-        r"\$__timeFilter\(([^)]*)\)",
-        lambda m: f"{m.group(1).strip()} BETWEEN '{grafana_time(start)}' AND '{grafana_time(end)}'",
-        sql,
-    )
-    assert "$__" not in expanded, f"unexpanded macro in {expanded}"
-    return expanded
+# The macros are expanded by droughtwatch_tools.grafana.macros, the one function the offline
+# page uses too: these tests run every panel's SQL through it.
 
 
 _RELATIVE = re.compile(r"^now(?:(?P<sign>[+-])(?P<n>\d+)(?P<unit>[smhd]))?(?:/(?P<round>d))?$")
@@ -140,21 +132,9 @@ def evaluate_alert(conn: psycopg.Connection, rule: dict[str, Any], now: dt.datet
 
 # -- database ---------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
-def server_dsn() -> Iterator[str]:
-    external = os.environ.get("DROUGHTWATCH_TEST_DSN")
-    if external:
-        yield external
-        return
-    from droughtwatch_tools.local.postgres import EmbeddedPostgres
-
-    # not under pytest's basetemp: a concurrent pytest session may rotate that away
-    root = Path(tempfile.mkdtemp(prefix="droughtwatch-grafana-pg-"))
-    pg = EmbeddedPostgres(root)
-    try:
-        yield pg.start()
-    finally:
-        pg.stop()
-        shutil.rmtree(root, ignore_errors=True)
+def server_dsn(postgres: Any) -> str:
+    """The session's PostgreSQL (the root conftest's), as its admin."""
+    return postgres.admin_dsn
 
 
 def _with_database(dsn: str, name: str) -> str:
@@ -263,6 +243,7 @@ class DayRow:
     images: int = 300
     counts: dict[str, int] = field(default_factory=lambda: {"0": 180, "1": 120})
     drift: float | None = 0.05
+    threshold: float = THRESHOLD  # the drift threshold Observe applied and stored
     model_version: str = "1"
     min_images: int = 200
     labelled: int = 0
@@ -302,7 +283,7 @@ def seed_days(conn: psycopg.Connection, days: list[DayRow]) -> None:
             " feature_drift_share, feature_drift_method, feature_drift_threshold,"
             " input_drift_detected, records, dropped_blank, blank_share, missing_label_share,"
             " zero_share, saturated_share, nonfinite_share) VALUES (%s, 'baseline', %s, 'run-1',"
-            " 1, %s, %s, %s, %s, %s, %s, 0, %s, 'psi', 0.25, %s, %s, %s, %s, %s, %s, %s, %s,"
+            " 1, %s, %s, %s, %s, %s, %s, 0, %s, 'psi', %s, %s, %s, %s, %s, %s, %s, %s, %s,"
             " %s, %s, %s, 'wasserstein', %s, %s, %s, %s, %s, %s, %s, %s, %s)",
             (
                 d.day,
@@ -314,7 +295,8 @@ def seed_days(conn: psycopg.Connection, days: list[DayRow]) -> None:
                 Jsonb(d.counts),
                 Jsonb({k: v / total for k, v in d.counts.items()}),
                 d.drift,
-                enough and is_drift(d.drift, THRESHOLD),
+                d.threshold,
+                enough and is_drift(d.drift, d.threshold),
                 d.labelled,
                 d.accuracy,
                 d.macro_f1,
@@ -684,6 +666,39 @@ def test_the_current_model_is_the_newest_predictions_model(
     assert rows == [("baseline", "3")]
 
 
+def test_the_stored_thresholds_per_day(
+    conn: psycopg.Connection, now: dt.datetime, today: dt.date
+) -> None:
+    yesterday = today - dt.timedelta(days=1)
+    # a stack deployed with another threshold stores it with each day
+    seed_days(conn, [DayRow(yesterday), DayRow(today, threshold=0.4)])
+    _, rows = run(conn, queries.THRESHOLDS, now)
+    assert rows == [
+        (midnight(yesterday), THRESHOLD, FEATURE_DRIFT_THRESHOLD),
+        (midnight(today), 0.4, FEATURE_DRIFT_THRESHOLD),
+    ]
+
+
+def test_the_model_versions_per_day(
+    conn: psycopg.Connection, now: dt.datetime, today: dt.date
+) -> None:
+    yesterday = today - dt.timedelta(days=1)
+    seed_days(
+        conn,
+        [
+            DayRow(yesterday, images=300),
+            DayRow(today, images=120),
+            DayRow(today, images=180, model_version="2"),  # the day a new version rolled out
+        ],
+    )
+    _, rows = run(conn, queries.MODEL_VERSIONS, now)
+    assert rows == [
+        (midnight(yesterday), "baseline 1", 300),
+        (midnight(today), "baseline 1", 120),
+        (midnight(today), "baseline 2", 180),
+    ]
+
+
 def test_the_ledger_lists_failed_files_first_with_their_error(
     conn: psycopg.Connection, now: dt.datetime, today: dt.date
 ) -> None:
@@ -804,7 +819,7 @@ def test_the_alert_the_daily_row_and_the_demo_agree_at_the_threshold(
         execution,
         drift_score=score,
         drift_detected=detected,
-        threshold=THRESHOLD,
+        drift_threshold=THRESHOLD,
         enough_data=enough,
         input_drift_detected=False,  # so the only cell that can say DRIFT is the alert's
     )
@@ -939,3 +954,184 @@ def test_batch_range_gives_a_link_that_shows_all_the_data(
     assert start_ms < midnight(first).timestamp() * 1000
     assert end_ms > (midnight(last) + dt.timedelta(days=1)).timestamp() * 1000
     assert url.startswith(f"http://127.0.0.1:3000/d/{DASHBOARD_UID}?")
+
+
+# -- the offline page: the same panels drawn from the same rows -------------------------------
+def drought_daily(today: dt.date, threshold: float = THRESHOLD) -> list[DayRow]:
+    """The demo's days ending in its drought: the last three over the drift threshold, their
+    accuracy falling more than the margin below the reference, their NDVI drifting."""
+    rows = demo_daily(today)
+    for k, row in enumerate(rows[-3:]):
+        row.drift = 0.5 + 0.5 * k
+        row.accuracy = 0.45 - 0.1 * k
+    for row in rows:
+        row.threshold = threshold
+    return rows
+
+
+def _displayed(panel: Any, column: str) -> str:
+    """The name Grafana shows for a column: its displayName override, else the column."""
+    for override in panel.grafana["fieldConfig"]["overrides"]:
+        if override["matcher"]["options"] == column:
+            for prop in override["properties"]:
+                if prop["id"] == "displayName":
+                    return prop["value"]
+    return column
+
+
+def expected_series(
+    panel: Any, columns: list[str], rows: list[tuple[Any, ...]]
+) -> dict[str, tuple[list[str], list[Any]]]:
+    """Series name -> (days, values), split from the rows as Grafana splits a time series."""
+    found: dict[str, tuple[list[str], list[Any]]] = {}
+    if "metric" in columns:
+        for time, metric, value in rows:
+            days, values = found.setdefault(metric, ([], []))
+            days.append(time.astimezone(UTC).date().isoformat())
+            values.append(value)
+        return found
+    for k, column in enumerate(columns[1:], start=1):
+        found[_displayed(panel, column)] = (
+            [r[0].astimezone(UTC).date().isoformat() for r in rows],
+            [r[k] for r in rows],
+        )
+    return found
+
+
+@pytest.fixture
+def drought(conn: psycopg.Connection, now: dt.datetime, today: dt.date) -> list[DayRow]:
+    days = drought_daily(today, threshold=0.3)  # not the default: the page reads what is stored
+    # a session west of UTC gets the batches' midnights as the evening before: still their days
+    conn.execute("SET TIME ZONE 'America/New_York'")
+    seed(conn, demo_days(today))
+    seed_days(conn, days)
+    seed_runs(conn, now)
+    return days
+
+
+def test_the_page_draws_each_time_series_from_the_rows_grafana_gets(
+    conn: psycopg.Connection, drought: list[DayRow], now: dt.datetime
+) -> None:
+    page = build_page(conn, source="a test database", now=now)
+    figures = read_figures(page.html)
+    drawn = 0
+    for panel in page_panels():
+        if panel.kind != "timeseries":
+            continue
+        columns, rows = run(conn, panel.query, now)  # over Grafana's default range
+        traces = {t["name"]: t for t in figures[panel.id]["data"] if t["name"] != "threshold"}
+        expected = expected_series(panel, columns, rows)
+        assert set(traces) == set(expected), panel.title
+        for name, (days, values) in expected.items():
+            assert traces[name]["x"] == days, (panel.title, name)
+            assert traces[name]["y"] == pytest.approx(
+                [None if v is None else float(v) for v in values]
+            ), (panel.title, name)
+        drawn += 1
+    assert drawn == sum(p["type"] == "timeseries" for p in build_dashboard()["panels"])
+
+
+def test_the_page_marks_the_drought_days_over_the_stored_threshold(
+    conn: psycopg.Connection, drought: list[DayRow], now: dt.datetime, today: dt.date
+) -> None:
+    page = build_page(conn, source="a test database", now=now)
+    figures = read_figures(page.html)
+    drought_days = [today - dt.timedelta(days=k) for k in (2, 1, 0)]
+    # the days Observe flagged: the drift's, the accuracy's and the input's alert
+    for panel_id, title, judged in (
+        (DRIFT_PANEL_ID, "Prediction drift above threshold", 14),
+        (QUALITY_PANEL_ID, "Accuracy below the reference", 7),  # the days with labels
+        (INPUT_DRIFT_PANEL_ID, "Input drift", 14),
+    ):
+        shaded = [
+            shape
+            for shape in figures[panel_id]["layout"]["shapes"]
+            if shape.get("name") == f"alert: {title}"
+        ]
+        assert [dt.datetime.fromisoformat(s["x0"]) for s in shaded] == [
+            dt.datetime.combine(d, dt.time()) - dt.timedelta(hours=12) for d in drought_days
+        ], title
+        days = ", ".join(d.isoformat() for d in drought_days)
+        assert f"{title}: 3 of {judged} days ({days})" in page.alerts
+        assert f"{title}: 3 of {judged} days ({days})" in page.html
+    # the threshold line is the stored 0.3 under each day, not the settings' 0.25
+    (threshold,) = [t for t in figures[DRIFT_PANEL_ID]["data"] if t["name"] == "threshold"]
+    assert {y for y in threshold["y"] if y is not None} == {0.3}
+    assert len(threshold["x"]) == 3 * 14
+    # the drift line crosses it on the drought days only
+    (score,) = [t for t in figures[DRIFT_PANEL_ID]["data"] if t["name"] == "drift_score"]
+    over = [x for x, y in zip(score["x"], score["y"], strict=True) if y is not None and y >= 0.3]
+    assert over == [d.isoformat() for d in drought_days]
+    # and the stat of the newest day's drift is red
+    (stat,) = [p for p in page.panels if p.title == "Latest prediction drift"]
+    assert [(v.name, v.text, v.color) for v in stat.stats] == [
+        ("drift_score", "1.500", COLORS["red"])
+    ]
+
+
+def test_the_page_shows_the_newest_days_asked_for(
+    conn: psycopg.Connection, drought: list[DayRow], now: dt.datetime, today: dt.date
+) -> None:
+    page = build_page(conn, source="a test database", days=3, now=now)
+    assert (page.shown.first_day, page.shown.last_day) == (today - dt.timedelta(days=2), today)
+    figures = read_figures(page.html)
+    (score,) = [t for t in figures[DRIFT_PANEL_ID]["data"] if t["name"] == "drift_score"]
+    assert score["x"] == [(today - dt.timedelta(days=k)).isoformat() for k in (2, 1, 0)]
+    (ledger,) = [p for p in page.panels if p.title == "Ledger"]
+    dates = {row[ledger.table.columns.index("batch_date")].text for row in ledger.table.rows}
+    assert dates == {(today - dt.timedelta(days=k)).isoformat() for k in (2, 1, 0)}
+    # the failed file comes first, its error in red
+    first = dict(zip(ledger.table.columns, ledger.table.rows[0], strict=True))
+    assert (first["status"].text, first["status"].color) == ("failed", COLORS["red"])
+    assert first["last_error"].text.startswith("InvalidRawFile")
+    assert first["last_error"].color == COLORS["red"]
+
+
+class _Fetches(HTMLParser):
+    """What a browser would fetch for a page: the src and href of its elements, its link
+    elements, and url() or @import in its styles."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.found: list[str] = []
+        self._style = False
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag == "link":
+            self.found.append(f"<link {attrs}>")
+        for name, value in attrs:
+            if name in ("src", "href", "srcset", "data", "action", "poster"):
+                self.found.append(f"{tag} {name}={value}")
+            if name == "style" and value and re.search(r"url\(|@import", value):
+                self.found.append(f"{tag} style={value}")
+        self._style = tag == "style"
+
+    def handle_data(self, data: str) -> None:
+        if self._style and re.search(r"url\(|@import", data):
+            self.found.append(f"style: {data}")
+
+    def handle_endtag(self, tag: str) -> None:
+        self._style = False
+
+
+def test_the_page_fetches_nothing_and_embeds_plotly_once(
+    conn: psycopg.Connection, drought: list[DayRow], now: dt.datetime
+) -> None:
+    from plotly.offline import get_plotlyjs
+
+    page = build_page(conn, source="a test database", now=now)
+    fetches = _Fetches()
+    fetches.feed(page.html)
+    assert fetches.found == []
+    bundle = get_plotlyjs()
+    assert page.html.count(bundle) == 1
+    # besides plotly's own bundle (whose code names URLs it never fetches for these traces:
+    # no maps, no LaTeX), the page holds no address at all
+    assert not re.search(r"https?:|//[a-z]", page.html.replace(bundle, ""))
+    kinds = {t["type"] for f in read_figures(page.html).values() for t in f["data"]}
+    assert kinds <= {"bar", "scatter"}
+    assert len(page.html) < len(bundle) + 300_000
+
+
+def test_the_page_of_an_empty_ledger_is_none(conn: psycopg.Connection, now: dt.datetime) -> None:
+    assert build_page(conn, source="a test database", now=now) is None

@@ -27,15 +27,7 @@ def pipeline(database_dsn: str, tmp_path: Path, aws_env: None, baseline):
         database_dsn=database_dsn, work_dir=tmp_path / "work", store_root=tmp_path / "buckets"
     )
     with LocalPipeline(config) as runner:
-        model, manifest, reference = baseline
-        training.publish_model(
-            runner.store,
-            config.model_bucket,
-            config.model_prefix,
-            model,
-            manifest,
-            reference_features=reference,
-        )
+        training.publish_trained(runner.store, config.model_bucket, config.model_prefix, baseline)
         yield runner
 
 
@@ -229,7 +221,7 @@ def test_real_shard_runs_end_to_end(pipeline, shard_path, database_dsn, baseline
     assert row["labelled_images"] == 79
     assert row["accuracy"] == pytest.approx((true == predicted).mean(), abs=1e-12)
     assert row["macro_f1"] == pytest.approx(sum(f1) / len(f1), abs=1e-12)
-    _, manifest, _ = baseline
+    manifest = baseline.manifest
     assert row["reference_accuracy"] == manifest.reference_metrics["accuracy"]
     assert row["accuracy_drop"] == pytest.approx(row["reference_accuracy"] - row["accuracy"])
     assert row["blank_share"] == pytest.approx(2 / 81) and row["missing_label_share"] == 0.0

@@ -1,6 +1,8 @@
-"""Each workspace member declares every package it imports (STYLE.md, "The workspace"), and the
-boundaries hold: the Lambda image's code never imports the tools or their CLI libraries, and the
-contract imports nothing beyond pydantic. Read from the source with ``ast``, no import run."""
+"""Each workspace member declares every package it imports, not only what reaches it through
+another member: a member installed alone (`uv sync --package <member>`, as the Lambda image and
+a deploy-only environment are) then has all it needs. And the boundaries hold: the Lambda
+image's code never imports the tools or their CLI libraries, and the contract imports nothing
+beyond pydantic. Read from the source with ``ast``, no import run."""
 
 from __future__ import annotations
 

@@ -5,11 +5,9 @@ Manager command; and the stack outputs come from Pulumi or from flags."""
 from __future__ import annotations
 
 import datetime as dt
-import io
 import json
 import shlex
 import subprocess
-import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -18,7 +16,6 @@ import pytest
 import typer
 from droughtwatch_contract.outputs import StackOutput
 from droughtwatch_contract.stages import STAGES
-from droughtwatch_contract.statemachine import definition
 from droughtwatch_tools.cloud.executions import start_and_follow
 from droughtwatch_tools.cloud.outputs import resolve_outputs, stack_outputs
 from droughtwatch_tools.cloud.tunnel import ensure_running, tunnel_command
@@ -26,6 +23,7 @@ from droughtwatch_tools.cloud.upload import upload
 from droughtwatch_tools.commands import cloud as cloud_commands
 from droughtwatch_tools.errors import UserError
 from droughtwatch_tools.execution import ExecutionEvent
+from droughtwatch_tools.local.runner import create_state_machine
 from typer.testing import CliRunner
 
 REGION = "eu-west-1"
@@ -60,47 +58,10 @@ def bucket(moto: None) -> Any:
     return s3
 
 
-def _zip() -> bytes:
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w") as archive:
-        archive.writestr("placeholder.py", "")
-    return buffer.getvalue()
-
-
 @pytest.fixture
 def state_machine(moto: None) -> str:
     """The pipeline's definition in moto over three functions that answer canned responses."""
-    import boto3
-
-    iam = boto3.client("iam", region_name=REGION)
-    trust = {
-        "Version": "2012-10-17",
-        "Statement": [
-            {
-                "Effect": "Allow",
-                "Principal": {"Service": ["lambda.amazonaws.com", "states.amazonaws.com"]},
-                "Action": "sts:AssumeRole",
-            }
-        ],
-    }
-    role = iam.create_role(RoleName="test", AssumeRolePolicyDocument=json.dumps(trust))["Role"]
-    lam = boto3.client("lambda", region_name=REGION)
-    arns = {
-        stage: lam.create_function(
-            FunctionName=f"droughtwatch-test-{stage}",
-            Runtime="python3.12",
-            Role=role["Arn"],
-            Handler=STAGES[stage].handler,
-            Code={"ZipFile": _zip()},
-        )["FunctionArn"]
-        for stage in STAGES.names
-    }
-    sfn = boto3.client("stepfunctions", region_name=REGION)
-    return sfn.create_state_machine(
-        name="droughtwatch-test-pipeline",
-        definition=json.dumps(definition(arns, retry_interval_seconds=1, retry_max_attempts=1)),
-        roleArn=role["Arn"],
-    )["stateMachineArn"]
+    return create_state_machine("droughtwatch-test", retry_interval_seconds=1, retry_max_attempts=1)
 
 
 def answer(*responses: dict[str, Any]) -> None:

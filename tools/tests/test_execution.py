@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,6 +18,7 @@ from droughtwatch_tools.execution import (
     DETAIL_CHARS,
     Execution,
     ExecutionEvent,
+    execution_name,
     read_execution,
     read_history,
 )
@@ -302,3 +304,10 @@ def test_moto_history_reads_into_a_succeeded_execution(sfn: Any) -> None:
     assert (execution.error, execution.cause) == (None, None)
     # from its start to its stop, as Step Functions dates them
     assert 1 <= execution.seconds < 10
+
+
+def test_an_execution_name_says_what_started_it_and_when_and_is_new_each_time() -> None:
+    at = dt.datetime(2026, 11, 27, 6, 0, 5, tzinfo=dt.UTC)
+    first, second = execution_name("local", at), execution_name("local", at)
+    assert first.startswith("local-20261127T060005-") and first != second
+    assert re.fullmatch(r"cli-\d{8}T\d{6}-[0-9a-f]{6}", execution_name("cli"))

@@ -22,7 +22,7 @@ def _outcome(**values) -> FileOutcome:
             {"stage": "observe", "status": "running", "attempts": 1, "claimed": True},
             "observe: in progress in another run",
         ),
-        # a claim whose lease ran out (its run was killed): the next run takes it
+        # a claim whose run was killed (its lock gone, or its lease over): the next run takes it
         ({"stage": "observe", "status": "running", "attempts": 1}, "observe: pending"),
         (
             {"stage": "processing", "status": "failed", "attempts": 1},

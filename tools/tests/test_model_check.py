@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 from droughtwatch_inference.adapters import models
 from droughtwatch_inference.adapters.storage import ObjectStore
-from droughtwatch_inference.errors import ModelCheckFailed
 from droughtwatch_preprocess import ProcessedReader, process_file
+from droughtwatch_tools.errors import ModelCheckFailed
 from droughtwatch_tools.model_check import check_model
 from droughtwatch_tools.model_publish import publish_folder
 

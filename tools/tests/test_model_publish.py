@@ -15,9 +15,10 @@ from droughtwatch_inference import input_summaries
 from droughtwatch_inference.adapters import models
 from droughtwatch_inference.adapters.folder_store import FolderStore
 from droughtwatch_inference.adapters.storage import ObjectStore
-from droughtwatch_inference.errors import StorageError, VersionConflict
-from droughtwatch_inference.manifest import ModelManifest
+from droughtwatch_inference.errors import StorageError
+from droughtwatch_inference.model.manifest import ModelManifest
 from droughtwatch_preprocess import ProcessedReader, process_file
+from droughtwatch_tools.errors import VersionConflict
 from droughtwatch_tools.model_publish import publish_folder
 
 BUCKET = "dw-test-models"
@@ -115,7 +116,7 @@ def test_a_published_version_does_not_change(model_folder, tiny_onnx, tmp_path: 
 
 
 def test_a_version_that_cannot_name_a_folder_is_refused(model_folder, tmp_path: Path) -> None:
-    from droughtwatch_inference.errors import ModelCheckFailed
+    from droughtwatch_tools.errors import ModelCheckFailed
 
     with pytest.raises(ModelCheckFailed) as refused:
         publish_folder(model_folder(version="v1/../x"), FolderStore(tmp_path), BUCKET, PREFIX)
@@ -172,8 +173,8 @@ def test_reference_files_give_the_shares_and_the_input_summaries(
 
 def test_a_reference_without_images_is_refused(model_folder, tmp_path: Path) -> None:
     import numpy as np
-    from droughtwatch_inference.errors import ModelCheckFailed
     from droughtwatch_tools import synthetic
+    from droughtwatch_tools.errors import ModelCheckFailed
 
     blank = tmp_path / "clouds.tfrecord"
     synthetic.write_raw_file(blank, np.random.default_rng(0), 5, blank_share=1.0)

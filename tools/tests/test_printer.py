@@ -4,9 +4,9 @@ then "next:", on stderr, and exits with the problem's code."""
 from __future__ import annotations
 
 import typer
-from droughtwatch_inference.errors import ModelCheckFailed, ModelNotFound
+from droughtwatch_inference.errors import ModelNotFound
 from droughtwatch_tools import printer
-from droughtwatch_tools.errors import ExitCode, UserError
+from droughtwatch_tools.errors import ExitCode, ModelCheckFailed, UserError
 from droughtwatch_tools.printer import reports_errors
 from rich.console import Console
 from typer.testing import CliRunner

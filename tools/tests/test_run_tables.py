@@ -4,8 +4,7 @@ show 0.250 beside "ok" (the real shard scores 0.24987 against the baseline's ref
 from __future__ import annotations
 
 import pytest
-from droughtwatch_contract.drift import is_drift
-from droughtwatch_tools.run_tables import score_text
+from droughtwatch_contract.drift import is_drift, score_text
 
 
 @pytest.mark.parametrize(

@@ -14,9 +14,8 @@ import pulumi
 import pulumi_aws as aws
 from droughtwatch_contract.database import APP_USER
 from droughtwatch_contract.keys import KeyLayout
-from droughtwatch_contract.settings import ENV_PREFIX, CommonSettings, DatabaseSettings
+from droughtwatch_contract.settings import CommonSettings, DatabaseSettings, env_name
 from droughtwatch_contract.stages import STAGES, Stage, StageRegistry
-from pydantic import BaseModel
 
 from droughtwatch_infra import policies
 from droughtwatch_infra.children import ChildNames
@@ -27,13 +26,6 @@ from droughtwatch_infra.naming import Namer
 # own defaults, stated in the environment so that the deployed values are visible.
 DATABASE_SSLMODE: str = CommonSettings.model_fields["database_sslmode"].default
 DATABASE_SSLROOTCERT: str = CommonSettings.model_fields["database_sslrootcert"].default
-
-
-def env_name(model: type[BaseModel], field: str) -> str:
-    """The environment variable behind a settings field; fails on a field the model lacks."""
-    if field not in model.model_fields:
-        raise KeyError(f"{model.__name__} has no setting {field!r}")
-    return f"{ENV_PREFIX}{field.upper()}"
 
 
 @dataclass(frozen=True)

@@ -29,11 +29,11 @@ from droughtwatch_contract.database import (
     MIGRATIONS_DIR,
     migrations_digest,
 )
-from droughtwatch_contract.settings import MigrateSettings
+from droughtwatch_contract.settings import MigrateSettings, env_name
 
 from droughtwatch_infra import policies
 from droughtwatch_infra.children import ChildNames
-from droughtwatch_infra.functions import AccountRef, DatabaseRef, database_environment, env_name
+from droughtwatch_infra.functions import AccountRef, DatabaseRef, database_environment
 from droughtwatch_infra.naming import Namer
 
 # Migrations are quick DDL; the function mostly waits for the database.

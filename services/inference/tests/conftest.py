@@ -15,7 +15,7 @@ import pyarrow.parquet as pq
 import pytest
 from droughtwatch_contract.keys import KeyLayout
 from droughtwatch_inference.adapters.ledger import Ledger
-from droughtwatch_inference.manifest import ModelManifest
+from droughtwatch_inference.model.manifest import ModelManifest
 from droughtwatch_inference.records import RawObject
 
 LAYOUT = KeyLayout()  # the default prefixes, as service_env leaves them

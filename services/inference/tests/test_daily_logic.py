@@ -12,14 +12,16 @@ from typing import Any
 import numpy as np
 import pytest
 from droughtwatch_contract.keys import KeyLayout
+from droughtwatch_contract.settings import ObserveConfig
 from droughtwatch_inference import predictions
 from droughtwatch_inference.adapters.daily_metrics import DailyMetrics
 from droughtwatch_inference.adapters.folder_store import FolderStore
 from droughtwatch_inference.errors import DatabaseUnavailable
-from droughtwatch_inference.logic.daily import DailyPort, observe_days
-from droughtwatch_inference.logic.observe import ObserveConfig, ReferenceSummaries
+from droughtwatch_inference.logic.daily import observe_days
+from droughtwatch_inference.logic.observe import ReferenceSummaries
+from droughtwatch_inference.logic.ports import DailyPort
 from droughtwatch_inference.logic.stage import Budget
-from droughtwatch_inference.manifest import ModelManifest
+from droughtwatch_inference.model.manifest import ModelManifest
 from droughtwatch_inference.records import Day, StageReport
 
 BUCKET = "data"
@@ -32,13 +34,13 @@ MANIFEST = ModelManifest(
     reference_class_shares={"0": 0.6, "1": 0.15, "2": 0.15, "3": 0.1},
 )
 CONFIG = ObserveConfig(
-    method="psi",
-    threshold=0.25,
-    feature_threshold=0.3,
-    feature_share=0.5,
+    drift_method="psi",
+    drift_threshold=0.25,
+    feature_drift_threshold=0.3,
+    feature_drift_share=0.5,
     accuracy_margin=0.1,
     min_daily_images=1,
-    save_html=False,
+    save_html_report=False,
 )
 
 

@@ -27,9 +27,9 @@ from droughtwatch_inference.errors import (
     StorageError,
 )
 from droughtwatch_inference.handlers.inference import handler
-from droughtwatch_inference.logic.inference import LoadedModelPort, Predictor
-from droughtwatch_inference.logic.ports import StorePort
-from droughtwatch_inference.manifest import ModelManifest
+from droughtwatch_inference.logic.ports import LoadedModelPort, StorePort
+from droughtwatch_inference.model.manifest import ModelManifest
+from droughtwatch_inference.model.predictor import Predictor
 from droughtwatch_inference.records import RawObject
 from droughtwatch_preprocess import (
     CHANNELS,
@@ -463,7 +463,7 @@ def test_load_model_errors_name_the_s3_uri(s3, small_model, tmp_path) -> None:
 def test_a_forbidden_model_stops_the_stage_unlike_a_forbidden_file(tmp_path) -> None:
     """Every file needs the model: a 403 on it is a stage error (StorageError), not the
     per-file ObjectForbidden that a 403 on one file's object is."""
-    from droughtwatch_inference.logic.stage import _is_stage_error
+    from droughtwatch_inference.logic.stage import is_stage_error
 
     class Forbidding:
         def get_bytes(self, bucket: str, key: str) -> tuple[bytes, str]:
@@ -473,8 +473,8 @@ def test_a_forbidden_model_stops_the_stage_unlike_a_forbidden_file(tmp_path) -> 
         models.load_model(Forbidding(), MODEL_BUCKET, PREFIX, tmp_path, threads=1)  # type: ignore[arg-type]
     assert not isinstance(raised.value, ObjectForbidden)
     assert f"s3://{MODEL_BUCKET}/{PREFIX}model.json" in str(raised.value)
-    assert _is_stage_error(raised.value)
-    assert not _is_stage_error(ObjectForbidden("one file"))
+    assert is_stage_error(raised.value)
+    assert not is_stage_error(ObjectForbidden("one file"))
 
 
 def test_loaded_model_predicts_probabilities(s3, small_model, tmp_path) -> None:

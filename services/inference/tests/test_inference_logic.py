@@ -14,14 +14,13 @@ from droughtwatch_contract.keys import KeyLayout
 from droughtwatch_inference import predictions
 from droughtwatch_inference.errors import InvalidProcessedFile, ModelInputMismatch, ObjectMissing
 from droughtwatch_inference.logic.inference import (
-    LoadedModelPort,
-    Predictor,
     infer_entry,
     inference_threads,
     predict_file,
 )
-from droughtwatch_inference.logic.ports import StorePort
-from droughtwatch_inference.manifest import ModelManifest
+from droughtwatch_inference.logic.ports import LoadedModelPort, StorePort
+from droughtwatch_inference.model.manifest import ModelManifest
+from droughtwatch_inference.model.predictor import Predictor
 from droughtwatch_inference.records import LedgerEntry, RawObject
 from droughtwatch_preprocess import ProcessedReader, ProcessedWriter, process_file
 from droughtwatch_tools import synthetic

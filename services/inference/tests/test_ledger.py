@@ -1,15 +1,16 @@
-"""Ledger SQL against a real PostgreSQL: registration, claiming under concurrency, leases,
-migrations."""
+"""Ledger SQL against a real PostgreSQL: registration, claiming under concurrency, leases and
+local runs' claim locks, migrations."""
 
 from __future__ import annotations
 
 import datetime as dt
 import threading
+import time
 
 import psycopg
 import pytest
 from droughtwatch_inference.adapters.database import migrate, migration_files
-from droughtwatch_inference.adapters.ledger import Ledger
+from droughtwatch_inference.adapters.ledger import Ledger, hold_claim_lock
 from droughtwatch_inference.records import RawObject
 
 DAY = dt.date(2026, 11, 27)
@@ -100,6 +101,90 @@ def test_expired_lease_makes_a_file_claimable_again(connections) -> None:
     assert again is not None and again.id == first.id and again.attempts == 2
 
 
+@pytest.fixture
+def local_run(database_dsn: str, connections):
+    """A local run's process as the ledger sees it: a ledger whose claims name the claim lock
+    that a connection of its own holds (closing that connection is the process dying)."""
+
+    holders: list[psycopg.Connection] = []
+
+    def start() -> tuple[Ledger, psycopg.Connection]:
+        holder = psycopg.connect(database_dsn, autocommit=True)
+        holders.append(holder)
+        ledger = connections()
+        ledger.claim_lock = hold_claim_lock(holder)
+        return ledger, holder
+
+    yield start
+    for holder in holders:
+        holder.close()
+
+
+def _gone(ledger: Ledger, key: int) -> None:
+    """Wait until the server has ended a closed session and dropped its lock (it does so as
+    soon as it reads the connection's end, a moment after the client closed it)."""
+    deadline = time.monotonic() + 10
+    while ledger.conn.execute(
+        "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND objid = %s::oid", (key,)
+    ).fetchone() != (0,):
+        assert time.monotonic() < deadline, "the closed session's lock was not dropped"
+        time.sleep(0.01)
+
+
+def _claimed(ledger: Ledger) -> list[bool]:
+    """Whether each registered file shows as in progress in a run (Ledger.outcomes)."""
+    versions = [
+        RawObject(key, etag, 0)
+        for key, etag in ledger.conn.execute("SELECT raw_key, etag FROM ledger ORDER BY id")
+    ]
+    return [o.claimed for o in ledger.outcomes("bucket", versions)]
+
+
+def test_a_dead_local_runs_claim_is_taken_over_at_once(local_run) -> None:
+    dead, holder = local_run()
+    _register(dead, 1)
+    first = dead.claim("processing", max_attempts=3, lease_seconds=600)
+    assert first is not None
+    (recorded,) = dead.conn.execute("SELECT claim_lock FROM ledger").fetchone()
+    assert recorded == dead.claim_lock
+    holder.close()  # the process is killed: its session, and with it the lock, ends
+    _gone(dead, recorded)
+    later, _ = local_run()
+    assert _claimed(later) == [False]  # pending, not "in progress in another run"
+    again = later.claim("processing", max_attempts=3, lease_seconds=600)
+    assert again is not None and again.id == first.id and again.attempts == 2
+    (recorded,) = later.conn.execute("SELECT claim_lock FROM ledger").fetchone()
+    assert recorded == later.claim_lock
+
+
+def test_a_live_local_runs_claim_is_left_alone(local_run) -> None:
+    live, _ = local_run()
+    _register(live, 2)
+    first = live.claim("processing", max_attempts=3, lease_seconds=600)
+    assert first is not None
+    other, _ = local_run()
+    assert _claimed(other) == [True, False]
+    second = other.claim("processing", max_attempts=3, lease_seconds=600)
+    assert second is not None and second.id != first.id
+    assert other.claim("processing", max_attempts=3, lease_seconds=600) is None
+    assert other.remaining("processing", max_attempts=3) == 0
+
+
+def test_a_claim_without_a_lock_ends_with_its_lease_alone(connections, local_run) -> None:
+    """On AWS claims name no lock: the lease decides, as before claims had owners."""
+    function = connections()
+    _register(function, 1)
+    first = function.claim("processing", max_attempts=3, lease_seconds=600)
+    assert first is not None
+    assert function.conn.execute("SELECT claim_lock FROM ledger").fetchone() == (None,)
+    local, _ = local_run()
+    assert _claimed(local) == [True]
+    assert local.claim("processing", max_attempts=3, lease_seconds=600) is None
+    local.conn.execute("UPDATE ledger SET lease_until = now() - interval '1 second'")
+    again = local.claim("processing", max_attempts=3, lease_seconds=600)
+    assert again is not None and again.id == first.id
+
+
 def test_complete_moves_the_file_to_the_next_stage(connections) -> None:
     ledger = connections()
     _register(ledger, 1)
@@ -152,7 +237,7 @@ def test_migrations_are_idempotent_and_safe_concurrently(postgres) -> None:
 
 
 def test_metrics_columns_match_the_migrated_table(connections) -> None:
-    from droughtwatch_inference.adapters.ledger import METRICS_COLUMNS
+    from droughtwatch_inference.metrics_row import FileMetrics, columns
 
     ledger = connections()
     names = {
@@ -161,7 +246,7 @@ def test_metrics_columns_match_the_migrated_table(connections) -> None:
             "SELECT column_name FROM information_schema.columns WHERE table_name = 'metrics'"
         )
     }
-    assert names - {"id", "computed_at"} == METRICS_COLUMNS
+    assert names - {"id", "computed_at"} == columns(FileMetrics)
     with pytest.raises(ValueError, match="unknown metrics columns"):
         ledger.insert_metrics({"images": 1, "images; DROP TABLE ledger": 2})
 

@@ -4,7 +4,7 @@ refused by name."""
 from __future__ import annotations
 
 import pytest
-from droughtwatch_inference.manifest import (
+from droughtwatch_inference.model.manifest import (
     CONTRACT_VERSION,
     ModelManifest,
     describe_error_text,

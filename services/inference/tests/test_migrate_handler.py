@@ -5,7 +5,6 @@ migrations than the image ships, and fails loudly (so that `pulumi up` does)."""
 from __future__ import annotations
 
 import json
-import os
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -32,16 +31,17 @@ def empty_database(postgres: Any) -> Iterator[str]:
 
 @pytest.fixture
 def migrate_env(
-    monkeypatch: pytest.MonkeyPatch, aws_env: None, empty_database: str, postgres: Any
+    monkeypatch: pytest.MonkeyPatch,
+    aws_env: None,
+    no_settings_env: None,
+    empty_database: str,
+    postgres: Any,
 ) -> Iterator[dict[str, str]]:
     """The migrate function's environment: the owner's DSN (the master secret's stand-in) and
     the Grafana secret in moto. Roles belong to the server: the session's role passwords are
     set again afterwards for the other tests."""
     from moto import mock_aws
 
-    for name in list(os.environ):
-        if name.startswith("DROUGHTWATCH_") and name != "DROUGHTWATCH_TEST_DSN":
-            monkeypatch.delenv(name)
     with mock_aws():
         password = f"grafana-{uuid.uuid4().hex}"
         arn = boto3.client("secretsmanager").create_secret(

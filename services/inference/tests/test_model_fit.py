@@ -6,15 +6,15 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from droughtwatch_inference.layout import to_layout
-from droughtwatch_inference.manifest import ModelManifest
-from droughtwatch_inference.model_fit import (
-    Signature,
+from droughtwatch_inference.model.fit import (
     UnfitModel,
     choose_input,
     probe_problems,
     signature_problems,
 )
+from droughtwatch_inference.model.layout import to_layout
+from droughtwatch_inference.model.manifest import ModelManifest
+from droughtwatch_inference.model.predictor import Signature
 
 MANIFEST = ModelManifest(
     name="m",

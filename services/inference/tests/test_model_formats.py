@@ -11,7 +11,7 @@ import pytest
 from droughtwatch_inference import predictions
 from droughtwatch_inference.adapters.models import load_checked
 from droughtwatch_inference.logic.inference import predict_file
-from droughtwatch_inference.manifest import ModelManifest
+from droughtwatch_inference.model.manifest import ModelManifest
 from droughtwatch_preprocess import process_file
 
 

@@ -12,7 +12,7 @@ import pytest
 from droughtwatch_inference import predictions
 from droughtwatch_inference.errors import InvalidPredictions
 from droughtwatch_inference.logic.observe import observe_predictions, reference_labels
-from droughtwatch_inference.manifest import ModelManifest
+from droughtwatch_inference.model.manifest import ModelManifest
 
 CLASSES = ("0", "1", "2", "3")
 REFERENCE = {"0": 0.6, "1": 0.15, "2": 0.15, "3": 0.1}

@@ -15,8 +15,8 @@ import pytest
 from droughtwatch_contract.keys import KeyLayout
 from droughtwatch_inference import predictions
 from droughtwatch_inference.handlers.observe import handler
-from droughtwatch_inference.logic.quality import NO_LABELS
-from droughtwatch_inference.manifest import ModelManifest
+from droughtwatch_inference.logic.model_quality import NO_LABELS
+from droughtwatch_inference.model.manifest import ModelManifest
 from droughtwatch_preprocess import PIXELS
 from psycopg.rows import dict_row
 from scipy import stats

@@ -13,7 +13,7 @@ import pytest
 from droughtwatch_contract.keys import KeyLayout
 from droughtwatch_inference import predictions
 from droughtwatch_inference.handlers.observe import handler
-from droughtwatch_inference.manifest import ModelManifest
+from droughtwatch_inference.model.manifest import ModelManifest
 from droughtwatch_inference.runtime_settings import cached
 from psycopg.rows import dict_row
 

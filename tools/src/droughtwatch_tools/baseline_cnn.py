@@ -13,8 +13,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import torch
-from droughtwatch_inference.layout import input_shape
-from droughtwatch_inference.manifest import Layout
+from droughtwatch_inference.model.layout import input_shape
+from droughtwatch_inference.model.manifest import Layout
 from droughtwatch_preprocess import CLASS_NAMES, IMAGE_SIZE
 from torch import nn
 from torch.nn.utils.fusion import fuse_conv_bn_eval

@@ -1,12 +1,15 @@
-"""The one error type the `droughtwatch` command shows its user, and the exit codes it ends with.
+"""The errors the `droughtwatch` command shows its user, and the exit codes it ends with.
 
 Every command raises :class:`UserError` (or a pipeline error, which carries its own hint) for a
 problem the user can fix; :func:`droughtwatch_tools.printer.reports_errors` prints it the one
-way ("error: ..." then "next: ...") and exits with its code."""
+way ("error: ..." then "next: ...") and exits with its code. The model's checks and publishing
+raise pipeline errors of their own (below): only the tools raise them."""
 
 from __future__ import annotations
 
 from enum import IntEnum
+
+from droughtwatch_inference.errors import DroughtwatchError, InvalidModel
 
 
 class ExitCode(IntEnum):
@@ -26,3 +29,22 @@ class UserError(Exception):
         super().__init__(message)
         self.hint = hint
         self.exit_code = int(exit_code)
+
+
+class ModelCheckFailed(InvalidModel):
+    """`model check` found problems; ``problems`` lists each, naming its file and key."""
+
+    hint = "Fix each problem named above and run `droughtwatch model check DIR` again."
+
+    def __init__(self, message: str, problems: list[str]) -> None:
+        super().__init__(message)
+        self.problems = problems
+
+
+class VersionConflict(DroughtwatchError):
+    """A model version is already published with other content (versions are immutable)."""
+
+    hint = (
+        "Give the model a new version in model.json; to roll back, publish the folder that "
+        "version was made from."
+    )

@@ -10,9 +10,19 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
+
+
+def execution_name(trigger: str, now: dt.datetime | None = None) -> str:
+    """A new execution's name: what started it, the time and a random suffix, unique per start
+    (Step Functions refuses a name reused within 90 days), e.g. ``cli-20261127T060000-1a2b3c``;
+    short enough for the title of a local run's table in 80 columns."""
+    now = now or dt.datetime.now(dt.UTC)
+    return f"{trigger}-{now:%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:6]}"
+
 
 # The statuses after which an execution changes no more.
 TERMINAL = frozenset({"SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED"})

@@ -23,17 +23,19 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
+from droughtwatch_contract.settings import InferenceSettings
 from droughtwatch_inference import input_summaries, predictions
 from droughtwatch_inference.adapters.models import load_checked, load_predictor
 from droughtwatch_inference.errors import ModelInputMismatch, ModelOutputError
 from droughtwatch_inference.logic.inference import inference_threads, predict_file
-from droughtwatch_inference.manifest import (
+from droughtwatch_inference.model.fit import Problem
+from droughtwatch_inference.model.manifest import (
     MANIFEST_NAME,
     WEIGHTS_NAME,
     ModelManifest,
     describe_errors,
 )
-from droughtwatch_inference.model_fit import Predictor, Problem
+from droughtwatch_inference.model.predictor import Predictor
 from droughtwatch_preprocess import (
     PreprocessError,
     ProcessedReader,
@@ -44,7 +46,8 @@ from pydantic import ValidationError
 
 from droughtwatch_tools.class_shares import shares_of
 
-BATCH_SIZE = 64  # Inference's default (settings.InferenceSettings.batch_size)
+# Images per forward pass, as Inference runs them by default.
+BATCH_SIZE: int = InferenceSettings.model_fields["batch_size"].default
 
 
 @dataclass(frozen=True)

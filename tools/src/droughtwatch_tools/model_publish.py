@@ -25,15 +25,16 @@ from typing import Any, Protocol
 
 from droughtwatch_inference import input_summaries
 from droughtwatch_inference.adapters.models import file_sha256
-from droughtwatch_inference.errors import ModelCheckFailed, ObjectMissing, VersionConflict
-from droughtwatch_inference.manifest import (
+from droughtwatch_inference.errors import ObjectMissing
+from droughtwatch_inference.model.fit import Problem
+from droughtwatch_inference.model.manifest import (
     CONTRACT_VERSION,
     MANIFEST_NAME,
     REFERENCE_FEATURES_NAME,
     ModelManifest,
 )
-from droughtwatch_inference.model_fit import Problem
 
+from droughtwatch_tools.errors import ModelCheckFailed, VersionConflict
 from droughtwatch_tools.model_check import CheckReport, check_model
 
 VERSIONS = "versions/"

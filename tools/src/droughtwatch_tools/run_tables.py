@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from droughtwatch_contract.drift import is_drift
+from droughtwatch_contract.drift import score_text
+from droughtwatch_contract.settings import ObserveSettings
 from rich.table import Table
 
 from droughtwatch_tools import printer
@@ -17,20 +18,8 @@ if TYPE_CHECKING:
     from droughtwatch_tools.local.run import LocalRunOutcome
 
 DEMO_INDICES = ("NDVI", "NDMI")
-
-
-def score_text(score: float | None, threshold: float | None, digits: int = 3) -> str:
-    """A drift score rounded to ``digits``, or to as many more as it takes to stay on its side
-    of the threshold: 0.24987 against 0.25 prints 0.2499 (no alert), never 0.250 beside "ok"."""
-    if score is None:
-        return "-"
-    if threshold is None:
-        return f"{score:.{digits}f}"
-    for places in range(digits, 16):
-        text = f"{score:.{places}f}"
-        if is_drift(float(text), threshold) == is_drift(score, threshold):
-            return text
-    return repr(score)
+# The alert threshold a table without days names: Observe's default.
+DRIFT_THRESHOLD: float = ObserveSettings.model_fields["drift_threshold"].default
 
 
 # The alert cell of a score at or above its threshold (the flag Observe set with is_drift).
@@ -85,7 +74,7 @@ def history_table(execution: Execution) -> Table:
 def demo_table(result: DemoResult) -> Table:
     """One row a day: its data, its predictions' class shares, its drift and accuracy."""
     classes = list(result.model.get("classes", []))
-    threshold = result.days[0].threshold if result.days else 0.25
+    threshold = result.days[0].drift_threshold if result.days else DRIFT_THRESHOLD
     table = compact_table(
         "droughtwatch demo: one run per day",
         "class shares of the predictions; PSI: prediction drift against the model's "
@@ -102,13 +91,13 @@ def demo_table(result: DemoResult) -> Table:
     table.add_column("acc.", justify="right")
     for day in result.days:
         shares = [f"{day.class_shares.get(c, 0.0):.0%}" for c in classes]
-        score = score_text(day.drift_score, day.threshold)
+        score = score_text(day.drift_score, day.drift_threshold)
         status = day.execution.status
         table.add_row(
             day.date.isoformat() if day.execution.succeeded else f"[red]{day.date} {status}[/]",
             f"{day.drought:.2f}",
             str(day.images),
-            str(day.dropped),
+            str(day.dropped_blank),
             *shares,
             score,
             # the day's flag: Observe set it with the contract's is_drift, off without enough data
@@ -148,6 +137,12 @@ def print_demo(result: DemoResult) -> None:
         "Show an execution's history: droughtwatch local history "
         f"{result.out_dir / 'executions' / (result.days[-1].execution.name + '.json')}"
     )
+    if result.dashboard is not None:
+        console.print(
+            f"The dashboard, offline: open {result.dashboard} in a browser",
+            highlight=False,
+            soft_wrap=True,
+        )
     console.print("See it in Grafana (needs Docker): droughtwatch grafana")
 
 

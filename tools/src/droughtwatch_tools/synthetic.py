@@ -1,5 +1,5 @@
 """Generated droughtwatch data (raw TFRecords as the real benchmark has them) for the demo,
-training the baseline model and tests. numpy only.
+training the baseline model and tests: numpy and the preprocess package's TFRecord writer, no torch.
 
 Each image is drawn from real band statistics (``BAND_MEANS`` of its class, ``BAND_TEXTURE``,
 measured once on the public shard), with smooth spatial texture and an image-level vegetation

@@ -9,10 +9,18 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 ENV_PREFIX = "DROUGHTWATCH_"
+
+
+def env_name(model: type[BaseModel], field: str) -> str:
+    """The environment variable behind a settings field; fails on a field the model lacks."""
+    if field not in model.model_fields:
+        raise KeyError(f"{model.__name__} has no setting {field!r}")
+    return f"{ENV_PREFIX}{field.upper()}"
+
 
 # Where the service image keeps Amazon RDS's CA bundle (all regions), which verify-full checks
 # the server's certificate against: services/inference/Dockerfile downloads it to this path
@@ -142,6 +150,11 @@ class CommonSettings(DatabaseSettings):
     # Stop claiming new files when less than this much Lambda time remains.
     time_margin_seconds: float = Field(60.0, ge=0)
     lease_seconds: int = Field(960, ge=60)
+    # Local runs: the key of the PostgreSQL advisory lock that the process running the stages
+    # holds for as long as it lives (the local runner takes it). Each claim records it, and a
+    # claim whose lock is gone (its process was killed) is taken over at once rather than when
+    # its lease ends. Unset on AWS, where the lease alone ends a claim a function dropped.
+    claim_lock: int | None = Field(None, ge=1, le=2**31 - 1)
     work_dir: str = "/tmp/droughtwatch"
 
     @field_validator(
@@ -210,7 +223,12 @@ class InferenceSettings(CommonSettings):
         return value
 
 
-class ObserveSettings(CommonSettings):
+class ObserveConfig(BaseModel):
+    """What Observe compares with what: the Observe stage's own settings, which its logic takes
+    (ObserveSettings below is one; a test builds one without a database or a bucket)."""
+
+    model_config = ConfigDict(frozen=True)
+
     # PSI is fixed on purpose: its value means the same at every sample size, so one alert
     # threshold holds (0.1 = moderate, 0.25 = significant shift, the usual rule of thumb).
     drift_method: Literal["psi", "jensenshannon"] = "psi"
@@ -228,3 +246,7 @@ class ObserveSettings(CommonSettings):
     # Days the stack's lifecycle rule keeps a per-file HTML report (None: kept); recorded in the
     # ledger with each report, as processed_retention_days is.
     report_retention_days: int | None = Field(None, ge=1)
+
+
+class ObserveSettings(ObserveConfig, CommonSettings):
+    """The Observe stage: what every stage needs, and ObserveConfig (its fields come last)."""

@@ -28,7 +28,9 @@ MODEL: Location = "model"
 # (pending, running, failed), or ended: done, or without products (skipped: not a TFRecord;
 # duplicate: its content was taken under another key; superseded: a newer version came).
 DONE = "done"
-LEDGER_STATUSES = ("pending", "running", "failed", "done", "skipped", "duplicate", "superseded")
+PENDING, RUNNING, FAILED = "pending", "running", "failed"
+SKIPPED, DUPLICATE, SUPERSEDED = "skipped", "duplicate", "superseded"
+LEDGER_STATUSES = (PENDING, RUNNING, FAILED, DONE, SKIPPED, DUPLICATE, SUPERSEDED)
 # The `runs` table: how one stage invocation ended.
 RUN_STATUSES = ("succeeded", "failed")
 

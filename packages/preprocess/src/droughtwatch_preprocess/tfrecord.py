@@ -51,10 +51,9 @@ def masked_crc32c(data: bytes | bytearray | memoryview) -> int:
 def open_raw(path: str | os.PathLike[str]) -> BinaryIO:
     """Open a raw file for one front-to-back read.
 
-    The kernel is told the read is sequential, which doubles its readahead. Measured on a
-    2-core VM, 11 alternating runs of process_file over an 8,100-record file not in the page
-    cache: median kernel time 61 -> 44 µs per image, 6,946 -> 7,885 images/s (noisy; a
-    cached file gains nothing and loses nothing).
+    The kernel is told the read is sequential, which doubles its readahead: less kernel time
+    per image for a file not in the page cache (the README's benchmarks); a cached file gains
+    nothing and loses nothing.
     """
     f = open(path, "rb", buffering=_READ_BUFFER)  # noqa: SIM115 (the caller closes it)
     if hasattr(os, "posix_fadvise"):  # not on macOS or Windows

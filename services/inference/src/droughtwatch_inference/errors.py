@@ -110,25 +110,6 @@ class InvalidModel(DroughtwatchError):
     hint = "Re-export the model following the model contract in the README."
 
 
-class ModelCheckFailed(InvalidModel):
-    """`model check` found problems; ``problems`` lists each, naming its file and key."""
-
-    hint = "Fix each problem named above and run `droughtwatch model check DIR` again."
-
-    def __init__(self, message: str, problems: list[str]) -> None:
-        super().__init__(message)
-        self.problems = problems
-
-
-class VersionConflict(DroughtwatchError):
-    """A model version is already published with other content (versions are immutable)."""
-
-    hint = (
-        "Give the model a new version in model.json; to roll back, publish the folder that "
-        "version was made from."
-    )
-
-
 class ModelInputMismatch(DroughtwatchError):
     """The processed data lacks a channel the model needs, has the wrong image size, or holds
     values the model cannot take."""

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
-from droughtwatch_preprocess import INDICES, feature_column
+from droughtwatch_preprocess import FEATURE_PREFIX, INDICES, feature_column
 from droughtwatch_preprocess import channel_means as _channel_means
 
 METADATA_KEY = b"droughtwatch.reference_features"
@@ -64,7 +64,9 @@ def write(tables: Sequence[pa.Table], path: Path, *, model: str, version: str) -
     """Write the summaries of every reference file as one Parquet file; returns its rows."""
     table = pa.concat_tables(tables)
     channels = [
-        name.removeprefix("mean_") for name in table.column_names if name.startswith("mean_")
+        name.removeprefix(FEATURE_PREFIX)
+        for name in table.column_names
+        if name.startswith(FEATURE_PREFIX)
     ]
     meta = {"model": model, "version": version, "channels": channels, "statistic": STATISTIC}
     table = table.replace_schema_metadata({METADATA_KEY: json.dumps(meta).encode()})

@@ -28,11 +28,6 @@ def event(name: str, level: int = logging.INFO, **fields: Any) -> None:
     _logger.log(level, json.dumps(record, default=str, sort_keys=False))
 
 
-def set_level(level: int) -> None:
-    _configure()
-    _logger.setLevel(level)
-
-
 def to_file(path: str) -> None:
     """Send the JSON lines to a file instead of stderr (the CLI shows tables on the terminal)."""
     _configure()

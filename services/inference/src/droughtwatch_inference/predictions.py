@@ -27,7 +27,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from droughtwatch_inference.errors import InvalidPredictions
-from droughtwatch_inference.manifest import ModelManifest
+from droughtwatch_inference.model.manifest import ModelManifest
 
 METADATA_KEY = b"droughtwatch.model"
 QUALITY_KEY = b"droughtwatch.quality"

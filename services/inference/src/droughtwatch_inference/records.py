@@ -77,7 +77,7 @@ class FileOutcome:
     stage: str | None = None
     status: str | None = None
     attempts: int = 0
-    claimed: bool = False  # running under a lease that has not expired
+    claimed: bool = False  # running, held by a run (its lease not ended, its process alive)
     images: int | None = None
     dropped: int | None = None
     last_error: str | None = None

@@ -2,25 +2,24 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 import time
-import uuid
 from collections.abc import Callable, Mapping
 from typing import Any
 
 from droughtwatch_contract.outputs import StackOutput
 
 from droughtwatch_tools.errors import UserError
-from droughtwatch_tools.execution import TERMINAL, Execution, ExecutionEvent, read_execution
+from droughtwatch_tools.execution import (
+    TERMINAL,
+    Execution,
+    ExecutionEvent,
+    execution_name,
+    read_execution,
+)
 
-CLI_INPUT = {"trigger": "cli"}
-
-
-def execution_name(now: dt.datetime | None = None) -> str:
-    """Unique per start (Step Functions refuses a name reused within 90 days)."""
-    now = now or dt.datetime.now(dt.UTC)
-    return f"cli-{now:%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:8]}"
+CLI_TRIGGER = "cli"
+CLI_INPUT = {"trigger": CLI_TRIGGER}
 
 
 def console_url(execution_arn: str, outputs: Mapping[str, Any]) -> str:
@@ -50,7 +49,7 @@ def start_and_follow(
         import boto3
 
         sfn = boto3.client("stepfunctions", region_name=outputs.get(StackOutput.REGION))
-    name = name or execution_name()
+    name = name or execution_name(CLI_TRIGGER)
     arn = sfn.start_execution(
         stateMachineArn=outputs[StackOutput.STATE_MACHINE_ARN],
         name=name,

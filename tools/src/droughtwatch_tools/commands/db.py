@@ -19,11 +19,11 @@ db_app = typer.Typer(help="The pipeline's PostgreSQL database.")
 def db_migrate() -> None:
     """Apply the schema migrations as the database's owner (the stages only check the schema:
     their role cannot change it). Locally: DROUGHTWATCH_DATABASE_DSN or the embedded server."""
-    from droughtwatch_tools.local.database import migrate_dsn
+    from droughtwatch_tools.local.database import DSN_VARIABLE, migrate_dsn
     from droughtwatch_tools.local.postgres import EmbeddedPostgres
     from droughtwatch_tools.local.state import postgres_root
 
-    dsn = os.environ.get("DROUGHTWATCH_DATABASE_DSN")
+    dsn = os.environ.get(DSN_VARIABLE)
     try:
         if dsn:
             applied = migrate_dsn(dsn)
@@ -34,7 +34,7 @@ def db_migrate() -> None:
     except Exception as exc:
         raise UserError(
             f"cannot migrate: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}",
-            "check DROUGHTWATCH_DATABASE_DSN (its user must own the database), or unset it to "
-            "use the embedded PostgreSQL",
+            f"check {DSN_VARIABLE} (its user must own the database), or unset it to use the "
+            "embedded PostgreSQL",
         ) from None
     printer.console.print(f"applied: {', '.join(applied)}" if applied else "schema is up to date")

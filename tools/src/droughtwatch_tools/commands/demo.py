@@ -27,9 +27,13 @@ def demo(
         Path | None,
         typer.Option(help="Use the raw TFRecord files in this folder instead of generated days."),
     ] = None,
-    out: Annotated[Path, typer.Option(help="Where predictions, reports, histories go.")] = Path(
-        "droughtwatch-demo"
-    ),
+    out: Annotated[
+        Path | None,
+        typer.Option(
+            help="Where predictions, reports, histories go (default: demo in the data folder,"
+            " e.g. ~/.local/share/droughtwatch/demo)."
+        ),
+    ] = None,
 ) -> None:
     """Train a baseline, then run the whole pipeline day by day on generated data, locally."""
     if drought_days is not None and drought_days > days:

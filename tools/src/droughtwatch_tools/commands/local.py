@@ -24,7 +24,7 @@ local_app = typer.Typer(help="Run the pipeline on this machine (moto + embedded 
 def local_database() -> LocalDatabase:
     """DROUGHTWATCH_DATABASE_DSN when set, else the embedded PostgreSQL (started if needed);
     migrated, with one connection per role. A server that does not start is a UserError."""
-    from droughtwatch_tools.local.database import open_local_database
+    from droughtwatch_tools.local.database import DSN_VARIABLE, open_local_database
     from droughtwatch_tools.local.postgres import EmbeddedPostgresError
     from droughtwatch_tools.local.state import postgres_root
 
@@ -35,7 +35,7 @@ def local_database() -> LocalDatabase:
         except EmbeddedPostgresError as exc:
             raise UserError(
                 f"the embedded PostgreSQL in {postgres_root()} did not start: {exc}",
-                "follow the advice above, or set DROUGHTWATCH_DATABASE_DSN to a PostgreSQL you run",
+                f"follow the advice above, or set {DSN_VARIABLE} to a PostgreSQL you run",
             ) from None
 
 

@@ -9,12 +9,14 @@ before Grafana starts, so the dashboard's first panels do not fail."""
 from __future__ import annotations
 
 import json
+import socket
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
+from droughtwatch_contract.database import GRAFANA_USER
 from droughtwatch_contract.outputs import StackOutput
 from droughtwatch_contract.settings import CommonSettings
 
@@ -50,6 +52,20 @@ class Connection:
             f"user={self.user!r}, sslmode={self.sslmode!r})"
         )
 
+    def conninfo(self) -> str:
+        """The connection as a libpq string, for a reader that connects itself (the offline
+        dashboard page); held in memory only."""
+        from psycopg.conninfo import make_conninfo
+
+        return make_conninfo(
+            host=self.host,
+            port=self.port,
+            dbname=self.database,
+            user=self.user,
+            password=self.password,
+            sslmode=self.sslmode,
+        )
+
     def environment(self) -> dict[str, str]:
         """The compose subprocess's extra variables (the datasource file reads them)."""
         return {
@@ -75,7 +91,6 @@ def local_connection(data_dir: Path | None = None) -> Connection:
     import psycopg
     from psycopg.conninfo import conninfo_to_dict
 
-    from droughtwatch_tools.local.database import GRAFANA_ROLE
     from droughtwatch_tools.local.postgres import (
         DATABASE,
         EmbeddedPostgres,
@@ -93,7 +108,7 @@ def local_connection(data_dir: Path | None = None) -> Connection:
         if not pg.is_running():
             pg.start()
         # Grafana reads through its read-only role, as on RDS (migration 0003)
-        info = conninfo_to_dict(pg.role_dsn(GRAFANA_ROLE, DATABASE))
+        info = conninfo_to_dict(pg.role_dsn(GRAFANA_USER, DATABASE))
     except EmbeddedPostgresError as exc:
         raise UserError(
             f"cannot start the demo database in {root}: {exc}",
@@ -105,7 +120,7 @@ def local_connection(data_dir: Path | None = None) -> Connection:
             f"the demo database in {root} has no Grafana role yet ({type(exc).__name__})",
             "run `droughtwatch db migrate` or `droughtwatch demo` first",
         ) from None
-    return Connection("127.0.0.1", pg.port, DATABASE, GRAFANA_ROLE, info["password"], "disable")
+    return Connection("127.0.0.1", pg.port, DATABASE, GRAFANA_USER, info["password"], "disable")
 
 
 # -- a deployed stack -------------------------------------------------------------------------
@@ -203,3 +218,19 @@ def wait_until_reachable(
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         return first.replace(connection.password, "***")
     return None
+
+
+def tunnel_open(port: int) -> bool:
+    """Whether something listens on 127.0.0.1:``port``, where the tunnel's local end is."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.settimeout(1)
+        return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
+def tunnel_hint(stack: str | None, port: int) -> str:
+    """How to open the tunnel to the stack's database on that local port."""
+    flag = f" --stack {stack}" if stack else ""
+    return (
+        f"open the tunnel with `droughtwatch tunnel{flag} --local-port {port}` in another "
+        "terminal and keep it open (grafana/README.md)"
+    )

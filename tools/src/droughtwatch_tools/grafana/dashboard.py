@@ -178,7 +178,7 @@ def build_dashboard() -> dict[str, Any]:
             "label, and the worst band's share of pixels at 0 and at 255, and the worst index's "
             "share of non-finite pixels.",
             queries.DATA_QUALITY,
-            (0, 22, 8, 8),
+            (0, 22, 6, 8),
             bars=False,
             defaults={"unit": "percentunit", "min": 0, "decimals": 2},
         ),
@@ -187,7 +187,7 @@ def build_dashboard() -> dict[str, Any]:
             "Images per run",
             "Per batch: images decoded by Processing, blank images dropped, images predicted.",
             queries.IMAGES,
-            (8, 22, 8, 8),
+            (6, 22, 6, 8),
             bars=True,
             defaults={"unit": "short", "min": 0},
         ),
@@ -198,7 +198,7 @@ def build_dashboard() -> dict[str, Any]:
             "not a TFRecord; duplicate: content already taken under another key) and "
             "superseded by a newer upload of the same key.",
             queries.FILES,
-            (16, 22, 8, 8),
+            (12, 22, 6, 8),
             bars=True,
             stack=True,
             defaults={"unit": "short", "min": 0, "decimals": 0},
@@ -209,6 +209,17 @@ def build_dashboard() -> dict[str, Any]:
                 "not_taken": "yellow",
                 "superseded": "purple",
             },
+        ),
+        timeseries(
+            14,
+            "Model version per day",
+            "Per batch: the images each model version predicted (daily_metrics, one row per "
+            "day and model version), so a new model's first day shows.",
+            queries.MODEL_VERSIONS,
+            (18, 22, 6, 8),
+            bars=True,
+            stack=True,
+            defaults={"unit": "short", "min": 0, "decimals": 0},
         ),
         table(
             9,

@@ -129,6 +129,36 @@ ORDER BY 1""",
 )
 
 
+# The thresholds Observe stored with each day (the deployed settings): the offline page draws
+# its threshold lines from them; Grafana's lines are the settings' defaults (dashboard.py).
+THRESHOLDS = Query(
+    name="thresholds",
+    sql=f"""SELECT {BATCH_TIME} AS "time",
+       max(drift_threshold) AS drift_threshold,
+       max(feature_drift_threshold) AS feature_drift_threshold
+FROM daily_metrics
+WHERE $__timeFilter(batch_date)
+GROUP BY batch_date
+ORDER BY 1""",
+    format="time_series",
+    columns=("time", "drift_threshold", "feature_drift_threshold"),
+)
+
+# Which model predicted each day: the day's images per model version (a rollout shows as two).
+MODEL_VERSIONS = Query(
+    name="model_versions",
+    sql=f"""SELECT {BATCH_TIME} AS "time",
+       model_name || ' ' || model_version AS metric,
+       sum(images) AS images
+FROM daily_metrics
+WHERE $__timeFilter(batch_date)
+GROUP BY batch_date, model_name, model_version
+ORDER BY 1, 2""",
+    format="time_series",
+    columns=("time", "metric", "images"),
+)
+
+
 def _flag_query(name: str, flag: str, where: str = "") -> Query:
     """The alert's series: 1 on a day Observe flagged (any model version), else 0."""
     return Query(
@@ -268,9 +298,11 @@ QUERIES: tuple[Query, ...] = (
     IMAGES,
     FILES,
     MODEL,
+    MODEL_VERSIONS,
     LEDGER,
     RUNS,
     DRIFT_ALERT,
     INPUT_DRIFT_ALERT,
     ACCURACY_ALERT,
+    THRESHOLDS,
 )

@@ -11,10 +11,10 @@ import os
 from dataclasses import dataclass
 
 from droughtwatch_contract.database import APP_USER, GRAFANA_USER
+from droughtwatch_contract.settings import DatabaseSettings, env_name
 
-# The database users as roles of the embedded server (names shared with the Pulumi program).
-APP_ROLE = APP_USER
-GRAFANA_ROLE = GRAFANA_USER
+# The user's own PostgreSQL, used as given instead of the embedded server.
+DSN_VARIABLE = env_name(DatabaseSettings, "database_dsn")
 
 
 @dataclass(frozen=True)
@@ -43,7 +43,7 @@ def migrate_dsn(dsn: str) -> list[str]:
 
 def open_local_database() -> LocalDatabase:
     """Migrated and ready: the user's DSN, or the embedded PostgreSQL (started if needed)."""
-    dsn = os.environ.get("DROUGHTWATCH_DATABASE_DSN")
+    dsn = os.environ.get(DSN_VARIABLE)
     if dsn:
         migrate_dsn(dsn)
         return LocalDatabase(dsn, dsn, dsn)
@@ -53,4 +53,4 @@ def open_local_database() -> LocalDatabase:
     server = EmbeddedPostgres(postgres_root())
     admin = server.start()
     migrate_dsn(admin)
-    return LocalDatabase(admin, server.role_dsn(APP_ROLE), server.role_dsn(GRAFANA_ROLE))
+    return LocalDatabase(admin, server.role_dsn(APP_USER), server.role_dsn(GRAFANA_USER))

@@ -7,9 +7,10 @@ drift on NDVI and NDMI from the first drought day), the predicted classes shift,
 drift crosses the alert threshold, and accuracy on the generated labels falls. Each day's
 figures are its daily row (daily_metrics), what Grafana charts.
 
-The demo's buckets are its own folder store inside ``--out`` (it starts from an empty ledger,
-so it shares nothing with `local run`); at the end its predictions and reports are moved to
-``<out>/s3/<bucket>/`` and the rest (raw copies, processed files, the model) is removed.
+The demo's buckets are its own folder store inside ``--out`` (by default ``demo`` in the data
+folder), and it starts from an empty ledger, so it shares nothing with `local run`; at the end
+its predictions and reports are moved to ``<out>/s3/<bucket>/`` and the rest (raw copies,
+processed files, the model) is removed.
 """
 
 from __future__ import annotations
@@ -18,18 +19,29 @@ import datetime as dt
 import json
 import shutil
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
 from droughtwatch_contract.keys import KeyLayout
 from droughtwatch_inference import logs
 
+from droughtwatch_tools.dashboard_page.page import write_page
 from droughtwatch_tools.execution import Execution
+from droughtwatch_tools.local import state
 from droughtwatch_tools.local.database import LocalDatabase
+from droughtwatch_tools.local.raw_folder import raw_files
 from droughtwatch_tools.local.runner import LocalConfig, LocalPipeline
 
 RAW_SUFFIX = ".tfrecord"
+# The offline dashboard page the demo writes into its folder (droughtwatch_tools.dashboard_page).
+DASHBOARD_PAGE = "dashboard.html"
+
+
+def default_out_dir() -> Path:
+    """The demo's folder when ``--out`` is not given: ``demo`` in the data folder, beside the
+    embedded database (not the working directory, which may be a repository)."""
+    return state.data_home() / "demo"
 
 
 @dataclass(frozen=True)
@@ -39,8 +51,12 @@ class DemoOptions:
     images_per_day: int = 300
     drought_days: int | None = None
     data_dir: Path | None = None
-    out_dir: Path = Path("droughtwatch-demo")
+    out_dir: Path | None = None  # default: `demo` in the data folder (default_out_dir)
     end_date: dt.date | None = None
+
+    def out(self) -> Path:
+        """Where the demo writes: ``out_dir``, else `default_out_dir`."""
+        return (self.out_dir or default_out_dir()).expanduser().resolve()
 
     def drought_day_count(self) -> int:
         if self.drought_days is not None:
@@ -50,15 +66,19 @@ class DemoOptions:
 
 @dataclass
 class DayResult:
+    """A demo day: its date and drought severity, its execution, and what its daily row says,
+    each named as its daily_metrics column (metrics_row.DayMetrics); a default stands for a
+    day without a row, or a column without a value."""
+
     date: dt.date
     drought: float
     execution: Execution
     images: int = 0
-    dropped: int = 0
+    dropped_blank: int = 0
     class_shares: dict[str, float] = field(default_factory=dict)
     drift_score: float | None = None
     drift_detected: bool = False
-    threshold: float = 0.25
+    drift_threshold: float | None = None
     enough_data: bool = False
     feature_drift: dict[str, float] = field(default_factory=dict)
     input_drift_detected: bool = False
@@ -74,38 +94,12 @@ class DemoResult:
     model: dict[str, Any]
     exported: int
     skipped: list[str] = field(default_factory=list)
+    dashboard: Path | None = None  # the offline dashboard page
 
 
-def raw_files(folder: Path) -> tuple[list[Path], list[str]]:
-    """The TFRecord files of a folder (plain, GZIP or ZLIB), and each other file (a README,
-    notes, an image) named with why it is not taken, e.g. ``README.md (text file)``."""
-    from droughtwatch_preprocess import EMPTY_FILE, why_not_tfrecord
-
-    files, skipped = [], []
-    for path in sorted(p for p in folder.iterdir() if p.is_file() and not p.name.startswith(".")):
-        reason = why_not_tfrecord(path)
-        # an empty file is taken: Processing fails it as "empty file", in the ledger
-        if reason in (None, EMPTY_FILE):
-            files.append(path)
-        else:
-            skipped.append(f"{path.name} ({reason})")
-    return files, skipped
-
-
-_DAY_COLUMNS = (
-    "images",
-    "dropped_blank",
-    "class_shares",
-    "drift_score",
-    "drift_detected",
-    "drift_threshold",
-    "enough_data",
-    "feature_drift",
-    "input_drift_detected",
-    "accuracy",
-    "macro_f1",
-    "accuracy_alert",
-)
+# The daily row's columns the demo reads: DayResult's fields after the day's plan.
+_PLAN = ("date", "drought", "execution")
+_DAY_COLUMNS = tuple(f.name for f in fields(DayResult) if f.name not in _PLAN)
 
 
 def _day_metrics(conn: Any, date: dt.date) -> dict[str, Any] | None:
@@ -119,20 +113,10 @@ def _day_metrics(conn: Any, date: dt.date) -> dict[str, Any] | None:
 
 
 def _summarise(day: DayResult, row: dict[str, Any] | None) -> None:
-    if row is None:
-        return
-    day.images = row["images"]
-    day.dropped = row["dropped_blank"] or 0
-    day.class_shares = row["class_shares"]
-    day.drift_score = row["drift_score"]
-    day.drift_detected = row["drift_detected"]
-    day.threshold = row["drift_threshold"]
-    day.enough_data = row["enough_data"]
-    day.feature_drift = row["feature_drift"] or {}
-    day.input_drift_detected = bool(row["input_drift_detected"])
-    day.accuracy = row["accuracy"]
-    day.macro_f1 = row["macro_f1"]
-    day.accuracy_alert = bool(row["accuracy_alert"])
+    """The day's row into ``day``; a NULL (a signal not computed) keeps the default."""
+    for name, value in (row or {}).items():
+        if value is not None:
+            setattr(day, name, value)
 
 
 def reset_pipeline_tables(admin_dsn: str) -> None:
@@ -156,7 +140,7 @@ def run_demo(
 
     from droughtwatch_tools import synthetic, training
 
-    out = options.out_dir.expanduser().resolve()
+    out = options.out()
     if out.exists():
         shutil.rmtree(out)
     (out / "raw").mkdir(parents=True)
@@ -190,16 +174,10 @@ def run_demo(
     with LocalPipeline(config) as pipeline, psycopg.connect(dsn, autocommit=True) as conn:
         store = pipeline.store
         progress("training the baseline model", 0, total_steps)
-        model, manifest, train_metrics, reference = training.train_baseline(seed=options.seed)
-        training.publish_model(
-            store,
-            config.model_bucket,
-            config.model_prefix,
-            model,
-            manifest,
-            reference_features=reference,
+        trained = training.train_and_publish(
+            store, config.model_bucket, config.model_prefix, seed=options.seed
         )
-        model_info = {**_manifest_dict(manifest), "training": train_metrics}
+        model_info = {**trained.manifest.model_dump(mode="json"), "training": trained.metrics}
         for step, (date, severity, files) in enumerate(plan, start=1):
             progress(f"day {date.isoformat()}: upload and run", step, total_steps)
             for path in files:
@@ -226,23 +204,20 @@ def run_demo(
             "date": d.date.isoformat(),
             "drought": d.drought,
             "status": d.execution.status,
-            "images": d.images,
-            "dropped": d.dropped,
-            "class_shares": d.class_shares,
-            "drift_score": d.drift_score,
-            "drift_detected": d.drift_detected,
-            "enough_data": d.enough_data,
-            "feature_drift": d.feature_drift,
-            "input_drift_detected": d.input_drift_detected,
-            "accuracy": d.accuracy,
-            "macro_f1": d.macro_f1,
-            "accuracy_alert": d.accuracy_alert,
+            **{name: getattr(d, name) for name in _DAY_COLUMNS},
         }
         for d in results
     ]
     (out / "summary.json").write_text(json.dumps(summary, indent=2))
+    progress("writing the dashboard page", total_steps, total_steps)
+    page = write_page(database.grafana, out / DASHBOARD_PAGE, source="the demo's database")
     return DemoResult(
-        days=results, out_dir=out, model=model_info, exported=exported, skipped=skipped
+        days=results,
+        out_dir=out,
+        model=model_info,
+        exported=exported,
+        skipped=skipped,
+        dashboard=out / DASHBOARD_PAGE if page is not None else None,
     )
 
 
@@ -259,9 +234,3 @@ def _export(store_root: Path, bucket: str, prefixes: tuple[str, ...], dest: Path
         source.replace(target)
         moved += sum(1 for p in target.rglob("*") if p.is_file())
     return moved
-
-
-def _manifest_dict(manifest: Any) -> dict[str, Any]:
-    if hasattr(manifest, "model_dump"):
-        return manifest.model_dump(mode="json")
-    return dict(manifest)

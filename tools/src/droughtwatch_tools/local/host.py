@@ -12,6 +12,8 @@ import socket
 import subprocess
 from pathlib import Path
 
+from droughtwatch_tools.local.database import DSN_VARIABLE
+
 
 class EmbeddedPostgresError(RuntimeError):
     """The embedded PostgreSQL cannot start here; the message says why and what to do."""
@@ -70,7 +72,7 @@ def ensure_system_user(name: str) -> pwd.struct_passwd:
         raise EmbeddedPostgresError(
             f"PostgreSQL cannot run as root and the system user {name!r} does not exist; "
             "`useradd` is not installed to create it. Create the user by hand, run as a normal "
-            "user, or set DROUGHTWATCH_DATABASE_DSN to a PostgreSQL you run"
+            f"user, or set {DSN_VARIABLE} to a PostgreSQL you run"
         )
     result = subprocess.run(
         [tool, "--system", "--no-create-home", "--shell", "/usr/sbin/nologin", name],

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from droughtwatch_contract.retention import is_expired
+from droughtwatch_contract.stages import DONE, DUPLICATE, FAILED, SUPERSEDED
 from droughtwatch_inference.adapters.ledger import SETTLED
 from droughtwatch_inference.records import FileOutcome
 
@@ -15,7 +16,7 @@ from droughtwatch_tools.errors import ExitCode
 
 # Where a file's way ends without products: settled by a stage (skipped, a duplicate), or
 # superseded by a newer version of its key (see migration 0002).
-NO_PRODUCTS = SETTLED | {"superseded"}
+NO_PRODUCTS = SETTLED | {SUPERSEDED}
 
 
 @dataclass(frozen=True)
@@ -31,11 +32,11 @@ class FileLine:
 
     @property
     def done(self) -> bool:
-        return self.outcome.stage == "done"
+        return self.outcome.stage == DONE
 
     @property
     def failed(self) -> bool:
-        return self.outcome.status == "failed"
+        return self.outcome.status == FAILED
 
     @property
     def settled(self) -> bool:
@@ -58,20 +59,20 @@ def file_line(
 
 def used_up(outcome: FileOutcome, max_attempts: int) -> bool:
     """A failed file that no run claims again (the ledger's claim needs attempts < max)."""
-    return outcome.status == "failed" and outcome.attempts >= max_attempts
+    return outcome.status == FAILED and outcome.attempts >= max_attempts
 
 
 def state_words(outcome: FileOutcome, max_attempts: int) -> str:
     if not outcome.registered:
         return "not registered"
     stage = outcome.stage
-    if stage == "done":
-        return "done"
-    if outcome.status == "duplicate":
+    if stage == DONE:
+        return DONE
+    if outcome.status == DUPLICATE:
         return f"duplicate of {outcome.duplicate_of}"
     if outcome.status in NO_PRODUCTS:
         return f"{outcome.status}: {outcome.note}" if outcome.note else str(outcome.status)
-    if outcome.status == "failed":
+    if outcome.status == FAILED:
         if used_up(outcome, max_attempts):
             return f"failed at {stage}, attempts used up ({outcome.attempts} of {max_attempts})"
         return f"failed at {stage} (attempt {outcome.attempts} of {max_attempts})"

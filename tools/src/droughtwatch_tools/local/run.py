@@ -7,7 +7,6 @@ from __future__ import annotations
 import datetime as dt
 import json
 import shutil
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,14 +16,14 @@ from droughtwatch_contract.keys import KeyLayout
 from droughtwatch_inference import logs
 from droughtwatch_inference.adapters.folder_store import FolderStore
 from droughtwatch_inference.errors import DatabaseUnavailable
-from droughtwatch_inference.manifest import MANIFEST_NAME
+from droughtwatch_inference.model.manifest import MANIFEST_NAME
 from droughtwatch_inference.records import RawObject
 
-from droughtwatch_tools.execution import Execution
+from droughtwatch_tools.execution import Execution, execution_name
 from droughtwatch_tools.local import state
-from droughtwatch_tools.local.demo import raw_files
 from droughtwatch_tools.local.outcome import RunSummary, file_line
-from droughtwatch_tools.local.runner import LocalConfig, LocalPipeline
+from droughtwatch_tools.local.raw_folder import raw_files
+from droughtwatch_tools.local.runner import LOCAL_TRIGGER, LocalConfig, LocalPipeline
 
 
 @dataclass
@@ -55,7 +54,7 @@ def run_folder(
     pass `droughtwatch model check`; then nothing is stored."""
     home = home or state.data_home()
     root = state.store_root(home)
-    name = f"local-{dt.datetime.now(dt.UTC):%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:6]}"
+    name = execution_name(LOCAL_TRIGGER)
     for sub in ("logs", "executions", "work"):
         (home / sub).mkdir(parents=True, exist_ok=True)
     log_file = home / "logs" / f"{name}.jsonl"
@@ -79,15 +78,7 @@ def run_folder(
                 from droughtwatch_tools import training
 
                 say("no model yet: training the baseline CNN on generated data (a few seconds)")
-                model, trained, _, reference = training.train_baseline(seed=7)
-                training.publish_model(
-                    store,
-                    config.model_bucket,
-                    config.model_prefix,
-                    model,
-                    trained,
-                    reference_features=reference,
-                )
+                training.train_and_publish(store, config.model_bucket, config.model_prefix)
             versions: list[RawObject] = []
             for path in files:
                 key = layout.raw_key(path.name, date)

@@ -3,6 +3,12 @@ Functions interpreter, with each Lambda task dispatched to the real handler. The
 folders under ``LocalConfig.store_root`` (``adapters.folder_store``), shared by every local process
 at once, as S3 is by Lambdas; moto keeps only the state machine, the functions and their role.
 
+Each pipeline holds a claim lock (`adapters.ledger.hold_claim_lock`) on a connection of its own
+for as long as it is open, and the stages record its key on every file they claim: when the
+process dies (kill -9, a crash), PostgreSQL drops the lock with the connection, and the next
+local run takes the dead run's files over at once, while a live run's files stay its own. So
+the lease keeps the settings' default, as on AWS: it only bounds a run that hangs.
+
 The one seam is `_dispatch`, which replaces moto's simple Lambda backend's `invoke` (it would
 answer a canned string) with a call of the handler that the function's name selects. It keeps
 Lambda's contract: the payload in, the JSON result out, an uncaught exception as an
@@ -13,7 +19,6 @@ internals.
 
 from __future__ import annotations
 
-import datetime as dt
 import importlib
 import io
 import json
@@ -31,15 +36,22 @@ from pathlib import Path
 from typing import Any
 from unittest import mock
 
+from droughtwatch_contract.settings import CommonSettings, InferenceSettings, env_name
 from droughtwatch_contract.stages import STAGES
 from droughtwatch_contract.statemachine import definition
 from droughtwatch_inference.adapters.folder_store import FolderStore
 
-from droughtwatch_tools.execution import TERMINAL, Execution, read_execution
+from droughtwatch_tools.execution import TERMINAL, Execution, execution_name, read_execution
 
 REGION = "eu-west-1"
 ACCOUNT = "123456789012"
 FUNCTION_TIMEOUT_SECONDS = 900
+# How long the claim lock's connection may take (the stages' own default).
+CONNECT_TIMEOUT_SECONDS: int = CommonSettings.model_fields[
+    "database_connect_timeout_seconds"
+].default
+# What starts a local execution: its input's trigger and its name's first word.
+LOCAL_TRIGGER = "local"
 
 
 @dataclass(frozen=True)
@@ -49,23 +61,25 @@ class LocalConfig:
     store_root: Path
     data_bucket: str = "droughtwatch-local-data"
     model_bucket: str = "droughtwatch-local-models"
-    model_prefix: str = "models/baseline/"
+    model_prefix: str = InferenceSettings.model_fields["model_prefix"].default
     name: str = "droughtwatch-local"
     extra_env: dict[str, str] = field(default_factory=dict)
 
     def function_name(self, stage: str) -> str:
-        return f"{self.name}-{stage}"
+        return function_name(self.name, stage)
 
     def environment(self) -> dict[str, str]:
+        """The handlers' DROUGHTWATCH_* variables, each named from its settings model."""
+        values = {
+            (CommonSettings, "data_bucket"): self.data_bucket,
+            (InferenceSettings, "model_bucket"): self.model_bucket,
+            (InferenceSettings, "model_prefix"): self.model_prefix,
+            (CommonSettings, "database_dsn"): self.database_dsn,
+            (CommonSettings, "work_dir"): str(self.work_dir),
+            (CommonSettings, "store_root"): str(self.store_root),
+        }
         return {
-            "DROUGHTWATCH_DATA_BUCKET": self.data_bucket,
-            "DROUGHTWATCH_MODEL_BUCKET": self.model_bucket,
-            "DROUGHTWATCH_MODEL_PREFIX": self.model_prefix,
-            "DROUGHTWATCH_DATABASE_DSN": self.database_dsn,
-            "DROUGHTWATCH_WORK_DIR": str(self.work_dir),
-            "DROUGHTWATCH_STORE_ROOT": str(self.store_root),
-            # one user, one machine: a crashed run's claims come back after two minutes
-            "DROUGHTWATCH_LEASE_SECONDS": "120",
+            **{env_name(model, field): value for (model, field), value in values.items()},
             **self.extra_env,
         }
 
@@ -89,10 +103,6 @@ class LocalContext:
         return max(0, int((self._deadline - time.monotonic()) * 1000))
 
 
-class LambdaServiceFault(Exception):
-    """Raised by the seam as the Lambda API error ``code`` (e.g. TooManyRequestsException)."""
-
-
 class LocalPipeline:
     """The pipeline's bucket folders, and moto with its functions and state machine and the seam
     installed. Use as a context manager; `run()` executes the state machine once."""
@@ -106,16 +116,26 @@ class LocalPipeline:
         self._handlers: dict[str, Callable[..., Any]] = {}
         self.state_machine_arn = ""
         self.cancelled = threading.Event()
+        self.claim_lock: int | None = None
 
     # -- lifecycle ------------------------------------------------------------------------------
     def __enter__(self) -> LocalPipeline:
+        stack = ExitStack()
+        self._stack = stack
+        try:
+            self._open(stack)
+        except BaseException:
+            self.__exit__()
+            raise
+        return self
+
+    def _open(self, stack: ExitStack) -> None:
         from droughtwatch_inference.handlers import common
         from droughtwatch_inference.runtime_settings import cached
         from moto import mock_aws
         from moto.awslambda_simple.models import LambdaSimpleBackend
 
-        stack = ExitStack()
-        self._stack = stack
+        self.claim_lock = self._hold_claim_lock(stack)
         env = {
             "AWS_ACCESS_KEY_ID": "local",
             "AWS_SECRET_ACCESS_KEY": "local",
@@ -124,10 +144,12 @@ class LocalPipeline:
             "AWS_REGION": REGION,
             **self.config.environment(),
         }
+        if self.claim_lock is not None:
+            env[env_name(CommonSettings, "claim_lock")] = str(self.claim_lock)
         cleared = [k for k in os.environ if k.startswith("AWS_ENDPOINT_URL") or k == "AWS_PROFILE"]
         stack.enter_context(_patched_environ(env, cleared))
         cached.cache_clear()
-        common._checked.clear()
+        common.reset_schema_checks()
         stack.callback(cached.cache_clear)
         stack.enter_context(
             mock_aws(
@@ -157,52 +179,33 @@ class LocalPipeline:
         moto_log.setLevel(logging.CRITICAL)
         stack.callback(moto_log.setLevel, level)
         self._create_resources()
-        return self
 
     def __exit__(self, *exc: object) -> None:
         if self._stack is not None:
             self._stack.close()
             self._stack = None
 
+    def _hold_claim_lock(self, stack: ExitStack) -> int | None:
+        """The key of a claim lock held until the pipeline closes (or the process dies), or None
+        when the database cannot be reached: then the stages report that themselves, and what
+        they claim ends with its lease."""
+        import psycopg
+        from droughtwatch_inference.adapters.ledger import hold_claim_lock
+
+        try:
+            conn = psycopg.connect(
+                self.config.database_dsn, autocommit=True, connect_timeout=CONNECT_TIMEOUT_SECONDS
+            )
+        except psycopg.Error:
+            return None
+        stack.callback(conn.close)
+        return hold_claim_lock(conn)
+
     # -- resources ------------------------------------------------------------------------------
     def _create_resources(self) -> None:
-        import boto3
-
         for bucket in (self.config.data_bucket, self.config.model_bucket):
             self.store.create_bucket(bucket)
-        iam = boto3.client("iam", region_name=REGION)
-        trust = {
-            "Version": "2012-10-17",
-            "Statement": [
-                {
-                    "Effect": "Allow",
-                    "Principal": {"Service": ["lambda.amazonaws.com", "states.amazonaws.com"]},
-                    "Action": "sts:AssumeRole",
-                }
-            ],
-        }
-        role_arn = iam.create_role(
-            RoleName=f"{self.config.name}-role", AssumeRolePolicyDocument=json.dumps(trust)
-        )["Role"]["Arn"]
-        lam = boto3.client("lambda", region_name=REGION)
-        arns = {}
-        for stage in STAGES.names:
-            # The code is never run by moto (the seam runs the handler); a function must exist
-            # so that the state machine can name it.
-            arns[stage] = lam.create_function(
-                FunctionName=self.config.function_name(stage),
-                Runtime="python3.12",
-                Role=role_arn,
-                Handler=STAGES[stage].handler,
-                Code={"ZipFile": _placeholder_zip()},
-                Timeout=FUNCTION_TIMEOUT_SECONDS,
-            )["FunctionArn"]
-        sfn = boto3.client("stepfunctions", region_name=REGION)
-        self.state_machine_arn = sfn.create_state_machine(
-            name=f"{self.config.name}-pipeline",
-            definition=json.dumps(definition(arns)),
-            roleArn=role_arn,
-        )["stateMachineArn"]
+        self.state_machine_arn = create_state_machine(self.config.name)
 
     # -- the seam -------------------------------------------------------------------------------
     def _stage_of(self, function_name: str) -> str:
@@ -269,12 +272,12 @@ class LocalPipeline:
         import boto3
 
         sfn = boto3.client("stepfunctions", region_name=REGION)
-        name = name or f"local-{dt.datetime.now(dt.UTC):%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:6]}"
+        name = name or execution_name(LOCAL_TRIGGER)
         started = time.monotonic()
         arn = sfn.start_execution(
             stateMachineArn=self.state_machine_arn,
             name=name,
-            input=json.dumps(payload or {"trigger": "local"}),
+            input=json.dumps(payload or {"trigger": LOCAL_TRIGGER}),
         )["executionArn"]
         self.cancelled.clear()
         while True:
@@ -286,10 +289,57 @@ class LocalPipeline:
                 time.sleep(0.05)
             except KeyboardInterrupt:
                 if self.cancelled.is_set():
-                    raise  # a second Ctrl-C: leave now; leases let a later run reclaim
+                    raise  # a second Ctrl-C: leave now; a later run takes the file over
                 # The first Ctrl-C: let the running stage finish its current file and stop.
                 self.cancelled.set()
         return read_execution(sfn, arn)
+
+
+def function_name(name: str, stage: str) -> str:
+    """The function of ``stage`` in the pipeline named ``name``."""
+    return f"{name}-{stage}"
+
+
+def create_state_machine(name: str, **definition_options: Any) -> str:
+    """In the moto that is active: a role, one function per stage (`function_name`) and the
+    deployed state machine definition over them (``<name>-pipeline``, `definition` with
+    ``definition_options``); returns its ARN."""
+    import boto3
+
+    iam = boto3.client("iam", region_name=REGION)
+    trust = {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Effect": "Allow",
+                "Principal": {"Service": ["lambda.amazonaws.com", "states.amazonaws.com"]},
+                "Action": "sts:AssumeRole",
+            }
+        ],
+    }
+    role_arn = iam.create_role(RoleName=f"{name}-role", AssumeRolePolicyDocument=json.dumps(trust))[
+        "Role"
+    ]["Arn"]
+    lam = boto3.client("lambda", region_name=REGION)
+    arns = {}
+    for stage in STAGES.names:
+        # The code is never run by moto (the local runner's seam runs the handler, a test's
+        # moto answers canned results); a function must exist so that the state machine can
+        # name it.
+        arns[stage] = lam.create_function(
+            FunctionName=function_name(name, stage),
+            Runtime="python3.12",
+            Role=role_arn,
+            Handler=STAGES[stage].handler,
+            Code={"ZipFile": _placeholder_zip()},
+            Timeout=FUNCTION_TIMEOUT_SECONDS,
+        )["FunctionArn"]
+    sfn = boto3.client("stepfunctions", region_name=REGION)
+    return sfn.create_state_machine(
+        name=f"{name}-pipeline",
+        definition=json.dumps(definition(arns, **definition_options)),
+        roleArn=role_arn,
+    )["stateMachineArn"]
 
 
 def _placeholder_zip() -> bytes:

@@ -7,11 +7,16 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-STORE_ROOT_VARIABLE = "DROUGHTWATCH_STORE_ROOT"
+from droughtwatch_contract.settings import ENV_PREFIX, CommonSettings, env_name
+
+# The data folder's override: the tools' own variable, with the settings' prefix.
+HOME_VARIABLE = f"{ENV_PREFIX}HOME"
+# The stages' setting of where the buckets' folders are, which local runs set.
+STORE_ROOT_VARIABLE = env_name(CommonSettings, "store_root")
 
 
 def data_home() -> Path:
-    override = os.environ.get("DROUGHTWATCH_HOME")
+    override = os.environ.get(HOME_VARIABLE)
     if override:
         return Path(override).expanduser()
     import platformdirs

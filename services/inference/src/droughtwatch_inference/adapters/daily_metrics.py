@@ -8,22 +8,12 @@ recomputes it.
 
 from __future__ import annotations
 
-from typing import Any
-
 import psycopg
 
-from droughtwatch_inference.adapters.ledger import SIGNAL_COLUMNS, as_sql_values
+from droughtwatch_inference.adapters.ledger import as_sql_values
+from droughtwatch_inference.metrics_row import DayMetrics
 from droughtwatch_inference.records import Day
 
-DAILY_COLUMNS = SIGNAL_COLUMNS | {
-    "batch_date",
-    "run_id",
-    "files",
-    "last_metrics_id",
-    "report_key",
-    "min_images",
-    "enough_data",
-}
 _KEY = ("batch_date", "model_name", "model_version")
 
 
@@ -52,13 +42,10 @@ class DailyMetrics:
         ).fetchall()
         return [(int(i), str(k)) for i, k in rows]
 
-    def upsert(self, row: dict[str, Any]) -> bool:
+    def upsert(self, row: DayMetrics) -> bool:
         """Insert or replace the day's row, unless a row that pooled newer files is there
         already (two executions pooling one day at once: the larger pool wins)."""
-        unknown = set(row) - DAILY_COLUMNS
-        if unknown:
-            raise ValueError(f"unknown daily_metrics columns: {sorted(unknown)}")
-        values = as_sql_values(row)
+        values = as_sql_values(DayMetrics, "daily_metrics", row)
         columns = sorted(values)
         updates = ", ".join(f"{c} = EXCLUDED.{c}" for c in columns if c not in _KEY)
         with self.conn.transaction():

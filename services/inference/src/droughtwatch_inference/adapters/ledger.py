@@ -3,19 +3,35 @@
 Claiming is concurrency-safe: a claim takes one row with FOR UPDATE SKIP LOCKED and marks it
 running under a lease in the same statement, so two executions never work on the same file; a
 lease that expires (a Lambda killed mid-file) makes the file claimable again.
+
+A local run's claim also names its owner: a session-level advisory lock that the process
+holding the claim keeps for as long as it lives (`hold_claim_lock`; the settings' claim_lock).
+PostgreSQL drops a session's locks when its connection goes, so when that process dies (kill -9,
+a crash) its claims are taken over at once, while a live run's are left alone. On AWS claims
+name no lock and the lease alone ends them: a function's session may outlive the function,
+or drop while it still works.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable, Sequence
+import secrets
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import psycopg
-from droughtwatch_contract.stages import DONE, STAGES, StageRegistry
+from droughtwatch_contract.stages import (
+    DONE,
+    DUPLICATE,
+    PENDING,
+    SKIPPED,
+    STAGES,
+    StageRegistry,
+)
 from psycopg.rows import class_row
 from psycopg.types.json import Jsonb
 
+from droughtwatch_inference.metrics_row import FileMetrics, columns, json_columns
 from droughtwatch_inference.records import FileOutcome, LedgerEntry, RawObject, StageReport
 
 _ENTRY_COLUMNS = (
@@ -23,82 +39,61 @@ _ENTRY_COLUMNS = (
     "source_digest, processed_key, predictions_key, model_name, model_version, "
     "processed_expires_at"
 )
-# What Observe measures, the columns of both metrics (per predictions file) and daily_metrics
-# (per day and model version); migrations 0001 and 0004.
-SIGNAL_COLUMNS = frozenset(
-    {
-        "model_name",
-        "model_version",
-        "images",
-        "class_counts",
-        "class_shares",
-        "most_common_class",
-        "most_common_share",
-        "missing_share",
-        "drift_score",
-        "drift_method",
-        "drift_threshold",
-        "drift_detected",
-        "labelled_images",
-        "accuracy",
-        "macro_f1",
-        "per_class",
-        "confusion",
-        "reference_accuracy",
-        "accuracy_drop",
-        "accuracy_margin",
-        "accuracy_alert",
-        "feature_drift",
-        "drifted_features",
-        "feature_drift_share",
-        "feature_drift_method",
-        "feature_drift_threshold",
-        "input_drift_detected",
-        "records",
-        "dropped_blank",
-        "blank_share",
-        "missing_label_share",
-        "zero_share",
-        "saturated_share",
-        "nonfinite_share",
-        "notes",
-    }
-)
-JSONB_COLUMNS = frozenset(
-    {
-        "class_counts",
-        "class_shares",
-        "per_class",
-        "confusion",
-        "feature_drift",
-        "zero_share",
-        "saturated_share",
-        "nonfinite_share",
-        "notes",
-    }
-)
-# The metrics columns a stage may write (the rest are the table's own: id, computed_at).
-METRICS_COLUMNS = SIGNAL_COLUMNS | {
-    "ledger_id",
-    "predictions_key",
-    "report_key",
-    "batch_date",
-    "run_id",
-}
 # Outcomes that end a file's way without products (see migration 0002).
-SETTLED = frozenset({"skipped", "duplicate"})
-_CLAIMABLE = """
+SETTLED = frozenset({SKIPPED, DUPLICATE})
+# The first key of every claim lock (advisory locks in the two-key form: this space, then the
+# claim's claim_lock), which keeps them apart from any other advisory lock.
+CLAIM_LOCK_SPACE = 0x64770005
+# The claim locks held now in this database: the keys of live local runs.
+_LIVE_CLAIM_LOCKS = f"""
+    SELECT objid FROM pg_locks
+    WHERE locktype = 'advisory' AND granted AND objsubid = 2 AND classid = {CLAIM_LOCK_SPACE}::oid
+      AND database = (SELECT oid FROM pg_database WHERE datname = current_database())
+"""
+
+
+def _claim_held(row: str) -> str:
+    """SQL: the ledger row ``row`` (a table name or alias) is claimed by a run that still holds
+    it: its lease has not ended and, for a local claim, its process still holds its lock."""
+    return (
+        f"({row}.status = 'running' AND {row}.lease_until > now() AND"
+        f" ({row}.claim_lock IS NULL OR {row}.claim_lock::oid IN ({_LIVE_CLAIM_LOCKS})))"
+    )
+
+
+_CLAIMABLE = f"""
     stage = %(stage)s
     AND (status = 'pending'
-         OR (status = 'running' AND lease_until < now())
+         OR (status = 'running' AND NOT {_claim_held("ledger")})
          OR (status = 'failed' AND attempts < %(max_attempts)s))
 """
 
 
+def hold_claim_lock(conn: psycopg.Connection) -> int:
+    """Take a claim lock under a free key for the session of ``conn`` and return the key (for
+    the settings' claim_lock). It is held until that connection closes, or its process dies."""
+    while True:
+        key = secrets.randbelow(2**31 - 1) + 1
+        row = conn.execute(
+            "SELECT pg_try_advisory_lock(%s, %s)", (CLAIM_LOCK_SPACE, key)
+        ).fetchone()
+        if row is not None and row[0]:
+            return key
+
+
 class Ledger:
-    def __init__(self, conn: psycopg.Connection, stages: StageRegistry = STAGES) -> None:
+    def __init__(
+        self,
+        conn: psycopg.Connection,
+        stages: StageRegistry = STAGES,
+        *,
+        claim_lock: int | None = None,
+    ) -> None:
+        """``claim_lock``: the key of the claim lock this process holds (local runs), which
+        every claim records; None on AWS."""
         self.conn = conn
         self.stages = stages
+        self.claim_lock = claim_lock
 
     def register(
         self, bucket: str, objects: Iterable[tuple[RawObject, dt.date]], run_id: str
@@ -140,12 +135,14 @@ class Ledger:
             "max_attempts": max_attempts,
             "lease": dt.timedelta(seconds=lease_seconds),
             "exclude": list(exclude),
+            "claim_lock": self.claim_lock,
         }
         with self.conn.transaction(), self.conn.cursor(row_factory=class_row(LedgerEntry)) as cur:
             cur.execute(
                 f"""
                 UPDATE ledger SET status = 'running', attempts = attempts + 1,
-                       lease_until = now() + %(lease)s, updated_at = now()
+                       lease_until = now() + %(lease)s, claim_lock = %(claim_lock)s,
+                       updated_at = now()
                 WHERE id = (
                     SELECT id FROM ledger
                     WHERE {_CLAIMABLE} AND NOT (id = ANY(%(exclude)s))
@@ -173,7 +170,7 @@ class Ledger:
         columns = sorted(values)
         assignments = ", ".join(f"{c} = %({c})s" for c in columns)
         next_stage = self.stages.next_name(stage)
-        status = "done" if next_stage == DONE else "pending"
+        status = DONE if next_stage == DONE else PENDING
         with self.conn.transaction():
             self.conn.execute(
                 f"UPDATE ledger SET {assignments}{', ' if columns else ''}"
@@ -302,12 +299,12 @@ class Ledger:
         predictions file (joined on that file, so a version whose products an earlier version
         already observed shows those metrics)."""
         rows = self.conn.execute(
-            """
+            f"""
             SELECT f.raw_key, f.etag, l.id IS NOT NULL, l.stage, l.status,
                    coalesce(l.attempts, 0),
-                   coalesce(l.status = 'running' AND l.lease_until > now(), false),
+                   coalesce({_claim_held("l")}, false),
                    l.images, l.dropped, l.last_error, l.note, l.duplicate_of, l.report_key,
-                   coalesce(m.class_shares, '{}'::jsonb), m.drift_score, m.drift_threshold,
+                   coalesce(m.class_shares, '{{}}'::jsonb), m.drift_score, m.drift_threshold,
                    m.drift_detected, l.report_expires_at
             FROM unnest(%(keys)s::text[], %(etags)s::text[]) WITH ORDINALITY AS f(raw_key, etag, n)
             LEFT JOIN ledger l
@@ -323,12 +320,9 @@ class Ledger:
         ).fetchall()
         return [FileOutcome(*row) for row in rows]
 
-    def insert_metrics(self, row: dict[str, Any]) -> bool:
+    def insert_metrics(self, row: FileMetrics) -> bool:
         """Insert one metrics row; a second insert for the same predictions file is a no-op."""
-        unknown = set(row) - METRICS_COLUMNS
-        if unknown:
-            raise ValueError(f"unknown metrics columns: {sorted(unknown)}")
-        values = as_sql_values(row)
+        values = as_sql_values(FileMetrics, "metrics", row)
         columns = sorted(values)
         with self.conn.transaction():
             cur = self.conn.execute(
@@ -340,6 +334,15 @@ class Ledger:
         return cur.rowcount == 1
 
 
-def as_sql_values(row: dict[str, Any]) -> dict[str, Any]:
-    """A row's values with the jsonb columns wrapped for psycopg."""
-    return {k: Jsonb(v) if k in JSONB_COLUMNS and v is not None else v for k, v in row.items()}
+def as_sql_values(record: type, table: str, row: Mapping[str, Any]) -> dict[str, Any]:
+    """``row``'s values for psycopg, once it is checked to hold exactly the columns of
+    ``record`` (its table's row, metrics_row), with the jsonb columns wrapped."""
+    expected = columns(record)
+    unknown = set(row) - expected
+    if unknown:
+        raise ValueError(f"unknown {table} columns: {sorted(unknown)}")
+    missing = expected - set(row)
+    if missing:
+        raise ValueError(f"the {table} row lacks the columns {sorted(missing)}")
+    jsonb = json_columns(record)
+    return {k: Jsonb(v) if k in jsonb and v is not None else v for k, v in row.items()}

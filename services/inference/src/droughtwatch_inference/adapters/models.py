@@ -30,13 +30,9 @@ from droughtwatch_inference.errors import (
     StorageError,
 )
 from droughtwatch_inference.logic.ports import StorePort
-from droughtwatch_inference.manifest import MANIFEST_NAME, ModelManifest, describe_error_text
-from droughtwatch_inference.model_fit import (
-    Problem,
-    SignedPredictor,
-    UnfitModel,
-    fit_problems,
-)
+from droughtwatch_inference.model.fit import Problem, UnfitModel, fit_problems
+from droughtwatch_inference.model.manifest import MANIFEST_NAME, ModelManifest, describe_error_text
+from droughtwatch_inference.model.predictor import SignedPredictor
 
 FORMAT_NAMES = {"torch.export": "torch.export program", "onnx": "ONNX"}
 

@@ -7,9 +7,10 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 
-from droughtwatch_inference.layout import to_layout
-from droughtwatch_inference.manifest import ModelManifest
-from droughtwatch_inference.model_fit import Signature, choose_input
+from droughtwatch_inference.model.fit import choose_input
+from droughtwatch_inference.model.layout import to_layout
+from droughtwatch_inference.model.manifest import ModelManifest
+from droughtwatch_inference.model.predictor import Signature
 
 
 def softmax(logits: np.ndarray) -> np.ndarray:

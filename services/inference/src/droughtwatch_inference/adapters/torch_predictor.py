@@ -11,14 +11,15 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from droughtwatch_inference.layout import to_layout
-from droughtwatch_inference.manifest import ModelManifest
-from droughtwatch_inference.model_fit import Signature, choose_input
+from droughtwatch_inference.model.fit import choose_input
+from droughtwatch_inference.model.layout import to_layout
+from droughtwatch_inference.model.manifest import ModelManifest
+from droughtwatch_inference.model.predictor import Signature
 
 # Images per forward pass of a torch program: at 64 images the largest activation of
 # BaselineCNN (the first block's output, 64 x 32 x 33 x 33 float32 = 8.9 MB) stays in cache and
-# well under glibc's largest mmap threshold (32 MiB, see _keep_freed_memory). Measured on the
-# 2-core benchmark machine: 32-64 images per pass run fastest, 256 about a third slower.
+# well under glibc's largest mmap threshold (32 MiB, see _keep_freed_memory); larger passes ran
+# slower (the README's benchmarks).
 TORCH_SLICE = 64
 _M_TRIM_THRESHOLD = -1  # mallopt parameters (glibc's malloc.h)
 _M_MMAP_THRESHOLD = -3
@@ -30,7 +31,7 @@ def _keep_freed_memory() -> bool:
 
     torch allocates each activation with malloc; by default glibc serves blocks of several MB
     with mmap and gives freed memory back to the OS, so every forward pass page-faults its
-    activations in again (about 30% of inference time on the benchmark machine). A fixed mmap
+    activations in again (a large share of inference time: the README's benchmarks). A fixed mmap
     threshold at its maximum (32 MiB) and a high trim threshold keep that memory in the heap.
     Once per process; does nothing where libc has no mallopt (not glibc).
     """

@@ -72,6 +72,12 @@ def run_files(
     )
 
 
+def reset_schema_checks() -> None:
+    """Check the schema again on the next connection: for a process that runs the handlers
+    more than once against databases it migrates meanwhile (the local runner, the tests)."""
+    _checked.clear()
+
+
 def open_ledger(settings: CommonSettings) -> Ledger:
     """A connection as the stages' role, once the schema is checked to be current (once per
     container). The stages never migrate: their role has no DDL rights."""
@@ -84,7 +90,7 @@ def open_ledger(settings: CommonSettings) -> Ledger:
             conn.close()
             raise
         _checked.add(key)
-    return Ledger(conn)
+    return Ledger(conn, claim_lock=settings.claim_lock)
 
 
 def run_handler(

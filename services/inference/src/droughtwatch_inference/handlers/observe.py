@@ -15,7 +15,7 @@ from droughtwatch_inference.adapters.ledger import Ledger
 from droughtwatch_inference.adapters.storage import open_store
 from droughtwatch_inference.handlers.common import run_files, run_handler
 from droughtwatch_inference.logic.daily import observe_days
-from droughtwatch_inference.logic.observe import ObserveConfig, ReferenceSummaries, observe_entry
+from droughtwatch_inference.logic.observe import ReferenceSummaries, observe_entry
 from droughtwatch_inference.logic.stage import Budget
 from droughtwatch_inference.records import StageReport
 
@@ -26,7 +26,6 @@ def observe(
     store = open_store(settings)
     layout = KeyLayout.from_settings(settings)
     work_dir = Path(settings.work_dir)
-    config = ObserveConfig.from_settings(settings)
     references = ReferenceSummaries(store, settings.data_bucket, work_dir)
     work = partial(
         observe_entry,
@@ -35,7 +34,7 @@ def observe(
         layout=layout,
         work_dir=work_dir,
         run_id=report.run_id,
-        config=config,
+        config=settings,
         references=references,
     )
     run_files(settings, ledger, budget, report, work)
@@ -47,7 +46,7 @@ def observe(
         work_dir,
         budget,
         report,
-        config=config,
+        config=settings,
         references=references,
     )
     return report

@@ -17,38 +17,27 @@ import shutil
 import time
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Protocol, runtime_checkable
+from typing import Any
 
 import pandas as pd
 from droughtwatch_contract.keys import KeyLayout
+from droughtwatch_contract.settings import ObserveConfig
 
 from droughtwatch_inference import logs, predictions
 from droughtwatch_inference.logic.data_quality import pool_quality
-from droughtwatch_inference.logic.observe import (
-    ObserveConfig,
-    ReferenceSummaries,
-    StorePort,
-    observe_frame,
-)
-from droughtwatch_inference.logic.report import render
+from droughtwatch_inference.logic.observe import ReferenceSummaries, observe_frame, upload_report
+from droughtwatch_inference.logic.ports import DailyPort, StorePort
+from droughtwatch_inference.logic.report_header import day_header
 from droughtwatch_inference.logic.stage import Budget, describe, is_stage_error
+from droughtwatch_inference.metrics_row import DayMetrics, Signals
 from droughtwatch_inference.records import Day, StageReport
-
-
-@runtime_checkable
-class DailyPort(Protocol):
-    """The daily rows: adapters.daily_metrics.DailyMetrics (SQL); MemoryDaily in the tests."""
-
-    def stale_days(self) -> list[Day]: ...
-    def day_files(self, day: Day) -> list[tuple[int, str]]: ...
-    def upsert(self, row: dict[str, Any]) -> bool: ...
 
 
 def not_enough_data(images: int, min_images: int) -> str:
     return f"not enough data: {images} images, fewer than {min_images}: no alert for this day"
 
 
-def gate(values: dict[str, Any], min_images: int) -> dict[str, Any]:
+def gate(values: Signals, min_images: int) -> dict[str, Any]:
     """The day's values with the alerts off when its sample is below ``min_images``."""
     gated = dict(values)
     gated["min_images"] = min_images
@@ -89,9 +78,9 @@ def observe_day(
     run_id: str,
     config: ObserveConfig,
     references: ReferenceSummaries,
-) -> dict[str, Any]:
+) -> DayMetrics:
     """The daily row of ``day`` from its ``files`` ((metrics id, predictions key)); its report
-    is uploaded when ``config.save_html`` and the day has images."""
+    is uploaded when ``config.save_html_report`` and the day has images."""
     scratch = work_dir / f"observe-day-{day.batch_date.isoformat()}"
     scratch.mkdir(parents=True, exist_ok=True)
     try:
@@ -103,24 +92,27 @@ def observe_day(
         frame, meta = pool(read)
         reference, note = references.get(meta.get("reference_features_key"))
         values, sections = observe_frame(frame, meta, reference, config, reference_note=note)
-        report_key = None
-        if config.save_html and sections:
-            report_key = layout.daily_report_key(day.batch_date, day.model_name, day.model_version)
-            html = scratch / "report.html"
-            html.write_text(render(sections), encoding="utf-8")
-            store.upload(html, bucket, report_key, "text/html")
+        row: DayMetrics = {
+            **gate(values, config.min_daily_images),
+            "batch_date": day.batch_date,
+            "model_name": day.model_name,
+            "model_version": day.model_version,
+            "run_id": run_id,
+            "files": len(files),
+            "last_metrics_id": max(i for i, _ in files),
+            "report_key": None,
+        }
+        if config.save_html_report and sections:
+            row["report_key"] = layout.daily_report_key(
+                day.batch_date, day.model_name, day.model_version
+            )
+            header = day_header(row, config.feature_drift_share)
+            upload_report(
+                store, bucket, row["report_key"], header, sections, scratch / "report.html"
+            )
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
-    return {
-        **gate(values, config.min_daily_images),
-        "batch_date": day.batch_date,
-        "model_name": day.model_name,
-        "model_version": day.model_version,
-        "run_id": run_id,
-        "files": len(files),
-        "last_metrics_id": max(i for i, _ in files),
-        "report_key": report_key,
-    }
+    return row
 
 
 def observe_days(

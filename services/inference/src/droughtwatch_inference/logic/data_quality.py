@@ -15,11 +15,8 @@ from typing import Any
 import pandas as pd
 from droughtwatch_preprocess import PixelCounts
 
+from droughtwatch_inference.metrics_row import DataQuality
 from droughtwatch_inference.predictions import TRUE_LABEL
-
-
-def empty_quality() -> dict[str, Any]:
-    return {"records": 0, "dropped_blank": 0, "pixels": PixelCounts().as_dict()}
 
 
 def pool_quality(files: Iterable[Mapping[str, Any] | None]) -> dict[str, Any] | None:
@@ -36,14 +33,14 @@ def pool_quality(files: Iterable[Mapping[str, Any] | None]) -> dict[str, Any] | 
     return {"records": records, "dropped_blank": dropped, "pixels": pixels.as_dict()}
 
 
-def data_quality(df: pd.DataFrame, quality: Mapping[str, Any] | None) -> dict[str, Any]:
+def data_quality(df: pd.DataFrame, quality: Mapping[str, Any] | None) -> DataQuality:
     """The data-quality values of the images in ``df`` with their file's (or day's) counts."""
     images = len(df)
     if TRUE_LABEL in df.columns:
         missing_label_share = float(df[TRUE_LABEL].isna().mean()) if images else None
     else:  # written before Inference kept labels: unknown, not "all missing"
         missing_label_share = None
-    values: dict[str, Any] = {
+    values: DataQuality = {
         "records": None,
         "dropped_blank": None,
         "blank_share": None,

@@ -1,7 +1,7 @@
-"""Evidently's API, imported on first use: the import costs 4 to 9 s of CPU (measured on 2
-cores), so Observe pays it once per container when its first file comes, and in the invocation
-it does not count against Lambda's 10 s init phase. Every Observe module takes Evidently from
-here."""
+"""Evidently's API, imported on first use: the import costs seconds of CPU (the README's
+benchmarks), so Observe pays it once per container when its first file comes, and in the
+invocation it does not count against Lambda's 10 s init phase. Every Observe module takes
+Evidently from here."""
 
 from __future__ import annotations
 

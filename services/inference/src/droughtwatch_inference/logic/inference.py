@@ -5,8 +5,8 @@ rest), so memory stays bounded by the chunk size whatever the file size. Each ch
 with the model's channels first, then the indices the model does not read: the model sees
 exactly its channels, and the images are summarised where they are, for Observe (each
 image's channel means, for input drift; the file's pixel counts per band, on the raw uint8
-bands, and per index, for data quality; its true labels, for model quality). Summarising
-costs about a tenth of a second per 1,000 images.
+bands, and per index, for data quality; its true labels, for model quality). What summarising
+costs is in the README's benchmarks.
 """
 
 from __future__ import annotations
@@ -20,7 +20,6 @@ from dataclasses import dataclass
 from functools import partial
 from itertools import repeat
 from pathlib import Path
-from typing import Protocol, runtime_checkable
 
 import numpy as np
 from droughtwatch_contract.keys import KeyLayout
@@ -46,36 +45,15 @@ from droughtwatch_inference.errors import (
     ObjectMissing,
     ProductExpired,
 )
-from droughtwatch_inference.logic.ports import StorePort
+from droughtwatch_inference.logic.ports import LoadedModelPort, StorePort
 from droughtwatch_inference.logic.stage import FileResult
-from droughtwatch_inference.manifest import ModelManifest
+from droughtwatch_inference.model.manifest import ModelManifest
+from droughtwatch_inference.model.predictor import Predictor
 from droughtwatch_inference.records import LedgerEntry
 
 PARQUET_CONTENT_TYPE = "application/vnd.apache.parquet"
 # The stage that writes the processed files Inference reads (and can write them again).
 PROCESSED_BY = STAGES.writer_of("processed").name
-
-
-@runtime_checkable
-class Predictor(Protocol):
-    """A loaded model (adapters.models loads one for torch.export and ONNX; each sets its own
-    runtime's threads, so this module imports neither runtime)."""
-
-    def predict(self, images: np.ndarray) -> np.ndarray:
-        """Class probabilities float32 (n, K), rows summing to one, of images float32
-        (n, C, H, W) with the manifest's channels in order; n >= 1. The predictor gives the
-        model the layout it declares."""
-        ...
-
-
-@runtime_checkable
-class LoadedModelPort(Protocol):
-    """adapters.models.LoadedModel; a stub in the tests."""
-
-    @property
-    def manifest(self) -> ModelManifest: ...
-    @property
-    def predictor(self) -> Predictor: ...
 
 
 @dataclass(frozen=True)

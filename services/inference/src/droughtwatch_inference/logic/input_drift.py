@@ -9,14 +9,14 @@ earth mover's distance between the two distributions, in units of the reference'
 deviation); a categorical column would use PSI, as prediction drift does. Both are distances:
 a column drifts when its score reaches the threshold (``drift_detected``, the one comparison).
 
-The threshold, 0.3 by default, is a shift of about a third of the reference's between-image
-standard deviation. Sampling alone moves the score: on generated normal days it averaged 0.14
-at 80 images, 0.09 at 200 and 0.05 at 1,000 (the largest of 8 days at 200 images: 0.17), which
-is why days below the minimum sample size raise no alert. The demo's first drought day
-(severity 1/3) scores about 1.4 on NDVI and NDMI.
+The default threshold (ObserveConfig.feature_drift_threshold) is a shift of about a third of
+the reference's between-image standard deviation. Sampling alone moves the score, the more the
+fewer the images (the README's benchmarks give the scores of generated normal days by sample
+size, and of the demo's first drought day), which is why days below the minimum sample size
+raise no alert.
 
-The input drifts when the share of drifted columns reaches ``share_threshold`` (0.5 by
-default, Evidently's own dataset-drift rule), compared with the same function.
+The input drifts when the share of drifted columns reaches ``share_threshold`` (by default
+half of them, Evidently's own dataset-drift rule), compared with the same function.
 """
 
 from __future__ import annotations
@@ -29,12 +29,14 @@ import pandas as pd
 from droughtwatch_preprocess import FEATURE_PREFIX
 
 from droughtwatch_inference.logic.evidently_api import load_evidently
+from droughtwatch_inference.metrics_row import InputDrift
 
-DRIFT_METHOD_BY_TYPE = {"numerical": "wasserstein", "categorical": "psi"}
+DRIFT_METHOD_BY_TYPE = {"numerical": "wasserstein"}  # every summary is numerical
 NUMERICAL_METHOD = DRIFT_METHOD_BY_TYPE["numerical"]
 
 
-def empty_drift_values(threshold: float) -> dict[str, Any]:
+def empty_drift_values(threshold: float) -> InputDrift:
+    """The input drift of no summary: nothing measured, no drift."""
     return {
         "feature_drift": None,
         "drifted_features": None,
@@ -56,7 +58,7 @@ def input_drift(
     threshold: float,
     share_threshold: float,
     detected: Callable[[float | None, float], bool],
-) -> tuple[dict[str, Any], Any, list[str]]:
+) -> tuple[InputDrift, Any, list[str]]:
     """(values, Evidently snapshot or None, notes) of the summaries of ``current`` against
     ``reference``. ``detected`` is the drift comparison (score, threshold) -> bool.
 

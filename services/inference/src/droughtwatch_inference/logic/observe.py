@@ -1,6 +1,6 @@
 """Observe: the metrics of one predictions file, computed with Evidently: class counts and
 shares, missing labels and prediction drift against the model's reference class distribution
-(here), model quality where the images carry labels (logic.quality), input drift of the
+(here), model quality where the images carry labels (logic.model_quality), input drift of the
 per-image summaries (logic.input_drift) and data quality (logic.data_quality), written to one
 metrics row and one HTML report (logic.report). logic.daily pools a day's files the same way.
 
@@ -35,24 +35,26 @@ import datetime as dt
 import math
 import shutil
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, get_args
 
 import pandas as pd
 from droughtwatch_contract.drift import is_drift
 from droughtwatch_contract.keys import KeyLayout
 from droughtwatch_contract.retention import expires_at
+from droughtwatch_contract.settings import ObserveConfig
 
 from droughtwatch_inference import predictions
 from droughtwatch_inference.errors import InvalidPredictions, ObjectMissing
 from droughtwatch_inference.logic.data_quality import data_quality, quality_rows
 from droughtwatch_inference.logic.evidently_api import load_evidently
 from droughtwatch_inference.logic.input_drift import input_drift
+from droughtwatch_inference.logic.model_quality import model_quality
 from droughtwatch_inference.logic.ports import LedgerPort, StorePort
-from droughtwatch_inference.logic.quality import model_quality
 from droughtwatch_inference.logic.report import Section, render
+from droughtwatch_inference.logic.report_header import Header, file_header
 from droughtwatch_inference.logic.stage import FileResult
+from droughtwatch_inference.metrics_row import FileMetrics, PredictionDrift, Signals
 from droughtwatch_inference.records import LedgerEntry
 
 if TYPE_CHECKING:
@@ -60,7 +62,8 @@ if TYPE_CHECKING:
 
 LABEL = "label"
 REFERENCE_ROWS = 10_000
-DRIFT_METHODS = ("psi", "jensenshannon")
+# The drift methods ObserveConfig.drift_method allows (its Literal).
+DRIFT_METHODS: tuple[str, ...] = get_args(ObserveConfig.model_fields["drift_method"].annotation)
 
 
 def reference_labels(
@@ -96,7 +99,7 @@ def _model_classes(meta: Mapping[str, Any]) -> tuple[list[str], dict[str, float]
 
 def observe_predictions(
     df: pd.DataFrame, meta: Mapping[str, Any], *, method: str, threshold: float
-) -> tuple[dict[str, Any], Snapshot | None]:
+) -> tuple[PredictionDrift, Snapshot | None]:
     """The metrics of one predictions file, and the Evidently snapshot they come from (None for
     an empty file). Values are plain Python (no numpy scalars), ready for JSON and SQL."""
     if method not in DRIFT_METHODS:
@@ -109,7 +112,7 @@ def observe_predictions(
             f"labels {unknown[:5]} are not among the model's classes {classes}"
         )
     images = len(df)
-    result: dict[str, Any] = {
+    result: PredictionDrift = {
         "model_name": str(meta.get("name", "")),
         "model_version": str(meta.get("version", "")),
         "images": images,
@@ -160,35 +163,6 @@ def observe_predictions(
     return result, snapshot
 
 
-@dataclass(frozen=True)
-class ObserveConfig:
-    """What Observe compares with what: ObserveSettings as plain values (the defaults live
-    there only)."""
-
-    method: str
-    threshold: float
-    feature_threshold: float
-    feature_share: float
-    accuracy_margin: float
-    min_daily_images: int
-    save_html: bool
-    # How long the stack keeps a per-file report (None: kept); recorded as its expiry.
-    report_retention_days: int | None = None
-
-    @classmethod
-    def from_settings(cls, settings: Any) -> ObserveConfig:
-        return cls(
-            method=settings.drift_method,
-            threshold=settings.drift_threshold,
-            feature_threshold=settings.feature_drift_threshold,
-            feature_share=settings.feature_drift_share,
-            accuracy_margin=settings.accuracy_margin,
-            min_daily_images=settings.min_daily_images,
-            save_html=settings.save_html_report,
-            report_retention_days=settings.report_retention_days,
-        )
-
-
 class ReferenceSummaries:
     """The models' reference input summaries, read from the data bucket (where Inference
     copies them) once per key: the key names the content, so it never changes."""
@@ -223,11 +197,11 @@ def observe_frame(
     config: ObserveConfig,
     *,
     reference_note: str | None = None,
-) -> tuple[dict[str, Any], list[Section]]:
+) -> tuple[Signals, list[Section]]:
     """Every signal of the images in ``df`` (a file, or a day's files pooled): the metrics row's
     values and the report's sections (empty for an empty frame: Evidently cannot run on it)."""
-    values, drift_snapshot = observe_predictions(
-        df, meta, method=config.method, threshold=config.threshold
+    prediction, drift_snapshot = observe_predictions(
+        df, meta, method=config.drift_method, threshold=config.drift_threshold
     )
     classes, _ = _model_classes(meta)
     quality, quality_snapshot, quality_notes = model_quality(
@@ -236,62 +210,37 @@ def observe_frame(
     drift, input_snapshot, drift_notes = input_drift(
         df,
         reference,
-        threshold=config.feature_threshold,
-        share_threshold=config.feature_share,
+        threshold=config.feature_drift_threshold,
+        share_threshold=config.feature_drift_share,
         detected=is_drift,
     )
     if reference_note is not None:
         drift_notes = [reference_note]
     data = data_quality(df, meta.get("quality"))
-    values.update(**quality, **drift, **data, notes=[*quality_notes, *drift_notes])
+    values: Signals = {
+        **prediction,
+        **quality,
+        **drift,
+        **data,
+        "notes": [*quality_notes, *drift_notes],
+    }
     if drift_snapshot is None:
         return values, []
     sections = [
-        Section("Prediction drift", drift_snapshot, text=[_prediction_summary(values)]),
-        Section(
-            "Model quality", quality_snapshot, text=[*quality_notes, *_quality_summary(values)]
-        ),
-        Section("Input drift", input_snapshot, text=[*drift_notes, *_input_summary(values)]),
+        Section("Prediction drift", drift_snapshot),
+        Section("Model quality", quality_snapshot, text=quality_notes),
+        Section("Input drift", input_snapshot, text=drift_notes),
         Section("Data quality", rows=quality_rows(data)),
     ]
     return values, sections
 
 
-def _prediction_summary(values: Mapping[str, Any]) -> str:
-    score = values["drift_score"]
-    verdict = "drift" if values["drift_detected"] else "no drift"
-    shown = "n/a" if score is None else f"{score:.3f}"
-    return (
-        f"{values['images']} images; prediction drift ({values['drift_method']}) {shown}, "
-        f"threshold {values['drift_threshold']}: {verdict}."
-    )
-
-
-def _quality_summary(values: Mapping[str, Any]) -> list[str]:
-    if values["accuracy"] is None:
-        return []
-    line = (
-        f"{values['labelled_images']} labelled images: accuracy {values['accuracy']:.3f}, "
-        f"macro F1 {values['macro_f1']:.3f}."
-    )
-    if values["accuracy_drop"] is not None:
-        line += (
-            f" Reference accuracy {values['reference_accuracy']:.3f}: drop "
-            f"{values['accuracy_drop']:.3f}, margin {values['accuracy_margin']}"
-            f"{' (alert)' if values['accuracy_alert'] else ''}."
-        )
-    return [line]
-
-
-def _input_summary(values: Mapping[str, Any]) -> list[str]:
-    scores = values["feature_drift"]
-    if not scores:
-        return []
-    return [
-        f"{values['drifted_features']} of {len(scores)} summaries drifted "
-        f"({values['feature_drift_method']} >= {values['feature_drift_threshold']}): input "
-        f"drift {'detected' if values['input_drift_detected'] else 'not detected'}."
-    ]
+def upload_report(
+    store: StorePort, bucket: str, key: str, header: Header, sections: list[Section], path: Path
+) -> None:
+    """Render the report through ``path`` (a scratch file) and upload it under ``key``."""
+    path.write_text(render(header, sections), encoding="utf-8")
+    store.upload(path, bucket, key, "text/html")
 
 
 def observe_entry(
@@ -306,9 +255,9 @@ def observe_entry(
     references: ReferenceSummaries,
 ) -> FileResult:
     """Observe one ledger entry: read its predictions file, compute the metrics, upload the
-    HTML report (when ``config.save_html`` and the file has images), insert the metrics row (a
-    second insert for the same predictions file is a no-op, so a retried file is counted
-    once)."""
+    HTML report (when ``config.save_html_report`` and the file has images), insert the metrics
+    row (a second insert for the same predictions file is a no-op, so a retried file is
+    counted once)."""
     if not entry.predictions_key or not entry.source_digest:
         raise InvalidPredictions(
             f"ledger row {entry.id} ({entry.raw_key}) has no predictions file recorded"
@@ -320,25 +269,26 @@ def observe_entry(
         df, meta = predictions.read(path)
         reference, note = references.get(meta.get("reference_features_key"))
         values, sections = observe_frame(df, meta, reference, config, reference_note=note)
-        report_key = report_expiry = None
-        if config.save_html and sections:
-            report_key = layout.report_key(entry.raw_key, entry.source_digest)
-            html = scratch / "report.html"
-            html.write_text(render(sections), encoding="utf-8")
-            store.upload(html, entry.bucket, report_key, "text/html")
+        row: FileMetrics = {
+            **values,
+            "ledger_id": entry.id,
+            "predictions_key": entry.predictions_key,
+            "report_key": None,
+            "batch_date": entry.batch_date,
+            "run_id": run_id,
+        }
+        report_expiry = None
+        if config.save_html_report and sections:
+            row["report_key"] = layout.report_key(entry.raw_key, entry.source_digest)
+            header = file_header(row, entry.raw_key, config.feature_drift_share)
+            upload_report(
+                store, entry.bucket, row["report_key"], header, sections, scratch / "report.html"
+            )
             report_expiry = expires_at(dt.datetime.now(dt.UTC), config.report_retention_days)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
-    inserted = metrics.insert_metrics(
-        {
-            "ledger_id": entry.id,
-            "predictions_key": entry.predictions_key,
-            "report_key": report_key,
-            "batch_date": entry.batch_date,
-            "run_id": run_id,
-            **values,
-        }
-    )
+    inserted = metrics.insert_metrics(row)
+    report_key = row["report_key"]
     return FileResult(
         ledger_values={"report_key": report_key, "report_expires_at": report_expiry},
         images=values["images"],

@@ -1,7 +1,8 @@
 """What the stage logic needs from the outside, declared once: the object store
-(adapters.storage.ObjectStore; MemoryStore in the tests) and the ledger
-(adapters.ledger.Ledger; MemoryLedger in the tests). The logic takes these and never imports
-boto3 or psycopg."""
+(adapters.storage.ObjectStore; MemoryStore in the tests), the ledger (adapters.ledger.Ledger;
+MemoryLedger in the tests), the daily rows (adapters.daily_metrics.DailyMetrics; MemoryDaily
+in the tests) and the model Inference runs (adapters.models.LoadedModel; a stub in the tests).
+The logic takes these and never imports boto3, psycopg, torch or onnxruntime."""
 
 from __future__ import annotations
 
@@ -10,7 +11,10 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
-from droughtwatch_inference.records import LedgerEntry, RawObject
+from droughtwatch_inference.metrics_row import DayMetrics, FileMetrics
+from droughtwatch_inference.model.manifest import ModelManifest
+from droughtwatch_inference.model.predictor import Predictor
+from droughtwatch_inference.records import Day, LedgerEntry, RawObject
 
 
 @runtime_checkable
@@ -47,4 +51,23 @@ class LedgerPort(Protocol):
     def original_of(self, entry_id: int, source_digest: str) -> str | None: ...
     def release(self, entry_id: int, stage: str) -> None: ...
     def remaining(self, stage: str, *, max_attempts: int, exclude: Sequence[int] = ()) -> int: ...
-    def insert_metrics(self, row: dict[str, Any]) -> bool: ...
+    def insert_metrics(self, row: FileMetrics) -> bool: ...
+
+
+@runtime_checkable
+class DailyPort(Protocol):
+    """The daily rows: which days are stale, their files, and the day's row."""
+
+    def stale_days(self) -> list[Day]: ...
+    def day_files(self, day: Day) -> list[tuple[int, str]]: ...
+    def upsert(self, row: DayMetrics) -> bool: ...
+
+
+@runtime_checkable
+class LoadedModelPort(Protocol):
+    """The model Inference runs: its model.json and its loaded weights."""
+
+    @property
+    def manifest(self) -> ModelManifest: ...
+    @property
+    def predictor(self) -> Predictor: ...

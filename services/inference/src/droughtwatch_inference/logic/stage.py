@@ -63,17 +63,13 @@ class Budget:
     max_files: int = 1_000_000
 
 
-def _is_stage_error(exc: Exception) -> bool:
+def is_stage_error(exc: Exception) -> bool:
+    """Whether ``exc`` stops the stage as a whole (else it is one file's, or one day's)."""
     if isinstance(exc, STAGE_ERRORS):
         return True
     # A missing or unreadable object is that file's problem; any other storage error (no
     # bucket, no listing, no writing) will hit every file, so it stops the stage.
     return isinstance(exc, StorageError) and not isinstance(exc, ObjectMissing | ObjectForbidden)
-
-
-def is_stage_error(exc: Exception) -> bool:
-    """Whether ``exc`` stops the stage as a whole (else it is one file's, or one day's)."""
-    return _is_stage_error(exc)
 
 
 def describe(exc: BaseException) -> str:
@@ -115,7 +111,7 @@ def run_stage(
             ledger.release(entry.id, stage)
             raise
         except Exception as exc:
-            if _is_stage_error(exc):
+            if is_stage_error(exc):
                 ledger.release(entry.id, stage)
                 raise
             message = describe(exc)

@@ -1,7 +1,7 @@
 """Adding a stage is an entry in the stage registry plus that stage's own code: with a fourth stage
 and its migration (its ledger columns, its name in the CHECK constraints), the ledger moves files
 through it and the state machine runs it, with nothing else edited. (The Pulumi side:
-infra/tests/test_adding_a_stage.py.)"""
+infra/tests/test_new_stage_in_the_stack.py.)"""
 
 from __future__ import annotations
 

@@ -7,13 +7,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Protocol
 
 import numpy as np
 
-from droughtwatch_inference.layout import input_shape
-from droughtwatch_inference.logic.inference import Predictor
-from droughtwatch_inference.manifest import ModelManifest
+from droughtwatch_inference.model.layout import input_shape
+from droughtwatch_inference.model.manifest import ModelManifest
+from droughtwatch_inference.model.predictor import Signature, SignedPredictor
 
 PROBE_IMAGES = 2  # two, not one: a batch of one would not catch a batch dimension fixed at 1
 PROBE_VALUE = 0.25
@@ -31,16 +30,6 @@ class Problem:
     def __str__(self) -> str:
         where = f"{self.source}: {self.field}" if self.field else self.source
         return f"{where}: {self.message}"
-
-
-@dataclass(frozen=True)
-class Signature:
-    """The model's own description of what it takes and gives; a dimension is None when the
-    model leaves it dynamic, a shape None when the runtime does not say."""
-
-    input_name: str
-    input_shape: tuple[int | None, ...] | None
-    output_shape: tuple[int | None, ...] | None
 
 
 class UnfitModel(Exception):
@@ -83,12 +72,6 @@ def choose_input(required: Sequence[str], optional: Sequence[str], wanted: str |
         f"the model has several inputs ({names}): name the one that takes the images in "
         'input_name (with "contract_version": 2)',
     )
-
-
-class SignedPredictor(Predictor, Protocol):
-    """A loaded model that also declares its input and output shapes (both runtimes do)."""
-
-    signature: Signature
 
 
 def _shape(dims: Sequence[int | None]) -> str:

@@ -29,6 +29,7 @@ from droughtwatch_inference.logic.evidently_api import (
     expected_classification_warnings,
     load_evidently,
 )
+from droughtwatch_inference.metrics_row import ModelQuality
 from droughtwatch_inference.predictions import TRUE_LABEL
 
 LABEL = "label"
@@ -40,15 +41,17 @@ def quality_dropped(drop: float | None, margin: float) -> bool:
     return drop is not None and drop > margin
 
 
-def empty_quality_values(labelled: int = 0) -> dict[str, Any]:
+def empty_quality_values(margin: float, reference_accuracy: float | None) -> ModelQuality:
+    """The quality of no labelled image: nothing measured, no alert."""
     return {
-        "labelled_images": labelled,
+        "labelled_images": 0,
         "accuracy": None,
         "macro_f1": None,
         "per_class": None,
         "confusion": None,
-        "reference_accuracy": None,
+        "reference_accuracy": reference_accuracy,
         "accuracy_drop": None,
+        "accuracy_margin": float(margin),
         "accuracy_alert": False,
     }
 
@@ -59,12 +62,10 @@ def model_quality(
     reference_metrics: Mapping[str, Any] | None,
     *,
     margin: float,
-) -> tuple[dict[str, Any], Any, list[str]]:
+) -> tuple[ModelQuality, Any, list[str]]:
     """(values, Evidently snapshot or None, notes) of the labelled images of ``df``."""
-    values = empty_quality_values()
-    values["accuracy_margin"] = float(margin)
     reference = (reference_metrics or {}).get("accuracy")
-    values["reference_accuracy"] = None if reference is None else float(reference)
+    values = empty_quality_values(margin, None if reference is None else float(reference))
     if TRUE_LABEL not in df.columns:
         return values, None, [f"{NO_LABELS} (the predictions file has no true labels)"]
     labelled = df.loc[df[TRUE_LABEL].notna() & df[LABEL].notna(), [LABEL, TRUE_LABEL]]

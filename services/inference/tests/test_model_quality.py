@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pandas as pd
 import pytest
-from droughtwatch_inference.logic.quality import (
+from droughtwatch_inference.logic.model_quality import (
     NO_LABELS,
     confusion_matrix,
     model_quality,

@@ -1,7 +1,8 @@
 """Adding a stage is an entry in the stage registry: with a fourth stage in it, the functions
 config, the functions (handler, sizing, environment, S3 grants), the state machine and the role
 that invokes the functions all have it, with nothing else edited. (The service's side, the ledger
-and the state machine run: services/inference/tests/test_adding_a_stage.py.)"""
+and the state machine run:
+services/inference/tests/test_new_stage_in_ledger_and_state_machine.py.)"""
 
 from __future__ import annotations
 

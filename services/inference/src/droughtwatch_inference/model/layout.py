@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from droughtwatch_inference.manifest import Layout
+from droughtwatch_inference.model.manifest import Layout
 
 
 def to_layout(images: np.ndarray, layout: Layout) -> np.ndarray:

@@ -136,11 +136,7 @@ def test_a_paused_database_is_waited_for_and_the_run_succeeds(
         database_dsn=dsn, work_dir=tmp_path / "work", store_root=tmp_path / "buckets"
     )
     with LocalPipeline(config) as runner:
-        model, manifest, reference = baseline
-        training.publish_model(
-            runner.store, config.model_bucket, config.model_prefix, model, manifest,
-            reference_features=reference,
-        )  # fmt: skip
+        training.publish_trained(runner.store, config.model_bucket, config.model_prefix, baseline)
         key = _upload_day(runner, tmp_path, DAY, 30, 0.0, seed=11)
         proxy.pause(2)
         execution = runner.run()

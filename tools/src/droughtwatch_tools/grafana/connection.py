@@ -201,15 +201,7 @@ def wait_until_reachable(
     from droughtwatch_inference.adapters.resume import wait_for_database
 
     def attempt() -> None:
-        psycopg.connect(
-            host=connection.host,
-            port=connection.port,
-            dbname=connection.database,
-            user=connection.user,
-            password=connection.password,
-            sslmode=connection.sslmode,
-            connect_timeout=10,
-        ).close()
+        psycopg.connect(connection.conninfo(), connect_timeout=10).close()
 
     where = f"{connection.host}:{connection.port}/{connection.database}"
     try:

@@ -7,11 +7,14 @@ third-party imports happen inside the fixtures."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
+import socket
 import sys
 import tempfile
+import threading
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -454,3 +457,109 @@ def baseline_exports(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]
             model, out / "keras.onnx", layout="NHWC", probabilities=True
         ),
     }
+
+
+class ResumingProxy:
+    """A TCP proxy on 127.0.0.1 in front of a real server that behaves like a paused Aurora
+    cluster resuming: the next ``pause(n)`` connections are accepted and dropped at once (the
+    client sees its connection refused or closed), every later one is forwarded."""
+
+    def __init__(self, host: str, port: int) -> None:
+        self.target = (host, port)
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        self.to_drop = 0
+        self.dropped = 0
+        self.forwarded = 0
+        self._lock = threading.Lock()
+        self._sockets: list[socket.socket] = []
+        self._closed = threading.Event()
+        self._threads = [threading.Thread(target=self._accept, daemon=True)]
+        self._threads[0].start()
+
+    def pause(self, connections: int) -> None:
+        with self._lock:
+            self.to_drop = connections
+
+    def _accept(self) -> None:
+        while not self._closed.is_set():
+            try:
+                client, _ = self.listener.accept()
+            except OSError:
+                return
+            with self._lock:
+                drop = self.to_drop > 0
+                if drop:
+                    self.to_drop -= 1
+                    self.dropped += 1
+                else:
+                    self.forwarded += 1
+            if drop:
+                client.close()
+                continue
+            upstream = socket.create_connection(self.target)
+            with self._lock:
+                self._sockets += [client, upstream]
+            for source, sink in ((client, upstream), (upstream, client)):
+                thread = threading.Thread(target=self._pump, args=(source, sink), daemon=True)
+                self._threads.append(thread)
+                thread.start()
+
+    @staticmethod
+    def _pump(source: socket.socket, sink: socket.socket) -> None:
+        with contextlib.suppress(OSError):
+            while data := source.recv(65536):
+                sink.sendall(data)
+        with contextlib.suppress(OSError):
+            sink.shutdown(socket.SHUT_WR)
+
+    def close(self) -> None:
+        self._closed.set()
+        self.listener.close()
+        with self._lock:
+            for sock in self._sockets:
+                sock.close()
+        for thread in self._threads:
+            thread.join(timeout=5)
+
+
+@pytest.fixture
+def resuming_proxy() -> Iterator[Callable[[str], tuple[str, ResumingProxy]]]:
+    """``through(dsn)`` -> (the same DSN through a ResumingProxy, the proxy)."""
+    proxies: list[ResumingProxy] = []
+
+    def through(dsn: str) -> tuple[str, ResumingProxy]:
+        from psycopg.conninfo import conninfo_to_dict, make_conninfo
+
+        info = conninfo_to_dict(dsn)
+        proxy = ResumingProxy(str(info.get("host") or "127.0.0.1"), int(info.get("port") or 5432))
+        proxies.append(proxy)
+        return make_conninfo(dsn, host="127.0.0.1", port=proxy.port), proxy
+
+    yield through
+    for proxy in proxies:
+        proxy.close()
+
+
+@pytest.fixture
+def droughtwatch_log() -> Iterator[list[str]]:
+    """The service's JSON log lines (logger ``droughtwatch``) written during the test, however
+    earlier tests left that logger's handlers and propagation."""
+    import logging
+
+    lines: list[str] = []
+
+    class Collect(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            lines.append(record.getMessage())
+
+    logger = logging.getLogger("droughtwatch")
+    handler = Collect(logging.DEBUG)
+    logger.addHandler(handler)
+    level = logger.level
+    logger.setLevel(logging.INFO)
+    try:
+        yield lines
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)

@@ -22,7 +22,12 @@ from droughtwatch_infra.functions import (
     FunctionsArgs,
 )
 from droughtwatch_infra.image import ImageArgs, ServiceImage
-from droughtwatch_infra.migration import Migration, MigrationArgs, repository_migrations_digest
+from droughtwatch_infra.migration import (
+    Migration,
+    MigrationArgs,
+    grafana_secret_arn_pattern,
+    repository_migrations_digest,
+)
 from droughtwatch_infra.naming import Namer
 from droughtwatch_infra.pipeline import Pipeline, PipelineArgs
 from droughtwatch_infra.schedule import Schedule, ScheduleArgs
@@ -34,6 +39,7 @@ REPOSITORY = Path(__file__).resolve().parent.parent
 
 cfg = config.load()
 namer = Namer(pulumi.get_project(), pulumi.get_stack())
+layout = KeyLayout()
 account_id = aws.get_caller_identity_output().account_id
 partition = aws.get_partition_output().partition
 
@@ -42,24 +48,14 @@ groups = SecurityGroups(
     "security-groups",
     SecurityGroupsArgs(namer=namer, vpc_id=vpc.vpc_id, bastion=cfg.bastion_enabled),
 )
-endpoints = Endpoints(
-    "endpoints",
-    EndpointsArgs(
-        namer=namer,
-        region=cfg.region,
-        vpc_id=vpc.vpc_id,
-        subnet_ids=vpc.private_subnet_ids,
-        route_table_id=vpc.private_route_table_id,
-        client_security_group_id=groups.lambda_security_group_id,
-    ),
-)
 storage = Storage(
     "storage",
     StorageArgs(
         namer=namer,
         account_id=account_id,
         force_destroy=not cfg.deletion_protection,
-        noncurrent_version_days=cfg.noncurrent_version_days,
+        retention=cfg.retention,
+        layout=layout,
     ),
 )
 database = Database(
@@ -72,6 +68,26 @@ database = Database(
         deletion_protection=cfg.deletion_protection,
     ),
 )
+account = AccountRef(partition=partition, region=cfg.region, account_id=account_id)
+endpoints = Endpoints(
+    "endpoints",
+    EndpointsArgs(
+        namer=namer,
+        region=cfg.region,
+        vpc_id=vpc.vpc_id,
+        subnet_ids=vpc.private_subnet_ids,
+        route_table_id=vpc.private_route_table_id,
+        client_security_group_id=groups.lambda_security_group_id,
+        account_id=account_id,
+        bucket_arns=[storage.data.arn, storage.models.arn],
+        # On Aurora the migrate function uses the Data API from outside the VPC: no endpoint.
+        secret_arns=(
+            None
+            if database.data_api_arn is not None
+            else [database.secret_arn, grafana_secret_arn_pattern(namer, account)]
+        ),
+    ),
+)
 image = ServiceImage(
     "image",
     ImageArgs(
@@ -82,7 +98,6 @@ image = ServiceImage(
         force_delete=not cfg.deletion_protection,
     ),
 )
-account = AccountRef(partition=partition, region=cfg.region, account_id=account_id)
 database_ref = DatabaseRef(database.address, database.port, database.name, database.resource_id)
 migration = Migration(
     "migration",
@@ -96,7 +111,8 @@ migration = Migration(
         subnet_ids=vpc.private_subnet_ids,
         security_group_id=groups.lambda_security_group_id,
         account=account,
-        network=[groups, endpoints],
+        network=[groups, endpoints, database.ready],
+        data_api_arn=database.data_api_arn,
     ),
 )
 functions = Functions(
@@ -106,7 +122,7 @@ functions = Functions(
         image_uri=image.uri,
         functions=cfg.functions,
         log_retention_days=cfg.log_retention_days,
-        layout=KeyLayout(),
+        layout=layout,
         model_prefix=cfg.model_prefix,
         drift_threshold=cfg.drift_threshold,
         accuracy_margin=cfg.accuracy_margin,
@@ -117,6 +133,7 @@ functions = Functions(
         subnet_ids=vpc.private_subnet_ids,
         security_group_id=groups.lambda_security_group_id,
         account=account,
+        retention=cfg.retention,
         # New code meets the schema it expects: the stages roll out after the migration ran.
         after=[migration.invocation],
     ),
@@ -188,6 +205,8 @@ if cfg.bastion_enabled:
             region=cfg.region,
             account_id=account_id,
             grafana_secret_arn=migration.grafana_secret_arn,
+            mode="always" if cfg.bastion == "always" else "on-demand",
+            idle_minutes=cfg.bastion_idle_minutes,
         ),
     )
     pulumi.export(Out.BASTION_INSTANCE_ID, bastion.instance_id)

@@ -53,7 +53,7 @@ def test_demo_three_days(cli_env: str, tmp_path: Path) -> None:
     assert len(list((out / "executions").glob("*.json"))) == 3
     predictions = [p for p in (out / "s3").rglob("*.parquet") if "_reference" not in p.parts]
     reports = list((out / "s3").rglob("*.html"))
-    daily = [r for r in reports if "_daily" in r.parts]
+    daily = [r for r in reports if "daily-reports" in r.parts]
     assert len(predictions) == 3 and len(reports) == 6 and len(daily) == 3
     with psycopg.connect(cli_env) as conn:
         assert conn.execute("SELECT count(*) FROM metrics").fetchone()[0] == 3
@@ -154,6 +154,36 @@ def test_local_run_processes_only_new_files(
     # the products live in the shared store, not in a copy made at the end of the run
     assert not list((home / "work").iterdir())
     assert "local buckets: " + str(home / "buckets") in second.output
+
+
+def test_an_expired_report_shows_as_expired_not_missing(
+    cli_env: str, tmp_path: Path, stored_model: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Observe records when the stack's lifecycle rule deletes the report (from the same
+    retention the stack sets); once it is gone, the table says expired, with the date."""
+    import datetime as dt
+
+    monkeypatch.setenv("DROUGHTWATCH_REPORT_RETENTION_DAYS", "30")
+    folder = tmp_path / "incoming"
+    _raw(folder, "a.tfrecord", seed=1)
+    first = runner.invoke(app, ["local", "run", str(folder), "--date", "2026-11-20"])
+    assert first.exit_code == 0, first.output
+    with psycopg.connect(cli_env, autocommit=True) as conn:
+        report_key, expires = conn.execute(
+            "SELECT report_key, report_expires_at FROM ledger"
+        ).fetchone()
+        # S3's rule: 30 days after it was written, at the next midnight UTC
+        soon = dt.datetime.now(dt.UTC) + dt.timedelta(days=30)
+        assert expires.tzinfo and soon < expires <= soon + dt.timedelta(days=1)
+        assert (expires.hour, expires.minute) == (0, 0)
+        # the lifecycle rule's work, a month on
+        conn.execute("UPDATE ledger SET report_expires_at = '2026-12-01 00:00+00'")
+    (tmp_path / "home" / "buckets" / "droughtwatch-local-data" / report_key).unlink()
+    again = runner.invoke(app, ["local", "run", str(folder), "--date", "2026-11-20"])
+    assert again.exit_code == 0, again.output
+    assert _report_of(again.output, "a.tfrecord") == (
+        "expired on 2026-12-01 (report_retention_days)"
+    )
 
 
 def test_local_run_lists_failed_files_and_exits_3(

@@ -755,6 +755,37 @@ def test_the_ledger_lists_failed_files_first_with_their_error(
     assert [d["batch_date"] for d in done] == sorted((d["batch_date"] for d in done), reverse=True)
 
 
+def test_the_ledger_shows_an_expired_product_as_expired_not_missing(
+    conn: psycopg.Connection, now: dt.datetime, today: dt.date
+) -> None:
+    seed(
+        conn, [RawFile(today, name="old"), RawFile(today, name="new"), RawFile(today, name="kept")]
+    )
+    expired, later = now - dt.timedelta(days=1), now + dt.timedelta(days=6)
+    for name, processed_expiry, report_expiry in (
+        ("old", expired, expired),
+        ("new", later, later),
+        ("kept", None, None),
+    ):
+        conn.execute(
+            "UPDATE ledger SET processed_key = 'processed/' || %(name)s,"
+            " processed_expires_at = %(p)s, report_key = 'reports/' || %(name)s,"
+            " report_expires_at = %(r)s WHERE raw_key LIKE '%%/' || %(name)s || '.tfrecord'",
+            {"name": name, "p": processed_expiry, "r": report_expiry},
+        )
+    columns, rows = run(conn, queries.LEDGER, now)
+    shown = {
+        r["raw_key"].rsplit("/", 1)[1]: (r["processed_file"], r["report"])
+        for r in (dict(zip(columns, row, strict=True)) for row in rows)
+    }
+    day = expired.astimezone(UTC).date().isoformat()
+    assert shown == {
+        "old.tfrecord": (f"expired {day}", f"expired {day}"),
+        "new.tfrecord": ("processed/new", "reports/new"),
+        "kept.tfrecord": ("processed/kept", "reports/kept"),
+    }
+
+
 def test_stage_runs_are_listed_newest_first(conn: psycopg.Connection, now: dt.datetime) -> None:
     seed_runs(conn, now)
     columns, rows = run(conn, queries.RUNS, now)

@@ -111,6 +111,7 @@ def test_database_down_ends_in_the_processing_fail_state(pipeline, tmp_path, mon
 
     monkeypatch.setenv("DROUGHTWATCH_DATABASE_DSN", "postgresql://dw:pw@127.0.0.1:1/droughtwatch")
     monkeypatch.setenv("DROUGHTWATCH_DATABASE_CONNECT_TIMEOUT_SECONDS", "1")
+    monkeypatch.setenv("DROUGHTWATCH_DATABASE_RESUME_SECONDS", "0")
     cached.cache_clear()
     execution = pipeline.run()
     assert execution.status == "FAILED"
@@ -121,6 +122,28 @@ def test_database_down_ends_in_the_processing_fail_state(pipeline, tmp_path, mon
     ]
     assert execution.error == "DatabaseUnavailable"
     assert "pw@" not in (execution.cause or "")
+
+
+def test_a_paused_database_is_waited_for_and_the_run_succeeds(
+    baseline, database_dsn, resuming_proxy, tmp_path, aws_env, droughtwatch_log
+) -> None:
+    """The database is paused (as Aurora Serverless at 0 capacity): each stage's first
+    connections are dropped while it resumes. The stages wait, say so, and the run succeeds."""
+    from droughtwatch_tools import training
+
+    dsn, proxy = resuming_proxy(database_dsn)
+    config = LocalConfig(
+        database_dsn=dsn, work_dir=tmp_path / "work", store_root=tmp_path / "buckets"
+    )
+    with LocalPipeline(config) as runner:
+        training.publish_trained(runner.store, config.model_bucket, config.model_prefix, baseline)
+        key = _upload_day(runner, tmp_path, DAY, 30, 0.0, seed=11)
+        proxy.pause(2)
+        execution = runner.run()
+    assert execution.status == "SUCCEEDED", (execution.error, execution.cause)
+    assert proxy.dropped == 2 and proxy.forwarded >= 3
+    assert _ledger(database_dsn) == [(key, "done", "done", None)]
+    assert any("database resuming, waited" in line for line in droughtwatch_log)
 
 
 def test_observe_failure_ends_in_the_observe_fail_state(pipeline, tmp_path, monkeypatch) -> None:

@@ -36,6 +36,7 @@ ACCOUNT = "123456789012"
 REGION = "eu-west-1"
 AMI = "ami-0123456789abcdef0"
 RDS_RESOURCE_ID = "db-ABCDEFGHIJKLMNOPQRSTUVWXY0"
+CLUSTER_RESOURCE_ID = "cluster-ABCDEFGHIJKLMNOPQRSTUVWXY0"
 
 
 @dataclass(frozen=True)
@@ -46,6 +47,8 @@ class Resource:
     outputs: dict[str, Any]
     # Inputs Pulumi keeps secret (encrypted in the state).
     secrets: frozenset[str] = frozenset()
+    # The id the provider gave it (what other resources' inputs refer to).
+    id: str = ""
 
     def json(self, key: str) -> Any:
         """An input that is a JSON document (policies, definitions)."""
@@ -58,7 +61,13 @@ def _service(typ: str) -> str:
 
 def computed_outputs(typ: str, name: str, inputs: dict[str, Any]) -> tuple[str, dict[str, Any]]:
     """(id, outputs beyond the inputs) for a new resource, shaped like AWS's."""
-    physical = inputs.get("name") or inputs.get("bucket") or inputs.get("identifier") or name
+    physical = (
+        inputs.get("name")
+        or inputs.get("bucket")
+        or inputs.get("identifier")
+        or inputs.get("clusterIdentifier")
+        or name
+    )
     arn = f"arn:aws:{_service(typ)}:{REGION}:{ACCOUNT}:{physical}"
     match typ:
         case "aws:s3/bucket:Bucket":
@@ -106,6 +115,28 @@ def computed_outputs(typ: str, name: str, inputs: dict[str, Any]) -> tuple[str, 
                         "kmsKeyId": "aws/secretsmanager",
                     }
                 ],
+            }
+        case "aws:rds/cluster:Cluster":
+            address = f"{physical}.cluster-c0ffee.{REGION}.rds.amazonaws.com"
+            return physical, {
+                "endpoint": address,
+                "readerEndpoint": address.replace(".cluster-", ".cluster-ro-"),
+                "port": int(inputs.get("port", 5432)),
+                "arn": f"arn:aws:rds:{REGION}:{ACCOUNT}:cluster:{physical}",
+                "clusterResourceId": CLUSTER_RESOURCE_ID,
+                "masterUserSecrets": [
+                    {
+                        "secretArn": f"arn:aws:secretsmanager:{REGION}:{ACCOUNT}:secret:"
+                        f"rds!cluster-{physical}-AbCdEf",
+                        "secretStatus": "active",
+                        "kmsKeyId": "aws/secretsmanager",
+                    }
+                ],
+            }
+        case "aws:rds/clusterInstance:ClusterInstance":
+            return physical, {
+                "arn": f"arn:aws:rds:{REGION}:{ACCOUNT}:db:{physical}",
+                "dbiResourceId": "db-WRITER0000000000000000000",
             }
         case "aws:secretsmanager/secret:Secret":
             secret_arn = f"arn:aws:secretsmanager:{REGION}:{ACCOUNT}:secret:{physical}-AbCdEf"
@@ -212,7 +243,9 @@ class RecordingMocks(pulumi.runtime.Mocks):
         )
         resource_id, extra = computed_outputs(args.typ, args.name, inputs)
         outputs = {**inputs, **extra}
-        self.resources.append(Resource(args.typ, args.name, inputs, outputs, secrets))
+        self.resources.append(
+            Resource(args.typ, args.name, inputs, outputs, secrets, str(resource_id))
+        )
         return resource_id, outputs
 
     def call(self, args: pulumi.runtime.MockCallArgs) -> dict[str, Any]:
@@ -300,7 +333,7 @@ class Run:
         for r in self.resources:
             if r.typ == "aws:iam/rolePolicy:RolePolicy":
                 continue
-            for key in ("name", "bucket", "identifier"):
+            for key in ("name", "bucket", "identifier", "clusterIdentifier"):
                 value = r.inputs.get(key)
                 if isinstance(value, str):
                     names.add(value)
@@ -383,9 +416,18 @@ def run_main(
     return result
 
 
-def network(bastion: bool) -> Callable[[], Any]:
+DATA_BUCKET_ARN = f"arn:aws:s3:::droughtwatch-dev-data-{ACCOUNT}"
+MODEL_BUCKET_ARN = f"arn:aws:s3:::droughtwatch-dev-models-{ACCOUNT}"
+MASTER_SECRET_ARN = f"arn:aws:secretsmanager:{REGION}:{ACCOUNT}:secret:rds!db-1234-AbCdEf"
+GRAFANA_SECRET_ARN = (
+    f"arn:aws:secretsmanager:{REGION}:{ACCOUNT}:secret:droughtwatch-dev-grafana-db-??????"
+)
+
+
+def network(bastion: bool, secrets_endpoint: bool = True) -> Callable[[], Any]:
     """A program of the network components wired as infra/__main__.py wires them: the VPC, the
-    security groups, and the endpoints the Lambdas' group may reach."""
+    security groups, and the endpoints the Lambdas' group may reach (with the Secrets Manager
+    endpoint of the ``instance`` database kind when ``secrets_endpoint``)."""
     from droughtwatch_infra.endpoints import Endpoints, EndpointsArgs
     from droughtwatch_infra.naming import Namer
     from droughtwatch_infra.security_groups import SecurityGroups, SecurityGroupsArgs
@@ -404,6 +446,9 @@ def network(bastion: bool) -> Callable[[], Any]:
                 vpc.private_subnet_ids,
                 vpc.private_route_table_id,
                 groups.lambda_security_group_id,
+                ACCOUNT,
+                [DATA_BUCKET_ARN, MODEL_BUCKET_ARN],
+                [MASTER_SECRET_ARN, GRAFANA_SECRET_ARN] if secrets_endpoint else None,
             ),
         )
         return vpc.vpc_id
@@ -424,6 +469,11 @@ def infra() -> SimpleNamespace:
         AMI=AMI,
         REPOSITORY=REPOSITORY,
         RDS_RESOURCE_ID=RDS_RESOURCE_ID,
+        CLUSTER_RESOURCE_ID=CLUSTER_RESOURCE_ID,
+        DATA_BUCKET_ARN=DATA_BUCKET_ARN,
+        MODEL_BUCKET_ARN=MODEL_BUCKET_ARN,
+        MASTER_SECRET_ARN=MASTER_SECRET_ARN,
+        GRAFANA_SECRET_ARN=GRAFANA_SECRET_ARN,
     )
 
 

@@ -1,20 +1,33 @@
 """The bastion component: Session Manager only (no key pair, a role that can do nothing else),
 IMDSv2 required, encrypted volume, the AMI matching the instance's architecture; and the
-operators' policy, which allows port forwarding sessions on this instance and no shell."""
+operators' policy, which allows port forwarding sessions on this instance and no shell.
+On demand (the default) it is kept stopped, operators may start that instance, and it stops
+itself after its idle minutes without a session (the check is run here, with bash)."""
 
 from __future__ import annotations
 
 import json
+import os
+import shutil
+import subprocess
+import time
+from pathlib import Path
 from typing import Any
 
 import pytest
-from droughtwatch_infra.bastion import AMI_PARAMETER, Bastion, BastionArgs
+from droughtwatch_infra.bastion import (
+    AMI_PARAMETER,
+    Bastion,
+    BastionArgs,
+    idle_check_script,
+    idle_stop_user_data,
+)
 from droughtwatch_infra.naming import Namer
 
 GRAFANA_SECRET = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:grafana-AbCdEf"
 
 
-def build(instance_type: str = "t4g.nano", arm64: bool = True) -> Any:
+def build(instance_type: str = "t4g.nano", arm64: bool = True, mode: str = "on-demand") -> Any:
     def program() -> Any:
         bastion = Bastion(
             "bastion",
@@ -28,6 +41,8 @@ def build(instance_type: str = "t4g.nano", arm64: bool = True) -> Any:
                 region="eu-west-1",
                 account_id="123456789012",
                 grafana_secret_arn=GRAFANA_SECRET,
+                mode=mode,  # type: ignore[arg-type]
+                idle_minutes=20,
             ),
         )
         return {"instance_id": bastion.instance_id, "operator_policy": bastion.operator_policy}
@@ -90,3 +105,98 @@ def test_ami_matches_the_instance_architecture(
     stack = infra.run(build(instance_type, arm64))
     (parameter,) = [a["name"] for t, a in stack.calls if t == "aws:ssm/getParameter:getParameter"]
     assert parameter == AMI_PARAMETER.format(arch=arch)
+
+
+BASTION_ARN = "arn:aws:ec2:eu-west-1:123456789012:instance/i-0123456789abcdef0"
+
+
+def test_an_on_demand_bastion_is_kept_stopped_and_stops_itself(infra: Any) -> None:
+    stack = infra.run(build())
+    (state,) = stack.of_type("aws:ec2transitgateway/instanceState:InstanceState")
+    assert state.inputs == {"instanceId": "i-0123456789abcdef0", "state": "stopped"}
+    instance = stack.one("aws:ec2/instance:Instance").inputs
+    assert instance["instanceInitiatedShutdownBehavior"] == "stop"  # never terminate
+    assert instance["rootBlockDevice"]["volumeSize"] == 8
+    assert instance["userData"] == idle_stop_user_data(20)
+    assert "[scripts-user, always]" in instance["userData"]  # at every boot, not only the first
+    assert "systemctl enable --now droughtwatch-idle-stop.timer" in instance["userData"]
+    assert "OnUnitActiveSec=1min" in instance["userData"]
+
+
+def test_operators_may_start_the_on_demand_bastion_and_no_other_instance(infra: Any) -> None:
+    policy = json.loads(infra.run(build()).value["operator_policy"])
+    (start,) = [s for s in policy["Statement"] if "ec2:StartInstances" in s["Action"]]
+    assert start["Action"] == ["ec2:StartInstances"]
+    assert start["Resource"] == [BASTION_ARN]
+    actions = {a for s in policy["Statement"] for a in s["Action"]}
+    assert not {"ec2:StopInstances", "ec2:TerminateInstances", "ec2:RunInstances"} & actions
+    (see,) = [s for s in policy["Statement"] if "ec2:DescribeInstances" in s["Action"]]
+    # Describe* authorise on no narrower resource
+    assert see["Action"] == ["ec2:DescribeInstances", "ssm:DescribeInstanceInformation"]
+    assert see["Resource"] == ["*"]
+
+
+def test_an_always_on_bastion_runs_and_nobody_starts_it(infra: Any) -> None:
+    stack = infra.run(build(mode="always"))
+    assert stack.of_type("aws:ec2transitgateway/instanceState:InstanceState") == []
+    assert "userData" not in stack.one("aws:ec2/instance:Instance").inputs
+    policy = json.loads(stack.value["operator_policy"])
+    assert not [s for s in policy["Statement"] if "ec2:StartInstances" in s["Action"]]
+
+
+# -- the idle check, run ------------------------------------------------------------------------
+
+
+@pytest.fixture
+def box(tmp_path: Path) -> dict[str, Any]:
+    """The check with pgrep, systemctl and logger stood in for: each records its calls; pgrep
+    finds a session when the file ``session`` exists."""
+    if shutil.which("bash") is None or shutil.which("find") is None:
+        pytest.skip("needs bash and find")
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    calls = tmp_path / "calls"
+    for name, body in {
+        "pgrep": f'echo "pgrep $*" >> {calls}; [ -e {tmp_path}/session ]',
+        "systemctl": f'echo "systemctl $*" >> {calls}',
+        "logger": f'echo "logger $*" >> {calls}',
+    }.items():
+        stub = bin_dir / name
+        stub.write_text(f"#!/bin/bash\n{body}\n")
+        stub.chmod(0o755)
+    stamp = tmp_path / "last-session"
+    script = tmp_path / "check"
+    script.write_text(idle_check_script(20, stamp=str(stamp)))
+    script.chmod(0o755)
+    env = {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}"}
+
+    def run() -> list[str]:
+        calls.unlink(missing_ok=True)
+        subprocess.run([str(script)], env=env, check=True)
+        return calls.read_text().splitlines() if calls.exists() else []
+
+    return {"run": run, "stamp": stamp, "session": tmp_path / "session"}
+
+
+def _age(path: Path, minutes: float) -> None:
+    then = time.time() - minutes * 60
+    os.utime(path, (then, then))
+
+
+def test_the_idle_check_stops_the_instance_after_its_idle_minutes_only(box: dict) -> None:
+    run, stamp, session = box["run"], box["stamp"], box["session"]
+    # the first check after a start counts from now
+    assert not [c for c in run() if c.startswith("systemctl")]
+    assert stamp.exists()
+    _age(stamp, 10)
+    assert not [c for c in run() if c.startswith("systemctl")]  # 10 of 20 minutes idle
+    # a session (a port forward) keeps it up and restarts the count
+    session.touch()
+    _age(stamp, 60)
+    assert not [c for c in run() if c.startswith("systemctl")]
+    assert time.time() - stamp.stat().st_mtime < 60
+    session.unlink()
+    _age(stamp, 21)
+    calls = run()
+    assert "systemctl poweroff" in calls
+    assert any("no Session Manager session for 20 minutes" in c for c in calls)

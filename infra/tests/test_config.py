@@ -14,6 +14,7 @@ from droughtwatch_infra.config import (
     RATE_FORM,
     ConfigError,
     FunctionsConfig,
+    Retention,
     StackConfig,
     check_schedule_expression,
     from_values,
@@ -31,7 +32,13 @@ def test_defaults_run_every_24_hours_and_protect_data() -> None:
     assert cfg.schedule_enabled is True
     assert cfg.deletion_protection is True
     assert cfg.database.final_snapshot is True
-    assert cfg.bastion_enabled is True
+    assert (cfg.bastion, cfg.bastion_enabled, cfg.bastion_idle_minutes) == ("on-demand", True, 30)
+    # an existing stack keeps its RDS instance unless it chooses Aurora
+    assert cfg.database.kind == "instance"
+    assert cfg.retention == Retention(
+        processed_days=30, report_days=365, report_infrequent_access_days=30,
+        noncurrent_version_days=30,
+    )  # fmt: skip
     assert cfg.alert_email is None
     assert cfg.timeouts == {stage: 900 for stage in STAGES.names}
     assert cfg.functions.inference.memory_mb == 4096
@@ -143,12 +150,35 @@ def test_invalid_timezone_fails_naming_the_key(infra: Any) -> None:
         ({"droughtwatch:vpc_cidr": "10.0.0.0/8"}, "droughtwatch:vpc_cidr: must be a /16 to /20"),
         ({"droughtwatch:model_prefix": "models"}, "droughtwatch:model_prefix: must be a key"),
         ({"aws:region": None}, "aws:region: is required (pulumi config set aws:region eu-west-1)"),
+        ({"droughtwatch:bastion_enabled": "true"},
+         "droughtwatch:bastion_enabled: was replaced by droughtwatch:bastion: on-demand"),
+        ({"droughtwatch:bastion": "sometimes"}, "droughtwatch:bastion: Input should be"),
+        ({"droughtwatch:report_infrequent_access_days": "7"},
+         "S3 moves objects to Standard-IA after 30 days at the earliest"),
+        ({"droughtwatch:report_retention_days": "30"},
+         "report_retention_days must be more than report_infrequent_access_days"),
+        ({"droughtwatch:database": {"kind": "aurora-serverless", "multi_az": True}},
+         "droughtwatch:database: multi_az applies only to kind instance, not aurora-serverless"),
     ],
 )  # fmt: skip
 def test_invalid_values_name_their_key(infra: Any, values: dict[str, Any], expected: str) -> None:
     with pytest.raises(ConfigError) as raised:
         load(infra, values)
     assert expected in str(raised.value)
+
+
+def test_zero_days_keep_a_product(infra: Any) -> None:
+    cfg = load(
+        infra,
+        {
+            "droughtwatch:processed_retention_days": "0",
+            "droughtwatch:report_retention_days": "0",
+            "droughtwatch:report_infrequent_access_days": "0",
+            "droughtwatch:bastion": "off",
+        },
+    )
+    assert cfg.retention == Retention(None, None, None, 30)
+    assert cfg.bastion_enabled is False
 
 
 def test_every_problem_is_reported_at_once() -> None:

@@ -11,7 +11,7 @@ import pytest
 from droughtwatch_contract.keys import KeyLayout
 from droughtwatch_contract.settings import RDS_CA_BUNDLE
 from droughtwatch_contract.stages import STAGES
-from droughtwatch_infra.config import FunctionsConfig
+from droughtwatch_infra.config import FunctionsConfig, Retention
 from droughtwatch_infra.functions import (
     AccountRef,
     BucketRef,
@@ -50,6 +50,12 @@ def build(functions: dict[str, Any] | None = None) -> Any:
             subnet_ids=["subnet-a", "subnet-b"],
             security_group_id="sg-lambda",
             account=AccountRef(partition="aws", region="eu-west-1", account_id="123456789012"),
+            retention=Retention(
+                processed_days=7,
+                report_days=30,
+                report_infrequent_access_days=None,
+                noncurrent_version_days=7,
+            ),
         ),
     )
 
@@ -123,6 +129,17 @@ def test_environment_builds_the_stage_settings(
     if stage == "observe":
         assert settings.drift_threshold == 0.3
         assert (settings.accuracy_margin, settings.min_daily_images) == (0.05, 500)
+    # each stage that writes an expiring product records its expiry from the lifecycle's days
+    retention = {
+        "processing": ("DROUGHTWATCH_PROCESSED_RETENTION_DAYS", "processed_retention_days", 7),
+        "observe": ("DROUGHTWATCH_REPORT_RETENTION_DAYS", "report_retention_days", 30),
+    }
+    expected = retention.get(stage)
+    assert {n for n in variables if n.endswith("_RETENTION_DAYS")} == (
+        {expected[0]} if expected else set()
+    )
+    if expected:
+        assert getattr(settings, expected[1]) == expected[2]
 
 
 def _s3_grants(statements: dict[str, dict[str, Any]]) -> dict[str, Any]:
@@ -161,7 +178,9 @@ def test_observe_reads_predictions_and_writes_reports(stack: Any) -> None:
         "ListDataBucket": (["s3:ListBucket"], [DATA], None),
         "ReadDataObjects": (["s3:GetObject"], [f"{DATA}/predictions/*"], None),
         "WriteDataObjects": (
-            ["s3:AbortMultipartUpload", "s3:PutObject"], [f"{DATA}/reports/*"], None,
+            ["s3:AbortMultipartUpload", "s3:PutObject"],
+            [f"{DATA}/reports/*", f"{DATA}/daily-reports/*"],
+            None,
         ),
     }  # fmt: skip
 

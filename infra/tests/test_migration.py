@@ -29,7 +29,10 @@ GRAFANA = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:droughtwatch-dev
 DIGEST = "ab" * 32
 
 
-def build() -> Any:
+CLUSTER = "arn:aws:rds:eu-west-1:123456789012:cluster:droughtwatch-dev-db"
+
+
+def build(data_api_arn: str | None = None) -> Any:
     def program() -> Any:
         migration = Migration(
             "migration",
@@ -43,6 +46,7 @@ def build() -> Any:
                 subnet_ids=["subnet-a", "subnet-b"],
                 security_group_id="sg-lambda",
                 account=AccountRef(partition="aws", region="eu-west-1", account_id="123456789012"),
+                data_api_arn=data_api_arn,
             ),
         )
         return {"function": migration.function_name, "secret": migration.grafana_secret_arn}
@@ -156,3 +160,47 @@ def test_a_program_run_outside_the_repository_says_so(tmp_path: Path) -> None:
     (tmp_path / MIGRATIONS_DIR).mkdir(parents=True)
     with pytest.raises(FileNotFoundError, match="no migrations in"):
         repository_migrations_digest(tmp_path)
+
+
+# -- on Aurora: the RDS Data API, outside the VPC ------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def aurora(infra: Any) -> Any:
+    return infra.run(build(data_api_arn=CLUSTER))
+
+
+def test_on_aurora_the_function_runs_outside_the_vpc_through_the_data_api(
+    aurora: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fn = aurora.one("aws:lambda/function:Function").inputs
+    assert "vpcConfig" not in fn
+    for name in [n for n in os.environ if n.startswith("DROUGHTWATCH_")]:
+        monkeypatch.delenv(name)
+    for name, value in fn["environment"]["variables"].items():
+        monkeypatch.setenv(name, value)
+    settings = MigrateSettings()
+    assert settings.uses_data_api
+    assert (settings.database_cluster_arn, settings.database_secret_arn) == (CLUSTER, MASTER)
+    assert settings.database_name == "droughtwatch"
+    assert settings.grafana_secret_arn == GRAFANA
+    assert settings.database_host is None  # no connection of its own
+
+
+def test_on_aurora_the_role_runs_sql_on_that_cluster_only_and_manages_no_network(
+    aurora: Any,
+) -> None:
+    document = aurora.one("aws:iam/rolePolicy:RolePolicy").json("policy")
+    by_sid = {s["Sid"]: s for s in document["Statement"]}
+    assert by_sid["RunSqlThroughDataApi"]["Action"] == [
+        "rds-data:BeginTransaction",
+        "rds-data:CommitTransaction",
+        "rds-data:ExecuteStatement",
+        "rds-data:RollbackTransaction",
+    ]
+    assert by_sid["RunSqlThroughDataApi"]["Resource"] == [CLUSTER]
+    # the Data API reads the master secret with the caller's permission
+    assert by_sid["ReadDatabaseSecrets"]["Resource"] == [MASTER, GRAFANA]
+    actions = {a for s in document["Statement"] for a in s["Action"]}
+    assert not any(a.startswith("ec2:") for a in actions)
+    assert set(by_sid) == {"ReadDatabaseSecrets", "RunSqlThroughDataApi", "WriteOwnLogs"}

@@ -72,7 +72,7 @@ def test_stage_access_follows_the_key_layout_chain() -> None:
     assert reads["processing"] == [layout.raw, layout.labels]
     for before, after in itertools.pairwise(STAGES.names):
         assert reads[after] == writes[before]
-    assert writes["observe"] == [layout.reports]
+    assert writes["observe"] == [layout.reports, layout.daily_reports]
     assert all(layout.raw not in w for w in writes.values())
     assert [a.prefix for a in access["inference"] if a.bucket == "model"] == ["models/x/"]
 

@@ -53,3 +53,12 @@ def test_without_a_bastion_the_database_hears_only_the_lambdas(infra: Any) -> No
     assert {r for r in rules(stack) if r[1] == "database"} == {("in", "database", 5432, "lambda")}
     names = {g.inputs["name"] for g in stack.of_type("aws:ec2/securityGroup:SecurityGroup")}
     assert "droughtwatch-dev-bastion" not in names
+
+
+def test_on_aurora_the_lambdas_reach_the_database_and_s3_only(infra: Any) -> None:
+    stack = infra.run(infra.network(bastion=False, secrets_endpoint=False))
+    assert rules(stack) == {
+        ("out", "lambda", 5432, "database"),
+        ("out", "lambda", 443, "pl-6da54004"),
+        ("in", "database", 5432, "lambda"),
+    }

@@ -22,8 +22,9 @@ EXPECTED_TYPES = {
     # network
     "aws:ec2/vpc:Vpc": 1,
     "aws:ec2/subnet:Subnet": 3,
-    "aws:ec2/vpcEndpoint:VpcEndpoint": 2,
-    "aws:ec2/securityGroup:SecurityGroup": 4,
+    # S3 only: on Aurora no interface endpoint (and so no endpoints group) runs all month
+    "aws:ec2/vpcEndpoint:VpcEndpoint": 1,
+    "aws:ec2/securityGroup:SecurityGroup": 3,
     "aws:ec2/internetGateway:InternetGateway": 1,
     # storage
     "aws:s3/bucket:Bucket": 2,
@@ -32,9 +33,12 @@ EXPECTED_TYPES = {
     "aws:s3/bucketVersioning:BucketVersioning": 2,
     "aws:s3/bucketLifecycleConfiguration:BucketLifecycleConfiguration": 2,
     "aws:s3/bucketPolicy:BucketPolicy": 2,
-    # database
+    # database: Aurora Serverless v2, one db.serverless writer, TLS forced by its parameters
     "aws:rds/subnetGroup:SubnetGroup": 1,
-    "aws:rds/instance:Instance": 1,
+    "aws:rds/cluster:Cluster": 1,
+    "aws:rds/clusterInstance:ClusterInstance": 1,
+    "aws:rds/clusterParameterGroup:ClusterParameterGroup": 1,
+    "aws:rds/instance:Instance": 0,
     # image
     "aws:ecr/repository:Repository": 1,
     "aws:ecr/lifecyclePolicy:LifecyclePolicy": 1,
@@ -49,8 +53,9 @@ EXPECTED_TYPES = {
     "aws:sfn/stateMachine:StateMachine": 1,
     "aws:scheduler/schedule:Schedule": 1,
     "aws:sqs/queue:Queue": 1,
-    # bastion
+    # bastion, kept stopped
     "aws:ec2/instance:Instance": 1,
+    "aws:ec2transitgateway/instanceState:InstanceState": 1,
     "aws:iam/instanceProfile:InstanceProfile": 1,
     # alerts
     "aws:sns/topic:Topic": 1,
@@ -94,13 +99,18 @@ def test_functions_run_the_pushed_image_by_digest(dev_stack: Run) -> None:
 
 
 def test_database_is_private_encrypted_and_managed(dev_stack: Run) -> None:
-    db = dev_stack.one("aws:rds/instance:Instance").inputs
-    assert db["publiclyAccessible"] is False
+    db = dev_stack.one("aws:rds/cluster:Cluster").inputs
     assert db["storageEncrypted"] is True
     assert db["manageMasterUserPassword"] is True
-    assert "password" not in db
+    assert "masterPassword" not in db
+    assert (
+        dev_stack.one("aws:rds/clusterInstance:ClusterInstance").inputs["publiclyAccessible"]
+        is False
+    )
     # Pulumi.dev.yaml turns deletion protection off; the default (prod) keeps it on.
     assert db["deletionProtection"] is False
+    # it pauses when idle (the dev stack's reason to be Aurora)
+    assert db["serverlessv2ScalingConfiguration"]["minCapacity"] == 0
 
 
 def test_prod_like_defaults_protect_the_database(infra: Any) -> None:
@@ -221,7 +231,7 @@ def test_two_stacks_yield_different_physical_names(dev_stack: Run, infra: Any) -
 
 
 def test_stack_without_bastion_exports_no_tunnel(infra: Any) -> None:
-    stack = infra.run_main("dev", {"droughtwatch:bastion_enabled": "false"})
+    stack = infra.run_main("dev", {"droughtwatch:bastion": "off"})
     assert stack.of_type("aws:ec2/instance:Instance") == []
     assert stack.of_type("aws:ec2/internetGateway:InternetGateway") == []
     assert "tunnel_command" not in stack.exports
@@ -297,7 +307,12 @@ def test_resources_of_stacks_deployed_before_keep_their_state(infra: Any) -> Non
     had before children were named after their component is still a resource's URN or alias
     (otherwise `pulumi up` would delete that resource and create another, the database too)."""
     stack = infra.run_main(
-        "dev", {"droughtwatch:alert_email": "ops@example.org", "droughtwatch:bastion_enabled": True}
+        "dev",
+        {
+            "droughtwatch:alert_email": "ops@example.org",
+            # the database kind the stacks deployed before had
+            "droughtwatch:database": {"kind": "instance"},
+        },
     )
     identities = {urn.split("::", 2)[2] for urn in _identities(stack)}
     lines = FORMER_URNS.read_text().splitlines()
@@ -350,7 +365,9 @@ def test_the_migrate_role_is_the_only_one_reading_the_master_secret(dev_stack: R
 
 
 def test_each_role_connects_only_as_its_own_database_user(dev_stack: Run, infra: Any) -> None:
-    app_user = f"arn:aws:rds-db:{REGION}:{ACCOUNT}:dbuser:{infra.RDS_RESOURCE_ID}/droughtwatch_app"
+    """On Aurora rds-db:connect names the cluster's resource id (cluster-...)."""
+    cluster = infra.CLUSTER_RESOURCE_ID
+    app_user = f"arn:aws:rds-db:{REGION}:{ACCOUNT}:dbuser:{cluster}/droughtwatch_app"
     connecting = {
         name: [
             r for s in policy["Statement"] if "rds-db:connect" in s["Action"] for r in s["Resource"]
@@ -359,7 +376,7 @@ def test_each_role_connects_only_as_its_own_database_user(dev_stack: Run, infra:
         if _mentions(policy, "rds-db:")
     }
     assert connecting == {name: [app_user] for name in STAGE_ROLE_POLICIES}
-    db = dev_stack.one("aws:rds/instance:Instance").inputs
+    db = dev_stack.one("aws:rds/cluster:Cluster").inputs
     assert db["iamDatabaseAuthenticationEnabled"] is True
 
 
@@ -382,6 +399,7 @@ def test_the_stages_hold_no_secret_and_grafana_gets_its_own(dev_stack: Run) -> N
 def test_the_migration_runs_after_the_database_and_image_and_before_the_stages(
     dev_stack: Run, infra: Any
 ) -> None:
+    """On Aurora: after the cluster's writer (the Data API needs one), outside the VPC."""
     from droughtwatch_infra.migration import repository_migrations_digest
 
     invocation = dev_stack.one("aws:lambda/invocation:Invocation")
@@ -389,17 +407,41 @@ def test_the_migration_runs_after_the_database_and_image_and_before_the_stages(
         "migrations_sha256": repository_migrations_digest(infra.REPOSITORY)
     }
     waits = dev_stack.waits_for(invocation.typ, invocation.name)
-    assert ("aws:rds/instance:Instance", "database-postgres") in waits
+    assert ("aws:rds/clusterInstance:ClusterInstance", "database-cluster-writer") in waits
+    assert ("aws:rds/cluster:Cluster", "database-cluster") in waits
     assert ("docker:index/image:Image", "image") in waits
+    migrate = dev_stack.one("aws:lambda/function:Function", "migration").inputs
+    assert "vpcConfig" not in migrate
+    variables = migrate["environment"]["variables"]
+    cluster = dev_stack.one("aws:rds/cluster:Cluster").outputs["arn"]
+    assert variables["DROUGHTWATCH_DATABASE_CLUSTER_ARN"] == cluster
+    for stage in STAGES.names:
+        stage_waits = dev_stack.waits_for("aws:lambda/function:Function", f"functions-{stage}")
+        assert ("aws:lambda/invocation:Invocation", "migration") in stage_waits, stage
+
+
+def test_with_an_instance_the_migration_reads_the_secrets_through_the_endpoint(
+    infra: Any,
+) -> None:
+    stack = infra.run_main("dev", {"droughtwatch:database": {"kind": "instance"}})
+    invocation = stack.one("aws:lambda/invocation:Invocation")
+    waits = stack.waits_for(invocation.typ, invocation.name)
+    assert ("aws:rds/instance:Instance", "database-postgres") in waits
     # the network the function needs: the database's rule and the Secrets Manager endpoint
     assert ("aws:ec2/vpcEndpoint:VpcEndpoint", "endpoints-secretsmanager-endpoint") in waits
     assert (
         "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule",
         "security-groups-database-from-lambda",
     ) in waits
-    for stage in STAGES.names:
-        stage_waits = dev_stack.waits_for("aws:lambda/function:Function", f"functions-{stage}")
-        assert ("aws:lambda/invocation:Invocation", "migration") in stage_waits, stage
+    migrate = stack.one("aws:lambda/function:Function", "migration").inputs
+    assert migrate["vpcConfig"]["subnetIds"]
+    assert "DROUGHTWATCH_DATABASE_CLUSTER_ARN" not in migrate["environment"]["variables"]
+    # rds-db:connect names the instance's DbiResourceId
+    policy = stack.one("aws:iam/rolePolicy:RolePolicy", "functions-processing").json("policy")
+    (connect,) = [s for s in policy["Statement"] if s["Action"] == ["rds-db:connect"]]
+    assert connect["Resource"] == [
+        f"arn:aws:rds-db:{REGION}:{ACCOUNT}:dbuser:{infra.RDS_RESOURCE_ID}/droughtwatch_app"
+    ]
 
 
 def test_final_snapshots_of_two_database_instances_do_not_collide(infra: Any) -> None:

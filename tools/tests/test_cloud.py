@@ -18,7 +18,7 @@ from droughtwatch_contract.outputs import StackOutput
 from droughtwatch_contract.stages import STAGES
 from droughtwatch_tools.cloud.executions import start_and_follow
 from droughtwatch_tools.cloud.outputs import resolve_outputs, stack_outputs
-from droughtwatch_tools.cloud.tunnel import tunnel_command
+from droughtwatch_tools.cloud.tunnel import ensure_running, tunnel_command
 from droughtwatch_tools.cloud.upload import upload
 from droughtwatch_tools.commands import cloud as cloud_commands
 from droughtwatch_tools.errors import UserError
@@ -242,7 +242,7 @@ def test_tunnel_command_is_exact() -> None:
 def test_tunnel_without_bastion_says_how_to_enable_it() -> None:
     with pytest.raises(UserError) as raised:
         tunnel_command({**OUTPUTS, "bastion_instance_id": None})
-    assert "droughtwatch:bastion_enabled true" in raised.value.hint
+    assert "droughtwatch:bastion on-demand" in raised.value.hint
 
 
 def test_tunnel_command_prints_the_command_from_flags(app: typer.Typer) -> None:
@@ -291,9 +291,83 @@ def test_a_stack_without_the_operator_policy_says_how_to_get_it(
     assert "no operator_policy" in result.output
 
 
-def test_a_refused_session_points_at_the_operator_policy(
-    app: typer.Typer, monkeypatch: pytest.MonkeyPatch
+@pytest.fixture
+def bastion(moto: None) -> dict[str, Any]:
+    """A bastion instance in moto's EC2, stopped as an on-demand bastion is while idle."""
+    import boto3
+
+    ec2 = boto3.client("ec2", region_name=REGION)
+    image = ec2.describe_images(Owners=["amazon"])["Images"][0]["ImageId"]
+    (instance,) = ec2.run_instances(ImageId=image, MinCount=1, MaxCount=1, InstanceType="t4g.nano")[
+        "Instances"
+    ]
+    ec2.stop_instances(InstanceIds=[instance["InstanceId"]])
+    return {"ec2": ec2, "id": instance["InstanceId"]}
+
+
+def _state(bastion: dict[str, Any]) -> str:
+    reservations = bastion["ec2"].describe_instances(InstanceIds=[bastion["id"]])["Reservations"]
+    return reservations[0]["Instances"][0]["State"]["Name"]
+
+
+def _ssm_reporting(instance_id: str, *statuses: str | None) -> tuple[Any, Any]:
+    """An SSM client whose DescribeInstanceInformation answers each status in turn (None: not
+    registered yet); moto does not implement that call, botocore's Stubber pins its shape."""
+    import boto3
+    from botocore.stub import Stubber
+
+    ssm = boto3.client("ssm", region_name=REGION)
+    stub = Stubber(ssm)
+    for status in statuses:
+        found = [] if status is None else [{"InstanceId": instance_id, "PingStatus": status}]
+        stub.add_response(
+            "describe_instance_information",
+            {"InstanceInformationList": found},
+            {"Filters": [{"Key": "InstanceIds", "Values": [instance_id]}]},
+        )
+    stub.activate()
+    return ssm, stub
+
+
+def test_tunnel_starts_a_stopped_bastion_and_waits_for_session_manager(
+    bastion: dict[str, Any],
 ) -> None:
+    assert _state(bastion) == "stopped"
+    ssm, stub = _ssm_reporting(bastion["id"], None, "ConnectionLost", "Online")
+    said: list[str] = []
+    pauses: list[float] = []
+    started = ensure_running(bastion["ec2"], ssm, bastion["id"], said.append, sleep=pauses.append)
+    assert started is True
+    assert _state(bastion) == "running"
+    stub.assert_no_pending_responses()  # asked until the agent was online
+    assert pauses == [5.0, 5.0]
+    assert said[0] == f"starting the bastion {bastion['id']} (it stops itself when idle)"
+    assert said[-1].startswith("the bastion is up after")
+
+
+def test_a_running_bastion_is_used_as_it_is(bastion: dict[str, Any]) -> None:
+    bastion["ec2"].start_instances(InstanceIds=[bastion["id"]])
+    ssm, stub = _ssm_reporting(bastion["id"])  # no answer: it must not be asked
+    assert ensure_running(bastion["ec2"], ssm, bastion["id"], print, sleep=print) is False
+    stub.assert_no_pending_responses()
+
+
+def test_a_bastion_that_does_not_come_up_is_reported(bastion: dict[str, Any]) -> None:
+    ssm, _ = _ssm_reporting(bastion["id"], *[None] * 5)
+    clock = iter(range(0, 1000, 100))
+    with pytest.raises(UserError) as raised:
+        ensure_running(
+            bastion["ec2"], ssm, bastion["id"], print, timeout=250, sleep=lambda s: None,
+            clock=lambda: float(next(clock)),
+        )  # fmt: skip
+    assert "is not online in Session Manager after 250 s" in str(raised.value)
+    assert "EC2 console" in raised.value.hint
+
+
+def test_a_refused_session_points_at_the_operator_policy(
+    app: typer.Typer, monkeypatch: pytest.MonkeyPatch, bastion: dict[str, Any]
+) -> None:
+    bastion["ec2"].start_instances(InstanceIds=[bastion["id"]])
     ran: list[list[str]] = []
 
     def refuse(command: list[str], **kwargs: Any) -> subprocess.CompletedProcess[str]:
@@ -304,11 +378,61 @@ def test_a_refused_session_points_at_the_operator_policy(
     monkeypatch.setattr(cloud_commands.subprocess, "run", refuse)
     result = CliRunner().invoke(
         app,
-        ["tunnel", "--bastion-id", OUTPUTS["bastion_instance_id"],
+        ["tunnel", "--bastion-id", bastion["id"],
          "--db-host", OUTPUTS["database_address"], "--region", REGION],
     )  # fmt: skip
     assert result.exit_code == 254
-    assert ran == [tunnel_command(OUTPUTS)]
+    assert ran == [tunnel_command({**OUTPUTS, "bastion_instance_id": bastion["id"]})]
+    assert "droughtwatch tunnel --policy" in result.output
+
+
+def test_tunnel_opens_the_session_only_once_the_bastion_is_up(
+    app: typer.Typer, monkeypatch: pytest.MonkeyPatch, bastion: dict[str, Any]
+) -> None:
+    """The command as a user runs it on a stopped bastion: started (moto), its agent awaited,
+    then the session."""
+    from droughtwatch_tools.cloud import tunnel
+
+    order: list[str] = []
+    monkeypatch.setattr(tunnel, "agent_online", lambda ssm, i: order.append("online?") or True)
+    monkeypatch.setattr(cloud_commands.shutil, "which", lambda tool: f"/usr/bin/{tool}")
+    monkeypatch.setattr(
+        cloud_commands.subprocess,
+        "run",
+        lambda command, **kw: (
+            order.append(_state(bastion)) or subprocess.CompletedProcess(command, 0)
+        ),
+    )
+    result = CliRunner().invoke(
+        app,
+        ["tunnel", "--bastion-id", bastion["id"],
+         "--db-host", OUTPUTS["database_address"], "--region", REGION],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert order == ["online?", "running"]
+    assert f"starting the bastion {bastion['id']}" in result.output
+
+
+def test_a_refused_start_points_at_the_operator_policy(
+    app: typer.Typer, monkeypatch: pytest.MonkeyPatch, bastion: dict[str, Any]
+) -> None:
+    from botocore.exceptions import ClientError
+
+    def refuse(*args: Any, **kwargs: Any) -> None:
+        raise ClientError(
+            {"Error": {"Code": "UnauthorizedOperation", "Message": "not allowed"}},
+            "StartInstances",
+        )
+
+    monkeypatch.setattr(cloud_commands, "ensure_running", refuse)
+    monkeypatch.setattr(cloud_commands.shutil, "which", lambda tool: f"/usr/bin/{tool}")
+    result = CliRunner().invoke(
+        app,
+        ["tunnel", "--bastion-id", bastion["id"],
+         "--db-host", OUTPUTS["database_address"], "--region", REGION],
+    )  # fmt: skip
+    assert result.exit_code == 2
+    assert "UnauthorizedOperation" in result.output
     assert "droughtwatch tunnel --policy" in result.output
 
 

@@ -392,3 +392,55 @@ def test_the_compose_file_is_found_from_inside_the_repository(scratch: Path) -> 
     assert find_compose_file(REPO / "services" / "inference") == COMPOSE_FILE
     # outside the repository, the checkout this package is installed from
     assert find_compose_file(scratch) == COMPOSE_FILE
+
+
+# -- a database that is resuming --------------------------------------------------------------
+
+
+def test_grafana_waits_for_a_resuming_database_behind_the_tunnel(
+    postgres, test_database: str, resuming_proxy
+) -> None:
+    """The tunnel is up, the (paused) database behind it drops the first connections while it
+    resumes: the command waits for it and says how long, before Grafana starts."""
+    from droughtwatch_tools.grafana.connection import Connection, wait_until_reachable
+
+    _, proxy = resuming_proxy(postgres.dsn(test_database, "droughtwatch_grafana"))
+    proxy.pause(2)
+    grafana = Connection(
+        "127.0.0.1", proxy.port, test_database, "droughtwatch_grafana",
+        postgres.passwords["droughtwatch_grafana"], "disable",
+    )  # fmt: skip
+    said: list[str] = []
+    assert wait_until_reachable(grafana, said.append) is None
+    assert proxy.dropped == 2
+    assert said[0].startswith(f"database at 127.0.0.1:{proxy.port}/{test_database} is not taking")
+    assert said[-1].startswith("database resuming, waited ")
+    # one that stays away is reported after the bound, its password never shown
+    proxy.pause(100)
+    problem = wait_until_reachable(grafana, said.append, bound_seconds=1)
+    assert problem and grafana.password not in problem
+
+
+def test_cloud_waits_for_the_database_when_the_tunnel_is_open(
+    tools: Path, aws: str, scratch: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from droughtwatch_tools.commands import grafana as command
+
+    waited: list[int] = []
+    monkeypatch.setattr(
+        command, "wait_until_reachable", lambda connection, say: waited.append(connection.port)
+    )
+    with socket.socket() as listener:  # the tunnel's local end
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        port = listener.getsockname()[1]
+        outputs = scratch / "outputs.json"
+        outputs.write_text(json.dumps(_outputs(aws)))
+        result = CliRunner().invoke(
+            _app(),
+            ["grafana", "--stack-outputs", str(outputs), "--db-port", str(port),
+             "--compose-file", str(COMPOSE_FILE)],
+        )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert waited == [port]
+    assert "nothing listens" not in result.output

@@ -62,3 +62,20 @@ def test_db_migrate_applies_what_is_new_then_nothing(postgres, monkeypatch) -> N
         assert second.exit_code == 0 and "schema is up to date" in second.output
     finally:
         postgres.drop(name)
+
+
+def test_db_migrate_waits_for_a_database_that_is_resuming(
+    postgres, resuming_proxy, droughtwatch_log: list[str]
+) -> None:
+    """The migrate step, like the stages, waits while a paused database drops connections."""
+    from droughtwatch_tools.local.database import migrate_dsn
+
+    name = f"dw_resume_{uuid.uuid4().hex[:10]}"
+    dsn, proxy = resuming_proxy(postgres.create(name))
+    try:
+        proxy.pause(1)
+        applied = migrate_dsn(dsn)
+        assert applied and proxy.dropped == 1
+        assert any("database resuming, waited" in line for line in droughtwatch_log)
+    finally:
+        postgres.drop(name)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import ipaddress
 import re
 import zoneinfo
+from dataclasses import dataclass
 from functools import cache
 from typing import Any, Literal
 
@@ -164,19 +165,54 @@ def functions_config(stages: StageRegistry) -> type[StageFunctions]:
 FunctionsConfig = functions_config(STAGES)
 
 
+# Aurora PostgreSQL's first minor versions that scale to 0 ACUs and pause (by major version).
+AURORA_SCALE_TO_ZERO = {13: 15, 14: 12, 15: 7, 16: 3, 17: 0}
+INSTANCE_ONLY = ("instance_class", "allocated_storage_gb", "max_allocated_storage_gb", "multi_az")
+AURORA_ONLY = ("min_capacity", "max_capacity", "seconds_until_auto_pause")
+
+
 class DatabaseConfig(_Model):
+    """``kind``: ``aurora-serverless`` (Aurora PostgreSQL Serverless v2: pauses at 0 capacity
+    when idle, billed per ACU-second while it runs) or ``instance`` (an RDS PostgreSQL instance,
+    billed every hour)."""
+
+    kind: Literal["aurora-serverless", "instance"] = "instance"
+    # an instance
     instance_class: str = Field("db.t4g.micro", pattern=r"^db\.[a-z0-9]+\.[a-z0-9]+$")
     allocated_storage_gb: int = Field(20, ge=20, le=65536)
     # Storage autoscaling ceiling; 0 turns autoscaling off.
     max_allocated_storage_gb: int = Field(100, ge=0, le=65536)
-    engine_version: str = Field("17", pattern=r"^\d+(\.\d+)?$")
-    backup_retention_days: int = Field(7, ge=1, le=35)
     multi_az: bool = False
+    # Aurora Serverless v2: capacity in ACUs (about 2 GiB of memory each), in steps of 0.5; a
+    # minimum of 0 pauses the cluster after seconds_until_auto_pause without connections.
+    min_capacity: float = Field(0, ge=0, le=256)
+    max_capacity: float = Field(2, ge=1, le=256)
+    seconds_until_auto_pause: int = Field(300, ge=300, le=86400)
+    # A PostgreSQL major (instance) or Aurora's major.minor; default 17 (instance), 16.6 (Aurora).
+    engine_version: str | None = Field(None, pattern=r"^\d+(\.\d+)?$")
+    backup_retention_days: int = Field(7, ge=1, le=35)
     # Take a final snapshot when the database is destroyed (prod); dev stacks skip it.
     final_snapshot: bool = True
 
+    @property
+    def aurora(self) -> bool:
+        return self.kind == "aurora-serverless"
+
+    @property
+    def version(self) -> str:
+        return self.engine_version or ("16.6" if self.aurora else "17")
+
     @model_validator(mode="after")
-    def _autoscaling_above_allocated(self) -> DatabaseConfig:
+    def _consistent(self) -> DatabaseConfig:
+        other = INSTANCE_ONLY if self.aurora else AURORA_ONLY
+        misplaced = sorted(self.model_fields_set & set(other))
+        if misplaced:
+            verb = "applies" if len(misplaced) == 1 else "apply"
+            other_kind = "instance" if self.aurora else "aurora-serverless"
+            raise ValueError(
+                f"{', '.join(misplaced)} {verb} only to kind {other_kind}, not {self.kind}: "
+                "remove it, or set the kind it belongs to"
+            )
         if self.max_allocated_storage_gb and self.max_allocated_storage_gb < (
             self.allocated_storage_gb
         ):
@@ -184,7 +220,42 @@ class DatabaseConfig(_Model):
                 "max_allocated_storage_gb must be 0 (no autoscaling) or at least "
                 "allocated_storage_gb"
             )
+        if self.aurora:
+            self._check_aurora()
         return self
+
+    def _check_aurora(self) -> None:
+        for name in ("min_capacity", "max_capacity"):
+            if getattr(self, name) * 2 != int(getattr(self, name) * 2):
+                raise ValueError(f"{name} must be a multiple of 0.5 ACU")
+        if self.max_capacity < self.min_capacity:
+            raise ValueError("max_capacity must be at least min_capacity")
+        major, _, minor = self.version.partition(".")
+        if not minor:
+            raise ValueError(
+                "Aurora needs a major.minor engine_version, e.g. 16.6 (`aws rds "
+                "describe-db-engine-versions --engine aurora-postgresql` lists them)"
+            )
+        lowest = AURORA_SCALE_TO_ZERO.get(int(major))
+        if lowest is None:
+            raise ValueError(f"Aurora Serverless v2 pausing needs PostgreSQL 13-17, not {major}")
+        if self.min_capacity == 0 and int(minor) < lowest:
+            raise ValueError(
+                f"min_capacity 0 (pausing) needs Aurora PostgreSQL {major}.{lowest} or later "
+                f"(got {self.version})"
+            )
+
+
+@dataclass(frozen=True)
+class Retention:
+    """How long the data bucket keeps each kind of product (days; None: kept). One value feeds
+    both the bucket's lifecycle rules and the stages that record each product's expiry."""
+
+    processed_days: int | None
+    report_days: int | None
+    # per-file reports move to S3 Standard-IA after this many days (None: they stay)
+    report_infrequent_access_days: int | None
+    noncurrent_version_days: int
 
 
 class StackConfig(_Model):
@@ -212,12 +283,24 @@ class StackConfig(_Model):
         ObserveSettings.model_fields["accuracy_margin"].default, gt=0, lt=1
     )
     min_daily_images: int = Field(ObserveSettings.model_fields["min_daily_images"].default, ge=1)
-    bastion_enabled: bool = True
+    # on-demand: kept stopped, started by `droughtwatch tunnel`, stops itself when idle;
+    # always: runs all month; off: no bastion (and no tunnel).
+    bastion: Literal["on-demand", "always", "off"] = "on-demand"
+    # An on-demand bastion stops itself after this many minutes without a Session Manager
+    # session.
+    bastion_idle_minutes: int = Field(30, ge=5, le=1440)
     bastion_instance_type: str = Field("t4g.nano", pattern=r"^[a-z][a-z0-9-]*\.[a-z0-9]+$")
     vpc_cidr: str = "10.42.0.0/16"
     image_keep_count: int = Field(10, ge=1, le=1000)
     # Overwritten or deleted objects stay recoverable this long, then expire.
     noncurrent_version_days: int = Field(30, ge=1, le=3650)
+    # Lifecycle of the data bucket's products, in days (0: kept). Processed files can be made
+    # again from raw/; per-file HTML reports (about 4 MB each) move to Standard-IA (S3 takes no
+    # transition to it before 30 days) and later expire; predictions and the day's reports are
+    # kept.
+    processed_retention_days: int = Field(30, ge=0, le=3650)
+    report_infrequent_access_days: int = Field(30, ge=0, le=3650)
+    report_retention_days: int = Field(365, ge=0, le=3650)
     pipeline_log_level: Literal["ALL", "ERROR", "FATAL", "OFF"] = "ALL"
 
     @field_validator("schedule_expression")
@@ -267,6 +350,36 @@ class StackConfig(_Model):
             raise ValueError("must be a /16 to /20 block (subnets are carved out of it)")
         return value
 
+    @field_validator("report_infrequent_access_days")
+    @classmethod
+    def _infrequent_access(cls, value: int) -> int:
+        if 0 < value < 30:
+            raise ValueError("S3 moves objects to Standard-IA after 30 days at the earliest (or 0)")
+        return value
+
+    @model_validator(mode="after")
+    def _reports_expire_after_their_transition(self) -> StackConfig:
+        days, moved = self.report_retention_days, self.report_infrequent_access_days
+        if days and moved and days <= moved:
+            raise ValueError(
+                "report_retention_days must be more than report_infrequent_access_days (or 0 "
+                "to keep reports), else the transition never happens"
+            )
+        return self
+
+    @property
+    def bastion_enabled(self) -> bool:
+        return self.bastion != "off"
+
+    @property
+    def retention(self) -> Retention:
+        return Retention(
+            processed_days=self.processed_retention_days or None,
+            report_days=self.report_retention_days or None,
+            report_infrequent_access_days=self.report_infrequent_access_days or None,
+            noncurrent_version_days=self.noncurrent_version_days,
+        )
+
     @property
     def bastion_arm64(self) -> bool:
         """Graviton instance families carry a 'g' after the generation (t4g, m7g, c6gn)."""
@@ -279,6 +392,13 @@ class StackConfig(_Model):
 
 
 # --- loading -----------------------------------------------------------------------------------
+
+
+# Keys of earlier versions, and what to set instead.
+REPLACED = {
+    "bastion_enabled": "was replaced by droughtwatch:bastion: on-demand (the default: stopped "
+    "until `droughtwatch tunnel` starts it), always, or off",
+}
 
 
 class ConfigError(pulumi.RunError):
@@ -336,7 +456,9 @@ def from_values(project: str, stack: str, values: dict[str, Any]) -> StackConfig
                     " (pulumi config set aws:region eu-west-1)" if err["loc"] == ("region",) else ""
                 )
             elif err["type"] == "extra_forbidden":
-                message = "is not a known setting (see infra/README.md for the keys)"
+                message = REPLACED.get(
+                    str(err["loc"][-1]), "is not a known setting (see infra/README.md for the keys)"
+                )
             quiet = err["type"] in {"missing", "extra_forbidden"}
             got = "" if quiet else f" (got {err['input']!r})"
             problems.append(f"{_key(project, err['loc'])}: {message}{got}")

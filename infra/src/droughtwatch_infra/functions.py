@@ -19,7 +19,7 @@ from droughtwatch_contract.stages import STAGES, Stage, StageRegistry
 
 from droughtwatch_infra import policies
 from droughtwatch_infra.children import ChildNames
-from droughtwatch_infra.config import StageFunctions
+from droughtwatch_infra.config import Retention, StageFunctions
 from droughtwatch_infra.naming import Namer
 
 # TLS to RDS, the certificate verified against the RDS CA bundle in the image: the service's
@@ -39,7 +39,8 @@ class DatabaseRef:
     address: pulumi.Input[str]
     port: pulumi.Input[int]
     name: str
-    # The instance's DbiResourceId (db-...): what rds-db:connect names.
+    # What rds-db:connect names: an instance's DbiResourceId (db-...) or an Aurora cluster's
+    # resource id (cluster-...).
     resource_id: pulumi.Input[str]
 
 
@@ -67,6 +68,9 @@ class FunctionsArgs:
     subnet_ids: Sequence[pulumi.Input[str]]
     security_group_id: pulumi.Input[str]
     account: AccountRef
+    # How long the data bucket keeps each product: the stages record each product's expiry
+    # from the same numbers the lifecycle rules use.
+    retention: Retention | None = None
     stages: StageRegistry = field(default=STAGES)
     # What must happen before the functions are created or updated (the migration run: new code
     # must meet the schema it expects). Children do not inherit a component's depends_on.
@@ -100,8 +104,10 @@ def environment(stage: Stage, args: FunctionsArgs) -> dict[str, Any]:
         "processed_prefix": layout.processed,
         "predictions_prefix": layout.predictions,
         "reports_prefix": layout.reports,
+        "daily_reports_prefix": layout.daily_reports,
         "labels_prefix": layout.labels,
     }
+    retention = args.retention
     optional = {
         "model_bucket": args.model_bucket.name,
         "model_prefix": args.model_prefix,
@@ -109,6 +115,13 @@ def environment(stage: Stage, args: FunctionsArgs) -> dict[str, Any]:
         "accuracy_margin": str(args.accuracy_margin),
         "min_daily_images": str(args.min_daily_images),
     }
+    if retention is not None:
+        # unset (None): the product is kept, and the stage records no expiry
+        kept = {
+            "processed_retention_days": retention.processed_days,
+            "report_retention_days": retention.report_days,
+        }
+        optional.update({name: str(days) for name, days in kept.items() if days is not None})
     model = stage.settings
     values.update({name: value for name, value in optional.items() if name in model.model_fields})
     return {

@@ -1,8 +1,13 @@
 """The database's migrations, run once per deploy: a migrate function from the service image
-(its own command, in the VPC like the stages) with its own role, the only one that may read the
-RDS-managed master secret; the read-only Grafana user's secret (a generated password); and an
-invocation of the function after the database and the image exist, run again only when the
-migrations' digest or the Grafana password changes.
+(its own command) with its own role, the only one that may read the RDS-managed master secret;
+the read-only Grafana user's secret (a generated password); and an invocation of the function
+after the database and the image exist, run again only when the migrations' digest or the
+Grafana password changes.
+
+On Aurora the function runs outside the VPC and sends its SQL through the cluster's RDS Data
+API (a public AWS endpoint that reads the master secret on the service side); with an RDS
+instance it runs in the VPC like the stages and reads the secrets through the Secrets Manager
+endpoint.
 
 The stage functions are rolled out after the invocation (infra/__main__.py), so new code never
 meets an old schema: a stage that does checks the version and fails with "run the migration".
@@ -39,6 +44,19 @@ TIMEOUT_SECONDS = 300
 GRAFANA_PASSWORD_LENGTH = 40
 
 
+def grafana_secret_name(namer: Namer) -> str:
+    return namer.name("grafana-db")
+
+
+def grafana_secret_arn_pattern(namer: Namer, account: AccountRef) -> pulumi.Output[str]:
+    """An ARN matching the Grafana user's secret before it exists (Secrets Manager appends six
+    random characters to the name), for the Secrets Manager endpoint's policy."""
+    return pulumi.Output.concat(
+        "arn:", account.partition, ":secretsmanager:", account.region, ":", account.account_id,
+        ":secret:", grafana_secret_name(namer), "-??????",
+    )  # fmt: skip
+
+
 def repository_migrations_digest(repository: Path) -> str:
     """The digest of the migration files in the repository (read as files: the Pulumi program
     does not import the service)."""
@@ -62,8 +80,11 @@ class MigrationArgs:
     security_group_id: pulumi.Input[str]
     account: AccountRef
     # What must exist before the function can reach the database and Secrets Manager (the
-    # security group rules, the endpoints).
+    # security group rules, the endpoints, the database instance that takes connections).
     network: Sequence[pulumi.Resource] = ()
+    # The Aurora cluster's ARN: migrate through its RDS Data API, outside the VPC. None (an
+    # RDS instance): over PostgreSQL from the private subnets.
+    data_api_arn: pulumi.Input[str] | None = None
 
 
 class Migration(pulumi.ComponentResource):
@@ -86,7 +107,7 @@ class Migration(pulumi.ComponentResource):
         )
         secret = aws.secretsmanager.Secret(
             child.name("grafana"),
-            name=args.namer.name("grafana-db"),
+            name=grafana_secret_name(args.namer),
             description="droughtwatch: the read-only droughtwatch_grafana user's credentials",
             # Nothing to recover: the password is in the stack's state, and the migrate function
             # applies whatever the secret holds. Deleting at once lets a recreated stack reuse
@@ -130,16 +151,31 @@ class Migration(pulumi.ComponentResource):
             name="migrate-least-privilege",
             role=role.id,
             policy=pulumi.Output.json_dumps(
-                policies.migrate_policy(grants, [args.master_secret_arn, secret.arn])
+                policies.migrate_policy(
+                    grants, [args.master_secret_arn, secret.arn], args.data_api_arn
+                )
             ),
             opts=child.opts(),
         )
-        environment = database_environment(
-            MigrateSettings,
-            args.database,
-            database_auth="secret",
-            database_secret_arn=args.master_secret_arn,
-        )
+        if args.data_api_arn is not None:
+            values = {
+                "database_cluster_arn": args.data_api_arn,
+                "database_secret_arn": args.master_secret_arn,
+                "database_name": args.database.name,
+            }
+            environment = {env_name(MigrateSettings, k): v for k, v in values.items()}
+            network = None
+        else:
+            environment = database_environment(
+                MigrateSettings,
+                args.database,
+                database_auth="secret",
+                database_secret_arn=args.master_secret_arn,
+            )
+            network = {
+                "subnet_ids": list(args.subnet_ids),
+                "security_group_ids": [args.security_group_id],
+            }
         environment[env_name(MigrateSettings, "grafana_secret_arn")] = secret.arn
         function = aws.lambda_.Function(
             child.name(),
@@ -152,10 +188,7 @@ class Migration(pulumi.ComponentResource):
             memory_size=MEMORY_MB,
             timeout=TIMEOUT_SECONDS,
             environment={"variables": environment},
-            vpc_config={
-                "subnet_ids": list(args.subnet_ids),
-                "security_group_ids": [args.security_group_id],
-            },
+            vpc_config=network,
             logging_config={"log_format": "Text", "log_group": log_group.name},
             opts=child.opts(depends_on=[policy, log_group]),
         )

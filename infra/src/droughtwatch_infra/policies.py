@@ -44,7 +44,21 @@ WILDCARD_ONLY_ACTIONS = frozenset(
         "ssmmessages:CreateDataChannel",
         "ssmmessages:OpenControlChannel",
         "ssmmessages:OpenDataChannel",
+        # `droughtwatch tunnel`: the bastion's state, and whether its agent is online.
+        "ec2:DescribeInstances",
+        "ssm:DescribeInstanceInformation",
     }
+)
+# What the stages do with objects (and so all the S3 gateway endpoint lets through).
+S3_READ_ACTIONS = ("s3:GetObject",)
+S3_WRITE_ACTIONS = ("s3:PutObject", "s3:AbortMultipartUpload")
+S3_LIST_ACTIONS = ("s3:ListBucket",)
+# The RDS Data API calls of one transaction (the migrate function on Aurora).
+DATA_API_ACTIONS = (
+    "rds-data:BeginTransaction",
+    "rds-data:ExecuteStatement",
+    "rds-data:CommitTransaction",
+    "rds-data:RollbackTransaction",
 )
 
 
@@ -131,14 +145,18 @@ class LambdaGrants:
     account_id: Any
 
 
-def _lambda_runtime(grants: LambdaGrants) -> list[dict[str, Any]]:
-    """Its own log group, and the network interfaces Lambda manages with the function's role."""
+def _lambda_runtime(grants: LambdaGrants, *, in_vpc: bool = True) -> list[dict[str, Any]]:
+    """Its own log group, and (``in_vpc``) the network interfaces Lambda manages with the
+    function's role."""
+    logs = allow(
+        ["logs:CreateLogStream", "logs:PutLogEvents"],
+        join(grants.log_group_arn, ":*"),
+        "WriteOwnLogs",
+    )
+    if not in_vpc:
+        return [logs]
     return [
-        allow(
-            ["logs:CreateLogStream", "logs:PutLogEvents"],
-            join(grants.log_group_arn, ":*"),
-            "WriteOwnLogs",
-        ),
+        logs,
         allow(["ec2:DescribeNetworkInterfaces", "ec2:DescribeSubnets"], "*", "DescribeNetwork"),
         allow(
             [
@@ -178,10 +196,10 @@ def function_policy(
             # s3:ListBucket on the bucket, else with 403. That check carries no s3:prefix, so a
             # listing limited by an s3:prefix condition does not pass it: the grant is on the
             # bucket without a condition. It shows key names in this bucket, not contents.
-            statements.append(allow(["s3:ListBucket"], bucket_arn, f"List{name.title()}Bucket"))
+            statements.append(allow(list(S3_LIST_ACTIONS), bucket_arn, f"List{name.title()}Bucket"))
             statements.append(
                 allow(
-                    ["s3:GetObject"],
+                    list(S3_READ_ACTIONS),
                     [join(bucket_arn, "/", p, "*") for p in readable],
                     f"Read{name.title()}Objects",
                 )
@@ -191,7 +209,7 @@ def function_policy(
             # Large uploads are multipart: PutObject covers the parts, Abort cleans up a failure.
             statements.append(
                 allow(
-                    ["s3:PutObject", "s3:AbortMultipartUpload"],
+                    list(S3_WRITE_ACTIONS),
                     [join(bucket_arn, "/", p, "*") for p in writable],
                     f"Write{name.title()}Objects",
                 )
@@ -201,13 +219,24 @@ def function_policy(
     return document(*statements)
 
 
-def migrate_policy(grants: LambdaGrants, secret_arns: Sequence[Any]) -> dict[str, Any]:
+def migrate_policy(
+    grants: LambdaGrants, secret_arns: Sequence[Any], data_api_cluster_arn: Any = None
+) -> dict[str, Any]:
     """The migrate function's role: the master secret (to migrate as the owner) and the Grafana
-    user's secret (to set its password), its logs. The only role that reads the master secret."""
-    return document(
-        allow(["secretsmanager:GetSecretValue"], list(secret_arns), "ReadDatabaseSecrets"),
-        *_lambda_runtime(grants),
-    )
+    user's secret (to set its password), its logs. The only role that reads the master secret.
+
+    On Aurora (``data_api_cluster_arn``) it runs outside the VPC and sends its SQL through the
+    RDS Data API of that cluster only; the Data API reads the master secret with the caller's
+    permission (so GetSecretValue stays), and the role needs no network interfaces."""
+    statements = [
+        allow(["secretsmanager:GetSecretValue"], list(secret_arns), "ReadDatabaseSecrets")
+    ]
+    if data_api_cluster_arn is not None:
+        statements.append(
+            allow(list(DATA_API_ACTIONS), data_api_cluster_arn, "RunSqlThroughDataApi")
+        )
+    statements.extend(_lambda_runtime(grants, in_vpc=data_api_cluster_arn is None))
+    return document(*statements)
 
 
 # --- the pipeline, the schedule, the bastion ---------------------------------------------------
@@ -252,11 +281,19 @@ def bastion_policy(partition: Any, region: Any, account_id: Any) -> dict[str, An
 
 
 def operator_policy(
-    partition: Any, region: Any, account_id: Any, instance_id: Any, grafana_secret_arn: Any
+    partition: Any,
+    region: Any,
+    account_id: Any,
+    instance_id: Any,
+    grafana_secret_arn: Any,
+    *,
+    may_start: bool = False,
 ) -> dict[str, Any]:
     """What an operator needs for `droughtwatch tunnel` and `droughtwatch grafana --stack`: a
     Session Manager session on the bastion with the port forwarding document only, and the
-    read-only Grafana user's secret.
+    read-only Grafana user's secret; to see whether the bastion runs and its agent is online;
+    and, for an on-demand bastion (``may_start``), to start that instance (only that one: it
+    stops itself when idle, so no one needs to stop it).
 
     Listing the document beside the instance, with ssm:SessionDocumentAccessCheck, makes Session
     Manager check the document of every session: a session without ``--document-name`` (the
@@ -277,6 +314,12 @@ def operator_policy(
         allow(["ssm:TerminateSession", "ssm:ResumeSession"], own_sessions, "OwnSessions"),
         allow(["ssmmessages:OpenDataChannel"], own_sessions, "OwnSessionChannels"),
         allow(["secretsmanager:GetSecretValue"], grafana_secret_arn, "ReadGrafanaSecret"),
+        allow(
+            ["ec2:DescribeInstances", "ssm:DescribeInstanceInformation"],
+            "*",
+            "SeeWhetherTheBastionIsUp",
+        ),
+        *([allow(["ec2:StartInstances"], bastion, "StartTheBastion")] if may_start else []),
     )
 
 
@@ -303,6 +346,48 @@ def tls_only_bucket_policy(bucket_arn: Any) -> dict[str, Any]:
             "Resource": resources,
             "Condition": {"NumericLessThan": {"s3:TlsVersion": "1.2"}},
         },
+    )
+
+
+def s3_endpoint_policy(bucket_arns: Sequence[Any], account_id: Any) -> dict[str, Any]:
+    """The S3 gateway endpoint's policy: what the stages do, on this stack's buckets only, by
+    this account's principals. A function cannot copy data out to another bucket through it
+    (there is no other way out of the private subnets). Lambda itself needs nothing of it: it
+    pulls the image and ships the logs outside the VPC."""
+    objects = [join(arn, "/*") for arn in bucket_arns]
+    condition = {"StringEquals": {"aws:PrincipalAccount": account_id}}
+    return document(
+        {
+            "Sid": "ThisStacksObjects",
+            "Effect": "Allow",
+            "Principal": "*",
+            "Action": sorted([*S3_READ_ACTIONS, *S3_WRITE_ACTIONS]),
+            "Resource": objects,
+            "Condition": condition,
+        },
+        {
+            "Sid": "ListThisStacksBuckets",
+            "Effect": "Allow",
+            "Principal": "*",
+            "Action": list(S3_LIST_ACTIONS),
+            "Resource": list(bucket_arns),
+            "Condition": condition,
+        },
+    )
+
+
+def secrets_endpoint_policy(secret_arns: Sequence[Any], account_id: Any) -> dict[str, Any]:
+    """The Secrets Manager interface endpoint's policy (the ``instance`` database kind only):
+    the database secrets the migrate function reads, by this account's principals."""
+    return document(
+        {
+            "Sid": "ThisStacksDatabaseSecrets",
+            "Effect": "Allow",
+            "Principal": "*",
+            "Action": ["secretsmanager:GetSecretValue"],
+            "Resource": list(secret_arns),
+            "Condition": {"StringEquals": {"aws:PrincipalAccount": account_id}},
+        }
     )
 
 

@@ -1,17 +1,23 @@
-"""The data bucket (raw/, processed/, predictions/, reports/) and the model bucket: encrypted,
-versioned, private, TLS-only, with old versions expiring."""
+"""The data bucket (raw/, processed/, predictions/, reports/, daily-reports/) and the model
+bucket: encrypted, versioned, private, TLS-only, with old versions expiring; and in the data
+bucket, lifecycle rules per product prefix (``lifecycle_rules``): processed files expire,
+per-file reports move to Standard-IA and expire, predictions and the day's reports are kept."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import pulumi
 import pulumi_aws as aws
+from droughtwatch_contract.keys import KeyLayout
 
 from droughtwatch_infra import policies
 from droughtwatch_infra.children import ChildNames
+from droughtwatch_infra.config import Retention
 from droughtwatch_infra.naming import Namer
+
+INFREQUENT_ACCESS = "STANDARD_IA"
 
 
 @dataclass(frozen=True)
@@ -20,7 +26,53 @@ class StorageArgs:
     account_id: pulumi.Input[str]
     # When true (dev), `pulumi destroy` deletes the buckets with their objects.
     force_destroy: bool
-    noncurrent_version_days: int
+    retention: Retention
+    layout: KeyLayout = field(default_factory=KeyLayout)
+
+
+def version_rule(noncurrent_version_days: int) -> dict[str, Any]:
+    """Every bucket: overwritten or deleted objects (and so expired products) stay
+    recoverable this long, then go; lone delete markers and failed uploads are cleaned up."""
+    return {
+        "id": "expire-old-versions",
+        "status": "Enabled",
+        "filter": {},
+        "noncurrent_version_expiration": {"noncurrent_days": noncurrent_version_days},
+        "expiration": {"expired_object_delete_marker": True},
+        "abort_incomplete_multipart_upload": {"days_after_initiation": 7},
+    }
+
+
+def lifecycle_rules(layout: KeyLayout, retention: Retention) -> list[dict[str, Any]]:
+    """The data bucket's rules, by product prefix of the key layout. Raw data, predictions and
+    the day's reports have none: they are kept."""
+    rules = [version_rule(retention.noncurrent_version_days)]
+    if retention.processed_days:
+        rules.append(
+            {
+                "id": "expire-processed",
+                "status": "Enabled",
+                "filter": {"prefix": layout.processed},
+                "expiration": {"days": retention.processed_days},
+            }
+        )
+    reports: dict[str, Any] = {}
+    if retention.report_infrequent_access_days:
+        reports["transitions"] = [
+            {"days": retention.report_infrequent_access_days, "storage_class": INFREQUENT_ACCESS}
+        ]
+    if retention.report_days:
+        reports["expiration"] = {"days": retention.report_days}
+    if reports:
+        rules.append(
+            {
+                "id": "age-file-reports",
+                "status": "Enabled",
+                "filter": {"prefix": layout.reports},
+                **reports,
+            }
+        )
+    return rules
 
 
 class SecureBucket(pulumi.ComponentResource):
@@ -35,6 +87,7 @@ class SecureBucket(pulumi.ComponentResource):
         name: str,
         bucket_name: pulumi.Input[str],
         args: StorageArgs,
+        rules: list[dict[str, Any]],
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
         super().__init__("droughtwatch:infra:SecureBucket", name, None, opts)
@@ -72,18 +125,7 @@ class SecureBucket(pulumi.ComponentResource):
         aws.s3.BucketLifecycleConfiguration(
             child.name(),
             bucket=bucket.id,
-            rules=[
-                {
-                    "id": "expire-old-versions",
-                    "status": "Enabled",
-                    "filter": {},
-                    "noncurrent_version_expiration": {
-                        "noncurrent_days": args.noncurrent_version_days
-                    },
-                    "expiration": {"expired_object_delete_marker": True},
-                    "abort_incomplete_multipart_upload": {"days_after_initiation": 7},
-                }
-            ],
+            rules=rules,
             # A lifecycle rule on versions needs versioning in place first.
             opts=child.opts(depends_on=[versioning]),
         )
@@ -116,9 +158,17 @@ class Storage(pulumi.ComponentResource):
             )
 
         self.data = SecureBucket(
-            child.name("data"), bucket_name("data"), args, opts=child.opts("data")
+            child.name("data"),
+            bucket_name("data"),
+            args,
+            lifecycle_rules(args.layout, args.retention),
+            opts=child.opts("data"),
         )
         self.models = SecureBucket(
-            child.name("models"), bucket_name("models"), args, opts=child.opts("models")
+            child.name("models"),
+            bucket_name("models"),
+            args,
+            [version_rule(args.retention.noncurrent_version_days)],
+            opts=child.opts("models"),
         )
         self.register_outputs({"data_bucket": self.data.name, "model_bucket": self.models.name})

@@ -36,12 +36,13 @@ def test_daily_reports_and_reference_summaries_have_keys_of_their_own() -> None:
     day = dt.date(2026, 11, 27)
     assert (
         LAYOUT.daily_report_key(day, "baseline-cnn", "s7/abc")
-        == "reports/2026-11-27/_daily/baseline-cnn/s7_abc.html"
+        == "daily-reports/2026-11-27/baseline-cnn/s7_abc.html"
     )
-    # a raw file named _daily has its report one level up: reports/<day>/_daily/<digest12>.html
-    raw = LAYOUT.raw_key("_daily", day)
-    assert LAYOUT.report_key(raw, "ab" * 32).count("/") == 3
-    assert LAYOUT.daily_report_key(day, "m", "v").count("/") == 4
+    # the per-file reports' prefix (which a lifecycle rule expires) holds no day's report, and
+    # no raw file's name can put a per-file report under the day's reports
+    raw = LAYOUT.raw_key("daily-reports", day)
+    assert not LAYOUT.daily_report_key(day, "m", "v").startswith(LAYOUT.reports)
+    assert not LAYOUT.report_key(raw, "ab" * 32).startswith(LAYOUT.daily_reports)
     assert LAYOUT.reference_features_key("cd" * 32) == "predictions/_reference/cdcdcdcdcdcd.parquet"
     # Observe reads under the predictions prefix: the reference copy is inside it
     assert LAYOUT.reference_features_key("cd" * 32).startswith(LAYOUT.predictions)

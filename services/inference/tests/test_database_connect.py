@@ -4,6 +4,7 @@ RDS CA bundle; role passwords set without the clear text in the statement."""
 
 from __future__ import annotations
 
+import re
 import urllib.parse
 import uuid
 from pathlib import Path
@@ -155,3 +156,33 @@ def test_a_role_password_is_stored_as_a_scram_verifier(postgres: Any) -> None:
                 psycopg.connect(make_conninfo(dsn, password="wrong")).close()
         finally:
             conn.execute(f'DROP ROLE "{role}"')
+
+
+def test_a_resuming_database_is_waited_for_and_the_wait_is_logged(
+    postgres: Any, test_database: str, resuming_proxy: Any, droughtwatch_log: list[str]
+) -> None:
+    """A paused cluster drops the first connections while it resumes: connect tries again
+    with growing pauses, gets through, and says how long it waited."""
+    dsn, proxy = resuming_proxy(postgres.dsn(test_database))
+    proxy.pause(2)
+    settings = MigrateSettings(database_dsn=dsn)
+    with database.connect(settings) as conn:
+        assert conn.execute("SELECT 1").fetchone() == (1,)
+    assert (proxy.dropped, proxy.forwarded) == (2, 1)
+    log = "\n".join(droughtwatch_log)
+    assert "is not taking connections yet (resuming?); waiting up to 120 s" in log
+    # 0.5 s, then 1 s, then through
+    assert re.search(r"database resuming, waited \d+ s", log), log
+
+
+def test_a_database_that_stays_away_fails_after_the_bound(
+    postgres: Any, test_database: str, resuming_proxy: Any
+) -> None:
+    dsn, proxy = resuming_proxy(postgres.dsn(test_database))
+    proxy.pause(100)
+    settings = MigrateSettings(database_dsn=dsn, database_resume_seconds=2)
+    with pytest.raises(DatabaseUnavailable) as raised:
+        database.connect(settings)
+    assert "still not taking connections after waiting 2 s" in str(raised.value)
+    # tried at 0 s, 0.5 s and 1.5 s; a fourth try would start after the bound
+    assert 2 <= proxy.dropped <= 3

@@ -280,6 +280,50 @@ def test_processed_file_of_an_older_format_fails_alone_and_the_others_go_on(
     assert old_row["predictions_key"] is None
 
 
+def test_an_expired_processed_file_goes_back_to_processing_and_a_lost_one_fails(
+    service_env, s3, small_model, tmp_path
+) -> None:
+    """The stack's lifecycle rule deleted one file's processed file after its recorded expiry:
+    that file is sent back to Processing, which makes it again from the raw file, and is
+    predicted at the next run. Another's vanished before its expiry: that is a lost object."""
+    from droughtwatch_inference.handlers.processing import handler as processing
+
+    _publish(s3, small_model[2])
+    dsn = service_env["DROUGHTWATCH_DATABASE_DSN"]
+    expired = _seed(s3, dsn, _generated(tmp_path, "expired.tfrecord", 20, seed=8), tmp_path)
+    lost = _seed(s3, dsn, _generated(tmp_path, "lost.tfrecord", 20, seed=9), tmp_path)
+    yesterday = dt.datetime.now(dt.UTC) - dt.timedelta(days=1)
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute(
+            "UPDATE ledger SET processed_expires_at = %s WHERE raw_key = %s",
+            (yesterday, expired["raw_key"]),
+        )
+        conn.execute(
+            "UPDATE ledger SET processed_expires_at = %s WHERE raw_key = %s",
+            (yesterday + dt.timedelta(days=30), lost["raw_key"]),
+        )
+    for seeded in (expired, lost):
+        s3.delete_object(Bucket=DATA_BUCKET, Key=seeded["processed_key"])
+
+    response = handler({"run_id": "r1"}, Context())
+    assert response["statusCode"] == 200, response
+    assert response["body"]["inference"]["files_failed"] == 2
+    expired_row, lost_row = _rows(dsn)
+    assert (expired_row["stage"], expired_row["status"]) == ("processing", "pending")
+    assert expired_row["attempts"] == 0
+    error = expired_row["last_error"]
+    assert error.startswith(f"ProductExpired: {expired['processed_key']} expired on ")
+    assert "sent back to processing" in error and "Nothing is lost" in error
+    assert (lost_row["stage"], lost_row["status"]) == ("inference", "failed")
+    assert lost_row["last_error"].startswith("ObjectMissing:")
+
+    assert processing({"run_id": "r2"}, Context())["statusCode"] == 200
+    assert s3.head_object(Bucket=DATA_BUCKET, Key=expired["processed_key"])
+    again = handler({"run_id": "r3"}, Context())
+    assert again["body"]["inference"]["files_done"] == 1
+    assert _rows(dsn)[0]["stage"] == "observe"
+
+
 def test_onnx_model_gives_the_same_predictions(service_env, s3, small_model, tmp_path) -> None:
     _, manifest, files = small_model
     _publish(s3, files, format="onnx")

@@ -167,11 +167,14 @@ def test_unreachable_database_fails_the_stage_without_leaking_the_password(
         "DROUGHTWATCH_DATABASE_DSN", "postgresql://dw:s3cr3t-pw@127.0.0.1:1/droughtwatch"
     )
     monkeypatch.setenv("DROUGHTWATCH_DATABASE_CONNECT_TIMEOUT_SECONDS", "2")
+    # a refused connection may be a paused database resuming: waited for, within its bound
+    monkeypatch.setenv("DROUGHTWATCH_DATABASE_RESUME_SECONDS", "1")
     cached.cache_clear()
     response = handler({"run_id": "r1"}, Context())
     assert response["statusCode"] == 500
     assert response["body"]["error"] == "DatabaseUnavailable"
     assert "127.0.0.1:1/droughtwatch" in response["body"]["cause"]
+    assert "still not taking connections after waiting 1 s" in response["body"]["cause"]
     assert "s3cr3t-pw" not in json.dumps(response)
 
 

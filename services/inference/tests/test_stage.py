@@ -25,6 +25,7 @@ from droughtwatch_inference.errors import (
     ModelNotFound,
     ObjectForbidden,
     ObjectMissing,
+    ProductExpired,
     StorageError,
 )
 from droughtwatch_inference.logic import stage as stage_module
@@ -153,6 +154,13 @@ class MemoryLedger:
             self.rows[entry_id] = dataclasses.replace(self.rows[entry_id], status="failed")
             self.errors[entry_id] = error
 
+    def send_back(self, entry_id: int, stage: str, to_stage: str, error: str) -> None:
+        if self._claimed(entry_id, stage):
+            self.rows[entry_id] = dataclasses.replace(
+                self.rows[entry_id], stage=to_stage, status="pending", attempts=0
+            )
+            self.errors[entry_id] = error
+
     def release(self, entry_id: int, stage: str) -> None:
         row = self.rows[entry_id]
         if row.status == "running":
@@ -245,6 +253,29 @@ def test_a_file_error_is_recorded_on_that_file_and_the_batch_goes_on(
     # Tried once in this run (not again after failing), and claimable by the next run.
     assert report.remaining == 0
     assert ledger.remaining("processing", max_attempts=3) == 1
+
+
+def test_a_file_whose_input_expired_goes_back_to_the_stage_that_makes_it(
+    ledger: LedgerPort,
+) -> None:
+    """Its processed file expired before Inference took it: failed in this run with the
+    reason, then pending at Processing with fresh attempts, which takes it at the next run."""
+    (key,) = register(ledger, 0)
+    run(ledger, processed)
+
+    def expired(entry: LedgerEntry) -> FileResult:
+        raise ProductExpired(f"processed/{entry.raw_key} expired on 2026-12-01", "processing")
+
+    report = run_stage(
+        "inference", "run-2", ledger, expired, NO_DEADLINE, max_attempts=3, lease_seconds=60
+    )
+    assert (report.files_done, report.files_failed) == (0, 1)
+    assert report.failures[0]["error"].startswith("ProductExpired: processed/raw/file-0 expired")
+    assert ledger.remaining("inference", max_attempts=3) == 0
+    again = run(ledger, processed)
+    assert (again.files_done, again.files_failed) == (1, 0)
+    assert ledger.remaining("inference", max_attempts=3) == 1
+    assert key == "raw/file-0"
 
 
 def test_a_failing_file_is_retried_up_to_the_attempt_limit_then_left(ledger: LedgerPort) -> None:

@@ -291,12 +291,17 @@ def print_local_run(outcome: LocalRunOutcome) -> None:
     console = printer.console
     summary = outcome.summary
     console.print(local_run_table(outcome))
-    reports = [line for line in summary.files if line.report_path]
+    reports = [line for line in summary.files if line.report_path or line.report_expired]
     if reports:
         # one line each, never wrapped: a path cut in two cannot be copied or clicked
         console.print("reports (Evidently HTML):")
         for line in reports:
-            console.print(f"  {line.name} {line.report_path}", highlight=False, soft_wrap=True)
+            where = (
+                f"expired on {line.report_expired:%Y-%m-%d} (report_retention_days)"
+                if line.report_expired
+                else line.report_path
+            )
+            console.print(f"  {line.name} {where}", highlight=False, soft_wrap=True)
     if outcome.skipped:
         console.print(f"not taken (not TFRecord files): {', '.join(outcome.skipped)}")
     if summary.label_files:

@@ -4,14 +4,17 @@
     processed/<YYYY-MM-DD>/<name>/<digest12>.npz     preprocess output, one per raw version
     predictions/<YYYY-MM-DD>/<name>/<digest12>.parquet
     reports/<YYYY-MM-DD>/<name>/<digest12>.html      Evidently report of that predictions file
-    reports/<YYYY-MM-DD>/_daily/<model>/<version>.html   Evidently report of the day (a model's)
+    daily-reports/<YYYY-MM-DD>/<model>/<version>.html    Evidently report of the day (a model's)
     predictions/_reference/<sha12>.parquet           a model's reference input summaries, copied
                                                      by Inference for Observe
     labels/<name>                                    late ground truth: a CSV or Parquet of
                                                      id,label that users upload (any name)
 
 Products sit under their own prefixes, so listing raw data never sees them; the raw file's
-content digest in the product name keeps every raw version's products apart.
+content digest in the product name keeps every raw version's products apart. Each kind of
+product has a prefix of its own because the stack's lifecycle rules, which work by prefix, keep
+them for different times: processed files and per-file reports expire, predictions and the
+day's reports are kept.
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ class KeyLayout:
     processed: str = "processed/"
     predictions: str = "predictions/"
     reports: str = "reports/"
+    daily_reports: str = "daily-reports/"
     labels: str = "labels/"
 
     @classmethod
@@ -40,6 +44,7 @@ class KeyLayout:
             processed=settings.processed_prefix,  # type: ignore[attr-defined]
             predictions=settings.predictions_prefix,  # type: ignore[attr-defined]
             reports=settings.reports_prefix,  # type: ignore[attr-defined]
+            daily_reports=settings.daily_reports_prefix,  # type: ignore[attr-defined]
             labels=settings.labels_prefix,  # type: ignore[attr-defined]
         )
 
@@ -91,10 +96,10 @@ class KeyLayout:
         return f"{self.reports}{self.relative(raw_key)}/{digest[:DIGEST_CHARS]}.html"
 
     def daily_report_key(self, date: dt.date, model_name: str, model_version: str) -> str:
-        """The report of one day's files of one model version. ``_daily`` cannot be a raw
-        file's report folder: those end in ``/<digest12>.html`` one level further down."""
+        """The report of one day's files of one model version: under its own prefix, apart from
+        the per-file reports, so that a lifecycle rule can expire those and keep these."""
         name, version = _segment(model_name), _segment(model_version)
-        return f"{self.reports}{date.isoformat()}/_daily/{name}/{version}.html"
+        return f"{self.daily_reports}{date.isoformat()}/{name}/{version}.html"
 
     def reference_features_key(self, digest: str) -> str:
         """A model's reference input summaries in the data bucket, by content (sha256 hex):

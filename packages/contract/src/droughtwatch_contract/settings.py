@@ -59,13 +59,31 @@ class DatabaseSettings(BaseSettings):
     # The CA bundle that verify-ca and verify-full check the server's certificate against.
     database_sslrootcert: str = RDS_CA_BUNDLE
     database_connect_timeout_seconds: int = Field(10, ge=1, le=120)
+    # How long to keep trying while the server cannot take connections yet: an Aurora Serverless
+    # cluster paused at 0 capacity takes about 15 s to resume (up to about 30 s after a day),
+    # and refuses or drops the first connections meanwhile. 0 gives up at the first refusal.
+    database_resume_seconds: int = Field(120, ge=0, le=600)
 
     aws_endpoint_url: str | None = None
     aws_region: str | None = None
 
+    @property
+    def uses_data_api(self) -> bool:
+        """Whether SQL goes through the RDS Data API instead of a PostgreSQL connection (only
+        the migrate function may; see MigrateSettings)."""
+        return False
+
     @model_validator(mode="after")
     def _database_is_configured(self) -> DatabaseSettings:
         if self.database_dsn is not None:
+            return self
+        if self.uses_data_api:
+            if self.database_auth != "secret" or not self.database_secret_arn:
+                raise ValueError(
+                    "the RDS Data API (DROUGHTWATCH_DATABASE_CLUSTER_ARN) needs "
+                    "DROUGHTWATCH_DATABASE_SECRET_ARN, the secret it logs in with "
+                    "(database_auth=secret)"
+                )
             return self
         if not self.database_host:
             raise ValueError(
@@ -99,9 +117,19 @@ class DatabaseSettings(BaseSettings):
 
 class MigrateSettings(DatabaseSettings):
     """The migrate function: the database as its owner (the master secret), and the secret
-    holding the password it gives droughtwatch_grafana (none locally)."""
+    holding the password it gives droughtwatch_grafana (none locally).
+
+    With ``database_cluster_arn`` (an Aurora cluster with its HTTP endpoint on) the SQL goes
+    through the RDS Data API, a public AWS endpoint that reads ``database_secret_arn`` on the
+    service side: the function needs no VPC, no route to the database and no Secrets Manager
+    endpoint. Without it, a PostgreSQL connection as for the stages."""
 
     grafana_secret_arn: str | None = None
+    database_cluster_arn: str | None = None
+
+    @property
+    def uses_data_api(self) -> bool:
+        return self.database_dsn is None and bool(self.database_cluster_arn)
 
 
 class CommonSettings(DatabaseSettings):
@@ -112,6 +140,7 @@ class CommonSettings(DatabaseSettings):
     processed_prefix: str = "processed/"
     predictions_prefix: str = "predictions/"
     reports_prefix: str = "reports/"
+    daily_reports_prefix: str = "daily-reports/"
     # Late ground truth (label files) that users upload; read by the step that ingests them.
     labels_prefix: str = "labels/"
 
@@ -131,7 +160,12 @@ class CommonSettings(DatabaseSettings):
     work_dir: str = "/tmp/droughtwatch"
 
     @field_validator(
-        "raw_prefix", "processed_prefix", "predictions_prefix", "reports_prefix", "labels_prefix"
+        "raw_prefix",
+        "processed_prefix",
+        "predictions_prefix",
+        "reports_prefix",
+        "daily_reports_prefix",
+        "labels_prefix",
     )
     @classmethod
     def _prefix_ends_with_slash(cls, value: str) -> str:
@@ -158,6 +192,7 @@ class CommonSettings(DatabaseSettings):
             self.processed_prefix,
             self.predictions_prefix,
             self.reports_prefix,
+            self.daily_reports_prefix,
             self.labels_prefix,
         ]
         for a in prefixes:
@@ -170,6 +205,10 @@ class CommonSettings(DatabaseSettings):
 class ProcessingSettings(CommonSettings):
     chunk_size: int = Field(256, ge=1, le=10_000)
     max_files_per_run: int = Field(10_000, ge=1)
+    # Days the stack's lifecycle rule keeps a processed file (None: kept, as locally). The
+    # ledger records each file's expiry from it (retention.expires_at), so that the dashboard
+    # shows an expired file as expired, and Inference knows it from a missing one.
+    processed_retention_days: int | None = Field(None, ge=1)
 
 
 class InferenceSettings(CommonSettings):
@@ -208,6 +247,9 @@ class ObserveConfig(BaseModel):
     # A day with fewer images is "not enough data": no alert (logic/daily.py).
     min_daily_images: int = Field(200, ge=1)
     save_html_report: bool = True
+    # Days the stack's lifecycle rule keeps a per-file HTML report (None: kept); recorded in the
+    # ledger with each report, as processed_retention_days is.
+    report_retention_days: int | None = Field(None, ge=1)
 
 
 class ObserveSettings(ObserveConfig, CommonSettings):

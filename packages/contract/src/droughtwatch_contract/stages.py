@@ -21,7 +21,7 @@ from droughtwatch_contract.settings import (
 
 # Where a stage reads or writes: a prefix of the data bucket's key layout (keys.KeyLayout's
 # fields), or the model bucket under the configured model prefix.
-Location = Literal["raw", "processed", "predictions", "reports", "labels", "model"]
+Location = Literal["raw", "processed", "predictions", "reports", "daily_reports", "labels", "model"]
 MODEL: Location = "model"
 
 # The ledger's `stage` after the last stage, and the statuses a file has in a stage: on its way
@@ -84,6 +84,14 @@ class StageRegistry:
         position = self.names.index(self[name].name)
         return self.stages[position + 1].name if position + 1 < len(self.stages) else DONE
 
+    def writer_of(self, location: Location) -> Stage:
+        """The stage that writes ``location`` (the one to send a file back to when that
+        product is gone)."""
+        for stage in self.stages:
+            if location in stage.writes:
+                return stage
+        raise KeyError(f"no stage writes {location!r}")
+
     def extended(self, stage: Stage) -> StageRegistry:
         """This registry with ``stage`` appended."""
         return StageRegistry((*self.stages, stage))
@@ -97,7 +105,14 @@ STAGES = StageRegistry(
             handler="droughtwatch_inference.handlers.processing.handler",
             settings=ProcessingSettings,
             ledger_columns=frozenset(
-                {"source_digest", "processed_key", "records", "images", "dropped"}
+                {
+                    "source_digest",
+                    "processed_key",
+                    "processed_expires_at",
+                    "records",
+                    "images",
+                    "dropped",
+                }
             ),
             completed_at="processed_at",
             # labels/: each run ingests new label files first, in this stage (handlers/
@@ -124,10 +139,10 @@ STAGES = StageRegistry(
             title="Observe",
             handler="droughtwatch_inference.handlers.observe.handler",
             settings=ObserveSettings,
-            ledger_columns=frozenset({"report_key"}),
+            ledger_columns=frozenset({"report_key", "report_expires_at"}),
             completed_at="observed_at",
             reads=("predictions",),
-            writes=("reports",),
+            writes=("reports", "daily_reports"),
         ),
     )
 )

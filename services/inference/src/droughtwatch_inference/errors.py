@@ -83,6 +83,22 @@ class ObjectForbidden(StorageError):
     )
 
 
+class ProductExpired(ObjectMissing):
+    """A product the stage reads is gone because the stack's lifecycle rule expired it (the
+    ledger recorded its expiry when it was written): not lost, it can be made again from the
+    raw file. The file goes back to ``back_to``, the stage that writes the product."""
+
+    hint = (
+        "Nothing is lost: the file goes back to that stage, which rebuilds the product from "
+        "its raw file at the next run (`droughtwatch run`); to keep such files longer, raise "
+        "the stack's retention setting."
+    )
+
+    def __init__(self, message: str, back_to: str) -> None:
+        super().__init__(message)
+        self.back_to = back_to
+
+
 class ModelNotFound(DroughtwatchError):
     hint = (
         "Upload model.json and the weights (model.pt2 or model.onnx) under the configured "

@@ -31,6 +31,8 @@ class LedgerEntry:
     predictions_key: str | None = None
     model_name: str | None = None
     model_version: str | None = None
+    # when the stack's lifecycle rule deletes the processed file (None: kept)
+    processed_expires_at: dt.datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -118,3 +120,5 @@ class FileOutcome:
     drift_score: float | None = None
     drift_threshold: float | None = None
     drift_detected: bool | None = None
+    # when the stack's lifecycle rule deletes the per-file report (None: kept)
+    report_expires_at: dt.datetime | None = None

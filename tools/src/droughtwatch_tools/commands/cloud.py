@@ -19,7 +19,12 @@ from rich.markup import escape
 
 from droughtwatch_tools import printer
 from droughtwatch_tools.cloud.outputs import find_project_dir, resolve_outputs, stack_outputs
-from droughtwatch_tools.cloud.tunnel import TUNNEL_REFUSED_HINT, operator_policy, tunnel_command
+from droughtwatch_tools.cloud.tunnel import (
+    TUNNEL_REFUSED_HINT,
+    ensure_running,
+    operator_policy,
+    tunnel_command,
+)
 from droughtwatch_tools.commands.options import CwdOption, RegionOption, StackOption
 from droughtwatch_tools.errors import ExitCode, UserError
 from droughtwatch_tools.printer import reports_errors
@@ -215,7 +220,7 @@ def tunnel_command_cli(
 ) -> None:
     """Forward 127.0.0.1:<local-port> to the database through the bastion (SSM Session
     Manager; needs the AWS CLI and its session-manager-plugin, and the stack's operator policy:
-    see --policy)."""
+    see --policy). A stopped (on-demand) bastion is started first; it stops itself when idle."""
     if print_policy:
         document = operator_policy(stack_outputs(stack, cwd or find_project_dir()))
         typer.echo(json.dumps(document, indent=2))
@@ -244,6 +249,7 @@ def tunnel_command_cli(
             "(https://docs.aws.amazon.com/systems-manager/latest/userguide/"
             "session-manager-working-with-install-plugin.html), then run the command above",
         )
+    start_bastion(str(outputs[StackOutput.BASTION_INSTANCE_ID]), outputs.get(StackOutput.REGION))
     printer.err.print(f"tunnel open on 127.0.0.1:{local_port} until Ctrl-C", highlight=False)
     try:
         code = subprocess.run(command, check=False).returncode
@@ -253,6 +259,25 @@ def tunnel_command_cli(
         # the AWS CLI has printed its error; the session's own exit code is the command's
         printer.next_step(TUNNEL_REFUSED_HINT)
         raise typer.Exit(code=code)
+
+
+def start_bastion(instance_id: str, region: str | None) -> None:
+    """Start the bastion when it is stopped (on demand) and wait for Session Manager."""
+    import boto3
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    try:
+        ensure_running(
+            boto3.client("ec2", region_name=region),
+            boto3.client("ssm", region_name=region),
+            instance_id,
+            lambda message: printer.err.print(message, highlight=False),
+        )
+    except (BotoCoreError, ClientError) as exc:
+        error = aws_error(exc, f"starting the bastion {instance_id}")
+        code = exc.response.get("Error", {}).get("Code", "") if isinstance(exc, ClientError) else ""
+        denied = "Unauthorized" in code or "Denied" in code
+        raise UserError(str(error), TUNNEL_REFUSED_HINT if denied else error.hint) from None
 
 
 def register(app: typer.Typer) -> None:

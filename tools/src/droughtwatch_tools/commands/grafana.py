@@ -8,6 +8,7 @@ from typing import Annotated
 
 import typer
 
+from droughtwatch_tools import printer
 from droughtwatch_tools.cloud.outputs import find_project_dir
 from droughtwatch_tools.commands.options import (
     DatabaseStackOption,
@@ -23,6 +24,7 @@ from droughtwatch_tools.grafana.connection import (
     read_stack_outputs,
     tunnel_hint,
     tunnel_open,
+    wait_until_reachable,
 )
 from droughtwatch_tools.printer import reports_errors, warning
 
@@ -61,6 +63,16 @@ def grafana(
                 f"nothing listens on 127.0.0.1:{db_port}: {tunnel_hint(stack, db_port)}, or "
                 "the panels will show connection errors"
             )
+        else:
+            # a paused database resumes on this first connection: wait for it, as the stages do
+            problem = wait_until_reachable(
+                connection, lambda message: printer.err.print(message, highlight=False)
+            )
+            if problem:
+                warning(
+                    f"the database behind the tunnel does not answer ({problem}): the panels "
+                    "will show connection errors until it does"
+                )
     else:
         connection = local_connection(data_dir)
     code = run_grafana(connection, compose, compose_path, port, detach)

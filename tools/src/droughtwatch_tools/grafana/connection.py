@@ -2,7 +2,9 @@
 bastion tunnel as the read-only droughtwatch_grafana user (its secret read from the stack).
 
 The password travels only in the compose subprocess's environment (:meth:`Connection.environment`),
-never in a file or in the printed output."""
+never in a file or in the printed output. A paused Aurora database resumes on the first
+connection: `wait_until_reachable` makes that connection and waits for it (as the stages do)
+before Grafana starts, so the dashboard's first panels do not fail."""
 
 from __future__ import annotations
 
@@ -182,6 +184,32 @@ def cloud_connection(
     # Through the tunnel the certificate names the RDS host, not 127.0.0.1, so verify-full
     # cannot pass: require TLS without verifying the name.
     return Connection("127.0.0.1", port, database, user, password, "require")
+
+
+# As long as the stages wait for a resuming database (DatabaseSettings.database_resume_seconds).
+RESUME_SECONDS = 120
+
+
+def wait_until_reachable(
+    connection: Connection,
+    say: Callable[[str], None],
+    bound_seconds: float = RESUME_SECONDS,
+) -> str | None:
+    """Connect through the tunnel as Grafana will, waiting while the database resumes (the
+    service's own rule: adapters.resume). Returns why it is still unreachable, or None."""
+    import psycopg
+    from droughtwatch_inference.adapters.resume import wait_for_database
+
+    def attempt() -> None:
+        psycopg.connect(connection.conninfo(), connect_timeout=10).close()
+
+    where = f"{connection.host}:{connection.port}/{connection.database}"
+    try:
+        wait_for_database(attempt, bound_seconds, where, report=lambda message, **_: say(message))
+    except psycopg.Error as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        return first.replace(connection.password, "***")
+    return None
 
 
 def tunnel_open(port: int) -> bool:

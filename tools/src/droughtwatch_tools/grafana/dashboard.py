@@ -260,7 +260,9 @@ def build_dashboard() -> dict[str, Any]:
             "Ledger",
             "Each raw object: its batch, the next stage it needs (done when finished), status "
             "(done, pending, running, failed; skipped, duplicate or superseded with the reason "
-            "in note), attempts, when each stage finished, and the last error. Failed first.",
+            "in note), attempts, when each stage finished, its processed file and report (or "
+            "'expired <date>' once the stack's lifecycle rule deleted them), and the last "
+            "error. Failed first.",
             queries.LEDGER,
             (0, 38, 24, 11),
             error_column="last_error",

@@ -262,12 +262,24 @@ LIMIT 1""",
     columns=("model_name", "model_version"),
 )
 
+
+def _product(key: str, expires_at: str, name: str) -> str:
+    """A product's key, or "expired <date>" once the stack's lifecycle rule has deleted it (the
+    stage recorded when, migration 0007): expired, not missing."""
+    return (
+        f"CASE WHEN {expires_at} <= now() THEN 'expired ' || "
+        f"to_char({expires_at} AT TIME ZONE 'UTC', 'YYYY-MM-DD') ELSE {key} END AS {name}"
+    )
+
+
 # Failed files first, then the newest batches.
 LEDGER = Query(
     name="ledger",
-    sql="""SELECT raw_key, batch_date, stage, status, attempts,
+    sql=f"""SELECT raw_key, batch_date, stage, status, attempts,
        registered_at, processed_at, predicted_at, observed_at, updated_at,
-       model_version, last_error, last_error_at, note, duplicate_of
+       model_version, {_product("processed_key", "processed_expires_at", "processed_file")},
+       {_product("report_key", "report_expires_at", "report")},
+       last_error, last_error_at, note, duplicate_of
 FROM ledger
 WHERE $__timeFilter(batch_date)
 ORDER BY (status = 'failed') DESC, batch_date DESC, raw_key
@@ -285,6 +297,8 @@ LIMIT 1000""",
         "observed_at",
         "updated_at",
         "model_version",
+        "processed_file",
+        "report",
         "last_error",
         "last_error_at",
         "note",

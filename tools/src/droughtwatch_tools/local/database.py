@@ -25,10 +25,19 @@ class LocalDatabase:
 
 
 def migrate_dsn(dsn: str) -> list[str]:
+    """Apply the migrations at ``dsn`` as its user (the owner), waiting as the stages do for a
+    database that is resuming (a paused Aurora cluster behind a tunnel)."""
     import psycopg
+    from droughtwatch_contract.settings import DatabaseSettings
     from droughtwatch_inference.adapters.database import migrate
+    from droughtwatch_inference.adapters.resume import wait_for_database
+    from psycopg.conninfo import conninfo_to_dict
 
-    with psycopg.connect(dsn, autocommit=True) as conn:
+    info = conninfo_to_dict(dsn)
+    where = f"{info.get('host', 'localhost')}:{info.get('port', 5432)}/{info.get('dbname', '')}"
+    bound = DatabaseSettings.model_fields["database_resume_seconds"].default
+    conn = wait_for_database(lambda: psycopg.connect(dsn, autocommit=True), bound, where)
+    with conn:
         return migrate(conn)
 
 

@@ -239,7 +239,10 @@ def run_demo(
             _summarise(day, _day_metrics(conn, day.date))
         progress("exporting predictions and reports", total_steps, total_steps)
         exported = _export(
-            config.store_root, config.data_bucket, (layout.predictions, layout.reports), out / "s3"
+            config.store_root,
+            config.data_bucket,
+            (layout.predictions, layout.reports, layout.daily_reports),
+            out / "s3",
         )
         (out / "model.json").write_text(json.dumps(model_info, indent=2, default=str))
     shutil.rmtree(out / ".work", ignore_errors=True)

@@ -8,6 +8,7 @@ import datetime as dt
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
+from droughtwatch_contract.retention import is_expired
 from droughtwatch_contract.stages import DONE, DUPLICATE, FAILED, SUPERSEDED
 from droughtwatch_inference.adapters.ledger import SETTLED
 from droughtwatch_inference.records import FileOutcome, LabelFileOutcome
@@ -27,6 +28,8 @@ class FileLine:
     outcome: FileOutcome
     state: str
     report_path: Path | None = None
+    # when the report expired (the ledger's record) and it is gone: shown as expired
+    report_expired: dt.datetime | None = None
 
     @property
     def done(self) -> bool:
@@ -45,7 +48,14 @@ class FileLine:
 def file_line(
     name: str, outcome: FileOutcome, max_attempts: int, report_path: Path | None = None
 ) -> FileLine:
-    return FileLine(name, outcome, state_words(outcome, max_attempts), report_path)
+    """The file's line; a report that the ledger says has expired and that is gone is shown as
+    expired, not as a path to nothing."""
+    expired = None
+    now = dt.datetime.now(dt.UTC)
+    gone = report_path is not None and not report_path.exists()
+    if gone and is_expired(outcome.report_expires_at, now):
+        report_path, expired = None, outcome.report_expires_at
+    return FileLine(name, outcome, state_words(outcome, max_attempts), report_path, expired)
 
 
 def used_up(outcome: FileOutcome, max_attempts: int) -> bool:

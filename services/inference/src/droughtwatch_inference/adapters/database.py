@@ -6,23 +6,32 @@ authentication token (the stages, as droughtwatch_app): a 15-minute password tha
 locally with the function's role, which RDS accepts over TLS only.
 
 Secrets are fetched once per container and fetched again once when the server rejects them (RDS
-rotates managed passwords). No DSN, password or token is ever logged: errors name the host, the
-database and the user only.
+rotates managed passwords). A server that is not taking connections yet (a paused Aurora
+cluster resuming) is waited for, up to ``database_resume_seconds`` (adapters.resume). No DSN,
+password or token is ever logged: errors name the host, the database and the user only.
+
+The migrations themselves run over any executor (adapters.schema): `PsycopgExecutor` here, or
+the RDS Data API (adapters.data_api).
 """
 
 from __future__ import annotations
 
 import json
-from importlib import resources
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import psycopg
 from botocore.exceptions import BotoCoreError, ClientError
-from droughtwatch_contract.database import MIGRATIONS_PACKAGE, is_migration, migrations_digest
-from psycopg import sql
 
-from droughtwatch_inference.adapters import aws
+from droughtwatch_inference.adapters import aws, schema
+from droughtwatch_inference.adapters.resume import not_ready, wait_for_database
+from droughtwatch_inference.adapters.schema import (
+    expected_schema_version,
+    migration_files,
+    migrations_sha256,
+)
 from droughtwatch_inference.errors import (
     ConfigurationError,
     DatabaseUnavailable,
@@ -30,8 +39,18 @@ from droughtwatch_inference.errors import (
     SecretUnavailable,
 )
 
-# pg_advisory_xact_lock key for migrations: any constant, the same in every process.
-_MIGRATION_LOCK = 0x64726F75676874  # "drought"
+__all__ = [
+    "PsycopgExecutor",
+    "check_schema",
+    "connect",
+    "expected_schema_version",
+    "migrate",
+    "migration_files",
+    "migrations_sha256",
+    "read_secret",
+    "set_role_password",
+]
+
 _secret_cache: dict[str, dict[str, str]] = {}
 RDS_CA_BUNDLE_URL = "https://truststore.pki.rds.amazonaws.com/global/global-bundle.pem"
 
@@ -111,16 +130,18 @@ def _iam_hint(settings: Any, message: str) -> str:
 
 
 def connect(settings: Any) -> psycopg.Connection:
-    """Open a connection (autocommit; callers open transactions explicitly)."""
+    """Open a connection (autocommit; callers open transactions explicitly), waiting for a
+    server that is resuming up to ``database_resume_seconds``."""
     timeout = settings.database_connect_timeout_seconds
-    try:
+    tls = _tls(settings) if settings.database_dsn is None else {}
+
+    def attempt() -> psycopg.Connection:
         if settings.database_dsn is not None:
             return psycopg.connect(
                 settings.database_dsn.get_secret_value(), autocommit=True, connect_timeout=timeout
             )
-        tls = _tls(settings)
-        for attempt in (0, 1):
-            user, password = _credentials(settings, refresh=attempt == 1)
+        for retry in (False, True):
+            user, password = _credentials(settings, refresh=retry)
             try:
                 return psycopg.connect(
                     host=settings.database_host,
@@ -134,89 +155,62 @@ def connect(settings: Any) -> psycopg.Connection:
                 )
             except psycopg.OperationalError as exc:
                 rotated = "password authentication failed" in str(exc)
-                if attempt == 0 and rotated and settings.database_auth == "secret":
+                if not retry and rotated and settings.database_auth == "secret":
                     continue  # rotated: fetch the secret again, once
                 raise
+        raise AssertionError("unreachable")
+
+    try:
+        return wait_for_database(attempt, settings.database_resume_seconds, _where(settings))
     except psycopg.Error as exc:
         # psycopg's message can echo connection parameters; keep only its first line's gist.
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         first = first.replace(getattr(settings.database_dsn, "get_secret_value", lambda: "")(), "")
+        waited = (
+            f" (still not taking connections after waiting {settings.database_resume_seconds} s)"
+            if not_ready(exc) and settings.database_resume_seconds
+            else ""
+        )
         raise DatabaseUnavailable(
             f"cannot connect to PostgreSQL at {_where(settings)}{_as_whom(settings)}: {first}"
+            + waited
             + _iam_hint(settings, first)
         ) from None
-    raise DatabaseUnavailable(f"cannot connect to PostgreSQL at {_where(settings)}")
 
 
 def _as_whom(settings: Any) -> str:
     return f" as {settings.database_user}" if settings.database_auth == "iam" else ""
 
 
-def set_role_password(conn: psycopg.Connection, role: str, password: str) -> None:
-    """Give ``role`` a password. The SCRAM-SHA-256 verifier is computed here (as psql's
-    \\password does), so the clear password never travels in a statement that the server might
-    log (log_statement = ddl)."""
-    verifier = conn.pgconn.encrypt_password(password.encode(), role.encode(), b"scram-sha-256")
-    conn.execute(
-        sql.SQL("ALTER ROLE {} WITH LOGIN PASSWORD {}").format(
-            sql.Identifier(role), sql.Literal(verifier.decode())
-        )
-    )
+class PsycopgExecutor:
+    """adapters.schema's executor over a psycopg connection in autocommit mode."""
+
+    def __init__(self, conn: psycopg.Connection) -> None:
+        self.conn = conn
+
+    @contextmanager
+    def transaction(self) -> Iterator[_PsycopgTransaction]:
+        with self.conn.transaction():
+            yield _PsycopgTransaction(self.conn)
 
 
-def _shipped_migrations() -> list[tuple[str, bytes]]:
-    return [
-        (entry.name, entry.read_bytes())
-        for entry in resources.files(MIGRATIONS_PACKAGE).iterdir()
-        if is_migration(entry.name)
-    ]
+class _PsycopgTransaction:
+    def __init__(self, conn: psycopg.Connection) -> None:
+        self.conn = conn
 
-
-def migrations_sha256() -> str:
-    """The digest of the migrations this package ships: what the deploy keys its migration run
-    on (computed there from the repository's files, by the same function)."""
-    return migrations_digest(_shipped_migrations())
-
-
-def migration_files() -> list[tuple[int, str, str]]:
-    """(version, name, sql) of every migration shipped with the package, in order."""
-    found = []
-    for name, content in _shipped_migrations():
-        version = int(name.split("_", 1)[0])
-        found.append((version, name, content.decode()))
-    found.sort()
-    versions = [v for v, _, _ in found]
-    if len(set(versions)) != len(versions):
-        raise RuntimeError(f"duplicate migration versions: {versions}")
-    return found
+    def execute(self, sql: str, params: Mapping[str, Any] | None = None) -> list[tuple[Any, ...]]:
+        cur = self.conn.execute(sql, params)  # type: ignore[arg-type]  # trusted SQL
+        return cur.fetchall() if cur.description is not None else []
 
 
 def migrate(conn: psycopg.Connection) -> list[str]:
-    """Apply the migrations not yet applied, in order, under an advisory lock so that
-    concurrent cold starts are safe. Returns the names applied now."""
-    applied_now = []
-    with conn.transaction():
-        conn.execute("SELECT pg_advisory_xact_lock(%s)", (_MIGRATION_LOCK,))
-        conn.execute(
-            "CREATE TABLE IF NOT EXISTS schema_migrations ("
-            " version integer PRIMARY KEY, name text NOT NULL,"
-            " applied_at timestamptz NOT NULL DEFAULT now())"
-        )
-        done = {row[0] for row in conn.execute("SELECT version FROM schema_migrations")}
-        for version, name, sql in migration_files():
-            if version in done:
-                continue
-            conn.execute(sql)  # type: ignore[arg-type]  # trusted file shipped with the package
-            conn.execute(
-                "INSERT INTO schema_migrations (version, name) VALUES (%s, %s)", (version, name)
-            )
-            applied_now.append(name)
-    return applied_now
+    """Apply the migrations not yet applied over a psycopg connection (adapters.schema)."""
+    return schema.run_migrations(PsycopgExecutor(conn))
 
 
-def expected_schema_version() -> int:
-    """The newest migration this code ships."""
-    return migration_files()[-1][0]
+def set_role_password(conn: psycopg.Connection, role: str, password: str) -> None:
+    """Give ``role`` a password, as its SCRAM-SHA-256 verifier (adapters.schema)."""
+    schema.set_role_password(PsycopgExecutor(conn), role, password)
 
 
 def check_schema(conn: psycopg.Connection) -> int:

@@ -36,7 +36,8 @@ from droughtwatch_inference.records import FileOutcome, LedgerEntry, RawObject, 
 
 _ENTRY_COLUMNS = (
     "id, bucket, raw_key, etag, size_bytes, batch_date, stage, status, attempts, "
-    "source_digest, processed_key, predictions_key, model_name, model_version"
+    "source_digest, processed_key, predictions_key, model_name, model_version, "
+    "processed_expires_at"
 )
 # Outcomes that end a file's way without products (see migration 0002).
 SETTLED = frozenset({SKIPPED, DUPLICATE})
@@ -242,6 +243,20 @@ class Ledger:
                 (error[:4000], entry_id, stage),
             )
 
+    def send_back(self, entry_id: int, stage: str, to_stage: str, error: str) -> None:
+        """A claimed file whose input product expired goes back to ``to_stage`` (the stage
+        that makes that product again), pending with fresh attempts; ``error`` says why."""
+        if to_stage not in self.stages:
+            raise ValueError(f"no stage {to_stage!r} to send the file back to")
+        with self.conn.transaction():
+            self.conn.execute(
+                "UPDATE ledger SET stage = %(to)s, status = 'pending', attempts = 0,"
+                " last_error = %(error)s, last_error_at = now(), lease_until = NULL,"
+                " updated_at = now()"
+                " WHERE id = %(id)s AND stage = %(stage)s AND status = 'running'",
+                {"to": to_stage, "error": error[:4000], "id": entry_id, "stage": stage},
+            )
+
     def _check_columns(self, stage: str, values: dict[str, Any]) -> None:
         """Only the columns the stage registry gives the stage."""
         unknown = set(values) - self.stages[stage].ledger_columns
@@ -290,7 +305,7 @@ class Ledger:
                    coalesce({_claim_held("l")}, false),
                    l.images, l.dropped, l.last_error, l.note, l.duplicate_of, l.report_key,
                    coalesce(m.class_shares, '{{}}'::jsonb), m.drift_score, m.drift_threshold,
-                   m.drift_detected
+                   m.drift_detected, l.report_expires_at
             FROM unnest(%(keys)s::text[], %(etags)s::text[]) WITH ORDINALITY AS f(raw_key, etag, n)
             LEFT JOIN ledger l
                    ON l.bucket = %(bucket)s AND l.raw_key = f.raw_key AND l.etag = f.etag

@@ -42,6 +42,7 @@ def process(
         work_dir=Path(settings.work_dir),
         chunk_size=settings.chunk_size,
         digests=ledger,
+        retention_days=settings.processed_retention_days,
     )
     budget = Budget(budget.remaining_seconds, budget.margin_seconds, settings.max_files_per_run)
     return run_files(settings, ledger, budget, report, work)

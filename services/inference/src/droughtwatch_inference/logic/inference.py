@@ -11,6 +11,7 @@ costs is in the README's benchmarks.
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import os
 import shutil
@@ -22,6 +23,8 @@ from pathlib import Path
 
 import numpy as np
 from droughtwatch_contract.keys import KeyLayout
+from droughtwatch_contract.retention import is_expired
+from droughtwatch_contract.stages import STAGES
 from droughtwatch_preprocess import (
     CLASS_NAMES,
     INDICES,
@@ -39,6 +42,8 @@ from droughtwatch_inference.errors import (
     InvalidProcessedFile,
     ModelInputMismatch,
     ModelOutputError,
+    ObjectMissing,
+    ProductExpired,
 )
 from droughtwatch_inference.logic.ports import LoadedModelPort, StorePort
 from droughtwatch_inference.logic.stage import FileResult
@@ -47,6 +52,8 @@ from droughtwatch_inference.model.predictor import Predictor
 from droughtwatch_inference.records import LedgerEntry
 
 PARQUET_CONTENT_TYPE = "application/vnd.apache.parquet"
+# The stage that writes the processed files Inference reads (and can write them again).
+PROCESSED_BY = STAGES.writer_of("processed").name
 
 
 @dataclass(frozen=True)
@@ -237,6 +244,24 @@ def publish_reference_features(
     return key
 
 
+def _download_processed(entry: LedgerEntry, store: StorePort, dest: Path) -> Path:
+    """The entry's processed file; one that the stack's lifecycle rule has expired (the ledger
+    knows when) is ProductExpired, which sends the file back to the stage that makes it."""
+    try:
+        return store.download(entry.bucket, str(entry.processed_key), dest)
+    except ObjectMissing:
+        now = dt.datetime.now(dt.UTC)
+        if not is_expired(entry.processed_expires_at, now):
+            raise
+        expired = entry.processed_expires_at
+        raise ProductExpired(
+            f"{entry.processed_key} expired on {expired:%Y-%m-%d %H:%M} UTC (the stack keeps "
+            f"processed files processed_retention_days) before {entry.raw_key} was predicted; "
+            f"sent back to {PROCESSED_BY}, which processes the raw file again",
+            back_to=PROCESSED_BY,
+        ) from None
+
+
 def infer_entry(
     entry: LedgerEntry,
     store: StorePort,
@@ -257,7 +282,7 @@ def infer_entry(
     scratch = work_dir / f"inference-{entry.id}"
     scratch.mkdir(parents=True, exist_ok=True)
     try:
-        processed = store.download(entry.bucket, entry.processed_key, scratch / "processed.npz")
+        processed = _download_processed(entry, store, scratch / "processed.npz")
         out = scratch / "predictions.parquet"
         result = predict_file(
             processed,

@@ -31,6 +31,7 @@ without the drift metric and no drift score.
 
 from __future__ import annotations
 
+import datetime as dt
 import math
 import shutil
 from collections.abc import Mapping, Sequence
@@ -40,6 +41,7 @@ from typing import TYPE_CHECKING, Any, get_args
 import pandas as pd
 from droughtwatch_contract.drift import is_drift
 from droughtwatch_contract.keys import KeyLayout
+from droughtwatch_contract.retention import expires_at
 from droughtwatch_contract.settings import ObserveConfig
 
 from droughtwatch_inference import predictions
@@ -275,18 +277,20 @@ def observe_entry(
             "batch_date": entry.batch_date,
             "run_id": run_id,
         }
+        report_expiry = None
         if config.save_html_report and sections:
             row["report_key"] = layout.report_key(entry.raw_key, entry.source_digest)
             header = file_header(row, entry.raw_key, config.feature_drift_share)
             upload_report(
                 store, entry.bucket, row["report_key"], header, sections, scratch / "report.html"
             )
+            report_expiry = expires_at(dt.datetime.now(dt.UTC), config.report_retention_days)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     inserted = metrics.insert_metrics(row)
     report_key = row["report_key"]
     return FileResult(
-        ledger_values={"report_key": report_key},
+        ledger_values={"report_key": report_key, "report_expires_at": report_expiry},
         images=values["images"],
         extra={
             "predictions_key": entry.predictions_key,

@@ -8,6 +8,7 @@ import shutil
 from pathlib import Path
 
 from droughtwatch_contract.keys import KeyLayout
+from droughtwatch_contract.retention import expires_at
 from droughtwatch_preprocess import PreprocessError, process_file, why_not_tfrecord
 
 from droughtwatch_inference.errors import InvalidRawFile
@@ -49,7 +50,10 @@ def process_entry(
     work_dir: Path,
     chunk_size: int,
     digests: LedgerPort,
+    retention_days: int | None = None,
 ) -> FileResult:
+    """Process one raw file into its processed file; ``retention_days`` is how long the
+    stack's lifecycle rule keeps that file (recorded in the ledger as its expiry)."""
     if is_job_marker(entry.raw_key, entry.size_bytes):
         return FileResult({}, outcome="skipped", note="an empty job marker file, not data")
     if entry.size_bytes == 0:
@@ -86,10 +90,11 @@ def process_entry(
             )
         key = layout.processed_key(entry.raw_key, result.source_digest)
         store.upload(out, entry.bucket, key, "application/octet-stream")
+        expiry = expires_at(dt.datetime.now(dt.UTC), retention_days)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     return FileResult(
-        ledger_values={**counts, "processed_key": key},
+        ledger_values={**counts, "processed_key": key, "processed_expires_at": expiry},
         images=result.kept,
         dropped=result.dropped_blank,
         extra={

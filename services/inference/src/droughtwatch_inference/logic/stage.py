@@ -19,6 +19,7 @@ from droughtwatch_inference.errors import (
     ModelNotFound,
     ObjectForbidden,
     ObjectMissing,
+    ProductExpired,
     SecretUnavailable,
     StorageError,
 )
@@ -114,7 +115,12 @@ def run_stage(
                 ledger.release(entry.id, stage)
                 raise
             message = describe(exc)
-            ledger.fail(entry.id, stage, message)
+            if isinstance(exc, ProductExpired):
+                # counted as failed in this run; the file is not stuck: the stage that makes
+                # the product takes it again at the next run
+                ledger.send_back(entry.id, stage, exc.back_to, message)
+            else:
+                ledger.fail(entry.id, stage, message)
             report.files_failed += 1
             report.failures.append({"key": entry.raw_key, "error": message})
             logs.event(

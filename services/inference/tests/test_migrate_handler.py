@@ -36,10 +36,12 @@ def migrate_env(
     no_settings_env: None,
     empty_database: str,
     postgres: Any,
+    migrated_template: str,
 ) -> Iterator[dict[str, str]]:
     """The migrate function's environment: the owner's DSN (the master secret's stand-in) and
     the Grafana secret in moto. Roles belong to the server: the session's role passwords are
-    set again afterwards for the other tests."""
+    set again afterwards for the other tests (the migrated template made the roles, also when
+    the test refuses to migrate and is the first of its worker to use the server)."""
     from moto import mock_aws
 
     with mock_aws():

@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 from droughtwatch_contract.keys import KeyLayout
 from droughtwatch_preprocess import (
+    BANDS,
     CLASS_NAMES,
     INDICES,
     UNKNOWN_LABEL,
@@ -30,7 +31,7 @@ from droughtwatch_preprocess import (
     PixelCounts,
     ProcessedFormatError,
     ProcessedReader,
-    channel_means,
+    channel_means_and_finite,
     feature_column,
 )
 
@@ -131,16 +132,22 @@ def predict_file(
             else:
                 chunks = zip(reader.iter_chunks(channels), repeat(None))
             for chunk, bands in chunks:
+                # every channel read is summarised (the model's and the indices)
+                means, all_finite = channel_means_and_finite(chunk.images)
+                counted = PixelCounts()
+                counted.add(
+                    bands,
+                    {c: chunk.images[:, k] for c, k in at_indices.items()},
+                    finite={c for c, k in at_indices.items() if all_finite[k]},
+                )
+                _check_finite(chunk.images[:, :model_channels], counted, name, manifest)
+                pixels = pixels.merge(counted)
                 probabilities = np.empty((len(chunk.ids), len(manifest.classes)), np.float32)
                 for start in range(0, len(chunk.ids), batch_size):
                     batch = chunk.images[start : start + batch_size, :model_channels]
-                    _check_finite(batch, name, manifest)
                     out = predictor.predict(batch)
                     _check_outputs(out, chunk.ids[start : start + len(batch)], name, manifest)
                     probabilities[start : start + len(batch)] = out
-                pixels.add(bands, {c: chunk.images[:, k] for c, k in at_indices.items()})
-                # every channel read is summarised (the model's and the indices)
-                means = channel_means(chunk.images)
                 tables.append(
                     build(
                         chunk.ids,
@@ -187,17 +194,28 @@ def _label_names(meta: dict) -> dict[int, str]:
     return {k: str(n) for k, n in enumerate(names) if k != unknown}
 
 
-def _check_finite(batch: np.ndarray, name: str, manifest: ModelManifest) -> None:
-    finite = np.isfinite(batch)
-    if finite.all():
-        return
-    bad = [manifest.channels[c] for c in range(batch.shape[1]) if not finite[:, c].all()]
-    raise _mismatch(
-        name,
-        manifest,
-        f"channel(s) {', '.join(bad)} hold non-finite values (EVI is infinite where its "
-        "denominator is zero), which the model cannot take",
-    )
+def _check_finite(
+    images: np.ndarray, counted: PixelCounts, name: str, manifest: ModelManifest
+) -> None:
+    """The model's channels of a chunk must be finite. A band is by construction (uint8 / 255);
+    an index is when the chunk's pixel counts found no non-finite pixel in it; any other
+    channel is checked here."""
+    bad = [
+        channel
+        for k, channel in enumerate(manifest.channels)
+        if (
+            counted.nonfinite[channel] > 0
+            if channel in counted.nonfinite
+            else channel not in BANDS and not np.isfinite(images[:, k]).all()
+        )
+    ]
+    if bad:
+        raise _mismatch(
+            name,
+            manifest,
+            f"channel(s) {', '.join(bad)} hold non-finite values (EVI is infinite where its "
+            "denominator is zero), which the model cannot take",
+        )
 
 
 def _check_outputs(out: np.ndarray, ids: np.ndarray, name: str, manifest: ModelManifest) -> None:

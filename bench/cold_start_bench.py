@@ -22,7 +22,6 @@ import shutil
 import statistics
 import subprocess
 import sys
-import tarfile
 import tempfile
 import time
 from pathlib import Path
@@ -119,22 +118,6 @@ def process_with(work: Path, pythonpath: str | None, name: str) -> str:
     return name
 
 
-def export_base(ref: str, dest: Path) -> Path:
-    """The service code of commit ``ref`` under ``dest``."""
-    archive = subprocess.run(
-        ["git", "-C", str(REPO), "archive", "--format=tar", ref, *SOURCES],
-        capture_output=True,
-        check=True,
-    ).stdout
-    dest.mkdir(parents=True)
-    tar = dest / "base.tar"
-    tar.write_bytes(archive)
-    with tarfile.open(tar) as t:
-        t.extractall(dest, filter="data")
-    tar.unlink()
-    return dest
-
-
 def run_child(work: Path, pythonpath: str | None, processed: str) -> dict:
     env = dict(os.environ)
     if pythonpath:
@@ -157,14 +140,7 @@ TORCH_FOR_EVERY_MODEL = "7ec9222"
 
 def default_base() -> str:
     """Where this branch left main; on main itself, the commit before ONNX went torch-free."""
-    git = ["git", "-C", str(REPO)]
-    merge_base = subprocess.run(
-        [*git, "merge-base", "HEAD", "main"], capture_output=True, text=True, check=False
-    ).stdout.strip()
-    head = subprocess.run(
-        [*git, "rev-parse", "HEAD"], capture_output=True, text=True, check=False
-    ).stdout.strip()
-    return merge_base if merge_base and merge_base != head else TORCH_FOR_EVERY_MODEL
+    return harness.merge_base() or TORCH_FOR_EVERY_MODEL
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -186,7 +162,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         with console.status("training and exporting the ONNX model, preprocessing the shard"):
             prepare(work)
-        base_dir = export_base(base, work / "base")
+        base_dir = harness.export_base(base, work / "base", SOURCES)
         cases = {
             f"before ({base[:10]})": os.pathsep.join(str(base_dir / s) for s in SOURCES),
             "after (this checkout)": None,

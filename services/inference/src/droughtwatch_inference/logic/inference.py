@@ -11,14 +11,18 @@ costs is in the README's benchmarks.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import shutil
 import time
+from collections.abc import Generator, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import partial
 from itertools import repeat
 from pathlib import Path
+from typing import Any, TypeVar
 
 import numpy as np
 from droughtwatch_contract.keys import KeyLayout
@@ -48,6 +52,7 @@ from droughtwatch_inference.model.predictor import Predictor
 from droughtwatch_inference.records import LedgerEntry
 
 PARQUET_CONTENT_TYPE = "application/vnd.apache.parquet"
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -108,7 +113,7 @@ def predict_file(
         reader = ProcessedReader(processed_path, name=name)
     except ProcessedFormatError as exc:
         raise InvalidProcessedFile(str(exc)) from exc
-    with reader:
+    with reader, contextlib.ExitStack() as stack:
         size = int(reader.meta["image_size"])
         if size != manifest.image_size:
             raise _mismatch(name, manifest, f"the images are {size}x{size} pixels")
@@ -131,7 +136,9 @@ def predict_file(
                 chunks = reader.iter_chunks_with_bands(channels)
             else:
                 chunks = zip(reader.iter_chunks(channels), repeat(None))
-            for chunk, bands in chunks:
+            ahead = read_ahead(chunks)
+            stack.callback(ahead.close)  # before the reader closes: no read left in flight
+            for chunk, bands in ahead:
                 # every channel read is summarised (the model's and the indices)
                 means, all_finite = channel_means_and_finite(chunk.images)
                 counted = PixelCounts()
@@ -185,6 +192,25 @@ def predict_file(
         )
     rows = predictions.write(tables, out_path, quality=quality)
     return FilePredictions(rows=rows, seconds=time.perf_counter() - started)
+
+
+def read_ahead(items: Iterator[T]) -> Generator[T, None, None]:
+    """``items`` in order, each next one produced in a background thread while the caller works
+    on the current one. Reading a chunk (the archive's CRC, the bands' normalisation, the
+    indices) is numpy and zlib work that releases the GIL, so on two or more cores it overlaps
+    summarising and predicting the previous chunk. An error in producing an item is raised
+    where that item is taken; closing the generator waits for the read in flight."""
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="read-ahead") as pool:
+        pending = pool.submit(next, items, _END)
+        while True:
+            item = pending.result()
+            if item is _END:
+                return
+            pending = pool.submit(next, items, _END)
+            yield item
+
+
+_END: Any = object()  # read_ahead's end of the items
 
 
 def _label_names(meta: dict) -> dict[int, str]:

@@ -136,9 +136,10 @@ def predict_file(
                 chunks = reader.iter_chunks_with_bands(channels)
             else:
                 chunks = zip(reader.iter_chunks(channels), repeat(None))
-            ahead = read_ahead(chunks)
-            stack.callback(ahead.close)  # before the reader closes: no read left in flight
-            for chunk, bands in ahead:
+            if int(reader.meta["chunks"]) > 1:  # one chunk: nothing to read meanwhile
+                chunks = read_ahead(chunks)
+                stack.callback(chunks.close)  # before the reader closes: no read in flight
+            for chunk, bands in chunks:
                 # every channel read is summarised (the model's and the indices)
                 means, all_finite = channel_means_and_finite(chunk.images)
                 counted = PixelCounts()

@@ -20,7 +20,6 @@ import json
 import os
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -100,35 +99,12 @@ def prepare(work: Path) -> None:
     shutil.copyfile(raw, work / "shard.tfrecord")
 
 
-def process_with(work: Path, pythonpath: str | None, name: str) -> str:
-    """The shard processed by that checkout's own preprocess code (the processed format has
-    versions: a base commit reads only what it writes)."""
-    env = dict(os.environ)
-    if pythonpath:
-        env["PYTHONPATH"] = pythonpath
-    else:
-        env.pop("PYTHONPATH", None)
-    code = "import sys; from droughtwatch_preprocess import process_file; "
-    code += "process_file(sys.argv[1], sys.argv[2])"
-    subprocess.run(
-        [sys.executable, "-c", code, str(work / "shard.tfrecord"), str(work / name)],
-        env=env,
-        check=True,
-    )
-    return name
-
-
 def run_child(work: Path, pythonpath: str | None, processed: str) -> dict:
-    env = dict(os.environ)
-    if pythonpath:
-        env["PYTHONPATH"] = pythonpath
-    else:
-        env.pop("PYTHONPATH", None)
     shutil.rmtree(work / "cache", ignore_errors=True)
     report, _, _ = harness.run_child(
         ["-c", CHILD, repr(time.time()), str(work), processed, str(HERE)],
         what="cold start child",
-        env=env,
+        env=harness.checkout_env(pythonpath),
         cwd=work,
     )
     return report
@@ -169,7 +145,7 @@ def main(argv: list[str] | None = None) -> int:
         }
         runs: dict[str, list[dict]] = {name: [] for name in cases}
         processed = {
-            name: process_with(work, path, f"shard-{i}.npz")
+            name: harness.process_with(work / "shard.tfrecord", work / f"shard-{i}.npz", path).name
             for i, (name, path) in enumerate(cases.items())
         }
         with console.status("measuring fresh processes"):

@@ -162,6 +162,28 @@ def export_base(ref: str, dest: Path, sources: Sequence[str]) -> Path:
     return dest
 
 
+def checkout_env(pythonpath: str | None) -> dict[str, str]:
+    """This environment, running another checkout's code (``pythonpath``, from export_base)
+    or this one's (None)."""
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    if pythonpath:
+        env["PYTHONPATH"] = pythonpath
+    return env
+
+
+def process_with(raw: Path, dest: Path, pythonpath: str | None) -> Path:
+    """``raw`` processed into ``dest`` by a checkout's own preprocess code (the processed
+    format has versions: a base commit reads only what it writes)."""
+    import subprocess
+
+    code = "import sys; from droughtwatch_preprocess import process_file; "
+    code += "process_file(sys.argv[1], sys.argv[2])"
+    subprocess.run(
+        [sys.executable, "-c", code, str(raw), str(dest)], env=checkout_env(pythonpath), check=True
+    )
+    return dest
+
+
 # Printing
 
 

@@ -21,7 +21,6 @@ import argparse
 import os
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -89,27 +88,11 @@ def prepare(work: Path) -> None:
     write_tfrecord(work / "x100.tfrecord", (p for _ in range(COPIES) for p in payloads))
 
 
-def process_with(work: Path, pythonpath: str | None, name: str) -> Path:
-    """The raw file processed by that checkout's own preprocess code."""
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-    if pythonpath:
-        env["PYTHONPATH"] = pythonpath
-    code = "import sys; from droughtwatch_preprocess import process_file; "
-    code += "process_file(sys.argv[1], sys.argv[2])"
-    subprocess.run(
-        [sys.executable, "-c", code, str(work / "x100.tfrecord"), str(work / name)],
-        env=env,
-        check=True,
-    )
-    return work / name
-
-
 def measure(work: Path, pythonpath: str | None, processed: Path, repeats: int) -> list[dict]:
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-    if pythonpath:
-        env["PYTHONPATH"] = pythonpath
     runs, _, _ = harness.run_child(
-        ["-c", CHILD, str(work), str(processed), str(repeats)], what="predict_file", env=env
+        ["-c", CHILD, str(work), str(processed), str(repeats)],
+        what="predict_file",
+        env=harness.checkout_env(pythonpath),
     )
     return runs
 
@@ -138,7 +121,7 @@ def main(argv: list[str] | None = None) -> int:
                 cases[f"before ({base[:10]})"] = os.pathsep.join(str(folder / s) for s in SOURCES)
             cases["after (this checkout)"] = None
             processed = {
-                name: process_with(work, path, f"x100-{k}.npz")
+                name: harness.process_with(work / "x100.tfrecord", work / f"x100-{k}.npz", path)
                 for k, (name, path) in enumerate(cases.items())
             }
         runs: dict[str, list[dict]] = {name: [] for name in cases}

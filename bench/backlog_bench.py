@@ -32,6 +32,7 @@ import dataclasses
 import datetime as dt
 import os
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
@@ -193,17 +194,19 @@ def run_backlog(
         if concurrency is not None:
             command += [CONCURRENCY_OPTION, str(concurrency)]
         load = harness.machine_load()
-        started = time.perf_counter()
-        process = subprocess.Popen(
-            command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
-        )
-        peak = 0
-        while process.poll() is None:
-            peak = max(peak, tree_rss_kb(process.pid))
-            time.sleep(POLL_SECONDS)
-        wall = time.perf_counter() - started
-        output = process.stdout.read() if process.stdout else ""
         home = Path(env["DROUGHTWATCH_HOME"])
+        # into a file, not a pipe: a pipe nobody reads while the command runs fills up with
+        # the table of a thousand files and blocks it
+        with (home / "output.txt").open("w+") as out:
+            started = time.perf_counter()
+            process = subprocess.Popen(command, env=env, stdout=out, stderr=subprocess.STDOUT)
+            peak = 0
+            while process.poll() is None:
+                peak = max(peak, tree_rss_kb(process.pid))
+                time.sleep(POLL_SECONDS)
+            wall = time.perf_counter() - started
+            out.seek(0)
+            output = out.read()
         events = [e for log in (home / "logs").glob("*.jsonl") for e in _events(log)]
     if process.returncode not in (0, 3):
         raise RuntimeError(f"{' '.join(command)} exited {process.returncode}:\n{output[-3000:]}")
@@ -317,6 +320,8 @@ def small_case() -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
+    # a kill ends the benchmark through its finally blocks: the servers it started stop
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(128 + signal.SIGTERM))
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--small-files", type=int, default=200, help="small files per run")
     parser.add_argument(
@@ -346,7 +351,7 @@ def main(argv: list[str] | None = None) -> int:
             small = workdir / "small"
             small_images = write_backlog(small, args.small_files, SMALL_IMAGES, seed=1)
             shard = workdir / "shard"
-            shard_images = write_backlog(shard, args.shard_files, None, seed=2)
+            shard_images = write_backlog(shard, args.shard_files, None, seed=2)  # 0: none
             large = workdir / "large"
             large_images = (
                 write_backlog(large, args.large_backlog, SMALL_IMAGES, seed=3)
@@ -354,7 +359,8 @@ def main(argv: list[str] | None = None) -> int:
                 else 0
             )
         plan = [(small_case(), small, small_images, c) for c in levels]
-        plan += [("shard-sized", shard, shard_images, c) for c in levels]
+        if args.shard_files:
+            plan += [("shard-sized", shard, shard_images, c) for c in levels]
         if args.large_backlog:
             plan.append((small_case(), large, large_images, levels[-1]))
         for case, folder, images, concurrency in plan:

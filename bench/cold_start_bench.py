@@ -20,9 +20,7 @@ import json
 import os
 import shutil
 import statistics
-import subprocess
 import sys
-import tarfile
 import tempfile
 import time
 from pathlib import Path
@@ -101,51 +99,12 @@ def prepare(work: Path) -> None:
     shutil.copyfile(raw, work / "shard.tfrecord")
 
 
-def process_with(work: Path, pythonpath: str | None, name: str) -> str:
-    """The shard processed by that checkout's own preprocess code (the processed format has
-    versions: a base commit reads only what it writes)."""
-    env = dict(os.environ)
-    if pythonpath:
-        env["PYTHONPATH"] = pythonpath
-    else:
-        env.pop("PYTHONPATH", None)
-    code = "import sys; from droughtwatch_preprocess import process_file; "
-    code += "process_file(sys.argv[1], sys.argv[2])"
-    subprocess.run(
-        [sys.executable, "-c", code, str(work / "shard.tfrecord"), str(work / name)],
-        env=env,
-        check=True,
-    )
-    return name
-
-
-def export_base(ref: str, dest: Path) -> Path:
-    """The service code of commit ``ref`` under ``dest``."""
-    archive = subprocess.run(
-        ["git", "-C", str(REPO), "archive", "--format=tar", ref, *SOURCES],
-        capture_output=True,
-        check=True,
-    ).stdout
-    dest.mkdir(parents=True)
-    tar = dest / "base.tar"
-    tar.write_bytes(archive)
-    with tarfile.open(tar) as t:
-        t.extractall(dest, filter="data")
-    tar.unlink()
-    return dest
-
-
 def run_child(work: Path, pythonpath: str | None, processed: str) -> dict:
-    env = dict(os.environ)
-    if pythonpath:
-        env["PYTHONPATH"] = pythonpath
-    else:
-        env.pop("PYTHONPATH", None)
     shutil.rmtree(work / "cache", ignore_errors=True)
     report, _, _ = harness.run_child(
         ["-c", CHILD, repr(time.time()), str(work), processed, str(HERE)],
         what="cold start child",
-        env=env,
+        env=harness.checkout_env(pythonpath),
         cwd=work,
     )
     return report
@@ -157,14 +116,7 @@ TORCH_FOR_EVERY_MODEL = "7ec9222"
 
 def default_base() -> str:
     """Where this branch left main; on main itself, the commit before ONNX went torch-free."""
-    git = ["git", "-C", str(REPO)]
-    merge_base = subprocess.run(
-        [*git, "merge-base", "HEAD", "main"], capture_output=True, text=True, check=False
-    ).stdout.strip()
-    head = subprocess.run(
-        [*git, "rev-parse", "HEAD"], capture_output=True, text=True, check=False
-    ).stdout.strip()
-    return merge_base if merge_base and merge_base != head else TORCH_FOR_EVERY_MODEL
+    return harness.merge_base() or TORCH_FOR_EVERY_MODEL
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -186,14 +138,14 @@ def main(argv: list[str] | None = None) -> int:
     try:
         with console.status("training and exporting the ONNX model, preprocessing the shard"):
             prepare(work)
-        base_dir = export_base(base, work / "base")
+        base_dir = harness.export_base(base, work / "base", SOURCES)
         cases = {
             f"before ({base[:10]})": os.pathsep.join(str(base_dir / s) for s in SOURCES),
             "after (this checkout)": None,
         }
         runs: dict[str, list[dict]] = {name: [] for name in cases}
         processed = {
-            name: process_with(work, path, f"shard-{i}.npz")
+            name: harness.process_with(work / "shard.tfrecord", work / f"shard-{i}.npz", path).name
             for i, (name, path) in enumerate(cases.items())
         }
         with console.status("measuring fresh processes"):

@@ -122,6 +122,68 @@ def create_buckets(s3: Any, *names: str) -> None:
         s3.create_bucket(Bucket=name, CreateBucketConfiguration={"LocationConstraint": REGION})
 
 
+# Another checkout's code
+
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def merge_base() -> str | None:
+    """Where this branch left main (None on main itself, or outside git)."""
+    import subprocess
+
+    git = ["git", "-C", str(REPO)]
+    found = subprocess.run(
+        [*git, "merge-base", "HEAD", "main"], capture_output=True, text=True, check=False
+    ).stdout.strip()
+    head = subprocess.run(
+        [*git, "rev-parse", "HEAD"], capture_output=True, text=True, check=False
+    ).stdout.strip()
+    return found if found and found != head else None
+
+
+def export_base(ref: str, dest: Path, sources: Sequence[str]) -> Path:
+    """The ``sources`` folders of commit ``ref`` under ``dest`` (put them first on PYTHONPATH
+    to run that commit's code in this environment)."""
+    import subprocess
+    import tarfile
+
+    archive = subprocess.run(
+        ["git", "-C", str(REPO), "archive", "--format=tar", ref, *sources],
+        capture_output=True,
+        check=True,
+    ).stdout
+    dest.mkdir(parents=True)
+    tar = dest / "base.tar"
+    tar.write_bytes(archive)
+    with tarfile.open(tar) as t:
+        t.extractall(dest, filter="data")
+    tar.unlink()
+    return dest
+
+
+def checkout_env(pythonpath: str | None) -> dict[str, str]:
+    """This environment, running another checkout's code (``pythonpath``, from export_base)
+    or this one's (None)."""
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    if pythonpath:
+        env["PYTHONPATH"] = pythonpath
+    return env
+
+
+def process_with(raw: Path, dest: Path, pythonpath: str | None) -> Path:
+    """``raw`` processed into ``dest`` by a checkout's own preprocess code (the processed
+    format has versions: a base commit reads only what it writes)."""
+    import subprocess
+
+    code = "import sys; from droughtwatch_preprocess import process_file; "
+    code += "process_file(sys.argv[1], sys.argv[2])"
+    subprocess.run(
+        [sys.executable, "-c", code, str(raw), str(dest)], env=checkout_env(pythonpath), check=True
+    )
+    return dest
+
+
 # Printing
 
 

@@ -13,10 +13,12 @@ HERE = Path(__file__).resolve().parent
 BENCHMARKS = [
     "preprocess_bench.py",
     "inference_bench.py",
+    "inference_overhead_bench.py",
     "cold_start_bench.py",
     "observe_bench.py",
     "labels_bench.py",
     "pipeline_bench.py",
+    "backlog_bench.py",
 ]
 
 

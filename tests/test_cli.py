@@ -8,12 +8,15 @@ from pathlib import Path
 import numpy as np
 import psycopg
 import pytest
+from droughtwatch_contract.settings import ObserveSettings, env_name
 from droughtwatch_tools.cli import app
 from droughtwatch_tools.dashboard_page.html import read_figures
 from droughtwatch_tools.grafana.dashboard import DRIFT_PANEL_ID
 from typer.testing import CliRunner
 
 runner = CliRunner()
+# Each predictions file's own HTML report (off by default: the day's report is the one to open).
+FILE_REPORTS = env_name(ObserveSettings, "save_file_reports")
 
 
 @pytest.fixture
@@ -54,7 +57,8 @@ def test_demo_three_days(cli_env: str, tmp_path: Path) -> None:
     predictions = [p for p in (out / "s3").rglob("*.parquet") if "_reference" not in p.parts]
     reports = list((out / "s3").rglob("*.html"))
     daily = [r for r in reports if "daily-reports" in r.parts]
-    assert len(predictions) == 3 and len(reports) == 6 and len(daily) == 3
+    # the days' reports: a file's own report is off by default
+    assert len(predictions) == 3 and len(reports) == 3 and len(daily) == 3
     with psycopg.connect(cli_env) as conn:
         assert conn.execute("SELECT count(*) FROM metrics").fetchone()[0] == 3
         assert conn.execute("SELECT count(*) FROM daily_metrics").fetchone()[0] == 3
@@ -119,6 +123,7 @@ def _ledger_rows(dsn: str) -> list[tuple]:
 def test_local_run_processes_only_new_files(
     cli_env: str, tmp_path: Path, stored_model: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.setenv(FILE_REPORTS, "true")
     home = tmp_path / "home"
     folder = tmp_path / "incoming"
     _raw(folder, "a.tfrecord", seed=1)
@@ -190,6 +195,7 @@ def test_local_run_lists_failed_files_and_exits_3(
     cli_env: str, tmp_path: Path, stored_model: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("DROUGHTWATCH_MAX_ATTEMPTS", "1")
+    monkeypatch.setenv(FILE_REPORTS, "true")
     folder = tmp_path / "incoming"
     _raw(folder, "good.tfrecord", seed=3)
     _corrupt(folder, "bad.tfrecord")

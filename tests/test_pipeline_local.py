@@ -11,6 +11,7 @@ import pandas as pd
 import psycopg
 import pytest
 from droughtwatch_contract.keys import KeyLayout
+from droughtwatch_contract.settings import ObserveSettings, env_name
 from droughtwatch_contract.statemachine import SUCCESS_PATH
 from droughtwatch_tools.local.runner import LocalConfig, LocalPipeline
 from psycopg.rows import dict_row
@@ -56,7 +57,10 @@ def _ledger(dsn: str) -> list[tuple]:
         ).fetchall()
 
 
-def test_full_execution_succeeds_through_the_seven_states(pipeline, tmp_path, database_dsn) -> None:
+def test_full_execution_succeeds_through_the_seven_states(
+    pipeline, tmp_path, database_dsn, monkeypatch
+) -> None:
+    monkeypatch.setenv(env_name(ObserveSettings, "save_file_reports"), "true")
     # a user's file name with quotes and spaces goes through every stage
     key = _upload_day(pipeline, tmp_path, DAY, 60, 0.0, seed=1, name='farmer\'s "north" field 7')
     execution = pipeline.run()

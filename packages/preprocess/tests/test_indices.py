@@ -62,3 +62,33 @@ def test_wrong_shape_or_dtype_is_rejected():
         compute_indices(np.zeros((2, 10, 65, 65), np.uint8))
     with pytest.raises(ValueError, match="uint8"):
         compute_indices(np.zeros((2, 11, 65, 65), np.float64))
+
+
+def test_indices_fill_three_channels_of_a_larger_image_array_in_place():
+    """As the reader fills them, beside the band channels of the same images."""
+    raw = np.random.default_rng(9).integers(0, 256, (20, 11, 65, 65), dtype=np.uint8)
+    images = np.full((20, 6, 65, 65), -1.0, np.float32)
+    out = images[:, 2:5]
+    assert compute_indices(raw, out) is out
+    np.testing.assert_array_equal(images[:, 2:5], reference_indices(raw))
+    assert (images[:, [0, 1, 5]] == -1).all()  # the other channels are left alone
+
+
+def test_bands_given_normalised_are_read_from_there():
+    raw = np.random.default_rng(10).integers(0, 256, (17, 11, 65, 65), dtype=np.uint8)
+    normalised = raw / np.float32(255)
+    images = np.stack([normalised[:, 3], normalised[:, 4]], axis=1)  # B4, B5 as a reader has them
+    given = {"B4": images[:, 0], "B5": images[:, 1]}
+    np.testing.assert_array_equal(compute_indices(raw, scaled=given), reference_indices(raw))
+    # ...and it is those planes that are read: another B4 gives another NDVI
+    other = {"B4": np.zeros((17, 65, 65), np.float32)}
+    ndvi = compute_indices(raw, scaled=other)[:, 0]
+    b5 = normalised[:, 4]
+    np.testing.assert_array_equal(ndvi, b5 / (b5 + np.float32(1e-7)))
+
+
+def test_an_out_whose_pixels_are_not_contiguous_is_refused():
+    raw = np.zeros((2, 11, 65, 65), np.uint8)
+    strided = np.empty((2, 3, 65, 66), np.float32)[..., :65]  # rows 66 pixels apart
+    with pytest.raises(ValueError, match="contiguous"):
+        compute_indices(raw, strided)

@@ -11,6 +11,7 @@ from droughtwatch_preprocess import (
     PixelCounts,
     ProcessedReader,
     channel_means,
+    channel_means_and_finite,
     feature_column,
     read_processed,
 )
@@ -33,6 +34,29 @@ def test_means_skip_non_finite_pixels() -> None:
     assert means[0, 0] == 0.5 and means[1, 0] == pytest.approx(5 / 65)
     assert means[0, 1] == 2.0  # the two non-finite pixels are left out
     assert np.isnan(means[1, 1])  # no finite pixel at all
+
+
+def test_channels_holding_only_finite_pixels_are_told_with_the_means() -> None:
+    images = np.random.default_rng(1).random((4, 3, 65, 65), dtype=np.float32)
+    images[2, 1, 7, 7] = np.inf
+    images[0, 2, 0, 0] = np.nan
+    means, finite = channel_means_and_finite(images)
+    np.testing.assert_array_equal(means, channel_means(images))
+    assert finite.tolist() == [True, False, False]
+    means, finite = channel_means_and_finite(images[:, :1])
+    assert finite.tolist() == [True] and np.isfinite(means).all()
+
+
+def test_an_index_known_finite_counts_no_non_finite_pixel_without_a_scan() -> None:
+    planes = np.random.default_rng(2).random((3, 65, 65), dtype=np.float32)
+    scanned, told = PixelCounts(), PixelCounts()
+    scanned.add(None, {"NDVI": planes})
+    told.add(None, {"NDVI": planes}, finite={"NDVI"})
+    assert scanned == told and told.nonfinite == {"NDVI": 0} and told.images == 3
+    planes[1, 2, 3] = np.inf
+    counted = PixelCounts()
+    counted.add(None, {"NDVI": planes}, finite=set())
+    assert counted.nonfinite == {"NDVI": 1}
 
 
 def test_counts_on_the_real_shard_equal_a_direct_count(processed_shard) -> None:

@@ -143,3 +143,32 @@ assert done.rows == 79, done
 """
     result = _fresh_import("droughtwatch_inference.handlers.inference", "inference", then=then)
     assert result["loaded"] == ["onnxruntime"]  # no torch, no evidently
+
+
+def test_the_first_prediction_does_not_import_pandas(tmp_path: Path, shard_path: Path) -> None:
+    """Reading a processed file, predicting it and writing its predictions file never needs
+    pandas, whose import would cost Inference's cold start a second or more of CPU (pyarrow
+    imports it on the first pa.array call: the predictions' columns are built without it)."""
+    from droughtwatch_preprocess import process_file
+
+    process_file(shard_path, tmp_path / "shard.npz")
+    then = f"""
+import numpy as np
+from pathlib import Path
+from droughtwatch_inference.logic.inference import predict_file
+from droughtwatch_inference.model.manifest import ModelManifest
+root = Path({str(tmp_path)!r})
+manifest = ModelManifest(
+    name="m", version="v", channels=("B4", "NDVI"), classes=("0", "1"),
+    reference_class_shares={{"0": 0.5, "1": 0.5}},
+)
+class Half:
+    def predict(self, images):
+        return np.full((len(images), 2), 0.5, np.float32)
+assert "pandas" not in sys.modules
+done = predict_file(root / "shard.npz", Half(), manifest, 64, root / "p.parquet")
+assert done.rows == 79, done
+assert "pandas" not in sys.modules, "the first prediction imported pandas"
+"""
+    result = _fresh_import("droughtwatch_inference.handlers.inference", "inference", then=then)
+    assert result["loaded"] == []

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -17,6 +18,7 @@ from droughtwatch_inference.logic.inference import (
     infer_entry,
     inference_threads,
     predict_file,
+    read_ahead,
 )
 from droughtwatch_inference.logic.ports import LoadedModelPort, StorePort
 from droughtwatch_inference.model.manifest import ModelManifest
@@ -161,6 +163,58 @@ def test_non_finite_input_values_are_a_mismatch_naming_the_channel(tmp_path: Pat
     manifest = _manifest(channels=("B4", "EVI"))
     with pytest.raises(ModelInputMismatch, match=r"EVI hold non-finite"):
         predict_file(path, MeanPredictor(), manifest, 8, tmp_path / "p")
+
+
+def test_read_ahead_gives_every_item_in_order_and_reads_the_next_meanwhile() -> None:
+    import threading
+
+    read_in: list[str] = []
+
+    def items():
+        for k in range(5):
+            read_in.append(threading.current_thread().name)
+            yield k
+
+    ahead = read_ahead(items())
+    assert next(ahead) == 0
+    # the next item is read while the first is in hand (in the background: wait for it)
+    deadline = time.monotonic() + 10
+    while len(read_in) < 2 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert len(read_in) == 2
+    assert [0, *ahead] == [0, 1, 2, 3, 4]
+    assert all(name.startswith("read-ahead") for name in read_in)
+
+
+def test_read_ahead_raises_an_error_where_its_item_is_taken() -> None:
+    def items():
+        yield 1
+        raise ValueError("damaged chunk")
+
+    ahead = read_ahead(items())
+    assert next(ahead) == 1
+    with pytest.raises(ValueError, match="damaged chunk"):
+        next(ahead)
+
+
+def test_a_damaged_chunk_read_ahead_fails_the_file_alone(tmp_path: Path) -> None:
+    """The second chunk's bands are damaged: the error comes from the read-ahead thread and
+    is the file's own InvalidProcessedFile, as when read in line."""
+    import zipfile
+
+    path = tmp_path / "two.npz"
+    bands = np.full((6, 11, 65, 65), 20, np.uint8)
+    with ProcessedWriter(path, chunk_size=3) as writer:
+        writer.write_chunk(bands[:3], np.zeros(3, np.int16), np.arange(3))
+        writer.write_chunk(bands[3:], np.zeros(3, np.int16), np.arange(3, 6))
+        writer.finish(source_digest="ab" * 32, source_name="x", records=6, dropped_blank=0)
+    data = bytearray(path.read_bytes())
+    with zipfile.ZipFile(path) as archive:
+        info = archive.getinfo("chunk-00001/bands.npy")
+    data[info.header_offset + 200 + 10_000] ^= 0xFF
+    path.write_bytes(bytes(data))
+    with pytest.raises(InvalidProcessedFile, match="chunk-00001/bands"):
+        predict_file(path, MeanPredictor(), _manifest(), 8, tmp_path / "p")
 
 
 class MemoryStore:

@@ -13,6 +13,7 @@ import pandas as pd
 import psycopg
 import pytest
 from droughtwatch_contract.keys import KeyLayout
+from droughtwatch_contract.settings import ObserveSettings, env_name
 from droughtwatch_inference import predictions
 from droughtwatch_inference.handlers.observe import handler
 from droughtwatch_inference.logic.model_quality import NO_LABELS
@@ -125,9 +126,13 @@ def _macro_f1(true: pd.Series, predicted: pd.Series) -> float:
     return sum(f1) / len(f1)
 
 
+@pytest.mark.parametrize("file_reports", [True, False], ids=["with its report", "row only"])
 def test_a_labelled_file_gets_quality_input_drift_and_data_quality(
-    env, s3, tmp_path, ready_for_observe
+    env, s3, tmp_path, ready_for_observe, monkeypatch, file_reports
 ) -> None:
+    """The file's row holds the same values whether Evidently computed them for its report or
+    logic.scores did without one."""
+    monkeypatch.setenv(env_name(ObserveSettings, "save_file_reports"), str(file_reports).lower())
     body, frame = _predictions(tmp_path / "a", seed=1, n=120, shift=-0.1)
     seeded = ready_for_observe("scene-a", body, manifest=MANIFEST, day=DAY)
 
@@ -164,6 +169,9 @@ def test_a_labelled_file_gets_quality_input_drift_and_data_quality(
     assert row["nonfinite_share"]["EVI"] == pytest.approx(2 / (120 * PIXELS))
     assert row["notes"] == []
 
+    if not file_reports:
+        assert row["report_key"] is None
+        return
     html = s3.get_object(Bucket=env["DROUGHTWATCH_DATA_BUCKET"], Key=row["report_key"])
     text = html["Body"].read().decode()
     for shown in (

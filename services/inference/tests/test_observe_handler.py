@@ -11,6 +11,7 @@ import numpy as np
 import psycopg
 import pytest
 from droughtwatch_contract.keys import KeyLayout
+from droughtwatch_contract.settings import ObserveSettings, env_name
 from droughtwatch_inference import predictions
 from droughtwatch_inference.handlers.observe import handler
 from droughtwatch_inference.model.manifest import ModelManifest
@@ -27,6 +28,8 @@ MANIFEST = ModelManifest(
 )
 BATCH_DATE = dt.date(2026, 11, 20)
 LAYOUT = KeyLayout()  # the default prefixes, as service_env leaves them
+FILE_REPORTS = env_name(ObserveSettings, "save_file_reports")
+DAY_REPORT = env_name(ObserveSettings, "save_html_report")
 
 
 def _predictions_file(path: Path, label_indices: list[int]) -> bytes:
@@ -50,8 +53,9 @@ def _report_keys(s3, bucket: str, daily: bool = False) -> list[str]:
 
 
 def test_observe_records_metrics_uploads_the_report_and_completes_the_file(
-    service_env, s3, tmp_path, ready_for_observe
+    service_env, s3, tmp_path, ready_for_observe, monkeypatch
 ) -> None:
+    monkeypatch.setenv(FILE_REPORTS, "true")
     dsn, bucket = service_env["DROUGHTWATCH_DATABASE_DSN"], service_env["DROUGHTWATCH_DATA_BUCKET"]
     labels = [0, 0, 0, 0, 0, 1, 1, 2, 2, 3]  # shares 0.5, 0.2, 0.2, 0.1
     seeded = ready_for_observe(
@@ -127,7 +131,10 @@ def test_rerun_inserts_nothing_new(service_env, tmp_path, ready_for_observe) -> 
     assert _rows(dsn, "ledger")[0]["stage"] == "done"
 
 
-def test_corrupt_predictions_file_fails_alone(service_env, s3, tmp_path, ready_for_observe) -> None:
+def test_corrupt_predictions_file_fails_alone(
+    service_env, s3, tmp_path, ready_for_observe, monkeypatch
+) -> None:
+    monkeypatch.setenv(FILE_REPORTS, "true")
     dsn = service_env["DROUGHTWATCH_DATABASE_DSN"]
     good = ready_for_observe(
         "good", _predictions_file(tmp_path / "g", [0, 1, 1, 3]), manifest=MANIFEST, day=BATCH_DATE
@@ -185,6 +192,54 @@ def test_html_report_can_be_switched_off(
     assert metrics["report_key"] is None and metrics["drift_score"] is not None
     assert _rows(dsn, "ledger")[0]["report_key"] is None
     assert _report_keys(s3, service_env["DROUGHTWATCH_DATA_BUCKET"]) == []
+    assert _report_keys(s3, service_env["DROUGHTWATCH_DATA_BUCKET"], daily=True) == []
+
+
+def test_by_default_a_file_gets_its_row_and_the_day_its_report(
+    service_env, s3, tmp_path, ready_for_observe
+) -> None:
+    """Per-file reports are off by default: the file's row holds every value (counted, not
+    run through Evidently), and the day's report is the one a user opens."""
+    dsn, bucket = service_env["DROUGHTWATCH_DATABASE_DSN"], service_env["DROUGHTWATCH_DATA_BUCKET"]
+    labels = [0, 0, 0, 0, 0, 1, 1, 2, 2, 3]  # shares 0.5, 0.2, 0.2, 0.1
+    ready_for_observe(
+        "scene-a", _predictions_file(tmp_path / "a", labels), manifest=MANIFEST, day=BATCH_DATE
+    )
+
+    assert handler({"run_id": "r1"}, None)["body"]["observe"]["files_done"] == 1
+    (metrics,) = _rows(dsn, "metrics")
+    assert metrics["report_key"] is None and _rows(dsn, "ledger")[0]["report_key"] is None
+    assert metrics["class_counts"] == {"0": 5, "1": 2, "2": 2, "3": 1}
+    psi = 0.1 * np.log(0.6 / 0.5) + 2 * (-0.05) * np.log(0.15 / 0.2)
+    assert metrics["drift_score"] == pytest.approx(psi, rel=1e-9)
+    assert _report_keys(s3, bucket) == []
+    with psycopg.connect(dsn) as conn:
+        ((day_report,),) = conn.execute("SELECT report_key FROM daily_metrics").fetchall()
+    assert day_report == LAYOUT.daily_report_key(BATCH_DATE, "baseline", "2026.11.1")
+    assert _report_keys(s3, bucket, daily=True) == [day_report]
+
+
+@pytest.mark.parametrize(
+    ("day_report", "file_reports"), [(True, True), (False, True), (True, False), (False, False)]
+)
+def test_the_day_report_and_the_file_reports_have_a_switch_each(
+    service_env, s3, tmp_path, ready_for_observe, monkeypatch, day_report, file_reports
+) -> None:
+    monkeypatch.setenv(DAY_REPORT, str(day_report).lower())
+    monkeypatch.setenv(FILE_REPORTS, str(file_reports).lower())
+    dsn, bucket = service_env["DROUGHTWATCH_DATABASE_DSN"], service_env["DROUGHTWATCH_DATA_BUCKET"]
+    seeded = ready_for_observe(
+        "scene-a", _predictions_file(tmp_path / "a", [0, 1, 2]), manifest=MANIFEST, day=BATCH_DATE
+    )
+
+    assert handler({"run_id": "r1"}, None)["body"]["observe"]["files_done"] == 1
+    (metrics,) = _rows(dsn, "metrics")
+    expected = seeded["report_key"] if file_reports else None
+    assert metrics["report_key"] == expected == _rows(dsn, "ledger")[0]["report_key"]
+    assert metrics["drift_score"] is not None
+    assert _report_keys(s3, bucket) == ([expected] if file_reports else [])
+    daily = _report_keys(s3, bucket, daily=True)
+    assert len(daily) == (1 if day_report else 0)
 
 
 def test_unreachable_database_fails_the_stage_without_leaking_the_password(

@@ -68,6 +68,8 @@ def test_model_settings_and_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
     assert settings.database_auth == "secret"
     observe = load(ObserveSettings)
     assert (observe.drift_method, observe.drift_threshold) == ("psi", 0.25)
+    # the day's HTML report is written, a file's own is not (a backlog is many files)
+    assert (observe.save_html_report, observe.save_file_reports) == (True, False)
 
 
 def test_secret_values_do_not_show_in_repr(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -246,10 +246,15 @@ class ObserveConfig(BaseModel):
     accuracy_margin: float = Field(0.1, gt=0, lt=1)
     # A day with fewer images is "not enough data": no alert (logic/daily.py).
     min_daily_images: int = Field(200, ge=1)
+    # The day's HTML report (Evidently's, with the day's values).
     save_html_report: bool = True
     # Days the stack's lifecycle rule keeps a per-file HTML report (None: kept); recorded in the
     # ledger with each report, as processed_retention_days is.
     report_retention_days: int | None = Field(None, ge=1)
+    # An HTML report per predictions file too: Evidently runs for every file (a few tenths of a
+    # second and about 4 MB each). Off, a file's metrics row holds the same values, computed
+    # from its counts and summaries, and the day's report is what a user opens.
+    save_file_reports: bool = False
 
 
 class ObserveSettings(ObserveConfig, CommonSettings):

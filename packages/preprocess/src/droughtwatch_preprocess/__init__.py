@@ -40,6 +40,7 @@ from .summaries import (
     FEATURE_PREFIX,
     PixelCounts,
     channel_means,
+    channel_means_and_finite,
     feature_column,
 )
 from .tfrecord import (
@@ -85,6 +86,7 @@ __all__ = [
     "TFRecordWriter",
     "TruncatedRecordError",
     "channel_means",
+    "channel_means_and_finite",
     "compute_indices",
     "decode_example",
     "decode_records",

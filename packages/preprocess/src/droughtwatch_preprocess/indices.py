@@ -15,6 +15,8 @@ large, as in the reference implementation, and no warning is raised.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import numpy as np
 
 from .bands import BANDS, INDICES, PIXELS
@@ -33,44 +35,63 @@ def indices_work() -> np.ndarray:
 
 
 def compute_indices(
-    bands: np.ndarray, out: np.ndarray | None = None, *, work: np.ndarray | None = None
+    bands: np.ndarray,
+    out: np.ndarray | None = None,
+    *,
+    work: np.ndarray | None = None,
+    scaled: Mapping[str, np.ndarray] | None = None,
 ) -> np.ndarray:
     """NDVI, NDMI and EVI of ``bands`` (N, 11, 65, 65) -> float32 (N, 3, 65, 65).
 
     ``bands`` is either raw uint8 (normalised here, reading only B2, B4, B5 and B6) or
-    float32 already normalised. ``out``, if given, is a C-contiguous float32 array of the
-    result's shape to fill; ``work``, if given, comes from ``indices_work()``.
+    float32 already normalised. ``out``, if given, is a float32 array of the result's shape to
+    fill whose images' pixels are contiguous (C-contiguous, or three channels of a larger image
+    array); ``work``, if given, comes from ``indices_work()``. ``scaled`` ({band: float32
+    (N, 65, 65)}, e.g. channels a reader has already normalised) holds bands normalised
+    already: those are read from there, not normalised again (the same values either way).
     """
     if bands.ndim != 4 or bands.shape[1] != len(BANDS) or bands.shape[2] * bands.shape[3] != PIXELS:
         raise ValueError(f"bands must have shape (N, {len(BANDS)}, 65, 65), got {bands.shape}")
     if bands.dtype not in (np.uint8, np.float32):
         raise ValueError(f"bands must be uint8 (raw) or float32 (normalised), got {bands.dtype}")
     n = bands.shape[0]
+    shape = (n, len(INDICES), *bands.shape[2:])
     if out is None:
-        out = np.empty((n, len(INDICES), *bands.shape[2:]), np.float32)
-    elif out.shape != (n, len(INDICES), *bands.shape[2:]) or out.dtype != np.float32:
-        raise ValueError(f"out must be float32 of shape {(n, len(INDICES), *bands.shape[2:])}")
+        out = np.empty(shape, np.float32)
+    elif out.shape != shape or out.dtype != np.float32:
+        raise ValueError(f"out must be float32 of shape {shape}")
     src = bands.reshape(n, len(BANDS), PIXELS)
-    dst = out.reshape(n, len(INDICES), PIXELS)
+    dst = _pixels(out)
+    given = {BANDS.index(b): _pixels(plane) for b, plane in (scaled or {}).items()}
     block = _BLOCK
     b2, b4, b5, b6, t1, t2, t3 = indices_work() if work is None else work
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         for lo in range(0, n, block):
             hi = min(lo + block, n)
             m = hi - lo
-            _load(src[lo:hi, _B2], b2[:m])
-            _load(src[lo:hi, _B4], b4[:m])
-            _load(src[lo:hi, _B5], b5[:m])
-            _load(src[lo:hi, _B6], b6[:m])
-            _indices(b2[:m], b4[:m], b5[:m], b6[:m], t1[:m], t2[:m], t3[:m], dst[lo:hi])
+            planes = [
+                given[k][lo:hi] if k in given else _load(src[lo:hi, k], into[:m])
+                for k, into in ((_B2, b2), (_B4, b4), (_B5, b5), (_B6, b6))
+            ]
+            _indices(*planes, t1[:m], t2[:m], t3[:m], dst[lo:hi])
     return out
 
 
-def _load(band: np.ndarray, into: np.ndarray) -> None:
+def _pixels(images: np.ndarray) -> np.ndarray:
+    """A view of ``images`` (..., 65, 65) with each image's pixels on one axis; refuses an
+    array whose 65 x 65 pixels are not contiguous (a reshape would copy, and writes be lost)."""
+    flat = images.reshape(*images.shape[:-2], PIXELS)
+    if not np.may_share_memory(flat, images):
+        raise ValueError("each image's pixels must be contiguous")
+    return flat
+
+
+def _load(band: np.ndarray, into: np.ndarray) -> np.ndarray:
     if band.dtype == np.uint8:
         np.divide(band, _SCALE, out=into)
     else:
         into[...] = band
+    return into
 
 
 def _indices(b2, b4, b5, b6, t1, t2, t3, dst) -> None:

@@ -226,18 +226,39 @@ class ProcessedReader:
                                     (n, len(self.meta["stored"][member]), size, size))
                 for member in needed
             }  # fmt: skip
-            if any(member == _COMPUTED for member, _ in plan):
-                if self._work is None:
-                    self._work = indices_work()
-                arrays[_COMPUTED] = compute_indices(arrays["bands"], work=self._work)
             images = np.empty((n, len(plan), size, size), np.float32)
+            scaled: dict[str, np.ndarray] = {}  # the bands normalised so far, by name
             for c, (member, position) in enumerate(plan):
                 if member == "bands":
                     np.divide(arrays[member][:, position], BAND_SCALE, out=images[:, c])
-                else:
-                    images[:, c] = arrays[member][:, position]
+                    scaled.setdefault(self.meta["stored"]["bands"][position], images[:, c])
+            self._fill_indices(plan, arrays, images, scaled)
             chunk = ProcessedChunk(ids, images, labels)
             yield (chunk, arrays["bands"]) if with_bands else chunk
+
+    def _fill_indices(
+        self,
+        plan: list[tuple[str, int]],
+        arrays: dict[str, np.ndarray],
+        images: np.ndarray,
+        scaled: dict[str, np.ndarray],
+    ) -> None:
+        """Compute the plan's index channels into ``images``: straight into place when they
+        are all three, in order, side by side (Inference reads them so), else through a
+        scratch array; the bands normalised for the plan's band channels are reused."""
+        computed = [(c, at) for c, (member, at) in enumerate(plan) if member == _COMPUTED]
+        if not computed:
+            return
+        if self._work is None:
+            self._work = indices_work()
+        first = computed[0][0]
+        if computed == [(first + k, k) for k in range(len(INDICES))]:
+            out = images[:, first : first + len(INDICES)]
+            compute_indices(arrays["bands"], out, work=self._work, scaled=scaled)
+            return
+        indices = compute_indices(arrays["bands"], work=self._work, scaled=scaled)
+        for c, position in computed:
+            images[:, c] = indices[:, position]
 
     def iter_chunks_with_bands(
         self, channels: Sequence[str] | None = None

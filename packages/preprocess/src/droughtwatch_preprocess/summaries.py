@@ -15,7 +15,7 @@ over ``images`` images of ``PIXELS`` pixels each.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -34,18 +34,30 @@ def feature_column(channel: str) -> str:
 def channel_means(images: np.ndarray) -> np.ndarray:
     """float64 (n, C): each image's mean of each channel over its finite pixels, NaN for a
     channel without a finite pixel. ``images`` is float32 (n, C, H, W)."""
+    return channel_means_and_finite(images)[0]
+
+
+def channel_means_and_finite(images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``channel_means``, and bool (C,): which channels hold only finite pixels in every image.
+
+    The second comes almost free: a mean over finite pixels is finite (a sum of 4,225 float32
+    values overflows only beyond about 8e34 each, and no channel comes near: a band is at most
+    1, EVI's largest finite value is about 4e7), so where every image's plain mean is finite no
+    pixel needs checking."""
     n, c = images.shape[:2]
     flat = images.reshape(n, c, -1)
     # numpy sums float32 pairwise (relative error about 1e-7 here), faster than accumulating
     # in float64 (the README's benchmarks); the means are stored as float32 anyway.
     means = flat.mean(axis=2).astype(np.float64)
-    if np.isfinite(means).all():  # the usual case: no infinite EVI pixel in the chunk
-        return means
+    all_finite = np.isfinite(means).all(axis=0)
+    if all_finite.all():  # the usual case: no infinite EVI pixel in the chunk
+        return means, all_finite
     finite = np.isfinite(flat)
     counts = finite.sum(axis=2)
     sums = np.where(finite, flat, np.float32(0)).sum(axis=2, dtype=np.float64)
     with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(counts > 0, sums / np.maximum(counts, 1), np.nan)
+        means = np.where(counts > 0, sums / np.maximum(counts, 1), np.nan)
+    return means, finite.all(axis=(0, 2))
 
 
 @dataclass
@@ -62,10 +74,13 @@ class PixelCounts:
         self,
         bands: np.ndarray | None = None,
         indices: Mapping[str, np.ndarray] | None = None,
+        *,
+        finite: Collection[str] = (),
     ) -> None:
         """Count the pixels of one chunk of images: its raw bands (uint8 (n, 11, H, W), B1..B11
         as stored) and its indices ({name: float32 (n, H, W)}), either of which may be missing
-        (a file from a preprocess without indices)."""
+        (a file from a preprocess without indices). ``finite`` names indices known to hold only
+        finite pixels (``channel_means_and_finite`` tells): their count is 0 without a scan."""
         sizes = set()
         if bands is not None:
             if bands.dtype != np.uint8 or bands.ndim != 4 or bands.shape[1] != len(BANDS):
@@ -75,11 +90,15 @@ class PixelCounts:
             sizes.add(bands.shape[0])
             for k, band in enumerate(BANDS):
                 plane = bands[:, k]
-                _bump(self.zero, band, np.count_nonzero(plane == 0))
+                # the zeros are what count_nonzero leaves: no temporary array of the plane's size
+                _bump(self.zero, band, plane.size - np.count_nonzero(plane))
                 _bump(self.saturated, band, np.count_nonzero(plane == 255))
         for index, plane in (indices or {}).items():
             sizes.add(plane.shape[0])
-            _bump(self.nonfinite, index, plane.size - np.count_nonzero(np.isfinite(plane)))
+            if index in finite:
+                _bump(self.nonfinite, index, 0)
+            else:
+                _bump(self.nonfinite, index, plane.size - np.count_nonzero(np.isfinite(plane)))
         if len(sizes) > 1:
             raise ValueError(f"the bands and indices hold different numbers of images: {sizes}")
         self.images += sizes.pop() if sizes else 0

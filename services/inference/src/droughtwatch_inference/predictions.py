@@ -38,6 +38,29 @@ def probability_column(class_name: str) -> str:
     return f"p_{class_name}"
 
 
+# Inference builds its columns from their buffers: pa.array (on a numpy array or a list alike)
+# imports pandas on its first call, a second or more of CPU that Inference's first prediction
+# would pay and never needs. These give exactly what pa.array gives (test_predictions.py).
+
+
+def float32_array(values: Any) -> pa.Array:
+    """A float32 column of ``values`` (NaN stays a value, as pa.array leaves it)."""
+    data = np.ascontiguousarray(values, dtype=np.float32)
+    return pa.Array.from_buffers(pa.float32(), len(data), [None, pa.py_buffer(data)])
+
+
+def string_array(values: Sequence[str | None]) -> pa.Array:
+    """A string column of ``values``, None as null."""
+    encoded = [b"" if v is None else v.encode() for v in values]
+    offsets = np.zeros(len(encoded) + 1, dtype=np.int32)
+    np.cumsum([len(b) for b in encoded], out=offsets[1:])
+    valid = np.fromiter((v is not None for v in values), dtype=bool, count=len(values))
+    nulls = len(values) - int(np.count_nonzero(valid))
+    bitmap = pa.py_buffer(np.packbits(valid, bitorder="little")) if nulls else None
+    buffers = [bitmap, pa.py_buffer(offsets), pa.py_buffer(b"".join(encoded))]
+    return pa.Array.from_buffers(pa.string(), len(encoded), buffers, null_count=nulls)
+
+
 def build_table(
     ids: np.ndarray,
     probabilities: np.ndarray,
@@ -57,24 +80,21 @@ def build_table(
             f"probabilities must be {len(ids)} x {len(manifest.classes)}, got {probabilities.shape}"
         )
     best = probabilities.argmax(axis=1) if len(ids) else np.zeros(0, dtype=np.int64)
-    classes = np.asarray(manifest.classes, dtype=object)
-    columns: dict[str, Any] = {"id": pa.array(np.asarray(ids, dtype=str), pa.string())}
+    columns: dict[str, Any] = {"id": string_array(np.asarray(ids, dtype=str).tolist())}
     for k, name in enumerate(manifest.classes):
-        columns[probability_column(name)] = pa.array(probabilities[:, k], pa.float32())
-    columns["label"] = pa.array(classes[best] if len(ids) else [], pa.string())
-    columns["probability"] = pa.array(
-        probabilities[np.arange(len(ids)), best] if len(ids) else [], pa.float32()
-    )
-    columns["model_name"] = pa.array([manifest.name] * len(ids), pa.string())
-    columns["model_version"] = pa.array([manifest.version] * len(ids), pa.string())
+        columns[probability_column(name)] = float32_array(probabilities[:, k])
+    columns["label"] = string_array([manifest.classes[k] for k in best.tolist()])
+    columns["probability"] = float32_array(probabilities[np.arange(len(ids)), best])
+    columns["model_name"] = string_array([manifest.name] * len(ids))
+    columns["model_version"] = string_array([manifest.version] * len(ids))
     if true_labels is not None:
         if len(true_labels) != len(ids):
             raise ValueError(f"{len(true_labels)} true labels for {len(ids)} images")
-        columns[TRUE_LABEL] = pa.array(list(true_labels), pa.string())
+        columns[TRUE_LABEL] = string_array(list(true_labels))
     for column, values in (features or {}).items():
         if len(values) != len(ids):
             raise ValueError(f"{len(values)} values of {column} for {len(ids)} images")
-        columns[column] = pa.array(np.asarray(values, dtype=np.float32), pa.float32())
+        columns[column] = float32_array(values)
     table = pa.table(columns)
     meta = {
         "name": manifest.name,

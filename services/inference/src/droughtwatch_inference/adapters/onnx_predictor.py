@@ -36,6 +36,10 @@ class OnnxPredictor:
         options.intra_op_num_threads = threads
         options.inter_op_num_threads = 1
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        # Between two batches Inference reads and summarises the next images on the main thread;
+        # by default onnxruntime's idle threads spin meanwhile, taking the CPU that work needs
+        # (and, on a shared machine or beside other workers, everyone's). They sleep instead.
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         self.session = ort.InferenceSession(
             str(path), sess_options=options, providers=["CPUExecutionProvider"]
         )

@@ -11,21 +11,26 @@ costs is in the README's benchmarks.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import hashlib
 import os
 import shutil
 import time
+from collections.abc import Generator, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import partial
 from itertools import repeat
 from pathlib import Path
+from typing import Any, TypeVar
 
 import numpy as np
 from droughtwatch_contract.keys import KeyLayout
 from droughtwatch_contract.retention import is_expired
 from droughtwatch_contract.stages import STAGES
 from droughtwatch_preprocess import (
+    BANDS,
     CLASS_NAMES,
     INDICES,
     UNKNOWN_LABEL,
@@ -33,7 +38,7 @@ from droughtwatch_preprocess import (
     PixelCounts,
     ProcessedFormatError,
     ProcessedReader,
-    channel_means,
+    channel_means_and_finite,
     feature_column,
 )
 
@@ -54,6 +59,7 @@ from droughtwatch_inference.records import LedgerEntry
 PARQUET_CONTENT_TYPE = "application/vnd.apache.parquet"
 # The stage that writes the processed files Inference reads (and can write them again).
 PROCESSED_BY = STAGES.writer_of("processed").name
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -114,7 +120,7 @@ def predict_file(
         reader = ProcessedReader(processed_path, name=name)
     except ProcessedFormatError as exc:
         raise InvalidProcessedFile(str(exc)) from exc
-    with reader:
+    with reader, contextlib.ExitStack() as stack:
         size = int(reader.meta["image_size"])
         if size != manifest.image_size:
             raise _mismatch(name, manifest, f"the images are {size}x{size} pixels")
@@ -137,17 +143,26 @@ def predict_file(
                 chunks = reader.iter_chunks_with_bands(channels)
             else:
                 chunks = zip(reader.iter_chunks(channels), repeat(None))
+            if int(reader.meta["chunks"]) > 1:  # one chunk: nothing to read meanwhile
+                chunks = read_ahead(chunks)
+                stack.callback(chunks.close)  # before the reader closes: no read in flight
             for chunk, bands in chunks:
+                # every channel read is summarised (the model's and the indices)
+                means, all_finite = channel_means_and_finite(chunk.images)
+                counted = PixelCounts()
+                counted.add(
+                    bands,
+                    {c: chunk.images[:, k] for c, k in at_indices.items()},
+                    finite={c for c, k in at_indices.items() if all_finite[k]},
+                )
+                _check_finite(chunk.images[:, :model_channels], counted, name, manifest)
+                pixels = pixels.merge(counted)
                 probabilities = np.empty((len(chunk.ids), len(manifest.classes)), np.float32)
                 for start in range(0, len(chunk.ids), batch_size):
                     batch = chunk.images[start : start + batch_size, :model_channels]
-                    _check_finite(batch, name, manifest)
                     out = predictor.predict(batch)
                     _check_outputs(out, chunk.ids[start : start + len(batch)], name, manifest)
                     probabilities[start : start + len(batch)] = out
-                pixels.add(bands, {c: chunk.images[:, k] for c, k in at_indices.items()})
-                # every channel read is summarised (the model's and the indices)
-                means = channel_means(chunk.images)
                 tables.append(
                     build(
                         chunk.ids,
@@ -187,6 +202,25 @@ def predict_file(
     return FilePredictions(rows=rows, seconds=time.perf_counter() - started)
 
 
+def read_ahead(items: Iterator[T]) -> Generator[T, None, None]:
+    """``items`` in order, each next one produced in a background thread while the caller works
+    on the current one. Reading a chunk (the archive's CRC, the bands' normalisation, the
+    indices) is numpy and zlib work that releases the GIL, so on two or more cores it overlaps
+    summarising and predicting the previous chunk. An error in producing an item is raised
+    where that item is taken; closing the generator waits for the read in flight."""
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="read-ahead") as pool:
+        pending = pool.submit(next, items, _END)
+        while True:
+            item = pending.result()
+            if item is _END:
+                return
+            pending = pool.submit(next, items, _END)
+            yield item
+
+
+_END: Any = object()  # read_ahead's end of the items
+
+
 def _label_names(meta: dict) -> dict[int, str]:
     """Class index -> name as the processed file names them (UNKNOWN_LABEL has no name)."""
     names = meta.get("class_names") or CLASS_NAMES
@@ -194,17 +228,28 @@ def _label_names(meta: dict) -> dict[int, str]:
     return {k: str(n) for k, n in enumerate(names) if k != unknown}
 
 
-def _check_finite(batch: np.ndarray, name: str, manifest: ModelManifest) -> None:
-    finite = np.isfinite(batch)
-    if finite.all():
-        return
-    bad = [manifest.channels[c] for c in range(batch.shape[1]) if not finite[:, c].all()]
-    raise _mismatch(
-        name,
-        manifest,
-        f"channel(s) {', '.join(bad)} hold non-finite values (EVI is infinite where its "
-        "denominator is zero), which the model cannot take",
-    )
+def _check_finite(
+    images: np.ndarray, counted: PixelCounts, name: str, manifest: ModelManifest
+) -> None:
+    """The model's channels of a chunk must be finite. A band is by construction (uint8 / 255);
+    an index is when the chunk's pixel counts found no non-finite pixel in it; any other
+    channel is checked here."""
+    bad = [
+        channel
+        for k, channel in enumerate(manifest.channels)
+        if (
+            counted.nonfinite[channel] > 0
+            if channel in counted.nonfinite
+            else channel not in BANDS and not np.isfinite(images[:, k]).all()
+        )
+    ]
+    if bad:
+        raise _mismatch(
+            name,
+            manifest,
+            f"channel(s) {', '.join(bad)} hold non-finite values (EVI is infinite where its "
+            "denominator is zero), which the model cannot take",
+        )
 
 
 def _check_outputs(out: np.ndarray, ids: np.ndarray, name: str, manifest: ModelManifest) -> None:

@@ -17,6 +17,9 @@ raise no alert.
 
 The input drifts when the share of drifted columns reaches ``share_threshold`` (by default
 half of them, Evidently's own dataset-drift rule), compared with the same function.
+
+Where no report is rendered (a file's, by default), the same scores come from logic.scores
+without running Evidently.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ import pandas as pd
 from droughtwatch_preprocess import FEATURE_PREFIX
 
 from droughtwatch_inference.logic.evidently_api import load_evidently
+from droughtwatch_inference.logic.scores import wasserstein_norm
 from droughtwatch_inference.metrics_row import InputDrift
 
 DRIFT_METHOD_BY_TYPE = {"numerical": "wasserstein"}  # every summary is numerical
@@ -58,9 +62,11 @@ def input_drift(
     threshold: float,
     share_threshold: float,
     detected: Callable[[float | None, float], bool],
+    evidently: bool = True,
 ) -> tuple[InputDrift, Any, list[str]]:
     """(values, Evidently snapshot or None, notes) of the summaries of ``current`` against
-    ``reference``. ``detected`` is the drift comparison (score, threshold) -> bool.
+    ``reference``. ``detected`` is the drift comparison (score, threshold) -> bool. Without
+    ``evidently`` the same scores come from logic.scores, and there is no snapshot.
 
     Compared are the summary columns both sides have with at least one value (a file from an
     older preprocess has no index channels; a reference may summarise other channels)."""
@@ -80,6 +86,28 @@ def input_drift(
     ]
     if not columns:
         return values, None, ["no summary column in common with the reference: no input drift"]
+    if evidently:
+        snapshot, scores = _evidently_scores(current, reference, columns, threshold)
+    else:
+        snapshot = None
+        scores = {
+            c: wasserstein_norm(reference[c].dropna().to_numpy(), current[c].dropna().to_numpy())
+            for c in columns
+        }
+    drifted = sum(detected(score, threshold) for score in scores.values())
+    share = drifted / len(scores)
+    values.update(
+        feature_drift=scores,
+        drifted_features=drifted,
+        feature_drift_share=share,
+        input_drift_detected=detected(share, share_threshold),
+    )
+    return values, snapshot, []
+
+
+def _evidently_scores(
+    current: pd.DataFrame, reference: pd.DataFrame, columns: list[str], threshold: float
+) -> tuple[Any, dict[str, float]]:
     ev = load_evidently()
     definition = ev.DataDefinition(numerical_columns=columns)
     metrics = {
@@ -90,16 +118,7 @@ def input_drift(
         ev.Dataset.from_pandas(reference[columns], data_definition=definition),
     )
     result = {m["id"]: m["value"] for m in snapshot.dict()["metrics"]}
-    scores = {c: float(result[metric.metric_id]) for c, metric in metrics.items()}
-    drifted = sum(detected(score, threshold) for score in scores.values())
-    share = drifted / len(scores)
-    values.update(
-        feature_drift=scores,
-        drifted_features=drifted,
-        feature_drift_share=share,
-        input_drift_detected=detected(share, share_threshold),
-    )
-    return values, snapshot, []
+    return snapshot, {c: float(result[metric.metric_id]) for c, metric in metrics.items()}
 
 
 def _finite(df: pd.DataFrame, columns: list[str]) -> pd.DataFrame:

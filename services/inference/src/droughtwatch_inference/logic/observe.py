@@ -1,8 +1,12 @@
-"""Observe: the metrics of one predictions file, computed with Evidently: class counts and
-shares, missing labels and prediction drift against the model's reference class distribution
-(here), model quality where the images carry labels (logic.model_quality), input drift of the
-per-image summaries (logic.input_drift) and data quality (logic.data_quality), written to one
-metrics row and one HTML report (logic.report). logic.daily pools a day's files the same way.
+"""Observe: the metrics of one predictions file: class counts and shares, missing labels and
+prediction drift against the model's reference class distribution (here), model quality where
+the images carry labels (logic.model_quality), input drift of the per-image summaries
+(logic.input_drift) and data quality (logic.data_quality), written to one metrics row.
+logic.daily pools a day's files the same way, with Evidently, and renders the day's HTML
+report (logic.report). A file gets a report of its own only when ``save_file_reports`` is on:
+then Evidently computes its values too; otherwise they are counted here and scored by
+logic.scores, which gives Evidently's numbers at a fraction of its cost (a backlog of a
+thousand small files would spend minutes in Evidently and write gigabytes of HTML).
 
 The drift test is fixed to PSI (population stability index) by default, or Jensen-Shannon
 distance, and never left to Evidently: without ``method``, ``ValueDrift`` picks chi-square (a
@@ -53,6 +57,7 @@ from droughtwatch_inference.logic.model_quality import model_quality
 from droughtwatch_inference.logic.ports import LedgerPort, StorePort
 from droughtwatch_inference.logic.report import Section, render
 from droughtwatch_inference.logic.report_header import Header, file_header
+from droughtwatch_inference.logic.scores import category_drift
 from droughtwatch_inference.logic.stage import FileResult
 from droughtwatch_inference.metrics_row import FileMetrics, PredictionDrift, Signals
 from droughtwatch_inference.records import LedgerEntry
@@ -66,17 +71,26 @@ REFERENCE_ROWS = 10_000
 DRIFT_METHODS: tuple[str, ...] = get_args(ObserveConfig.model_fields["drift_method"].annotation)
 
 
-def reference_labels(
+def reference_counts(
     classes: Sequence[str], shares: Mapping[str, float], rows: int = REFERENCE_ROWS
-) -> list[str]:
-    """``rows`` labels in the proportions ``shares`` (normalised), rounded by largest remainder
-    (ties go to the class listed first), in class order."""
+) -> list[int]:
+    """How many of ``rows`` labels each class gets in the proportions ``shares`` (normalised),
+    rounded by largest remainder (ties go to the class listed first), in class order."""
     total = sum(shares[c] for c in classes)
     exact = [shares[c] / total * rows for c in classes]
     counts = [math.floor(x) for x in exact]
     by_remainder = sorted(range(len(classes)), key=lambda k: (-(exact[k] - counts[k]), k))
     for k in by_remainder[: rows - sum(counts)]:
         counts[k] += 1
+    return counts
+
+
+def reference_labels(
+    classes: Sequence[str], shares: Mapping[str, float], rows: int = REFERENCE_ROWS
+) -> list[str]:
+    """``rows`` labels in the proportions ``shares``: ``reference_counts`` of each class, in
+    class order."""
+    counts = reference_counts(classes, shares, rows)
     return [c for c, n in zip(classes, counts, strict=True) for _ in range(n)]
 
 
@@ -98,10 +112,16 @@ def _model_classes(meta: Mapping[str, Any]) -> tuple[list[str], dict[str, float]
 
 
 def observe_predictions(
-    df: pd.DataFrame, meta: Mapping[str, Any], *, method: str, threshold: float
+    df: pd.DataFrame,
+    meta: Mapping[str, Any],
+    *,
+    method: str,
+    threshold: float,
+    evidently: bool = True,
 ) -> tuple[PredictionDrift, Snapshot | None]:
     """The metrics of one predictions file, and the Evidently snapshot they come from (None for
-    an empty file). Values are plain Python (no numpy scalars), ready for JSON and SQL."""
+    an empty file, or without ``evidently``: then the same values are counted here and scored
+    by logic.scores). Values are plain Python (no numpy scalars), ready for JSON and SQL."""
     if method not in DRIFT_METHODS:
         raise ValueError(f"drift method must be one of {DRIFT_METHODS}, got {method!r}")
     classes, shares = _model_classes(meta)
@@ -129,6 +149,47 @@ def observe_predictions(
     if images == 0:
         return result, None
 
+    snapshot = None
+    if evidently:
+        snapshot, counts, by_class, missing, score = _evidently_drift(
+            labels, classes, shares, method, threshold
+        )
+    else:
+        counts = {str(c): int(n) for c, n in labels.value_counts().items()}
+        by_class = {c: n / images for c, n in counts.items()}
+        missing = (images - sum(counts.values())) / images
+        score = None
+        if counts:  # as Evidently, the drift of labels that are all missing is not measured
+            score = category_drift(
+                reference_counts(classes, shares), [counts.get(c, 0) for c in classes], method
+            )
+
+    # UniqueValueCount's shares divide by all rows, missing labels included, so the class
+    # shares and missing_share add up to one. Classes absent from the file (and from the
+    # reference) are 0.
+    for name in classes:
+        result["class_counts"][name] = round(float(counts.get(name, 0)))
+        result["class_shares"][name] = float(by_class.get(name, 0.0))
+    result["missing_share"] = float(missing)
+    best = max(classes, key=lambda c: result["class_counts"][c])  # ties: first in class order
+    if result["class_counts"][best] > 0:
+        result["most_common_class"] = best
+        result["most_common_share"] = result["class_shares"][best]
+    if score is not None:
+        result["drift_score"] = float(score)
+        result["drift_detected"] = is_drift(float(score), threshold)
+    return result, snapshot
+
+
+def _evidently_drift(
+    labels: pd.Series,
+    classes: list[str],
+    shares: dict[str, float],
+    method: str,
+    threshold: float,
+) -> tuple[Snapshot, dict[str, Any], dict[str, Any], float, float | None]:
+    """Evidently's snapshot of the predicted labels against the reference frame, and from it
+    (counts by class, shares by class, missing share, drift score or None)."""
     ev = load_evidently()
     definition = ev.DataDefinition(categorical_columns=[LABEL])
     unique = ev.UniqueValueCount(column=LABEL)
@@ -143,24 +204,14 @@ def observe_predictions(
     )
     snapshot = ev.Report(metrics).run(current, reference)
     values = {m["id"]: m["value"] for m in snapshot.dict()["metrics"]}
-
-    # UniqueValueCount's shares divide by all rows, missing labels included, so the class
-    # shares and missing_share add up to one. Classes absent from the file (and from the
-    # reference) are 0.
-    counts, by_class = values[unique.metric_id]["counts"], values[unique.metric_id]["shares"]
-    for name in classes:
-        result["class_counts"][name] = round(float(counts.get(name, 0)))
-        result["class_shares"][name] = float(by_class.get(name, 0.0))
-    result["missing_share"] = float(values[missing.metric_id]["share"])
-    best = max(classes, key=lambda c: result["class_counts"][c])  # ties: first in class order
-    if result["class_counts"][best] > 0:
-        result["most_common_class"] = best
-        result["most_common_share"] = result["class_shares"][best]
-    if drift in metrics:
-        score = float(values[drift.metric_id])
-        result["drift_score"] = score
-        result["drift_detected"] = is_drift(score, threshold)
-    return result, snapshot
+    score = float(values[drift.metric_id]) if drift in metrics else None
+    return (
+        snapshot,
+        values[unique.metric_id]["counts"],
+        values[unique.metric_id]["shares"],
+        float(values[missing.metric_id]["share"]),
+        score,
+    )
 
 
 class ReferenceSummaries:
@@ -197,15 +248,18 @@ def observe_frame(
     config: ObserveConfig,
     *,
     reference_note: str | None = None,
+    report: bool = True,
 ) -> tuple[Signals, list[Section]]:
     """Every signal of the images in ``df`` (a file, or a day's files pooled): the metrics row's
-    values and the report's sections (empty for an empty frame: Evidently cannot run on it)."""
+    values and the report's sections, from Evidently's runs (no section for an empty frame:
+    Evidently cannot run on it). Without ``report`` Evidently is not run: the same values come
+    from logic.scores, and there are no sections."""
     prediction, drift_snapshot = observe_predictions(
-        df, meta, method=config.drift_method, threshold=config.drift_threshold
+        df, meta, method=config.drift_method, threshold=config.drift_threshold, evidently=report
     )
     classes, _ = _model_classes(meta)
     quality, quality_snapshot, quality_notes = model_quality(
-        df, classes, meta.get("reference_metrics"), margin=config.accuracy_margin
+        df, classes, meta.get("reference_metrics"), margin=config.accuracy_margin, evidently=report
     )
     drift, input_snapshot, drift_notes = input_drift(
         df,
@@ -213,6 +267,7 @@ def observe_frame(
         threshold=config.feature_drift_threshold,
         share_threshold=config.feature_drift_share,
         detected=is_drift,
+        evidently=report,
     )
     if reference_note is not None:
         drift_notes = [reference_note]
@@ -254,10 +309,10 @@ def observe_entry(
     config: ObserveConfig,
     references: ReferenceSummaries,
 ) -> FileResult:
-    """Observe one ledger entry: read its predictions file, compute the metrics, upload the
-    HTML report (when ``config.save_html_report`` and the file has images), insert the metrics
-    row (a second insert for the same predictions file is a no-op, so a retried file is
-    counted once)."""
+    """Observe one ledger entry: read its predictions file, compute the metrics (with Evidently
+    only when its report is rendered: ``config.save_file_reports``), upload that HTML report
+    (when the file has images), insert the metrics row (a second insert for the same
+    predictions file is a no-op, so a retried file is counted once)."""
     if not entry.predictions_key or not entry.source_digest:
         raise InvalidPredictions(
             f"ledger row {entry.id} ({entry.raw_key}) has no predictions file recorded"
@@ -268,7 +323,9 @@ def observe_entry(
         path = store.download(entry.bucket, entry.predictions_key, scratch / "predictions.parquet")
         df, meta = predictions.read(path)
         reference, note = references.get(meta.get("reference_features_key"))
-        values, sections = observe_frame(df, meta, reference, config, reference_note=note)
+        values, sections = observe_frame(
+            df, meta, reference, config, reference_note=note, report=config.save_file_reports
+        )
         row: FileMetrics = {
             **values,
             "ledger_id": entry.id,
@@ -278,7 +335,7 @@ def observe_entry(
             "run_id": run_id,
         }
         report_expiry = None
-        if config.save_html_report and sections:
+        if sections:
             row["report_key"] = layout.report_key(entry.raw_key, entry.source_digest)
             header = file_header(row, entry.raw_key, config.feature_drift_share)
             upload_report(

@@ -169,6 +169,7 @@ def test_an_expired_report_shows_as_expired_not_missing(
     import datetime as dt
 
     monkeypatch.setenv("DROUGHTWATCH_REPORT_RETENTION_DAYS", "30")
+    monkeypatch.setenv(FILE_REPORTS, "true")
     folder = tmp_path / "incoming"
     _raw(folder, "a.tfrecord", seed=1)
     first = runner.invoke(app, ["local", "run", str(folder), "--date", "2026-11-20"])

@@ -156,11 +156,14 @@ def main() -> None:
                         model_name=manifest.name,
                         model_version=manifest.version,
                     )
+            from droughtwatch_inference.handlers.day import handler as pool_days
             from droughtwatch_inference.handlers.observe import handler
 
             with console.status("observing"):
                 started = time.perf_counter()
                 response = handler({"run_id": "bench", "input": {}}, None)
+                # then the execution's day step pools the day
+                pooled = pool_days({"run_id": "bench", "input": {}}, None)
                 total = time.perf_counter() - started
             report_bytes = [
                 item["Size"]
@@ -169,6 +172,8 @@ def main() -> None:
     load_after = harness.machine_load()
     if response["statusCode"] != 200 or response["body"]["observe"]["files_failed"]:
         raise SystemExit(f"Observe failed: {response['body']}")
+    if pooled["statusCode"] != 200 or pooled["body"]["day"]["days_failed"]:
+        raise SystemExit(f"the day step failed: {pooled['body']}")
     events = harness.json_lines(log_path.read_text())
     files = [e["seconds"] for e in events if e["event"] == "file.done"]
     (day,) = [e for e in events if e["event"] == "day.done"]

@@ -127,3 +127,7 @@ class InvalidRawFile(DroughtwatchError):
 
 class InvalidPredictions(DroughtwatchError):
     hint = "The predictions file does not match the predictions schema; rerun Inference for it."
+
+
+class InvalidEvent(DroughtwatchError):
+    """A step's event is not what the state machine sends it (a hand-made invocation)."""

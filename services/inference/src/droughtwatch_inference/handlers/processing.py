@@ -1,8 +1,8 @@
-"""Processing Lambda: raw -> processed. Imports neither torch nor Evidently."""
+"""Processing Lambda: raw -> processed, for the files of its item. Imports neither torch nor
+Evidently."""
 
 from __future__ import annotations
 
-import datetime as dt
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -13,7 +13,7 @@ from droughtwatch_contract.settings import ProcessingSettings
 from droughtwatch_inference.adapters.ledger import Ledger
 from droughtwatch_inference.adapters.storage import open_store
 from droughtwatch_inference.handlers.common import run_files, run_handler
-from droughtwatch_inference.logic.processing import discover, process_entry
+from droughtwatch_inference.logic.processing import process_entry
 from droughtwatch_inference.logic.stage import Budget
 from droughtwatch_inference.records import StageReport
 
@@ -23,8 +23,6 @@ def process(
 ) -> StageReport:
     store = open_store(settings)
     layout = KeyLayout.from_settings(settings)
-    today = dt.datetime.now(dt.UTC).date()
-    report.registered = discover(store, ledger, settings.data_bucket, layout, report.run_id, today)
     work = partial(
         process_entry,
         store=store,

@@ -1,5 +1,6 @@
-"""The day as the unit: after its files, Observe pools each stale day's predictions files (one
-model version at a time) and computes every signal on the pool, as it does for a file. The
+"""The day as the unit: after the files, the day step pools each stale day's predictions files
+(one model version at a time) and computes every signal on the pool, as Observe does for a
+file. The
 dashboard and the alerts read these daily rows.
 
 A day may hold many small files, and drift on a few images is noise (PSI on 30 images: a class
@@ -30,7 +31,7 @@ from droughtwatch_inference.logic.ports import DailyPort, StorePort
 from droughtwatch_inference.logic.report_header import day_header
 from droughtwatch_inference.logic.stage import Budget, describe, is_stage_error
 from droughtwatch_inference.metrics_row import DayMetrics, Signals
-from droughtwatch_inference.records import Day, StageReport
+from droughtwatch_inference.records import Day, DayReport, StageReport
 
 
 def not_enough_data(images: int, min_images: int) -> str:
@@ -122,7 +123,7 @@ def observe_days(
     layout: KeyLayout,
     work_dir: Path,
     budget: Budget,
-    report: StageReport,
+    report: DayReport | StageReport,
     *,
     config: ObserveConfig,
     references: ReferenceSummaries,
@@ -133,7 +134,7 @@ def observe_days(
     written = 0
     for day in daily.stale_days():
         if budget.remaining_seconds() < budget.margin_seconds:
-            logs.event("stage.time_budget_reached", stage="observe", run_id=report.run_id)
+            logs.event("stage.time_budget_reached", stage=report.stage, run_id=report.run_id)
             break
         started = time.monotonic()
         name = f"day {day.batch_date.isoformat()} {day.model_name} {day.model_version}"

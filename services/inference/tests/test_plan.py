@@ -143,6 +143,7 @@ def test_no_time_left_plans_nothing(ledger) -> None:
         max_attempts=3,
     )  # fmt: skip
     assert (report.files, report.item_count, report.items) == (0, 0, [])
+    assert report.left == 3  # what waits is said
 
 
 def test_the_largest_round_fits_the_state_machines_input(admin_dsn: str, ledger) -> None:

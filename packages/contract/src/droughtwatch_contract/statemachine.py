@@ -1,8 +1,8 @@
 """The one Amazon States Language definition of the pipeline, used by the Pulumi program and by
 the local runner alike, built from the workflow registry (stages.WORKFLOW):
 
-    Start -> Plan -> Plan succeeded? -> Items to do? -> Items -> Another round? -> Pool days ->
-    Pool days succeeded? -> Done
+    Start -> Plan -> Plan succeeded? -> Items to do? -> Items -> Another round? -> Plan -> ...
+          -> Items to do? -> Pool days -> Pool days succeeded? -> Done
 
 Plan registers new raw objects and splits the pending files into items (groups of ledger ids,
 in its output); Items is a Distributed Map that runs one child workflow per item, at most
@@ -11,16 +11,17 @@ in its output); Items is a Distributed Map that runs one child workflow per item
     Processing -> Processing succeeded? -> Inference -> Inference succeeded? -> Observe ->
     Observe succeeded? -> Item done
 
-While Plan reports files left for later (it hands out at most a round's worth, so that the
-items stay well inside the 256 KiB state input), the execution goes back to Plan, at most
-``max_rounds`` times; then Pool days pools every stale day once.
+After each map run the execution goes back to Plan, at most ``max_rounds`` rounds in all, until
+Plan finds nothing waiting: what a round left (it hands out at most a round's worth, so that
+the items stay well inside the 256 KiB state input), files that arrived meanwhile, files a
+child left for lack of time. Then Pool days pools every stale day once.
 
 Each Task invokes its Lambda, retries Lambda service errors with exponential backoff, and
 catches anything else into its step's Fail state (through a Pass state that gives the caught
 error the handlers' response shape). Each Choice sends a statusCode other than 200 to the same
 Fail state, whose Error and Cause come from the response body. A child that fails counts
-against the Map's ToleratedFailurePercentage; past it the Map fails with
-States.ExceedToleratedFailureThreshold, caught into "Items failed".
+against the Map's ToleratedFailurePercentage; past it the Map fails, and the execution with it,
+with States.ExceedToleratedFailureThreshold.
 
 Only what both AWS and moto's interpreter (which runs the definition locally) accept: items
 from ItemsPath (no ItemBatcher, no ItemReader), STANDARD children, the tolerance as a float.
@@ -57,7 +58,6 @@ MAX_ROUNDS = 10
 START = "Start"
 ITEMS_TO_DO = "Items to do?"
 ITEMS = "Items"
-ITEMS_FAILED = "Items failed"
 ANOTHER_ROUND = "Another round?"
 ITEM_DONE = "Item done"
 SUCCEED = "Done"
@@ -77,17 +77,15 @@ def caught_name(step: Step) -> str:
     return f"{step.title} error caught"
 
 
-def success_path(workflow: Workflow = WORKFLOW) -> list[str]:
-    """The states of an execution that succeeds in one round with items to do, in order (each
-    item's child passes through `item_path`)."""
+def success_path(workflow: Workflow = WORKFLOW, rounds: int = 1) -> list[str]:
+    """The states of an execution that succeeds with items to do in ``rounds`` rounds, in
+    order: the last Plan finds nothing (each item's child passes through `item_path`)."""
     plan, day = workflow.plan, workflow.day
+    planned = [plan.title, choice_name(plan), ITEMS_TO_DO]
     return [
         START,
-        plan.title,
-        choice_name(plan),
-        ITEMS_TO_DO,
-        ITEMS,
-        ANOTHER_ROUND,
+        *[s for _ in range(rounds) for s in (*planned, ITEMS, ANOTHER_ROUND)],
+        *planned,
         day.title,
         choice_name(day),
         SUCCEED,
@@ -96,7 +94,7 @@ def success_path(workflow: Workflow = WORKFLOW) -> list[str]:
 
 def idle_path(workflow: Workflow = WORKFLOW) -> list[str]:
     """The states of an execution that finds nothing to do: no Map, the days still pooled."""
-    return [s for s in success_path(workflow) if s not in (ITEMS, ANOTHER_ROUND)]
+    return success_path(workflow, rounds=0)
 
 
 def item_path(stages: StageRegistry = WORKFLOW.stages) -> list[str]:
@@ -221,26 +219,16 @@ def definition(
         "ToleratedFailurePercentage": float(tolerated_failure_percentage),
         "Label": MAP_LABEL,
         # The Map's output is its input (Plan's output): the children's results are dropped.
+        # No Catch: past its tolerance the Map fails the execution with its own error
+        # (States.ExceedToleratedFailureThreshold); each failed child's history says why.
         "ResultPath": None,
-        "Catch": [{"ErrorEquals": ["States.ALL"], "Next": ITEMS_FAILED}],
         "Next": ANOTHER_ROUND,
-    }
-    states[ITEMS_FAILED] = {
-        "Type": "Fail",
-        "Comment": "More items failed than tolerated; each failed child's history says why",
-        "ErrorPath": "$.Error",
-        "CausePath": "$.Cause",
     }
     states[ANOTHER_ROUND] = {
         "Type": "Choice",
+        "Comment": "Back to Plan until it finds nothing waiting, within the rounds' bound",
         "Choices": [
-            {
-                "And": [
-                    {"Variable": "$.body.plan.more", "BooleanEquals": True},
-                    {"Variable": "$.body.plan.round", "NumericLessThan": max_rounds},
-                ],
-                "Next": plan.title,
-            }
+            {"Variable": "$.body.plan.round", "NumericLessThan": max_rounds, "Next": plan.title}
         ],
         "Default": day.title,
     }

@@ -110,14 +110,14 @@ def plan_items(
     with attempts left; later rounds take only files waiting since (a file that failed in this
     execution waits for the next one). With no time left (a local run's Ctrl-C) nothing is
     planned, and the execution pools the days and ends."""
-    if budget.remaining_seconds() < budget.margin_seconds:
-        logs.event("stage.time_budget_reached", stage=report.stage, run_id=report.run_id)
-        return report
     waiting = ledger.pending_files(
         max_attempts=max_attempts, retry_failed=report.round == 1, limit=limits.round_files
     )
+    stopped = budget.remaining_seconds() < budget.margin_seconds
+    if stopped:
+        logs.event("stage.time_budget_reached", stage=report.stage, run_id=report.run_id)
     used = 2  # the brackets of the items' list
-    for files in split_items(waiting.files, limits, concurrency):
+    for files in [] if stopped else split_items(waiting.files, limits, concurrency):
         value = item_value(files)
         used += _size(value) + 1
         if used > limits.budget_bytes:

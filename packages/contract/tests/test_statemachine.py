@@ -146,7 +146,7 @@ def test_the_map_is_distributed_bounded_and_keeps_its_output_small() -> None:
     assert _child({"States": {ITEMS: items}})["States"]["Item done"]["OutputPath"] is None
     # a child carries the parent's run id and exactly its item
     selector = items["ItemSelector"]["body"]
-    assert selector["run_id.$"] == "$.body.run_id"
+    assert selector["run_id.$"] == "$$.Execution.Name"  # the parent's, where the Map runs
     assert selector["item.$"] == "$$.Map.Item.Value"
     # uncaught: past its tolerance the Map fails the execution with its own error
     assert "Catch" not in items

@@ -304,6 +304,27 @@ class MapRun:
         )
 
 
+@dataclass(frozen=True)
+class PlanSummary:
+    """What a round of Plan handed to the Map: its files, its items, the largest item."""
+
+    round: int
+    files: int
+    items: int
+    largest: int
+
+    @classmethod
+    def from_report(cls, plan: Mapping[str, Any]) -> PlanSummary:
+        """From Plan's response body's ``plan`` (its counts and items)."""
+        items = plan.get("items") or []
+        return cls(
+            round=int(plan.get("round", 0)),
+            files=int(plan.get("files", 0)),
+            items=int(plan.get("item_count", len(items))),
+            largest=max((len(i.get("ids", [])) for i in items), default=0),
+        )
+
+
 def read_history(sfn: Any, execution_arn: str) -> list[ExecutionEvent]:
     """Every event of the execution's history, page after page, oldest first."""
     events: list[ExecutionEvent] = []

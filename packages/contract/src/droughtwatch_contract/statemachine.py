@@ -203,8 +203,9 @@ def definition(
         "ItemsPath": "$.body.plan.items",
         "ItemSelector": {
             "body": {
-                # The parent's name: the children's runs and logs carry the execution's run id.
-                "run_id.$": "$.body.run_id",
+                # The parent's name (the Map evaluates this in the parent execution): the
+                # children's runs and logs carry the execution's run id.
+                "run_id.$": "$$.Execution.Name",
                 "round.$": "$.body.plan.round",
                 "index.$": "$$.Map.Item.Index",
                 "item.$": "$$.Map.Item.Value",
@@ -236,8 +237,8 @@ def definition(
         day,
         {
             "body": {
-                "run_id.$": "$.body.run_id",
-                "input.$": "$.body.input",
+                "run_id.$": "$$.Execution.Name",
+                "input.$": "$$.Execution.Input",
                 "rounds.$": "$.body.plan.round",
             }
         },

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 from droughtwatch_contract.outputs import StackOutput
-from droughtwatch_contract.stages import STAGES
+from droughtwatch_contract.stages import WORKFLOW
 
 from droughtwatch_tools import printer
 from droughtwatch_tools.cloud.outputs import find_project_dir, resolve_outputs, stack_outputs
@@ -88,10 +88,10 @@ def upload_command(
 
 
 def _stage_summary(event: ExecutionEvent) -> str:
-    """A finished stage's counts from its output ("files_done=1, images=240")."""
+    """A finished step's counts from its output ("files=1000, item_count=40")."""
     output = event.output if isinstance(event.output, dict) else {}
     body = output.get("body") if isinstance(output.get("body"), dict) else {}
-    stage = next((s.name for s in STAGES if s.title == event.state), None)
+    stage = next((s.name for s in WORKFLOW if s.title == event.state), None)
     counts = body.get(stage) if stage else None
     if not isinstance(counts, dict):
         return ""
@@ -113,16 +113,16 @@ def run_command(
 ) -> None:
     """Start the pipeline on the deployed stack and follow it to the end."""
     from botocore.exceptions import BotoCoreError, ClientError
-    from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
     from droughtwatch_tools.cloud.executions import console_url, start_and_follow
+    from droughtwatch_tools.progress import ExecutionProgress
 
     console = printer.console
     try:
         data = json.loads(payload) if payload is not None else None
     except ValueError as exc:
         raise UserError(f"--input is not JSON: {exc}", "pass an object like '{}'") from None
-    stages = [s.title for s in STAGES]
+    steps = [s.title for s in WORKFLOW]
     outputs = resolve_outputs(
         [StackOutput.STATE_MACHINE_ARN],
         {StackOutput.STATE_MACHINE_ARN: state_machine_arn, StackOutput.REGION: region},
@@ -130,26 +130,27 @@ def run_command(
         cwd,
     )
     try:
-        with Progress(
-            SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(),
-            console=console, transient=True,
-        ) as progress:  # fmt: skip
-            task = progress.add_task("starting", total=len(stages))
+        with ExecutionProgress(console) as progress:
 
             def on_event(event: ExecutionEvent) -> None:
                 if event.type == "ExecutionStarted":
-                    progress.update(task, description="started")
-                elif event.type == "TaskStateEntered" and event.state:
-                    progress.update(task, description=f"{event.state} running")
-                elif event.type == "TaskStateExited" and event.state in stages:
-                    progress.advance(task)
+                    progress.step("started")
+                elif event.type in ("TaskStateEntered", "MapStateEntered") and event.state:
+                    progress.step(f"{event.state} running")
+                elif event.type == "TaskStateExited" and event.state in steps:
                     summary = _stage_summary(event)
                     progress.console.print(
                         f"[green]done[/] {event.state}" + (f": {summary}" if summary else ""),
                         highlight=False,
                     )
 
-            execution = start_and_follow(outputs, on_event, payload=data, poll_seconds=poll_seconds)
+            execution = start_and_follow(
+                outputs,
+                on_event,
+                payload=data,
+                poll_seconds=poll_seconds,
+                on_map_run=progress.map_run,
+            )
     except (BotoCoreError, ClientError) as exc:
         raise aws_error(exc, "running the pipeline") from None
     if execution.succeeded:

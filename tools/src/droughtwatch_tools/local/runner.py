@@ -48,6 +48,7 @@ from droughtwatch_tools.execution import (
     TERMINAL,
     Execution,
     MapRun,
+    PlanSummary,
     describe_map_run,
     execution_name,
     map_run_arns,
@@ -104,27 +105,7 @@ class LocalConfig:
 
 # How often a run reads its map run's counts for its progress.
 PROGRESS_SECONDS = 0.5
-ProgressCallback = Callable[[MapRun, "PlanSummary | None"], None]
-
-
-@dataclass(frozen=True)
-class PlanSummary:
-    """What a round of Plan handed to the Map: its files, its items, the largest item."""
-
-    round: int
-    files: int
-    items: int
-    largest: int
-
-    @classmethod
-    def from_report(cls, plan: dict[str, Any]) -> PlanSummary:
-        items = plan.get("items") or []
-        return cls(
-            round=int(plan.get("round", 0)),
-            files=int(plan.get("files", 0)),
-            items=int(plan.get("item_count", len(items))),
-            largest=max((len(i.get("ids", [])) for i in items), default=0),
-        )
+ProgressCallback = Callable[[MapRun, PlanSummary | None], None]
 
 
 class LocalPipeline:
@@ -134,7 +115,7 @@ class LocalPipeline:
 
     def __init__(self, config: LocalConfig, concurrency: int | None = None) -> None:
         self.config = config
-        self.concurrency = concurrency or default_concurrency()
+        self.concurrency = default_concurrency() if concurrency is None else concurrency
         if self.concurrency < 1:
             raise ValueError(f"concurrency must be at least 1, not {self.concurrency}")
         self.store = FolderStore(config.store_root)
@@ -145,7 +126,8 @@ class LocalPipeline:
         self._stack: ExitStack | None = None
         self._pool: WorkerPool | None = None
         self._recorder = ChildRecorder()
-        self._plans: dict[str, PlanSummary] = {}
+        # each run's rounds of Plan that handed out items: the k-th starts the k-th map run
+        self._plans: dict[str, list[PlanSummary]] = {}
         self.state_machine_arn = ""
         self.claim_lock: int | None = None
 
@@ -297,9 +279,13 @@ class LocalPipeline:
         """Remember what Plan handed out (for the progress), by run."""
         try:
             body = json.loads(payload).get("body", {})
-            self._plans[str(body["run_id"])] = PlanSummary.from_report(body["plan"])
+            summary = PlanSummary.from_report(body["plan"])
+            run_id = str(body["run_id"])
         except (ValueError, KeyError, TypeError, AttributeError):
             return  # a failed Plan: the execution reports it
+        if summary.items:
+            with self._lock:
+                self._plans.setdefault(run_id, []).append(summary)
 
     def inject_service_error(
         self, stage: str, code: str = "TooManyRequestsException", times: int = 1
@@ -385,8 +371,9 @@ class LocalPipeline:
         except Exception:  # moto answers only once the execution's interpreter is up
             return
         if runs:
-            name = arn.rsplit(":", 1)[-1]
-            on_progress(describe_map_run(sfn, runs[-1]["mapRunArn"]), self._plans.get(name))
+            plans = self._plans.get(arn.rsplit(":", 1)[-1], [])
+            plan = plans[len(runs) - 1] if len(plans) >= len(runs) else None
+            on_progress(describe_map_run(sfn, runs[-1]["mapRunArn"]), plan)
 
 
 def function_name(name: str, step: str) -> str:

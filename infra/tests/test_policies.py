@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 from droughtwatch_contract.keys import KeyLayout
-from droughtwatch_contract.stages import STAGES
+from droughtwatch_contract.stages import STAGES, WORKFLOW
 from droughtwatch_infra import policies
 from droughtwatch_infra.policies import WILDCARD_ONLY_ACTIONS, FunctionGrants, LambdaGrants
 
@@ -29,16 +29,20 @@ GRANTS = FunctionGrants(
     model_bucket_arn="arn:aws:s3:::models",
     database_user_arn=APP_USER_ARN,
 )
-FUNCTIONS = {s: f"arn:aws:lambda:eu-west-1:{ACCOUNT}:function:{s}" for s in STAGES.names}
+FUNCTIONS = {s: f"arn:aws:lambda:eu-west-1:{ACCOUNT}:function:{s}" for s in WORKFLOW.names}
+MACHINE = f"arn:aws:states:eu-west-1:{ACCOUNT}:stateMachine:dw-pipeline"
 INSTANCE = "i-0123456789abcdef0"
 
 
 def all_identity_policies() -> dict[str, dict[str, Any]]:
     found = {
         f"function {stage.name}": policies.function_policy(stage, GRANTS, KeyLayout(), "models/x/")
-        for stage in STAGES
+        for stage in WORKFLOW
     }
     found["state machine"] = policies.state_machine_policy(FUNCTIONS, logging=True)
+    found["map children"] = policies.map_run_policy(
+        MACHINE, policies.children_executions_arn(MACHINE)
+    )
     found["scheduler"] = policies.scheduler_policy("arn:aws:states:::sm", "arn:aws:sqs:::q")
     found["bastion"] = policies.bastion_policy("aws", "eu-west-1", ACCOUNT)
     found["migrate"] = policies.migrate_policy(RUNTIME, [MASTER_SECRET, GRAFANA_SECRET])
@@ -82,6 +86,32 @@ def test_function_policy_without_the_model_bucket_outside_inference() -> None:
         document = policies.function_policy(STAGES[stage], GRANTS, KeyLayout(), "models/x/")
         resources = [r for s in document["Statement"] for r in s["Resource"]]
         assert not any(r.startswith("arn:aws:s3:::models") for r in resources), stage
+
+
+def test_the_maps_children_are_executions_of_the_machine_under_its_name() -> None:
+    assert policies.children_executions_arn(MACHINE) == (
+        f"arn:aws:states:eu-west-1:{ACCOUNT}:execution:dw-pipeline/*"
+    )
+    # another machine's executions, and this machine's own top-level ones, do not match
+    assert not f"arn:aws:states:eu-west-1:{ACCOUNT}:execution:dw-pipeline:cli-1".startswith(
+        policies.children_executions_arn(MACHINE).rstrip("*")
+    )
+
+
+def test_plan_may_list_raw_and_read_nothing() -> None:
+    statements = _statements(
+        policies.function_policy(WORKFLOW.plan, GRANTS, KeyLayout(), "models/x/")
+    )
+    s3 = {sid: s for sid, s in statements.items() if any(a.startswith("s3:") for a in s["Action"])}
+    assert s3 == {
+        "ListDataPrefixes": {
+            "Sid": "ListDataPrefixes",
+            "Effect": "Allow",
+            "Action": ["s3:ListBucket"],
+            "Resource": ["arn:aws:s3:::data"],
+            "Condition": {"StringLike": {"s3:prefix": ["raw/*"]}},
+        }
+    }
 
 
 def test_state_machine_logging_permissions_only_when_logging() -> None:

@@ -30,10 +30,11 @@ from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from typing import Any
 
-from droughtwatch_contract.settings import ENV_PREFIX
+from droughtwatch_contract.settings import ENV_PREFIX, CommonSettings, env_name
 
 # The variables an invocation carries to its worker: the handlers' settings and AWS's.
 FORWARDED_PREFIXES = (ENV_PREFIX, "AWS_")
+WORK_DIR = env_name(CommonSettings, "work_dir")
 # How often a worker checks that the runner is still there.
 PARENT_WATCH_SECONDS = 0.5
 # A function error's type when the worker process itself died (as Lambda names an exited
@@ -131,6 +132,10 @@ def _use_environment(environment: Mapping[str, str]) -> None:
         if name not in environment:
             del os.environ[name]
     os.environ.update(environment)
+    if WORK_DIR in environment:
+        # A scratch folder of its own, as each Lambda container has its own /tmp: two workers
+        # fetching the same model must not write one file.
+        os.environ[WORK_DIR] = os.path.join(environment[WORK_DIR], f"worker-{os.getpid()}")
     _environment = dict(environment)
     from droughtwatch_inference.handlers import common
     from droughtwatch_inference.runtime_settings import cached

@@ -278,11 +278,11 @@ def status_word(line: FileLine) -> str:
 def local_run_counts(outcome: LocalRunOutcome) -> Table:
     """A large run's files counted by state, with their images and blank images dropped."""
     lines = outcome.summary.files
+    title = f"local run {outcome.execution.name}: {outcome.execution.status}, {len(lines):,} files"
     table = compact_table(
-        f"local run {outcome.execution.name}: {outcome.execution.status}, {len(lines)} files",
-        "files by state; images and blank images dropped, summed",
-        pad_edge=True,
+        title, "files by state; images and blank images dropped, summed", pad_edge=True
     )
+    table.min_width = len(title)  # a few narrow columns: the title sets the width
     table.add_column("state")
     table.add_column("files", justify="right")
     table.add_column("images", justify="right")

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
-from typing import Literal
+from typing import Generic, Literal, TypeVar
 
 from droughtwatch_contract.settings import (
     CommonSettings,
@@ -65,36 +65,57 @@ class Stage(Step):
     completed_at: str  # the ledger's timestamp of that
 
 
-@dataclass(frozen=True)
-class StageRegistry:
-    """Stages in execution order, looked up by name."""
+S = TypeVar("S", bound=Step)
 
-    stages: tuple[Stage, ...]
 
-    def __post_init__(self) -> None:
-        names = [s.name for s in self.stages]
+class _Ordered(Generic[S]):
+    """Steps in order, looked up by name: what both registries offer over ``_ordered()``."""
+
+    kind = "step"
+
+    def _ordered(self) -> tuple[S, ...]:
+        raise NotImplementedError
+
+    def _check_names(self) -> None:
+        names = [s.name for s in self._ordered()]
         if not names or len(set(names)) != len(names) or DONE in names:
-            raise ValueError(f"stage names must be unique, non-empty and not {DONE!r}: {names}")
+            raise ValueError(
+                f"{self.kind} names must be unique, non-empty and not {DONE!r}: {names}"
+            )
 
-    def __iter__(self) -> Iterator[Stage]:
-        return iter(self.stages)
+    def __iter__(self) -> Iterator[S]:
+        return iter(self._ordered())
 
     def __len__(self) -> int:
-        return len(self.stages)
+        return len(self._ordered())
 
     def __contains__(self, item: object) -> bool:
-        """A stage, or a stage's name."""
-        return item in self.stages or item in self.names
+        """A step, or a step's name."""
+        return item in self._ordered() or item in self.names
 
-    def __getitem__(self, name: str) -> Stage:
-        for stage in self.stages:
-            if stage.name == name:
-                return stage
-        raise KeyError(f"no stage {name!r}; the stages are {list(self.names)}")
+    def __getitem__(self, name: str) -> S:
+        for step in self._ordered():
+            if step.name == name:
+                return step
+        raise KeyError(f"no {self.kind} {name!r}; the {self.kind}s are {list(self.names)}")
 
     @property
     def names(self) -> tuple[str, ...]:
-        return tuple(s.name for s in self.stages)
+        return tuple(s.name for s in self._ordered())
+
+
+@dataclass(frozen=True)
+class StageRegistry(_Ordered[Stage]):
+    """Stages in execution order, looked up by name."""
+
+    stages: tuple[Stage, ...]
+    kind = "stage"
+
+    def __post_init__(self) -> None:
+        self._check_names()
+
+    def _ordered(self) -> tuple[Stage, ...]:
+        return self.stages
 
     def next_name(self, name: str) -> str:
         """The stage a file moves to after ``name``, or DONE after the last."""
@@ -149,7 +170,7 @@ STAGES = StageRegistry(
 
 
 @dataclass(frozen=True)
-class Workflow:
+class Workflow(_Ordered[Step]):
     """The steps of one execution in order: ``plan``, then ``stages`` (run per item, inside the
     Map), then ``day``. Each step is one function; its name keys the function ARNs, the stack's
     functions config and the local runner's dispatch."""
@@ -159,33 +180,14 @@ class Workflow:
     day: Step
 
     def __post_init__(self) -> None:
-        names = [s.name for s in self.steps]
-        if len(set(names)) != len(names) or DONE in names:
-            raise ValueError(f"step names must be unique and not {DONE!r}: {names}")
+        self._check_names()
 
     @property
     def steps(self) -> tuple[Step, ...]:
         return (self.plan, *self.stages, self.day)
 
-    def __iter__(self) -> Iterator[Step]:
-        return iter(self.steps)
-
-    def __len__(self) -> int:
-        return len(self.steps)
-
-    def __contains__(self, item: object) -> bool:
-        """A step, or a step's name."""
-        return item in self.steps or item in self.names
-
-    def __getitem__(self, name: str) -> Step:
-        for step in self.steps:
-            if step.name == name:
-                return step
-        raise KeyError(f"no step {name!r}; the steps are {list(self.names)}")
-
-    @property
-    def names(self) -> tuple[str, ...]:
-        return tuple(s.name for s in self.steps)
+    def _ordered(self) -> tuple[Step, ...]:
+        return self.steps
 
     def with_stages(self, stages: StageRegistry) -> Workflow:
         """This workflow with another stage registry (e.g. one stage more)."""

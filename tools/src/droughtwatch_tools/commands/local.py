@@ -133,9 +133,10 @@ def local_history(
         raise UserError(
             f"cannot read {file}: {exc}", "pass a file from <out>/executions/"
         ) from None
-    if item is not None and item not in {c.item for c in execution.children}:
+    items = sorted(c.item for c in execution.children if c.item is not None)
+    if item is not None and item not in items:
         raise UserError(
             f"{file} has no item {item}",
-            f"pass one of its children's items: {sorted(c.item for c in execution.children)}",
+            f"pass an item from {items[0]} to {items[-1]}" if items else "it ran no items",
         )
     print_history(execution, item)

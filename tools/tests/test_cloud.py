@@ -443,6 +443,6 @@ def test_a_failed_map_run_names_its_first_failed_child_and_its_error() -> None:
     (child,) = result.failed_children
     assert (child.failed_state, child.error) == ("Inference", "ModelNotFound")
     assert result.error_line == (
-        "States.ExceedToleratedFailureThreshold: The specified tolerance threshold was exceeded;"
-        " the first failed item, c3, failed in Inference: ModelNotFound: no model.json"
+        "ModelNotFound: no model.json (c3 failed in Inference;"
+        " States.ExceedToleratedFailureThreshold: The specified tolerance threshold was exceeded)"
     )

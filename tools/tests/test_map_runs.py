@@ -107,8 +107,11 @@ def test_a_failed_item_past_the_tolerance_fails_the_map_and_the_execution(record
     assert [e.id for e in failed.events] == list(range(1, len(failed.events) + 1))
     assert succeeded.succeeded and succeeded.states_entered()[-1] == "Item done"
     assert succeeded.events[-1].type == "ExecutionSucceeded"
-    # the parent names the first failed item, its state and its error
-    assert "item-0, failed in Inference: ModelNotFound: no model.json" in execution.error_line
+    # the first failed item's error leads, then where it failed and the parent's error
+    assert execution.error_line == (
+        "ModelNotFound: no model.json (item-0 failed in Inference;"
+        " States.ExceedToleratedFailureThreshold: 1 of 2 items failed, more than the tolerated 0%)"
+    )
 
 
 def test_within_the_tolerance_the_execution_goes_on(recorder) -> None:

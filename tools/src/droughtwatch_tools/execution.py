@@ -184,7 +184,8 @@ class Execution:
     def error_line(self) -> str:
         """The error and cause as one line; the handlers' causes already start with the error
         code ("InvalidModel: ..."), which is then not repeated. When items failed, the first
-        failed child's state and error follow: the parent only says that too many failed."""
+        failed child's error leads (the parent only says that too many failed), then where it
+        failed and the parent's own error."""
         if not self.cause:
             line = self.error or "the execution failed"
         elif not self.error or self.cause.startswith(f"{self.error}:"):
@@ -194,10 +195,7 @@ class Execution:
         failed = self.failed_children
         if failed:
             first = failed[0]
-            line += (
-                f"; the first failed item, {first.name}, failed in {first.failed_state}:"
-                f" {first.error_line}"
-            )
+            return f"{first.error_line} ({first.name} failed in {first.failed_state}; {line})"
         return line
 
     def step_reports(self, step: Step) -> list[dict[str, Any]]:

@@ -21,8 +21,9 @@ if TYPE_CHECKING:
 DEMO_INDICES = ("NDVI", "NDMI")
 # Past this many files a local run prints counts by status instead of a row per file.
 TABLE_FILES = 50
-# The failed children of a map run whose events `history_table` prints (the rest: --item).
-FAILED_CHILDREN_SHOWN = 3
+# The children whose events `print_history` prints: all of a run of this many, else the failed
+# ones up to this many (the rest: --item).
+CHILDREN_SHOWN = 3
 # The alert threshold a table without days names: Observe's default.
 DRIFT_THRESHOLD: float = ObserveSettings.model_fields["drift_threshold"].default
 
@@ -107,8 +108,8 @@ def children_table(execution: Execution) -> Table | None:
 
 
 def print_history(execution: Execution, item: int | None = None) -> None:
-    """An execution's events, its map runs' children, and the events of the failed children
-    (at most a few), or of the child of ``item``."""
+    """An execution's events, its map runs' children, and the events of a few children: every
+    child of a small run, else the failed ones, or the child of ``item``."""
     console = printer.console
     console.print(history_table(execution))
     children = children_table(execution)
@@ -116,8 +117,10 @@ def print_history(execution: Execution, item: int | None = None) -> None:
         console.print(children)
     if item is not None:
         shown = [c for c in execution.children if c.item == item]
+    elif len(execution.children) <= CHILDREN_SHOWN:
+        shown = execution.children
     else:
-        shown = execution.failed_children[:FAILED_CHILDREN_SHOWN]
+        shown = execution.failed_children[:CHILDREN_SHOWN]
     for child in shown:
         console.print(
             history_table(child, f"child {child.name} of {execution.name}: {child.status}")

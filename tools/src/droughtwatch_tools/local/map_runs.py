@@ -175,10 +175,7 @@ def _exceeded(env: Any, failed: int, total: int, tolerated: float) -> Exception:
     )
     from moto.stepfunctions.parser.asl.eval.event.event_detail import EventDetails
 
-    cause = (
-        f"{failed} of {total} items failed, more than the tolerated {tolerated:g}%:"
-        " each failed child's history says why"
-    )
+    cause = f"{failed} of {total} items failed, more than the tolerated {tolerated:g}%"
     return FailureEventException(
         FailureEvent(
             env=env,

@@ -302,9 +302,11 @@ class LocalPipeline:
 
     # -- running --------------------------------------------------------------------------------
     def start(self, payload: dict[str, Any] | None = None, *, name: str | None = None) -> str:
-        """Start an execution; returns its ARN (`wait` follows it to its end)."""
+        """Start an execution, with time again for the steps (an earlier run's Ctrl-C told the
+        warm workers there was none); returns its ARN (`wait` follows it to its end)."""
         import boto3
 
+        self.cancelled.clear()
         sfn = boto3.client("stepfunctions", region_name=REGION)
         return sfn.start_execution(
             stateMachineArn=self.state_machine_arn,
@@ -323,7 +325,6 @@ class LocalPipeline:
         """Execute the state machine once and wait for its end. Past ``timeout_seconds``, or
         at the first Ctrl-C, the running steps are told they have no time left: each finishes
         its current file and stops (a second Ctrl-C leaves at once)."""
-        self.cancelled.clear()
         return self.wait(
             self.start(payload, name=name),
             timeout_seconds=timeout_seconds,

@@ -155,15 +155,27 @@ def run_case(files: int, images: int, file_reports: bool) -> dict:
                             model_name=manifest.name,
                             model_version=manifest.version,
                         )
+                from droughtwatch_inference.handlers.day import handler as pool_days
                 from droughtwatch_inference.handlers.observe import handler
 
                 started = time.perf_counter()
                 response = handler({"run_id": "bench", "input": {}}, None)
+                # then the execution's day step pools the day
+                pooled = pool_days({"run_id": "bench", "input": {}}, None)
                 total = time.perf_counter() - started
-                listing = s3.list_objects_v2(Bucket=bucket, Prefix="reports/")
-                reports = [(o["Key"], o["Size"]) for o in listing.get("Contents", [])]
+                reports = {
+                    prefix: [
+                        o["Size"]
+                        for o in s3.list_objects_v2(Bucket=bucket, Prefix=prefix).get(
+                            "Contents", []
+                        )
+                    ]
+                    for prefix in (layout.reports, layout.daily_reports)
+                }
         if response["statusCode"] != 200 or response["body"]["observe"]["files_failed"]:
             raise SystemExit(f"Observe failed: {response['body']}")
+        if pooled["statusCode"] != 200 or pooled["body"]["day"]["days_failed"]:
+            raise SystemExit(f"the day step failed: {pooled['body']}")
         events = harness.json_lines(log_path.read_text())
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
@@ -174,8 +186,8 @@ def run_case(files: int, images: int, file_reports: bool) -> dict:
         "day_s": day["seconds"],
         "day_images": day["images"],
         "total_s": total,
-        "file_report_bytes": [size for key, size in reports if "/_daily/" not in key],
-        "day_report_bytes": [size for key, size in reports if "/_daily/" in key],
+        "file_report_bytes": reports[KeyLayout().reports],
+        "day_report_bytes": reports[KeyLayout().daily_reports],
         "peak_rss_mb": harness.peak_rss_mb(),
     }
 

@@ -148,6 +148,8 @@ pipeline = Pipeline(
         log_retention_days=cfg.log_retention_days,
         log_level=cfg.pipeline_log_level,
         partition=partition,
+        max_concurrency=cfg.max_concurrency,
+        tolerated_failure_percentage=cfg.tolerated_failure_percentage,
     ),
 )
 schedule = Schedule(

@@ -140,7 +140,9 @@ def test_local_run_processes_only_new_files(
     ]
     with psycopg.connect(cli_env) as conn:
         runs = conn.execute(
-            "SELECT stage, sum(files_done) FROM runs GROUP BY stage ORDER BY stage"
+            "SELECT stage, sum(files_done) FROM runs WHERE stage <> ALL(%s)"
+            " GROUP BY stage ORDER BY stage",
+            (["plan", "day"],),  # the steps around the stages; their counts are not files done
         ).fetchall()
     assert runs == [("inference", 2), ("observe", 2), ("processing", 2)]  # each file once
     # the second run's table lists both of its files, done, with their products

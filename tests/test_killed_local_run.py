@@ -24,21 +24,28 @@ FILES = 4
 
 # `droughtwatch local run` in its own process, whose Inference keeps the first file it claims:
 # it says which one, then waits to be killed, the claim held (the stage loop claimed the file
-# and called the work on it).
+# and called the work on it). A script file: the run's worker processes import it as their
+# main module (multiprocessing's spawn), and so run Inference with the patch.
 HOLDING_RUN = """
-import sys, time
+import os, sys, time
 from pathlib import Path
 import droughtwatch_inference.handlers.inference as inference
-from droughtwatch_tools.cli import app
 
 claimed = Path(sys.argv[1])
 
 def hold(entry, *args, **kwargs):
-    claimed.write_text(entry.raw_key)
-    time.sleep(3600)
+    if not claimed.exists():  # the first file only; the others go on
+        claimed.write_text(entry.raw_key)
+        time.sleep(3600)
+    return real(entry, *args, **kwargs)
 
+real = inference.infer_entry
 inference.infer_entry = hold
-app(["local", "run", *sys.argv[2:]])
+
+if __name__ == "__main__":
+    from droughtwatch_tools.cli import app
+
+    app(["local", "run", *sys.argv[2:]])
 """
 
 
@@ -81,8 +88,10 @@ def test_a_killed_local_runs_file_is_taken_over_at_once_and_done_once(
     monkeypatch.setenv(DSN_VARIABLE, admin_dsn)
     monkeypatch.setenv("COLUMNS", "400")
     claimed = tmp_path / "claimed"
+    script = tmp_path / "holding_run.py"
+    script.write_text(HOLDING_RUN)
     holder = subprocess.Popen(
-        [sys.executable, "-c", HOLDING_RUN, str(claimed), str(folder), "--date", DAY.isoformat()],
+        [sys.executable, str(script), str(claimed), str(folder), "--date", DAY.isoformat()],
         env=dict(os.environ),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -140,7 +149,10 @@ def test_a_killed_local_runs_file_is_taken_over_at_once_and_done_once(
             " GROUP BY l.raw_key ORDER BY l.raw_key"
         ).fetchall()
         done = dict(
-            conn.execute("SELECT stage, sum(files_done) FROM runs GROUP BY stage").fetchall()
+            conn.execute(
+                "SELECT stage, sum(files_done) FROM runs WHERE stage <> ALL(%s) GROUP BY stage",
+                (["plan", "day"],),  # the steps around the stages move no file
+            ).fetchall()
         )
     # every file done, once: one ledger row each and no failure, one metrics row each, and
     # each stage did each file once (the killed run's Inference never finished, or recorded

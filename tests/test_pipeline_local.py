@@ -1,5 +1,6 @@
-"""The whole pipeline through the deployed state machine definition, executed in-process by
-moto's interpreter with the real handlers, the local folder store and a real PostgreSQL."""
+"""The whole pipeline through the deployed state machine definition, executed by moto's
+interpreter with the real handlers (in the runner's warm worker processes), the local folder
+store and a real PostgreSQL."""
 
 from __future__ import annotations
 
@@ -12,7 +13,8 @@ import psycopg
 import pytest
 from droughtwatch_contract.keys import KeyLayout
 from droughtwatch_contract.settings import ObserveSettings, env_name
-from droughtwatch_contract.statemachine import SUCCESS_PATH
+from droughtwatch_contract.stages import STAGES, WORKFLOW
+from droughtwatch_contract.statemachine import IDLE_PATH, ITEM_PATH, SUCCESS_PATH
 from droughtwatch_tools.local.runner import LocalConfig, LocalPipeline
 from psycopg.rows import dict_row
 
@@ -27,7 +29,7 @@ def pipeline(database_dsn: str, tmp_path: Path, aws_env: None, baseline):
     config = LocalConfig(
         database_dsn=database_dsn, work_dir=tmp_path / "work", store_root=tmp_path / "buckets"
     )
-    with LocalPipeline(config) as runner:
+    with LocalPipeline(config, concurrency=1) as runner:
         training.publish_trained(runner.store, config.model_bucket, config.model_prefix, baseline)
         yield runner
 
@@ -57,6 +59,11 @@ def _ledger(dsn: str) -> list[tuple]:
         ).fetchall()
 
 
+def _body(execution) -> dict:
+    """Each stage's counts over the execution's items, as one stage's body had them."""
+    return {stage.name: execution.step_counts(stage) for stage in STAGES}
+
+
 def test_full_execution_succeeds_through_the_seven_states(
     pipeline, tmp_path, database_dsn, monkeypatch
 ) -> None:
@@ -66,7 +73,9 @@ def test_full_execution_succeeds_through_the_seven_states(
     execution = pipeline.run()
     assert execution.status == "SUCCEEDED", (execution.error, execution.cause)
     assert execution.states_entered() == SUCCESS_PATH
-    body = execution.output["body"]
+    (child,) = execution.children  # one file: one item
+    assert child.states_entered() == ITEM_PATH and child.succeeded
+    body = _body(execution)
     assert body["processing"]["files_done"] == 1
     assert body["inference"]["images"] == body["processing"]["images"] > 0
     assert body["observe"]["files_done"] == 1
@@ -88,9 +97,10 @@ def test_rerun_with_no_new_data_processes_nothing(pipeline, tmp_path, database_d
     before = _ledger(database_dsn)
     again = pipeline.run()
     assert again.status == "SUCCEEDED"
-    assert again.states_entered() == SUCCESS_PATH
-    for stage in ("processing", "inference", "observe"):
-        assert again.output["body"][stage]["files_done"] == 0
+    assert again.states_entered() == IDLE_PATH  # Plan found nothing: no item, no stage ran
+    assert again.children == []
+    for stage in STAGES:
+        assert again.step_counts(stage).get("files_done", 0) == 0
     assert _ledger(database_dsn) == before
     with psycopg.connect(database_dsn) as conn:
         assert conn.execute("SELECT count(*) FROM metrics").fetchone()[0] == 1
@@ -103,9 +113,14 @@ def test_missing_model_ends_in_the_inference_fail_state(pipeline, tmp_path, data
         pipeline.store.path(bucket, item.key).unlink()
     execution = pipeline.run()
     assert execution.status == "FAILED"
-    assert execution.states_entered()[-1] == "Inference failed"
-    assert execution.error == "ModelNotFound"
-    assert "model.json" in execution.cause
+    # the item's child ends in Inference's Fail state; the Map, past its tolerance (0 %), fails
+    (child,) = execution.failed_children
+    assert child.states_entered()[-1] == "Inference failed"
+    assert child.error == "ModelNotFound"
+    assert "model.json" in child.cause
+    assert execution.states_entered()[-1] == execution.failed_state == "Items"
+    assert execution.error == "States.ExceedToleratedFailureThreshold"
+    assert "ModelNotFound" in execution.error_line and "item-0" in execution.error_line
     (row,) = _ledger(database_dsn)
     assert row[1:3] == ("inference", "pending")  # nothing lost: the next run picks it up
 
@@ -119,11 +134,7 @@ def test_database_down_ends_in_the_processing_fail_state(pipeline, tmp_path, mon
     cached.cache_clear()
     execution = pipeline.run()
     assert execution.status == "FAILED"
-    assert execution.states_entered() == [
-        "Processing",
-        "Processing succeeded?",
-        "Processing failed",
-    ]
+    assert execution.states_entered() == ["Start", "Plan", "Plan succeeded?", "Plan failed"]
     assert execution.error == "DatabaseUnavailable"
     assert "pw@" not in (execution.cause or "")
 
@@ -158,9 +169,10 @@ def test_observe_failure_ends_in_the_observe_fail_state(pipeline, tmp_path, monk
     cached.cache_clear()
     execution = pipeline.run()
     assert execution.status == "FAILED"
-    assert execution.states_entered()[-1] == "Observe failed"
-    assert execution.error == "ConfigurationError"
-    assert "DROUGHTWATCH_DRIFT_THRESHOLD" in execution.cause
+    (child,) = execution.failed_children
+    assert child.states_entered()[-1] == "Observe failed"
+    assert child.error == "ConfigurationError"
+    assert "DROUGHTWATCH_DRIFT_THRESHOLD" in child.cause
 
 
 def test_transient_lambda_service_error_is_retried(pipeline, tmp_path) -> None:
@@ -169,28 +181,38 @@ def test_transient_lambda_service_error_is_retried(pipeline, tmp_path) -> None:
     execution = pipeline.run()
     assert execution.status == "SUCCEEDED", (execution.error, execution.cause)
     assert execution.states_entered() == SUCCESS_PATH
-    failed = [e for e in execution.events if e.type == "TaskFailed"]
+    (child,) = execution.children
+    failed = [e for e in child.events if e.type == "TaskFailed"]
     assert len(failed) == 1 and "Lambda.TooManyRequestsException" in failed[0].detail
-    assert [s for s, _ in pipeline.invocations] == ["processing", "inference", "observe"]
+    assert child.succeeded and child.states_entered() == ITEM_PATH
+    # the refused invocation never reached a function
+    assert [s for s, _ in pipeline.invocations] == [
+        "plan", "processing", "inference", "observe", "plan", "day",
+    ]  # fmt: skip
 
 
-def test_unhandled_exception_is_caught_into_the_fail_state(pipeline, tmp_path, monkeypatch) -> None:
-    from droughtwatch_inference.handlers import processing
-
-    def boom(event, context):
-        raise RuntimeError("handler crashed")
-
-    monkeypatch.setattr(processing, "handler", boom)
-    pipeline._handlers.clear()
+def test_unhandled_exception_is_caught_into_the_fail_state(pipeline, tmp_path) -> None:
+    pipeline.inject_crash("plan", "handler crashed")  # raised in the worker, as a handler's
     execution = pipeline.run()
     assert execution.status == "FAILED"
-    assert execution.states_entered() == [
+    assert execution.states_entered() == ["Start", "Plan", "Plan error caught", "Plan failed"]
+    assert execution.error == "RuntimeError"
+    assert "handler crashed" in execution.cause
+
+
+def test_an_unhandled_exception_in_a_child_fails_its_item(pipeline, tmp_path) -> None:
+    _upload_day(pipeline, tmp_path, DAY, 20, 0.0, seed=6)
+    pipeline.inject_crash("processing", "handler crashed")
+    execution = pipeline.run()
+    assert execution.status == "FAILED"
+    (child,) = execution.failed_children
+    assert child.states_entered() == [
         "Processing",
         "Processing error caught",
         "Processing failed",
     ]
-    assert execution.error == "RuntimeError"
-    assert "handler crashed" in execution.cause
+    assert (child.error, child.failed_state) == ("RuntimeError", "Processing")
+    assert "handler crashed" in child.cause
 
 
 def test_real_shard_runs_end_to_end(pipeline, shard_path, database_dsn, baseline, tmp_path) -> None:
@@ -199,7 +221,7 @@ def test_real_shard_runs_end_to_end(pipeline, shard_path, database_dsn, baseline
     )
     execution = pipeline.run()
     assert execution.status == "SUCCEEDED", (execution.error, execution.cause)
-    body = execution.output["body"]
+    body = _body(execution)
     assert body["processing"]["images"] + body["processing"]["dropped"] == 81
     with psycopg.connect(database_dsn, row_factory=dict_row) as conn:
         row = conn.execute("SELECT * FROM metrics").fetchone()
@@ -301,7 +323,10 @@ def test_ctrl_c_lets_the_stage_finish_its_file_and_leaves_the_rest_pending(
     rows = _ledger(database_dsn)
     assert len(rows) == 3
     assert all(status in {"pending", "done"} for _, _, status, _ in rows), rows
-    assert execution.output["body"]["processing"]["remaining"] >= 1
+    assert any(status == "pending" for _, _, status, _ in rows), rows
+    # what it left is said: by Plan (its items not handed out) or by the stage that stopped
+    left = execution.step_reports(WORKFLOW.plan)[-1]["left"]
+    assert left + _body(execution)["processing"].get("remaining", 0) >= 1
     again = pipeline.run()
     assert again.status == "SUCCEEDED"
     assert {r[1:3] for r in _ledger(database_dsn)} == {("done", "done")}

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 from droughtwatch_contract.settings import InferenceSettings, ObserveSettings
-from droughtwatch_contract.stages import STAGES
+from droughtwatch_contract.stages import WORKFLOW
 from droughtwatch_infra import config
 from droughtwatch_infra.config import (
     CRON_FORM,
@@ -40,7 +40,8 @@ def test_defaults_run_every_24_hours_and_protect_data() -> None:
         noncurrent_version_days=30,
     )  # fmt: skip
     assert cfg.alert_email is None
-    assert cfg.timeouts == {stage: 900 for stage in STAGES.names}
+    assert cfg.timeouts == {step: 900 for step in WORKFLOW.names}
+    assert (cfg.max_concurrency, cfg.tolerated_failure_percentage) == (10, 0.0)
     assert cfg.functions.inference.memory_mb == 4096
     # The service's own defaults, not copies.
     assert cfg.model_prefix == InferenceSettings.model_fields["model_prefix"].default
@@ -50,7 +51,7 @@ def test_defaults_run_every_24_hours_and_protect_data() -> None:
 
 
 def test_functions_config_has_one_entry_per_stage() -> None:
-    assert tuple(FunctionsConfig.model_fields) == STAGES.names
+    assert tuple(FunctionsConfig.model_fields) == WORKFLOW.names
 
 
 def test_values_come_typed_from_the_stack_config(infra: Any) -> None:
@@ -195,3 +196,19 @@ def test_every_problem_is_reported_at_once() -> None:
 def test_stack_name_too_long_for_bucket_names_fails_early() -> None:
     with pytest.raises(ConfigError, match="use a shorter stack name"):
         from_values("droughtwatch", "x" * 31, {"region": "eu-west-1"})
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "words"),
+    [
+        ("max_concurrency", 0, "greater than or equal to 1"),
+        ("max_concurrency", 101, "less than or equal to 100"),
+        ("tolerated_failure_percentage", -1, "greater than or equal to 0"),
+        ("tolerated_failure_percentage", 100.5, "less than or equal to 100"),
+    ],
+)
+def test_the_maps_bounds_are_checked_naming_the_key(key: str, value: float, words: str) -> None:
+    with pytest.raises(ConfigError, match=rf"droughtwatch:{key}: .*{words}"):
+        from_values("droughtwatch", "dev", {"region": "eu-west-1", key: value})
+    accepted = from_values("droughtwatch", "dev", {"region": "eu-west-1", key: "50"})
+    assert getattr(accepted, key) == 50

@@ -1,6 +1,7 @@
-"""The functions component: three functions from the one image, each with its own handler,
-sizing, DROUGHTWATCH_* environment, VPC placement, log group, and a role granted only the S3
-prefixes, the database user (IAM authentication, no secret) and the log group that stage uses."""
+"""The functions component: a function per step of the workflow (Plan, the three stages, the day
+step) from the one image, each with its own handler, sizing, DROUGHTWATCH_* environment, VPC
+placement, log group, and a role granted only the S3 prefixes, the database user (IAM
+authentication, no secret) and the log group that step uses."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from typing import Any
 import pytest
 from droughtwatch_contract.keys import KeyLayout
 from droughtwatch_contract.settings import RDS_CA_BUNDLE
-from droughtwatch_contract.stages import STAGES
+from droughtwatch_contract.stages import WORKFLOW
 from droughtwatch_infra.config import FunctionsConfig, Retention
 from droughtwatch_infra.functions import (
     AccountRef,
@@ -74,13 +75,13 @@ def policy(stack: Any, stage: str) -> dict[str, dict[str, Any]]:
     return {s["Sid"]: s for s in document["Statement"]}
 
 
-@pytest.mark.parametrize("stage", STAGES.names)
+@pytest.mark.parametrize("stage", WORKFLOW.names)
 def test_each_function_runs_its_handler_from_the_pinned_image(stack: Any, stage: str) -> None:
     fn = function(stack, stage)
     assert fn["name"] == f"droughtwatch-dev-{stage}"
     assert fn["packageType"] == "Image"
     assert fn["imageUri"] == IMAGE
-    assert fn["imageConfig"] == {"commands": [STAGES[stage].handler]}
+    assert fn["imageConfig"] == {"commands": [WORKFLOW[stage].handler]}
     assert fn["architectures"] == ["x86_64"]
     assert fn["role"] == f"arn:aws:iam::123456789012:role/droughtwatch-dev-{stage}-function"
     assert fn["vpcConfig"] == {
@@ -94,12 +95,18 @@ def test_each_function_runs_its_handler_from_the_pinned_image(stack: Any, stage:
 
 def test_sizing_comes_from_config_with_per_stage_defaults(stack: Any) -> None:
     sizes = {
-        s: (function(stack, s)["memorySize"], function(stack, s)["timeout"]) for s in STAGES.names
+        s: (function(stack, s)["memorySize"], function(stack, s)["timeout"]) for s in WORKFLOW.names
     }
-    assert sizes == {"processing": (2048, 900), "inference": (5120, 900), "observe": (2048, 900)}
+    assert sizes == {
+        "plan": (512, 900),
+        "processing": (2048, 900),
+        "inference": (5120, 900),
+        "observe": (2048, 900),
+        "day": (2048, 900),
+    }
 
 
-@pytest.mark.parametrize("stage", STAGES.names)
+@pytest.mark.parametrize("stage", WORKFLOW.names)
 def test_environment_builds_the_stage_settings(
     stack: Any, stage: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -109,7 +116,7 @@ def test_environment_builds_the_stage_settings(
         monkeypatch.delenv(name)
     for name, value in variables.items():
         monkeypatch.setenv(name, value)
-    settings = STAGES[stage].settings()
+    settings = WORKFLOW[stage].settings()
     assert settings.data_bucket == "droughtwatch-dev-data-123456789012"
     assert settings.database_host == HOST
     assert settings.database_port == 5432
@@ -126,13 +133,14 @@ def test_environment_builds_the_stage_settings(
             "droughtwatch-dev-models-123456789012",
             "models/v7/",
         )
-    if stage == "observe":
+    if stage in ("observe", "day"):  # the day's signals are Observe's, on the day's pool
         assert settings.drift_threshold == 0.3
         assert (settings.accuracy_margin, settings.min_daily_images) == (0.05, 500)
     # each stage that writes an expiring product records its expiry from the lifecycle's days
     retention = {
         "processing": ("DROUGHTWATCH_PROCESSED_RETENTION_DAYS", "processed_retention_days", 7),
         "observe": ("DROUGHTWATCH_REPORT_RETENTION_DAYS", "report_retention_days", 30),
+        "day": ("DROUGHTWATCH_REPORT_RETENTION_DAYS", "report_retention_days", 30),
     }
     expected = retention.get(stage)
     assert {n for n in variables if n.endswith("_RETENTION_DAYS")} == (
@@ -150,11 +158,10 @@ def _s3_grants(statements: dict[str, dict[str, Any]]) -> dict[str, Any]:
     }
 
 
-def test_processing_reads_raw_and_labels_and_writes_processed_only(stack: Any) -> None:
-    # labels/: the run's first step ingests the late label files there
+def test_processing_reads_raw_and_writes_processed_only(stack: Any) -> None:
     assert _s3_grants(policy(stack, "processing")) == {
         "ListDataBucket": (["s3:ListBucket"], [DATA], None),
-        "ReadDataObjects": (["s3:GetObject"], [f"{DATA}/raw/*", f"{DATA}/labels/*"], None),
+        "ReadDataObjects": (["s3:GetObject"], [f"{DATA}/raw/*"], None),
         "WriteDataObjects": (
             ["s3:AbortMultipartUpload", "s3:PutObject"], [f"{DATA}/processed/*"], None,
         ),
@@ -173,19 +180,35 @@ def test_inference_reads_processed_and_the_model_and_writes_predictions(stack: A
     }  # fmt: skip
 
 
-def test_observe_reads_predictions_and_writes_reports(stack: Any) -> None:
-    assert _s3_grants(policy(stack, "observe")) == {
+def test_plan_reads_the_label_files_and_no_raw_object(stack: Any) -> None:
+    # labels/: the run's first step ingests the late label files there
+    assert _s3_grants(policy(stack, "plan")) == {
+        "ListDataBucket": (["s3:ListBucket"], [DATA], None),
+        "ReadDataObjects": (["s3:GetObject"], [f"{DATA}/labels/*"], None),
+    }  # fmt: skip
+
+
+def test_the_day_step_reads_predictions_and_writes_the_day_reports(stack: Any) -> None:
+    assert _s3_grants(policy(stack, "day")) == {
         "ListDataBucket": (["s3:ListBucket"], [DATA], None),
         "ReadDataObjects": (["s3:GetObject"], [f"{DATA}/predictions/*"], None),
         "WriteDataObjects": (
-            ["s3:AbortMultipartUpload", "s3:PutObject"],
-            [f"{DATA}/reports/*", f"{DATA}/daily-reports/*"],
-            None,
+            ["s3:AbortMultipartUpload", "s3:PutObject"], [f"{DATA}/daily-reports/*"], None,
         ),
     }  # fmt: skip
 
 
-@pytest.mark.parametrize("stage", STAGES.names)
+def test_observe_reads_predictions_and_writes_the_file_reports(stack: Any) -> None:
+    assert _s3_grants(policy(stack, "observe")) == {
+        "ListDataBucket": (["s3:ListBucket"], [DATA], None),
+        "ReadDataObjects": (["s3:GetObject"], [f"{DATA}/predictions/*"], None),
+        "WriteDataObjects": (
+            ["s3:AbortMultipartUpload", "s3:PutObject"], [f"{DATA}/reports/*"], None,
+        ),
+    }  # fmt: skip
+
+
+@pytest.mark.parametrize("stage", WORKFLOW.names)
 def test_each_role_connects_as_the_app_user_reads_no_secret_and_writes_only_its_logs(
     stack: Any, stage: str
 ) -> None:

@@ -1,6 +1,7 @@
 """Adding a stage is an entry in the stage registry: with a fourth stage in it, the functions
-config, the functions (handler, sizing, environment, S3 grants), the state machine and the role
-that invokes the functions all have it, with nothing else edited. (The service's side, the ledger
+config, the functions (handler, sizing, environment, S3 grants), the state machine (in each
+item's child workflow) and the role that invokes the functions all have it, with nothing else
+edited. (The service's side, the ledger
 and the state machine run:
 services/inference/tests/test_new_stage_in_ledger_and_state_machine.py.)"""
 
@@ -11,7 +12,7 @@ from typing import Any
 from droughtwatch_contract import statemachine
 from droughtwatch_contract.keys import KeyLayout
 from droughtwatch_contract.settings import CommonSettings
-from droughtwatch_contract.stages import STAGES, Stage
+from droughtwatch_contract.stages import STAGES, WORKFLOW, Stage
 from droughtwatch_infra.config import functions_config
 from droughtwatch_infra.functions import (
     AccountRef,
@@ -40,6 +41,7 @@ REVIEW = Stage(
     memory_mb=1024,
 )
 FOUR = STAGES.extended(REVIEW)
+STEPS = WORKFLOW.with_stages(FOUR)
 DATA = "arn:aws:s3:::droughtwatch-dev-data-123456789012"
 
 
@@ -51,7 +53,7 @@ def build() -> Any:
             FunctionsArgs(
                 namer=namer,
                 image_uri="123456789012.dkr.ecr.eu-west-1.amazonaws.com/x@sha256:" + "ab" * 32,
-                functions=functions_config(FOUR).model_validate({}),
+                functions=functions_config(STEPS).model_validate({}),
                 log_retention_days=7,
                 layout=KeyLayout(),
                 model_prefix="models/baseline/",
@@ -64,12 +66,12 @@ def build() -> Any:
                 subnet_ids=["subnet-a"],
                 security_group_id="sg-lambda",
                 account=AccountRef(partition="aws", region="eu-west-1", account_id="123456789012"),
-                stages=FOUR,
+                workflow=STEPS,
             ),
         )
         Pipeline(
             "pipeline",
-            PipelineArgs(namer, functions.arns, {}, "123456789012", 7, "OFF", stages=FOUR),
+            PipelineArgs(namer, functions.arns, {}, "123456789012", 7, "OFF", workflow=STEPS),
         )
         return functions.arns
 
@@ -81,7 +83,7 @@ def test_a_fourth_stage_in_the_registry_reaches_every_part_of_the_stack(infra: A
     arns = stack.value
 
     # its function: the registry's handler and memory, its settings' environment, its grants
-    assert list(arns) == ["processing", "inference", "observe", "review"]
+    assert list(arns) == ["plan", "processing", "inference", "observe", "review", "day"]
     function = stack.one("aws:lambda/function:Function", "functions-review").inputs
     assert function["name"] == "droughtwatch-dev-review"
     assert function["imageConfig"] == {"commands": [REVIEW.handler]}
@@ -98,15 +100,23 @@ def test_a_fourth_stage_in_the_registry_reaches_every_part_of_the_stack(infra: A
     machine = stack.one("aws:sfn/stateMachine:StateMachine")
     definition = machine.json("definition")
     assert definition == statemachine.definition(arns, {}, stages=FOUR)
-    assert definition["States"]["Observe succeeded?"]["Choices"][0]["Next"] == "Review"
-    assert definition["States"]["Review"]["Parameters"]["FunctionName"] == arns["review"]
-    assert statemachine.success_path(FOUR)[-3:] == ["Review", "Review succeeded?", "Done"]
+    child = definition["States"][statemachine.ITEMS]["ItemProcessor"]["States"]
+    assert child["Observe succeeded?"]["Choices"][0]["Next"] == "Review"
+    assert child["Review"]["Parameters"]["FunctionName"] == arns["review"]
+    assert statemachine.item_path(FOUR)[-3:] == ["Review", "Review succeeded?", "Item done"]
     invoke = stack.one("aws:iam/rolePolicy:RolePolicy", "pipeline-state-machine").json("policy")
     assert arns["review"] in invoke["Statement"][0]["Resource"]
 
 
 def test_the_functions_config_has_the_fourth_stage_with_its_default_memory() -> None:
-    config = functions_config(FOUR).model_validate({"review": {"timeout_seconds": 300}})
-    assert tuple(type(config).model_fields) == FOUR.names
+    config = functions_config(STEPS).model_validate({"review": {"timeout_seconds": 300}})
+    assert tuple(type(config).model_fields) == STEPS.names
     assert config.for_stage("review").memory_mb == 1024
-    assert config.timeouts == {"processing": 900, "inference": 900, "observe": 900, "review": 300}
+    assert config.timeouts == {
+        "plan": 900,
+        "processing": 900,
+        "inference": 900,
+        "observe": 900,
+        "review": 300,
+        "day": 900,
+    }

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 from droughtwatch_contract.keys import KeyLayout
-from droughtwatch_contract.stages import STAGES
+from droughtwatch_contract.stages import STAGES, WORKFLOW
 from droughtwatch_infra import policies
 from droughtwatch_infra.policies import WILDCARD_ONLY_ACTIONS, FunctionGrants, LambdaGrants
 
@@ -29,16 +29,20 @@ GRANTS = FunctionGrants(
     model_bucket_arn="arn:aws:s3:::models",
     database_user_arn=APP_USER_ARN,
 )
-FUNCTIONS = {s: f"arn:aws:lambda:eu-west-1:{ACCOUNT}:function:{s}" for s in STAGES.names}
+FUNCTIONS = {s: f"arn:aws:lambda:eu-west-1:{ACCOUNT}:function:{s}" for s in WORKFLOW.names}
+MACHINE = f"arn:aws:states:eu-west-1:{ACCOUNT}:stateMachine:dw-pipeline"
 INSTANCE = "i-0123456789abcdef0"
 
 
 def all_identity_policies() -> dict[str, dict[str, Any]]:
     found = {
         f"function {stage.name}": policies.function_policy(stage, GRANTS, KeyLayout(), "models/x/")
-        for stage in STAGES
+        for stage in WORKFLOW
     }
     found["state machine"] = policies.state_machine_policy(FUNCTIONS, logging=True)
+    found["map children"] = policies.map_run_policy(
+        MACHINE, policies.children_executions_arn(MACHINE)
+    )
     found["scheduler"] = policies.scheduler_policy("arn:aws:states:::sm", "arn:aws:sqs:::q")
     found["bastion"] = policies.bastion_policy("aws", "eu-west-1", ACCOUNT)
     found["migrate"] = policies.migrate_policy(RUNTIME, [MASTER_SECRET, GRAFANA_SECRET])
@@ -69,19 +73,21 @@ def test_stage_access_follows_the_key_layout_chain() -> None:
     reads = {
         s: [a.prefix for a in access[s] if not a.write and a.bucket == "data"] for s in STAGES.names
     }
-    assert reads["processing"] == [layout.raw, layout.labels]
+    assert reads["processing"] == [layout.raw]
     for before, after in itertools.pairwise(STAGES.names):
         assert reads[after] == writes[before]
-    assert writes["observe"] == [layout.reports, layout.daily_reports]
+    assert writes["observe"] == [layout.reports]
+    day = policies.stage_access(WORKFLOW.day, layout, "models/x/")
+    assert [a.prefix for a in day if a.write] == [layout.daily_reports]
     assert all(layout.raw not in w for w in writes.values())
     assert [a.prefix for a in access["inference"] if a.bucket == "model"] == ["models/x/"]
 
 
-def test_only_the_ingesting_stage_reads_label_files_and_no_stage_writes_them() -> None:
-    """Late labels (labels/) are read where they are ingested (Processing's first step), and
-    nowhere else: Observe reads the labels table, not the files."""
+def test_only_the_ingesting_step_reads_label_files_and_no_step_writes_them() -> None:
+    """Late labels (labels/) are read where they are ingested (Plan's first work), and
+    nowhere else: the day step reads the labels table, not the files."""
     layout = KeyLayout()
-    for stage in STAGES:
+    for stage in WORKFLOW:
         document = policies.function_policy(stage, GRANTS, layout, "models/x/")
         readable = {
             r for s in document["Statement"] if "s3:GetObject" in s["Action"] for r in s["Resource"]
@@ -90,7 +96,7 @@ def test_only_the_ingesting_stage_reads_label_files_and_no_stage_writes_them() -
             r for s in document["Statement"] if "s3:PutObject" in s["Action"] for r in s["Resource"]
         }
         label_files = f"arn:aws:s3:::data/{layout.labels}*"
-        assert (label_files in readable) == (stage.name == "processing"), stage.name
+        assert (label_files in readable) == (stage.name == "plan"), stage.name
         assert label_files not in writable, stage.name
 
 
@@ -99,6 +105,49 @@ def test_function_policy_without_the_model_bucket_outside_inference() -> None:
         document = policies.function_policy(STAGES[stage], GRANTS, KeyLayout(), "models/x/")
         resources = [r for s in document["Statement"] for r in s["Resource"]]
         assert not any(r.startswith("arn:aws:s3:::models") for r in resources), stage
+
+
+def test_the_maps_children_are_executions_of_the_machine_under_its_name() -> None:
+    assert policies.children_executions_arn(MACHINE) == (
+        f"arn:aws:states:eu-west-1:{ACCOUNT}:execution:dw-pipeline/*"
+    )
+    # another machine's executions, and this machine's own top-level ones, do not match
+    assert not f"arn:aws:states:eu-west-1:{ACCOUNT}:execution:dw-pipeline:cli-1".startswith(
+        policies.children_executions_arn(MACHINE).rstrip("*")
+    )
+
+
+def test_plan_lists_the_data_bucket_and_reads_label_files_only() -> None:
+    """Plan registers raw objects from a listing (no raw object read) and ingests the late label
+    files, so it reads labels/ only; reading makes the listing the bucket's (see
+    function_policy)."""
+    statements = _statements(
+        policies.function_policy(WORKFLOW.plan, GRANTS, KeyLayout(), "models/x/")
+    )
+    s3 = {sid: s for sid, s in statements.items() if any(a.startswith("s3:") for a in s["Action"])}
+    assert s3 == {
+        "ListDataBucket": {
+            "Sid": "ListDataBucket",
+            "Effect": "Allow",
+            "Action": ["s3:ListBucket"],
+            "Resource": ["arn:aws:s3:::data"],
+        },
+        "ReadDataObjects": {
+            "Sid": "ReadDataObjects",
+            "Effect": "Allow",
+            "Action": ["s3:GetObject"],
+            "Resource": ["arn:aws:s3:::data/labels/*"],
+        },
+    }
+
+
+def test_a_step_that_only_lists_may_list_only_under_its_prefixes() -> None:
+    from dataclasses import replace
+
+    lister = replace(WORKFLOW.plan, reads=())
+    statements = _statements(policies.function_policy(lister, GRANTS, KeyLayout(), "models/x/"))
+    assert statements["ListDataPrefixes"]["Condition"] == {"StringLike": {"s3:prefix": ["raw/*"]}}
+    assert not any("s3:GetObject" in s["Action"] for s in statements.values())
 
 
 def test_state_machine_logging_permissions_only_when_logging() -> None:

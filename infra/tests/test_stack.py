@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from droughtwatch_contract import statemachine
 from droughtwatch_contract.outputs import StackOutput
-from droughtwatch_contract.stages import STAGES
+from droughtwatch_contract.stages import WORKFLOW
 from droughtwatch_infra.config import ConfigError
 from droughtwatch_infra.policies import WILDCARD_ONLY_ACTIONS
 
@@ -43,8 +43,9 @@ EXPECTED_TYPES = {
     "aws:ecr/repository:Repository": 1,
     "aws:ecr/lifecyclePolicy:LifecyclePolicy": 1,
     "docker:index/image:Image": 1,
-    # functions (three stages and migrate), the migration run and Grafana's secret
-    "aws:lambda/function:Function": 4,
+    # functions (Plan, three stages, the day step, and migrate), the migration run and
+    # Grafana's secret
+    "aws:lambda/function:Function": 6,
     "aws:lambda/invocation:Invocation": 1,
     "aws:secretsmanager/secret:Secret": 1,
     "aws:secretsmanager/secretVersion:SecretVersion": 1,
@@ -61,11 +62,12 @@ EXPECTED_TYPES = {
     "aws:sns/topic:Topic": 1,
     "aws:cloudwatch/eventRule:EventRule": 1,
     "aws:cloudwatch/eventTarget:EventTarget": 1,
-    # roles: four functions, the state machine, the schedule, the bastion
-    "aws:iam/role:Role": 7,
-    "aws:iam/rolePolicy:RolePolicy": 7,
-    # log groups: four functions and the state machine
-    "aws:cloudwatch/logGroup:LogGroup": 5,
+    # roles: six functions, the state machine, the schedule, the bastion; the state machine's
+    # role has two policies (invoking the functions, running its Map's children)
+    "aws:iam/role:Role": 9,
+    "aws:iam/rolePolicy:RolePolicy": 10,
+    # log groups: six functions and the state machine
+    "aws:cloudwatch/logGroup:LogGroup": 7,
 }
 
 
@@ -155,7 +157,7 @@ def _policies(stack: Run) -> list[tuple[str, dict[str, Any]]]:
 
 def test_every_iam_policy_names_only_narrow_actions_and_resources(dev_stack: Run) -> None:
     policies = _policies(dev_stack)
-    assert len(policies) == 7
+    assert len(policies) == 10
     for where, policy in policies:
         for statement in policy["Statement"]:
             assert statement["Effect"] == "Allow", where
@@ -178,15 +180,20 @@ def test_state_machine_is_the_single_source_definition(dev_stack: Run) -> None:
         f.inputs["name"]: f.outputs["arn"]
         for f in dev_stack.of_type("aws:lambda/function:Function")
     }
-    arns = {stage: functions[f"droughtwatch-dev-{stage}"] for stage in STAGES.names}
-    expected = statemachine.definition(arns, {stage: 900 for stage in arns})
+    arns = {step: functions[f"droughtwatch-dev-{step}"] for step in WORKFLOW.names}
+    expected = statemachine.definition(arns, {step: 900 for step in arns})
     assert machine.json("definition") == expected
+    child = expected["States"][statemachine.ITEMS]["ItemProcessor"]["States"]
     referenced = {
         state["Parameters"]["FunctionName"]
-        for state in expected["States"].values()
+        for state in [*expected["States"].values(), *child.values()]
         if state["Type"] == "Task"
     }
-    # The stages' functions; the migrate function is the deploy's, never the pipeline's.
+    # The schedule starts executions only once the role may run the Map's children.
+    (schedule,) = dev_stack.of_type("aws:scheduler/schedule:Schedule")
+    waits = dev_stack.waits_for(schedule.typ, schedule.name)
+    assert ("aws:iam/rolePolicy:RolePolicy", "pipeline-map-children") in waits
+    # The steps' functions; the migrate function is the deploy's, never the pipeline's.
     assert referenced == set(functions.values()) - {functions["droughtwatch-dev-migrate"]}
 
 
@@ -325,7 +332,7 @@ def test_resources_of_stacks_deployed_before_keep_their_state(infra: Any) -> Non
 
 # -- who may do what: the database users, the secrets, the operators ---------------------------
 
-STAGE_ROLE_POLICIES = {f"functions-{stage}" for stage in STAGES.names}
+STAGE_ROLE_POLICIES = {f"functions-{step}" for step in WORKFLOW.names}
 
 
 def _role_policies(stack: Run) -> dict[str, dict[str, Any]]:
@@ -415,7 +422,7 @@ def test_the_migration_runs_after_the_database_and_image_and_before_the_stages(
     variables = migrate["environment"]["variables"]
     cluster = dev_stack.one("aws:rds/cluster:Cluster").outputs["arn"]
     assert variables["DROUGHTWATCH_DATABASE_CLUSTER_ARN"] == cluster
-    for stage in STAGES.names:
+    for stage in WORKFLOW.names:
         stage_waits = dev_stack.waits_for("aws:lambda/function:Function", f"functions-{stage}")
         assert ("aws:lambda/invocation:Invocation", "migration") in stage_waits, stage
 
@@ -442,6 +449,9 @@ def test_with_an_instance_the_migration_reads_the_secrets_through_the_endpoint(
     assert connect["Resource"] == [
         f"arn:aws:rds-db:{REGION}:{ACCOUNT}:dbuser:{infra.RDS_RESOURCE_ID}/droughtwatch_app"
     ]
+    for stage in WORKFLOW.names:
+        stage_waits = stack.waits_for("aws:lambda/function:Function", f"functions-{stage}")
+        assert ("aws:lambda/invocation:Invocation", "migration") in stage_waits, stage
 
 
 def test_final_snapshots_of_two_database_instances_do_not_collide(infra: Any) -> None:

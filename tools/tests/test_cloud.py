@@ -77,6 +77,25 @@ def ok(stage: str, **counts: int) -> dict[str, Any]:
     return {"statusCode": 200, "body": {"run_id": "r", stage: {"files_done": 1, **counts}}}
 
 
+def plan(round: int, *items: list[int]) -> dict[str, Any]:
+    """Plan's answer: its round, and the items (ledger ids) it hands to the Map."""
+    values = [{"ids": ids, "bytes": 10 * len(ids)} for ids in items]
+    report = {
+        "round": round,
+        "files": sum(len(i) for i in items),
+        "item_count": len(values),
+        "items": values,
+    }
+    return {"statusCode": 200, "body": {"run_id": "r", "plan": report}}
+
+
+def one_item(**counts: int) -> list[dict[str, Any]]:
+    """An execution's answers in order: Plan hands out one item of one file, the item's
+    stages, Plan finds nothing more, the day step."""
+    stages = [ok(s, **counts) if s == "processing" else ok(s) for s in STAGES.names]
+    return [plan(1, [1]), *stages, plan(2), ok("day", days_done=1)]
+
+
 # -- upload -------------------------------------------------------------------------------------
 
 
@@ -134,38 +153,43 @@ def test_upload_command_rejects_a_malformed_date(app: typer.Typer, tmp_path: Pat
 
 
 def test_run_follows_an_execution_to_success(state_machine: str) -> None:
-    answer(ok("processing", images=10), ok("inference"), ok("observe"))
+    answer(*one_item(images=10))
     events: list[ExecutionEvent] = []
+    seen: list[tuple[str, int, int | None]] = []
     result = start_and_follow(
-        {"state_machine_arn": state_machine, "region": REGION}, events.append, poll_seconds=0.01
+        {"state_machine_arn": state_machine, "region": REGION},
+        events.append,
+        poll_seconds=0.01,
+        on_map_run=lambda run, plan: seen.append((run.status, run.total, plan and plan.files)),
     )
     assert result.status == "SUCCEEDED" and result.succeeded
     assert result.failed_state is None and result.error is None
     assert result.name.startswith("cli-")
-    entered = [e.state for e in events if e.type == "TaskStateEntered"]
-    assert entered == ["Processing", "Inference", "Observe"]
+    entered = [e.state for e in events if e.type in ("TaskStateEntered", "MapStateEntered")]
+    assert entered == ["Plan", "Items", "Plan", "Pool days"]
     assert [e.id for e in events] == sorted({e.id for e in events})  # each event once, in order
     assert events[-1].type == "ExecutionSucceeded"
-    assert result.output["body"]["observe"] == {"files_done": 1}
+    assert result.output["body"]["day"] == {"files_done": 1, "days_done": 1}
+    # the Map's run: its counts while it ran and at the end
+    (run,) = result.map_runs
+    assert (run.status, run.total, run.done, run.failed) == ("SUCCEEDED", 1, 1, 0)
+    assert seen and seen[-1] == ("SUCCEEDED", 1, 1)
 
 
 def test_run_reports_the_failed_state_and_its_cause(state_machine: str) -> None:
     cause = "cannot connect to droughtwatch-dev-db: timeout. Check the security groups."
-    answer(
-        ok("processing"),
-        {"statusCode": 500, "body": {"error": "DatabaseUnavailable", "cause": cause}},
-    )
+    answer({"statusCode": 500, "body": {"error": "DatabaseUnavailable", "cause": cause}})
     result = start_and_follow(
         {"state_machine_arn": state_machine, "region": REGION}, poll_seconds=0.01
     )
     assert result.status == "FAILED"
-    assert result.failed_state == "Inference"
+    assert result.failed_state == "Plan"
     assert (result.error, result.cause) == ("DatabaseUnavailable", cause)
 
 
 def test_each_run_gets_a_unique_execution_name(state_machine: str) -> None:
     outputs = {"state_machine_arn": state_machine, "region": REGION}
-    answer(*[ok(s) for s in STAGES.names] * 2)
+    answer(*one_item(), *one_item())
     first = start_and_follow(outputs, poll_seconds=0.01)
     second = start_and_follow(outputs, poll_seconds=0.01)
     assert first.name != second.name
@@ -177,26 +201,27 @@ def run_args(state_machine: str) -> list[str]:
 
 
 def test_run_command_prints_progress_and_success(app: typer.Typer, state_machine: str) -> None:
-    answer(ok("processing", images=240, dropped=2), ok("inference"), ok("observe"))
+    answer(*one_item(images=240, dropped=2))
     result = CliRunner().invoke(app, run_args(state_machine))
     assert result.exit_code == 0, result.output
-    assert "done Processing: files_done=1, images=240, dropped=2" in result.output
-    assert "done Observe" in result.output
+    assert "done Plan: round=1, files=1, item_count=1" in result.output
+    assert "items succeeded round 1: 1 of 1 items done; 1 files, up to 1 per item" in (
+        result.output
+    )
+    assert "done Pool days: files_done=1, days_done=1" in result.output
     assert "succeeded" in result.output
 
 
-def test_run_command_lists_the_label_files_processing_read(
-    app: typer.Typer, state_machine: str
-) -> None:
+def test_run_command_lists_the_label_files_plan_read(app: typer.Typer, state_machine: str) -> None:
     files = [
         {"key": "labels/survey.csv", "etag": "e1", "status": "ingested", "label_rows": 81,
          "new_labels": 81, "replaced": 0, "unchanged": 0, "unknown_ids": 2, "error": None},
         {"key": "labels/[bad].csv", "etag": "e2", "status": "failed",
          "error": "InvalidLabelFile: labels/[bad].csv: empty file (0 bytes): no labels"},
     ]  # fmt: skip
-    processing = ok("processing")
-    processing["body"]["processing"]["label_files"] = files
-    answer(processing, ok("inference"), ok("observe"))
+    first, *rest = one_item()
+    first["body"]["plan"]["label_files"] = files
+    answer(first, *rest)
     result = CliRunner().invoke(app, run_args(state_machine))
     assert result.exit_code == 0, result.output
     assert (
@@ -212,7 +237,7 @@ def test_run_command_names_the_failed_state_and_cause(app: typer.Typer, state_ma
     answer({"statusCode": 500, "body": {"error": "ModelNotFound", "cause": "no model.json"}})
     result = CliRunner().invoke(app, run_args(state_machine))
     assert result.exit_code == 4  # as `local run`: the execution failed
-    assert "FAILED in state Processing: ModelNotFound: no model.json" in result.output
+    assert "FAILED in state Plan: ModelNotFound: no model.json" in result.output
     assert "console.aws.amazon.com/states" in result.output
 
 
@@ -488,3 +513,81 @@ def test_outputs_missing_from_the_stack_are_named(tmp_path: Path) -> None:
             [StackOutput.BASTION_INSTANCE_ID], {}, "dev", tmp_path,
             run=completed(0, json.dumps({"region": REGION})),
         )  # fmt: skip
+
+
+class FailedMapRun:
+    """Step Functions as AWS answers for an execution whose map run failed past its tolerance:
+    the parent's history, the map run's counts, and its failed child (AWS keeps each child as
+    an execution of its own, listed by map run), with that child's history."""
+
+    PARENT = "arn:aws:states:eu-west-1:123456789012:execution:dw-pipeline:cli-1"
+    MAP_RUN = "arn:aws:states:eu-west-1:123456789012:mapRun:dw-pipeline/items:7f"
+    CHILD = "arn:aws:states:eu-west-1:123456789012:execution:dw-pipeline/items:c3"
+
+    def __init__(self) -> None:
+        self.listed: list[dict[str, Any]] = []
+
+    def start_execution(self, **kwargs: Any) -> dict[str, Any]:
+        return {"executionArn": self.PARENT}
+
+    def describe_execution(self, executionArn: str) -> dict[str, Any]:
+        at = dt.datetime(2026, 11, 27, 6, tzinfo=dt.UTC)
+        if executionArn == self.CHILD:
+            return {
+                "name": "c3",
+                "status": "FAILED",
+                "startDate": at,
+                "stopDate": at,
+                "error": "ModelNotFound",
+                "cause": "ModelNotFound: no model.json",
+            }
+        return {"name": "cli-1", "status": "FAILED", "startDate": at, "stopDate": at,
+                "error": "States.ExceedToleratedFailureThreshold",
+                "cause": "The specified tolerance threshold was exceeded"}  # fmt: skip
+
+    def get_execution_history(self, executionArn: str, **kwargs: Any) -> dict[str, Any]:
+        at = dt.datetime(2026, 11, 27, 6, tzinfo=dt.UTC)
+        if executionArn == self.CHILD:
+            names = ["Processing", "Processing succeeded?", "Inference", "Inference failed"]
+            return {"events": [
+                {"id": n, "type": "TaskStateEntered" if "?" not in s and "failed" not in s
+                 else "FailStateEntered" if "failed" in s else "ChoiceStateEntered",
+                 "timestamp": at, "stateEnteredEventDetails": {"name": s}}
+                for n, s in enumerate(names, start=1)
+            ]}  # fmt: skip
+        return {"events": [
+            {"id": 1, "type": "MapStateEntered", "timestamp": at,
+             "stateEnteredEventDetails": {"name": "Items"}},
+            {"id": 2, "type": "MapRunStarted", "timestamp": at,
+             "mapRunStartedEventDetails": {"mapRunArn": self.MAP_RUN}},
+            {"id": 3, "type": "MapRunFailed", "timestamp": at, "mapRunFailedEventDetails": {}},
+            {"id": 4, "type": "ExecutionFailed", "timestamp": at,
+             "executionFailedEventDetails": {"error": "States.ExceedToleratedFailureThreshold"}},
+        ]}  # fmt: skip
+
+    def describe_map_run(self, mapRunArn: str) -> dict[str, Any]:
+        counts = {"total": 4, "succeeded": 3, "failed": 1, "running": 0, "timedOut": 0}
+        return {"mapRunArn": mapRunArn, "status": "FAILED", "itemCounts": counts}
+
+    def list_executions(self, **kwargs: Any) -> dict[str, Any]:
+        self.listed.append(kwargs)
+        return {"executions": [{"executionArn": self.CHILD, "status": "FAILED"}]}
+
+
+def test_a_failed_map_run_names_its_first_failed_child_and_its_error() -> None:
+    sfn = FailedMapRun()
+    result = start_and_follow(
+        {"state_machine_arn": "arn:sm", "region": REGION}, sfn=sfn, poll_seconds=0
+    )
+    assert result.status == "FAILED" and result.failed_state == "Items"
+    (run,) = result.map_runs
+    assert (run.total, run.failed) == (4, 1)
+    assert sfn.listed == [
+        {"mapRunArn": FailedMapRun.MAP_RUN, "statusFilter": "FAILED", "maxResults": 10}
+    ]
+    (child,) = result.failed_children
+    assert (child.failed_state, child.error) == ("Inference", "ModelNotFound")
+    assert result.error_line == (
+        "ModelNotFound: no model.json (c3 failed in Inference;"
+        " States.ExceedToleratedFailureThreshold: The specified tolerance threshold was exceeded)"
+    )

@@ -15,8 +15,9 @@ from functools import cache
 from typing import Any, Literal
 
 import pulumi
+from droughtwatch_contract import statemachine
 from droughtwatch_contract.settings import InferenceSettings, ObserveSettings
-from droughtwatch_contract.stages import STAGES, StageRegistry
+from droughtwatch_contract.stages import WORKFLOW, Workflow
 from pydantic import (
     BaseModel,
     ConfigDict,
@@ -129,7 +130,7 @@ class FunctionConfig(_Model):
 
 
 class StageFunctions(_Model):
-    """One FunctionConfig field per stage of the registry (see `functions_config`)."""
+    """One FunctionConfig field per step of the workflow (see `functions_config`)."""
 
     def for_stage(self, stage: str) -> FunctionConfig:
         return getattr(self, stage)
@@ -139,9 +140,9 @@ class StageFunctions(_Model):
         return {stage: self.for_stage(stage).timeout_seconds for stage in type(self).model_fields}
 
 
-def functions_config(stages: StageRegistry) -> type[StageFunctions]:
-    """The ``functions`` config model of a stage registry: a field per stage, each defaulting
-    to that stage's own memory from the registry."""
+def functions_config(stages: Workflow) -> type[StageFunctions]:
+    """The ``functions`` config model of a workflow: a field per step, each defaulting to that
+    step's own memory from the registry."""
     defaults = {stage.name: {"memory_mb": stage.memory_mb} for stage in stages}
 
     class _Functions(StageFunctions):
@@ -162,7 +163,7 @@ def functions_config(stages: StageRegistry) -> type[StageFunctions]:
     return create_model("FunctionsConfig", __base__=_Functions, **fields)
 
 
-FunctionsConfig = functions_config(STAGES)
+FunctionsConfig = functions_config(WORKFLOW)
 
 
 # Aurora PostgreSQL's first minor versions that scale to 0 ACUs and pause (by major version).
@@ -302,6 +303,15 @@ class StackConfig(_Model):
     report_infrequent_access_days: int = Field(30, ge=0, le=3650)
     report_retention_days: int = Field(365, ge=0, le=3650)
     pipeline_log_level: Literal["ALL", "ERROR", "FATAL", "OFF"] = "ALL"
+    # The Map's children at once: at most this many invocations of each stage function, and
+    # this many of all of them together, each holding one database connection (the default
+    # db.t4g.micro serves about 80: above ~60, choose a larger instance class).
+    max_concurrency: int = Field(statemachine.DEFAULT_MAX_CONCURRENCY, ge=1, le=100)
+    # The share of items (child workflows) that may fail before the Map, and the execution,
+    # fail; 0: any failed item fails the execution (a file's own error fails only that file).
+    tolerated_failure_percentage: float = Field(
+        statemachine.DEFAULT_TOLERATED_FAILURE_PERCENTAGE, ge=0, le=100
+    )
 
     @field_validator("schedule_expression")
     @classmethod

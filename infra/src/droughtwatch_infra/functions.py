@@ -1,8 +1,8 @@
-"""One function per stage of the registry (Processing, Inference, Observe) from the one service
-image: each with its handler command, memory and timeout from config, the DROUGHTWATCH_*
-environment its settings model reads, the private subnets, a log group with retention, and its
-own role granted only the S3 prefixes it uses, `rds-db:connect` as droughtwatch_app (IAM
-database authentication: no password, no secret) and its log group."""
+"""One function per step of the workflow registry (Plan, Processing, Inference, Observe, the day
+step) from the one service image: each with its handler command, memory and timeout from config,
+the DROUGHTWATCH_* environment its settings model reads, the private subnets, a log group with
+retention, and its own role granted only the S3 prefixes it uses, `rds-db:connect` as
+droughtwatch_app (IAM database authentication: no password, no secret) and its log group."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ import pulumi_aws as aws
 from droughtwatch_contract.database import APP_USER
 from droughtwatch_contract.keys import KeyLayout
 from droughtwatch_contract.settings import CommonSettings, DatabaseSettings, env_name
-from droughtwatch_contract.stages import STAGES, Stage, StageRegistry
+from droughtwatch_contract.stages import WORKFLOW, Step, Workflow
 
 from droughtwatch_infra import policies
 from droughtwatch_infra.children import ChildNames
@@ -71,7 +71,7 @@ class FunctionsArgs:
     # How long the data bucket keeps each product: the stages record each product's expiry
     # from the same numbers the lifecycle rules use.
     retention: Retention | None = None
-    stages: StageRegistry = field(default=STAGES)
+    workflow: Workflow = field(default=WORKFLOW)
     # What must happen before the functions are created or updated (the migration run: new code
     # must meet the schema it expects). Children do not inherit a component's depends_on.
     after: Sequence[pulumi.Resource] = ()
@@ -93,7 +93,7 @@ def database_environment(
     return {env_name(model, name): value for name, value in values.items()}
 
 
-def environment(stage: Stage, args: FunctionsArgs) -> dict[str, Any]:
+def environment(stage: Step, args: FunctionsArgs) -> dict[str, Any]:
     """The DROUGHTWATCH_* variables of one stage, named from its settings model: what every
     stage reads, plus the stack's values of the fields only some settings models have. The
     stages connect as droughtwatch_app with an IAM token: no secret ARN."""
@@ -141,14 +141,14 @@ class Functions(pulumi.ComponentResource):
         self.arns = {}
         self.names = {}
         child = ChildNames(self, name)
-        for stage in args.stages:
+        for stage in args.workflow:
             function = self._function(child, stage, args)
             self.arns[stage.name] = function.arn
             self.names[stage.name] = args.namer.name(stage.name)
         self.register_outputs({"arns": self.arns, "names": self.names})
 
     def _function(
-        self, child: ChildNames, stage: Stage, args: FunctionsArgs
+        self, child: ChildNames, stage: Step, args: FunctionsArgs
     ) -> aws.lambda_.Function:
         function_name = args.namer.name(stage.name)
         settings = args.functions.for_stage(stage.name)

@@ -1,5 +1,6 @@
 """The pipeline: the Step Functions state machine from the contract's single-source definition,
-logging to its own log group, with a role that may invoke only the stage functions."""
+logging to its own log group, with a role that may invoke only the workflow's functions and run
+the Distributed Map's children (executions of the machine itself)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from typing import Literal
 import pulumi
 import pulumi_aws as aws
 from droughtwatch_contract import statemachine
-from droughtwatch_contract.stages import STAGES, StageRegistry
+from droughtwatch_contract.stages import WORKFLOW, Workflow
 
 from droughtwatch_infra import policies
 from droughtwatch_infra.children import ChildNames
@@ -25,9 +26,12 @@ class PipelineArgs:
     account_id: pulumi.Input[str]
     log_retention_days: int
     log_level: Literal["ALL", "ERROR", "FATAL", "OFF"]
-    stages: StageRegistry = field(default=STAGES)
+    workflow: Workflow = field(default=WORKFLOW)
     # The ARN partition of the stack's region (aws.get_partition): the Lambda integration's ARN.
     partition: pulumi.Input[str] = "aws"
+    # The Map's children at once, and the share of failed items it tolerates (config.py).
+    max_concurrency: int = statemachine.DEFAULT_MAX_CONCURRENCY
+    tolerated_failure_percentage: float = statemachine.DEFAULT_TOLERATED_FAILURE_PERCENTAGE
 
 
 class Pipeline(pulumi.ComponentResource):
@@ -44,7 +48,7 @@ class Pipeline(pulumi.ComponentResource):
         role = aws.iam.Role(
             child.name("state-machine"),
             name=args.namer.name("pipeline"),
-            description="droughtwatch state machine: invokes the three stage functions",
+            description="droughtwatch state machine: invokes the steps' functions, runs its Map",
             assume_role_policy=pulumi.Output.json_dumps(
                 policies.assume_role("states.amazonaws.com", source_account=args.account_id)
             ),
@@ -82,7 +86,9 @@ class Pipeline(pulumi.ComponentResource):
                 statemachine.definition(
                     args.function_arns,
                     args.timeouts,
-                    stages=args.stages,
+                    workflow=args.workflow,
+                    max_concurrency=args.max_concurrency,
+                    tolerated_failure_percentage=args.tolerated_failure_percentage,
                     lambda_invoke=pulumi.Output.from_input(args.partition).apply(
                         statemachine.lambda_invoke_resource
                     ),
@@ -91,6 +97,20 @@ class Pipeline(pulumi.ComponentResource):
             logging_configuration=logging_configuration,
             opts=child.opts("state-machine", depends_on=[policy]),
         )
-        self.arn = machine.arn
+        # The Map starts its children as executions of this machine: granted on its own ARN once
+        # it exists (the role cannot name the machine before).
+        children = aws.iam.RolePolicy(
+            child.name("map-children"),
+            name="run-map-children",
+            role=role.id,
+            policy=pulumi.Output.json_dumps(
+                policies.map_run_policy(
+                    machine.arn, machine.arn.apply(policies.children_executions_arn)
+                )
+            ),
+            opts=child.opts("map-children"),
+        )
+        # Whoever starts executions (the schedule) waits for that grant too.
+        self.arn = pulumi.Output.all(machine.arn, children.id).apply(lambda values: values[0])
         self.name = machine_name
         self.register_outputs({"arn": self.arn})

@@ -15,7 +15,7 @@ from typing import Any, Literal
 import pulumi
 from droughtwatch_contract.keys import KeyLayout
 from droughtwatch_contract.outputs import PORT_FORWARD_DOCUMENT
-from droughtwatch_contract.stages import MODEL, Location, Stage
+from droughtwatch_contract.stages import MODEL, Location, Step
 
 VERSION = "2012-10-17"
 
@@ -108,18 +108,20 @@ class S3Access:
     bucket: Literal["data", "model"]
     prefix: str
     write: bool = False
+    list_only: bool = False  # the keys under the prefix, not the objects
 
 
-def stage_access(stage: Stage, layout: KeyLayout, model_prefix: str) -> tuple[S3Access, ...]:
-    """What a stage reads and writes, as the stage registry says: prefixes of the key layout
-    (keys.py) in the data bucket, or the model prefix in the model bucket."""
+def stage_access(stage: Step, layout: KeyLayout, model_prefix: str) -> tuple[S3Access, ...]:
+    """What a step lists, reads and writes, as the workflow registry says: prefixes of the key
+    layout (keys.py) in the data bucket, or the model prefix in the model bucket."""
 
-    def access(location: Location, write: bool) -> S3Access:
+    def access(location: Location, write: bool, list_only: bool = False) -> S3Access:
         if location == MODEL:
-            return S3Access("model", model_prefix, write)
-        return S3Access("data", getattr(layout, location), write)
+            return S3Access("model", model_prefix, write, list_only)
+        return S3Access("data", getattr(layout, location), write, list_only)
 
     return (
+        *(access(location, False, list_only=True) for location in stage.lists),
         *(access(location, False) for location in stage.reads),
         *(access(location, True) for location in stage.writes),
     )
@@ -182,15 +184,29 @@ class FunctionGrants(LambdaGrants):
 
 
 def function_policy(
-    stage: Stage, grants: FunctionGrants, layout: KeyLayout, model_prefix: str
+    stage: Step, grants: FunctionGrants, layout: KeyLayout, model_prefix: str
 ) -> dict[str, Any]:
-    """A stage's role: its S3 prefixes, its database user over IAM authentication, its logs.
-    No Secrets Manager: the stages hold no password."""
+    """A step's role: its S3 prefixes, its database user over IAM authentication, its logs.
+    No Secrets Manager: the steps hold no password."""
     buckets = {"data": grants.data_bucket_arn, "model": grants.model_bucket_arn}
     access = stage_access(stage, layout, model_prefix)
     statements: list[dict[str, Any]] = []
     for name, bucket_arn in buckets.items():
-        readable = [a.prefix for a in access if a.bucket == name and not a.write]
+        listed = [a.prefix for a in access if a.bucket == name and a.list_only]
+        readable = [
+            a.prefix for a in access if a.bucket == name and not a.write and not a.list_only
+        ]
+        if listed and not readable:
+            # Listing alone (Plan registers what it lists, and reads no object): only under
+            # the prefixes it lists.
+            statements.append(
+                allow(
+                    ["s3:ListBucket"],
+                    bucket_arn,
+                    f"List{name.title()}Prefixes",
+                    Condition={"StringLike": {"s3:prefix": [f"{p}*" for p in listed]}},
+                )
+            )
         if readable:
             # S3 answers a GetObject on a missing key with 404 only to a caller allowed
             # s3:ListBucket on the bucket, else with 403. That check carries no s3:prefix, so a
@@ -249,6 +265,25 @@ def state_machine_policy(function_arns: Mapping[str, Any], *, logging: bool) -> 
     if logging:
         statements.append(allow(list(LOG_DELIVERY_ACTIONS), "*", "DeliverExecutionLogs"))
     return document(*statements)
+
+
+def children_executions_arn(state_machine_arn: str) -> str:
+    """The ARNs of a state machine's Distributed Map children: each runs as an execution of
+    ``<machine>/<map run label>`` (arn:...:execution:<machine>/<label>:<id>)."""
+    return state_machine_arn.replace(":stateMachine:", ":execution:", 1) + "/*"
+
+
+def map_run_policy(state_machine_arn: Any, children_arn: Any) -> dict[str, Any]:
+    """What the Distributed Map needs of the state machine's role: to start its children (as
+    executions of the machine itself), and to describe and stop them; nothing wider."""
+    return document(
+        allow(["states:StartExecution"], state_machine_arn, "StartMapChildren"),
+        allow(
+            ["states:DescribeExecution", "states:StopExecution"],
+            children_arn,
+            "FollowMapChildren",
+        ),
+    )
 
 
 def scheduler_policy(state_machine_arn: Any, dead_letter_queue_arn: Any) -> dict[str, Any]:

@@ -12,13 +12,17 @@ from pathlib import Path
 import pytest
 from droughtwatch_contract.database import MIGRATE_HANDLER
 from droughtwatch_contract.settings import RDS_CA_BUNDLE
-from droughtwatch_contract.stages import STAGES
+from droughtwatch_contract.stages import WORKFLOW
 
 DOCKERFILE = Path(__file__).resolve().parents[1] / "Dockerfile"
 HEAVY = ("torch", "evidently", "onnxruntime")
+# What Plan, a listing and two queries, needs none of.
+ARRAYS = ("numpy", "pandas")
 
 
-def _fresh_import(module: str, stage: str, then: str = "") -> dict[str, object]:
+def _fresh_import(
+    module: str, stage: str, then: str = "", watch: tuple[str, ...] = HEAVY
+) -> dict[str, object]:
     """Import ``module`` (and run ``then``) in a new interpreter; report which heavy packages got
     loaded and whether the stage registry's handler path names that module's callable
     ``handler``."""
@@ -26,11 +30,11 @@ def _fresh_import(module: str, stage: str, then: str = "") -> dict[str, object]:
 import importlib, json, sys
 import {module} as m
 {then}
-from droughtwatch_contract.stages import STAGES
-path, _, name = STAGES[{stage!r}].handler.rpartition(".")
+from droughtwatch_contract.stages import WORKFLOW
+path, _, name = WORKFLOW[{stage!r}].handler.rpartition(".")
 target = getattr(importlib.import_module(path), name)
 print(json.dumps({{
-    "loaded": sorted(p for p in {HEAVY!r} if p in sys.modules),
+    "loaded": sorted(p for p in {watch!r} if p in sys.modules),
     "handler_is_named": target is m.handler and callable(target),
 }}))
 """
@@ -41,9 +45,21 @@ print(json.dumps({{
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
+def test_plan_handler_loads_no_array_library_at_all() -> None:
+    result = _fresh_import("droughtwatch_inference.handlers.plan", "plan", watch=HEAVY + ARRAYS)
+    assert result["loaded"] == []
+    assert result["handler_is_named"] is True
+
+
 def test_processing_handler_loads_neither_torch_nor_evidently() -> None:
     result = _fresh_import("droughtwatch_inference.handlers.processing", "processing")
     assert result["loaded"] == []
+    assert result["handler_is_named"] is True
+
+
+def test_day_handler_loads_evidently_only_to_pool_a_day() -> None:
+    result = _fresh_import("droughtwatch_inference.handlers.day", "day")
+    assert result["loaded"] == []  # Evidently waits for the first stale day
     assert result["handler_is_named"] is True
 
 
@@ -101,7 +117,7 @@ def _dockerfile_commands() -> list[str]:
 @pytest.mark.slow  # imports each handler's heavy libraries (torch, Evidently)
 @pytest.mark.parametrize(
     "path",
-    sorted({*(s.handler for s in STAGES), MIGRATE_HANDLER, *_dockerfile_commands()}),
+    sorted({*(s.handler for s in WORKFLOW), MIGRATE_HANDLER, *_dockerfile_commands()}),
     ids=lambda p: p.split(".")[-2],
 )
 def test_every_handler_named_imports_and_is_callable(path: str) -> None:

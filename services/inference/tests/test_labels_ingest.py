@@ -1,8 +1,8 @@
 """Label files in (logic/labels.py over adapters/labels.py) against a real PostgreSQL, as the
 stages' role: each new file version read once, whole or not at all; bad files fail alone and are
 recorded with their error; a later upload replaces a label and keeps what it replaced; ids of
-images not predicted yet are counted, not refused. Then through the Processing handler, whose
-first step this is, against moto S3."""
+images not predicted yet are counted, not refused. Then through the Plan handler, whose first
+step this is, against moto S3."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ from droughtwatch_contract.keys import KeyLayout
 from droughtwatch_inference.adapters.folder_store import FolderStore
 from droughtwatch_inference.adapters.labels import Labels
 from droughtwatch_inference.adapters.ledger import Ledger
-from droughtwatch_inference.handlers.processing import handler
+from droughtwatch_inference.handlers.plan import handler
 from droughtwatch_inference.logic.labels import ingest_labels
 from droughtwatch_inference.records import RawObject
 from droughtwatch_preprocess import image_id
@@ -208,18 +208,22 @@ def test_a_version_another_run_has_taken_is_left_to_it(conn, database_dsn) -> No
     assert conn.execute("SELECT count(*), min(run_id) FROM label_files").fetchone() == (1, "run-a")
 
 
-def test_the_processing_handler_ingests_label_files_first(service_env, s3) -> None:
+def _plan_event(run_id: str) -> dict[str, Any]:
+    return {"body": {"run_id": run_id, "input": {}, "rounds_done": 0, "concurrency": 1}}
+
+
+def test_the_plan_handler_ingests_label_files_first(service_env, s3) -> None:
     bucket = service_env["DROUGHTWATCH_DATA_BUCKET"]
     s3.put_object(Bucket=bucket, Key="labels/ok.csv", Body=csv((image_id(LATE, 0), "3+")))
     s3.put_object(Bucket=bucket, Key="labels/bad.csv", Body=b"id,label\n")
     s3.put_object(Bucket=bucket, Key="labels/", Body=b"")  # a folder marker: not a file
-    response = handler({"run_id": "run-1"}, None)
+    response = handler(_plan_event("run-1"), None)
     assert response["statusCode"] == 200, response
-    files = {f["key"]: f for f in response["body"]["processing"]["label_files"]}
+    files = {f["key"]: f for f in response["body"]["plan"]["label_files"]}
     assert set(files) == {"labels/ok.csv", "labels/bad.csv"}
     assert files["labels/ok.csv"]["status"] == "ingested"
     assert files["labels/ok.csv"]["unknown_ids"] == 1
     assert files["labels/bad.csv"]["status"] == "failed"
     assert "labels/bad.csv: empty file" in files["labels/bad.csv"]["error"]
-    again = handler({"run_id": "run-2"}, None)
-    assert again["body"]["processing"]["label_files"] == []
+    again = handler(_plan_event("run-2"), None)
+    assert again["body"]["plan"]["label_files"] == []

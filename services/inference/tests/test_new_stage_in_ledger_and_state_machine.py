@@ -11,7 +11,7 @@ import psycopg
 import pytest
 from droughtwatch_contract import statemachine
 from droughtwatch_contract.settings import CommonSettings
-from droughtwatch_contract.stages import DONE, STAGES, Stage
+from droughtwatch_contract.stages import DONE, STAGES, WORKFLOW, Stage
 from droughtwatch_inference.adapters.ledger import Ledger
 from droughtwatch_inference.records import RawObject, StageReport
 
@@ -32,7 +32,7 @@ ALTER TABLE ledger ADD COLUMN review_key text, ADD COLUMN reviewed_at timestampt
 ALTER TABLE ledger DROP CONSTRAINT ledger_stage_check, ADD CONSTRAINT ledger_stage_check
     CHECK (stage IN ('processing', 'inference', 'observe', 'review', 'done'));
 ALTER TABLE runs DROP CONSTRAINT runs_stage_check, ADD CONSTRAINT runs_stage_check
-    CHECK (stage IN ('processing', 'inference', 'observe', 'review'));
+    CHECK (stage IN ('plan', 'processing', 'inference', 'observe', 'review', 'day'));
 """
 
 
@@ -69,14 +69,16 @@ def test_the_ledger_moves_a_file_through_a_fourth_stage(ledger: Ledger) -> None:
     assert ledger.conn.execute("SELECT stage FROM runs").fetchall() == [("review",)]
 
 
-def test_the_state_machine_runs_the_fourth_stage_last() -> None:
-    arns = {name: f"arn:aws:lambda:eu-west-1:123456789012:function:{name}" for name in FOUR.names}
+def test_the_state_machine_runs_the_fourth_stage_last_in_each_item() -> None:
+    steps = WORKFLOW.with_stages(FOUR)
+    arns = {name: f"arn:aws:lambda:eu-west-1:123456789012:function:{name}" for name in steps.names}
     definition = statemachine.definition(arns, stages=FOUR)
-    assert statemachine.success_path(FOUR) == [
-        *statemachine.SUCCESS_PATH[:-1],
+    assert statemachine.item_path(FOUR) == [
+        *statemachine.ITEM_PATH[:-1],
         "Review",
         "Review succeeded?",
-        "Done",
+        "Item done",
     ]
-    assert definition["States"]["Review"]["Parameters"]["FunctionName"] == arns["review"]
-    assert definition["States"]["Review succeeded?"]["Default"] == "Review failed"
+    child = definition["States"][statemachine.ITEMS]["ItemProcessor"]["States"]
+    assert child["Review"]["Parameters"]["FunctionName"] == arns["review"]
+    assert child["Review succeeded?"]["Default"] == "Review failed"

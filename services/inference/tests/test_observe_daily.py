@@ -15,7 +15,8 @@ import pytest
 from droughtwatch_contract.keys import KeyLayout
 from droughtwatch_contract.settings import ObserveSettings, env_name
 from droughtwatch_inference import predictions
-from droughtwatch_inference.handlers.observe import handler
+from droughtwatch_inference.handlers.day import handler as pool_days
+from droughtwatch_inference.handlers.observe import handler as observe
 from droughtwatch_inference.logic.model_quality import NO_LABELS
 from droughtwatch_inference.model.manifest import ModelManifest
 from droughtwatch_preprocess import PIXELS
@@ -38,6 +39,16 @@ DAY = dt.date(2026, 11, 20)
 LAYOUT = KeyLayout()
 FEATURES = ("mean_B4", "mean_NDVI", "mean_NDMI", "mean_EVI")
 CENTRES = {"mean_B4": 0.19, "mean_NDVI": 0.25, "mean_NDMI": -0.04, "mean_EVI": 0.2}
+
+
+def handler(event, context) -> dict:
+    """Observe, then the day step, as an execution runs them: the day step's response, with
+    Observe's counts beside its own (or Observe's response when Observe failed)."""
+    observed = observe(event, context)
+    if observed["statusCode"] != 200:
+        return observed
+    pooled = pool_days(event, context)
+    return {**pooled, "body": {**pooled["body"], "observe": observed["body"]["observe"]}}
 
 
 def _summaries(rng: np.random.Generator, n: int, shift: float = 0.0) -> dict[str, np.ndarray]:
@@ -210,6 +221,7 @@ def test_the_day_pools_its_files(env, s3, tmp_path, ready_for_observe) -> None:
     response = handler({"run_id": "r1"}, None)
 
     assert response["statusCode"] == 200 and response["body"]["observe"]["failures"] == []
+    assert response["body"]["day"]["failures"] == [] and response["body"]["day"]["days_done"] == 1
     (day,) = _rows(dsn, "SELECT * FROM daily_metrics")
     pooled = pd.concat([a, b], ignore_index=True)
     assert (day["batch_date"], day["model_name"], day["model_version"]) == (DAY, "baseline", "v1")
@@ -305,7 +317,7 @@ def test_a_day_that_cannot_be_pooled_is_reported_and_tried_again(
     )
     response = handler({"run_id": "r2"}, None)
     assert response["statusCode"] == 200, response
-    (failure,) = response["body"]["observe"]["failures"]
+    (failure,) = response["body"]["day"]["failures"]
     assert failure["key"] == "day 2026-11-21 baseline v1"
     assert failure["error"].startswith("ObjectMissing:")
     (day,) = _rows(dsn, "SELECT files, run_id FROM daily_metrics WHERE batch_date = %s", (broken,))
@@ -313,7 +325,7 @@ def test_a_day_that_cannot_be_pooled_is_reported_and_tried_again(
     restored, _ = _predictions(tmp_path / "g", seed=8, n=20)
     s3.put_object(Bucket=bucket, Key=gone["predictions_key"], Body=restored)
     response = handler({"run_id": "r3"}, None)
-    assert response["body"]["observe"]["failures"] == []
+    assert response["body"]["day"]["failures"] == []
     (day,) = _rows(dsn, "SELECT files, run_id FROM daily_metrics WHERE batch_date = %s", (broken,))
     assert day == {"files": 2, "run_id": "r3"}
 

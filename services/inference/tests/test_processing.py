@@ -1,4 +1,5 @@
-"""The Processing handler against moto S3 and a real PostgreSQL."""
+"""The Processing handler against moto S3 and a real PostgreSQL, after Plan registered the raw
+objects (as an execution's steps run; invoked without an item, Processing takes any file)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,8 @@ from pathlib import Path
 import numpy as np
 import psycopg
 import pytest
-from droughtwatch_inference.handlers.processing import handler
+from droughtwatch_inference.handlers.plan import handler as plan
+from droughtwatch_inference.handlers.processing import handler as process
 from droughtwatch_preprocess import ProcessedReader, encode_example, write_tfrecord
 
 DATA_BUCKET = "dw-test-data"
@@ -21,6 +23,15 @@ class Context:
 
     def get_remaining_time_in_millis(self) -> int:
         return int(self.seconds * 1000)
+
+
+def handler(event, context) -> dict:
+    """Plan, then Processing: Processing's response, with Plan's under ``plan`` (or Plan's
+    response when Plan failed)."""
+    planned = plan(event, context)
+    if planned["statusCode"] != 200:
+        return planned
+    return {**process(event, context), "plan": planned["body"]["plan"]}
 
 
 def _raw_file(path: Path, n: int, seed: int = 0, blank: int = 0) -> Path:
@@ -55,7 +66,7 @@ def test_real_shard_is_processed_and_recorded(service_env, s3, shard_path, tmp_p
     assert body["run_id"] == "run-1" and body["input"] == {"trigger": "test"}
     counts = body["processing"]
     assert counts["files_done"] == 1 and counts["files_failed"] == 0 and counts["remaining"] == 0
-    assert counts["registered"] == 1
+    assert response["plan"]["registered"] == 1
     (row,) = _rows(service_env["DROUGHTWATCH_DATABASE_DSN"])
     assert row["raw_key"] == key and row["bucket"] == DATA_BUCKET
     assert row["stage"] == "inference" and row["status"] == "pending" and row["attempts"] == 0
@@ -71,8 +82,11 @@ def test_real_shard_is_processed_and_recorded(service_env, s3, shard_path, tmp_p
         chunk = reader.read()
     assert len(chunk.ids) == row["images"] and len(set(chunk.ids)) == row["images"]
     with psycopg.connect(service_env["DROUGHTWATCH_DATABASE_DSN"]) as conn:
-        run = conn.execute("SELECT stage, status, files_done, images FROM runs").fetchone()
-    assert run == ("processing", "succeeded", 1, row["images"])
+        runs = conn.execute("SELECT stage, status, files_done, images FROM runs ORDER BY id")
+    assert runs.fetchall() == [
+        ("plan", "succeeded", 1, 0),  # Plan's files are those it planned
+        ("processing", "succeeded", 1, row["images"]),
+    ]
 
 
 def test_running_twice_changes_nothing(service_env, s3, tmp_path) -> None:
@@ -86,9 +100,9 @@ def test_running_twice_changes_nothing(service_env, s3, tmp_path) -> None:
         **second["body"]["processing"],
         "run_id": "r1",
         "files_done": 0,
-        "registered": 0,
         "images": 0,
     }
+    assert second["plan"]["registered"] == 0
     assert _rows(service_env["DROUGHTWATCH_DATABASE_DSN"]) == before
 
 
@@ -151,7 +165,8 @@ def test_short_time_budget_leaves_the_rest_for_the_next_run(service_env, s3, tmp
     response = handler({"run_id": "r1"}, Context(seconds=30))  # margin is 60 s
     counts = response["body"]["processing"]
     assert response["statusCode"] == 200
-    assert (counts["files_done"], counts["remaining"], counts["registered"]) == (0, 3, 3)
+    assert (counts["files_done"], counts["remaining"]) == (0, 3)
+    assert response["plan"]["registered"] == 3
     later = handler({"run_id": "r2"}, Context())
     assert later["body"]["processing"]["files_done"] == 3
 

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import numpy as np
 import psycopg
-from droughtwatch_inference.handlers.processing import handler
+from droughtwatch_inference.handlers.plan import handler as plan
+from droughtwatch_inference.handlers.processing import handler as process
 from droughtwatch_preprocess import encode_example, write_tfrecord
 
 DATA_BUCKET = "dw-test-data"
@@ -47,9 +48,13 @@ def _by_name(dsn: str) -> dict[str, dict]:
 
 
 def _run() -> dict:
-    response = handler({"run_id": "r1"}, Context())
+    """Plan registers what is new, then Processing takes it: Processing's counts, and how
+    many objects Plan registered (``registered``)."""
+    planned = plan({"run_id": "r1"}, Context())
+    assert planned["statusCode"] == 200, planned
+    response = process({"run_id": "r1"}, Context())
     assert response["statusCode"] == 200, response
-    return response["body"]["processing"]
+    return {**response["body"]["processing"], "registered": planned["body"]["plan"]["registered"]}
 
 
 def test_a_data_file_named_with_an_underscore_is_registered_and_processed(

@@ -1,6 +1,7 @@
 """The migrated schema agrees with the stage registry: the CHECK constraints (SQL, written in the
-migrations) allow exactly the registry's stages and statuses, and every column a stage records
-exists. A stage added to the registry without its migration fails here."""
+migrations) allow exactly the registry's stages (in the ledger), steps (in runs) and statuses,
+and every column a stage records exists. A stage added to the registry without its migration
+fails here."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import re
 
 import psycopg
 import pytest
-from droughtwatch_contract.stages import DONE, LEDGER_STATUSES, RUN_STATUSES, STAGES
+from droughtwatch_contract.stages import DONE, LEDGER_STATUSES, RUN_STATUSES, STAGES, WORKFLOW
 
 
 def allowed_values(conn: psycopg.Connection) -> dict[tuple[str, str], set[str]]:
@@ -39,7 +40,7 @@ def test_check_constraints_allow_exactly_the_registry_stages_and_statuses(
     assert allowed_values(conn) == {
         ("ledger", "stage"): {*STAGES.names, DONE},
         ("ledger", "status"): set(LEDGER_STATUSES),
-        ("runs", "stage"): set(STAGES.names),
+        ("runs", "stage"): set(WORKFLOW.names),
         ("runs", "status"): set(RUN_STATUSES),
     }
 

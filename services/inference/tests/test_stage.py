@@ -357,9 +357,9 @@ def test_an_interrupt_gives_the_file_back_and_propagates(ledger: LedgerPort) -> 
 
 def test_the_counts_add_to_the_report_given(ledger: LedgerPort) -> None:
     register(ledger, 0)
-    report = StageReport(stage="processing", run_id="run-1", registered=1)
+    report = StageReport(stage="processing", run_id="run-1", files_failed=1)
     assert run(ledger, processed, report=report) is report
-    assert (report.registered, report.files_done, report.images) == (1, 1, 10)
+    assert (report.files_failed, report.files_done, report.images) == (1, 1, 10)
 
 
 def test_a_file_without_products_is_settled_and_reported_not_taken(ledger: LedgerPort) -> None:

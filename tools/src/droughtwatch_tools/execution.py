@@ -1,9 +1,13 @@
-"""One execution of the pipeline's state machine and its history, as Step Functions reports it.
+"""One execution of the pipeline's state machine and its history, as Step Functions reports it:
+its events, and the map runs of its Distributed Map with their child executions (one per item).
 
 The same model serves an execution in AWS (`droughtwatch run` follows it) and one that moto's
 interpreter runs in-process (`droughtwatch local run`, the demo): both are read with the same
-two API calls, `describe_execution` and the pages of `get_execution_history`. The history files
-that local runs write (`as_dict`) are read back by `droughtwatch local history` (`from_dict`).
+API calls, `describe_execution` and the pages of `get_execution_history`, and for the map runs
+`list_map_runs` and `describe_map_run` (on AWS the failed children come from
+`list_executions(mapRunArn=...)`; moto keeps no child executions, so the local runner records
+them itself). The history files that local runs write (`as_dict`) are read back by
+`droughtwatch local history` (`from_dict`).
 """
 
 from __future__ import annotations
@@ -13,7 +17,10 @@ import json
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from droughtwatch_contract.stages import Step
 
 
 def execution_name(trigger: str, now: dt.datetime | None = None) -> str:
@@ -26,6 +33,10 @@ def execution_name(trigger: str, now: dt.datetime | None = None) -> str:
 
 # The statuses after which an execution changes no more.
 TERMINAL = frozenset({"SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED"})
+# The states that do work (a Lambda invocation, a fan-out), as opposed to those that route.
+WORK_ENTERED = ("TaskStateEntered", "MapStateEntered")
+# The failed children of a map run read from AWS, at most (their errors name the cause).
+FAILED_CHILDREN_READ = 10
 # An event's detail shows each of its values up to this many characters (a stage's output can
 # list every file of the run).
 DETAIL_CHARS = 400
@@ -65,22 +76,29 @@ class ExecutionEvent:
     cause: str | None = None
     output: Any = None
     detail: str = ""
+    map_run_arn: str | None = None  # a MapRunStarted event's map run
 
     @classmethod
     def from_api(cls, raw: Mapping[str, Any]) -> ExecutionEvent:
-        """An event of `get_execution_history` (its details sit under ``<type>EventDetails``)."""
+        """An event of `get_execution_history` (its details sit under ``<type>EventDetails``;
+        its timestamp a datetime, or ISO text as moto's interpreter keeps it)."""
         details = next(
             (v for k, v in raw.items() if k.endswith("EventDetails") and isinstance(v, dict)), {}
         )
+        timestamp = raw["timestamp"]
+        if isinstance(timestamp, str):
+            timestamp = dt.datetime.fromisoformat(timestamp)
         return cls(
             id=int(raw["id"]),
-            type=str(raw["type"]),
-            timestamp=raw["timestamp"],
+            # moto's interpreter keeps the type as an enum member
+            type=str(getattr(raw["type"], "value", raw["type"])),
+            timestamp=timestamp,
             state=details.get("name"),
             error=details.get("error"),
             cause=details.get("cause"),
             output=_json_or_text(details.get("output")),
             detail=_detail(details),
+            map_run_arn=details.get("mapRunArn"),
         )
 
     @property
@@ -98,6 +116,7 @@ class ExecutionEvent:
             "error": self.error,
             "cause": self.cause,
             "detail": self.detail,
+            "map_run_arn": self.map_run_arn,
         }
 
     @classmethod
@@ -112,13 +131,15 @@ class ExecutionEvent:
             error=raw.get("error"),
             cause=raw.get("cause"),
             detail=raw.get("detail", ""),
+            map_run_arn=raw.get("map_run_arn"),
         )
 
 
 @dataclass
 class Execution:
     """An execution: its status, its error and cause when it failed, its output, its history,
-    and how long it ran (from its start to its stop, as Step Functions dates them)."""
+    how long it ran (from its start to its stop, as Step Functions dates them), and its map
+    runs with their child executions. A child is an Execution too (``item`` its index)."""
 
     name: str
     status: str
@@ -128,6 +149,8 @@ class Execution:
     output: Any = None
     events: list[ExecutionEvent] = field(default_factory=list)
     seconds: float = 0.0
+    map_runs: list[MapRun] = field(default_factory=list)
+    item: int | None = None  # a child's index in its map run
 
     @property
     def succeeded(self) -> bool:
@@ -135,11 +158,11 @@ class Execution:
 
     @property
     def failed_state(self) -> str | None:
-        """The stage the execution failed in: the last Task state entered (the Choice, Pass
-        and Fail states after it only route the stage's failure); None when it succeeded."""
+        """The step the execution failed in: the last Task or Map state entered (the Choice,
+        Pass and Fail states after it only route the failure); None when it succeeded."""
         if self.succeeded:
             return None
-        for entered in ("TaskStateEntered", "StateEntered"):
+        for entered in (WORK_ENTERED, ("StateEntered",)):
             for event in reversed(self.events):
                 if event.type.endswith(entered) and event.state:
                     return event.state
@@ -149,14 +172,58 @@ class Execution:
         return [e.state for e in self.events if e.type.endswith("StateEntered") and e.state]
 
     @property
+    def children(self) -> list[Execution]:
+        """The child executions read, of every map run, in order."""
+        return [child for run in self.map_runs for child in run.children]
+
+    @property
+    def failed_children(self) -> list[Execution]:
+        return [child for child in self.children if child.status in ("FAILED", "TIMED_OUT")]
+
+    @property
     def error_line(self) -> str:
         """The error and cause as one line; the handlers' causes already start with the error
-        code ("InvalidModel: ..."), which is then not repeated."""
+        code ("InvalidModel: ..."), which is then not repeated. When items failed, the first
+        failed child's error leads (the parent only says that too many failed), then where it
+        failed and the parent's own error."""
         if not self.cause:
-            return self.error or "the execution failed"
-        if not self.error or self.cause.startswith(f"{self.error}:"):
-            return self.cause
-        return f"{self.error}: {self.cause}"
+            line = self.error or "the execution failed"
+        elif not self.error or self.cause.startswith(f"{self.error}:"):
+            line = self.cause
+        else:
+            line = f"{self.error}: {self.cause}"
+        failed = self.failed_children
+        if failed:
+            first = failed[0]
+            return f"{first.error_line} ({first.name} failed in {first.failed_state}; {line})"
+        return line
+
+    def step_reports(self, step: Step) -> list[dict[str, Any]]:
+        """What ``step`` reported each time it ran, in this execution and its children: its
+        response body's entry (e.g. Processing's counts), read from the history's outputs."""
+        reports = []
+        for execution in (self, *self.children):
+            for event in execution.events:
+                if event.type != "TaskStateExited" or event.state != step.title:
+                    continue
+                output = event.output if isinstance(event.output, dict) else {}
+                body = output.get("body") if isinstance(output.get("body"), dict) else {}
+                if isinstance(body.get(step.name), dict):
+                    reports.append(body[step.name])
+        return reports
+
+    def step_counts(self, step: Step) -> dict[str, int]:
+        """``step``'s counts summed over its runs (files_done, images, remaining...)."""
+        totals: dict[str, int] = {}
+        for report in self.step_reports(step):
+            for key, value in report.items():
+                if isinstance(value, int) and not isinstance(value, bool):
+                    totals[key] = totals.get(key, 0) + value
+        return totals
+
+    def step_failures(self, step: Step) -> list[dict[str, Any]]:
+        """The files (or days) ``step`` failed, over its runs, with their errors."""
+        return [f for report in self.step_reports(step) for f in report.get("failures", [])]
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -168,6 +235,8 @@ class Execution:
             "output": self.output,
             "seconds": round(self.seconds, 3),
             "events": [e.as_dict() for e in self.events],
+            "map_runs": [run.as_dict() for run in self.map_runs],
+            "item": self.item,
         }
 
     @classmethod
@@ -186,6 +255,71 @@ class Execution:
                 for position, e in enumerate(raw["events"], start=1)
             ],
             seconds=raw.get("seconds", 0.0),
+            map_runs=[MapRun.from_dict(run) for run in raw.get("map_runs", [])],
+            item=raw.get("item"),
+        )
+
+
+@dataclass
+class MapRun:
+    """One run of the Distributed Map: its counts of items (DescribeMapRun's itemCounts:
+    total, succeeded, failed, running, timedOut, aborted, pending) and its child executions
+    read (locally all of them; on AWS the failed ones)."""
+
+    arn: str
+    status: str
+    items: dict[str, int] = field(default_factory=dict)
+    children: list[Execution] = field(default_factory=list)
+
+    @property
+    def total(self) -> int:
+        return self.items.get("total", 0)
+
+    @property
+    def failed(self) -> int:
+        """Items failed, timed out or aborted: what counts against the tolerance."""
+        return sum(self.items.get(k, 0) for k in ("failed", "timedOut", "aborted"))
+
+    @property
+    def done(self) -> int:
+        return self.items.get("succeeded", 0) + self.failed
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "arn": self.arn,
+            "status": self.status,
+            "items": dict(self.items),
+            "children": [child.as_dict() for child in self.children],
+        }
+
+    @classmethod
+    def from_dict(cls, raw: Mapping[str, Any]) -> MapRun:
+        return cls(
+            arn=raw["arn"],
+            status=raw["status"],
+            items=dict(raw.get("items", {})),
+            children=[Execution.from_dict(child) for child in raw.get("children", [])],
+        )
+
+
+@dataclass(frozen=True)
+class PlanSummary:
+    """What a round of Plan handed to the Map: its files, its items, the largest item."""
+
+    round: int
+    files: int
+    items: int
+    largest: int
+
+    @classmethod
+    def from_report(cls, plan: Mapping[str, Any]) -> PlanSummary:
+        """From Plan's response body's ``plan`` (its counts and items)."""
+        items = plan.get("items") or []
+        return cls(
+            round=int(plan.get("round", 0)),
+            files=int(plan.get("files", 0)),
+            items=int(plan.get("item_count", len(items))),
+            largest=max((len(i.get("ids", [])) for i in items), default=0),
         )
 
 
@@ -217,3 +351,27 @@ def read_execution(sfn: Any, execution_arn: str) -> Execution:
         events=events,
         seconds=(stopped - started).total_seconds() if started and stopped else 0.0,
     )
+
+
+def describe_map_run(sfn: Any, map_run_arn: str) -> MapRun:
+    """A map run's status and item counts now (no children)."""
+    described = sfn.describe_map_run(mapRunArn=map_run_arn)
+    return MapRun(
+        arn=map_run_arn,
+        status=str(described["status"]),
+        items={k: int(v) for k, v in described.get("itemCounts", {}).items()},
+    )
+
+
+def map_run_arns(events: list[ExecutionEvent]) -> list[str]:
+    """The map runs an execution started, in order (their MapRunStarted events)."""
+    return [e.map_run_arn for e in events if e.type == "MapRunStarted" and e.map_run_arn]
+
+
+def read_failed_children(
+    sfn: Any, map_run_arn: str, limit: int = FAILED_CHILDREN_READ
+) -> list[Execution]:
+    """The first ``limit`` failed child executions of a map run, with their histories (AWS
+    lists a map run's children with `list_executions(mapRunArn=...)`)."""
+    listed = sfn.list_executions(mapRunArn=map_run_arn, statusFilter="FAILED", maxResults=limit)
+    return [read_execution(sfn, e["executionArn"]) for e in listed.get("executions", [])[:limit]]

@@ -3,6 +3,7 @@ execution's history as the AWS console shows it."""
 
 from __future__ import annotations
 
+import os
 from typing import TYPE_CHECKING
 
 from droughtwatch_contract.drift import score_text
@@ -11,7 +12,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from droughtwatch_tools import printer
-from droughtwatch_tools.local.outcome import DayLine, failure_words
+from droughtwatch_tools.local.outcome import DayLine, FileLine, failure_words
 
 if TYPE_CHECKING:
     from droughtwatch_inference.records import LabelFileOutcome
@@ -21,6 +22,11 @@ if TYPE_CHECKING:
     from droughtwatch_tools.local.run import LocalRunOutcome
 
 DEMO_INDICES = ("NDVI", "NDMI")
+# Past this many files a local run prints counts by status instead of a row per file.
+TABLE_FILES = 50
+# The children whose events `print_history` prints: all of a run of this many, else the failed
+# ones up to this many (the rest: --item).
+CHILDREN_SHOWN = 3
 # The alert threshold a table without days names: Observe's default.
 DRIFT_THRESHOLD: float = ObserveSettings.model_fields["drift_threshold"].default
 
@@ -54,9 +60,11 @@ def add_prediction_columns(table: Table, classes: list[str]) -> None:
     table.add_column("alert")
 
 
-def history_table(execution: Execution) -> Table:
+def history_table(execution: Execution, title: str | None = None) -> Table:
     """The execution's events; the detail (error, cause) of the failures only."""
-    table = Table(title=f"execution {execution.name}: {execution.status}", show_lines=False)
+    table = Table(
+        title=title or f"execution {execution.name}: {execution.status}", show_lines=False
+    )
     table.add_column("time", style="dim")
     table.add_column("event")
     table.add_column("state")
@@ -69,6 +77,57 @@ def history_table(execution: Execution) -> Table:
             event.detail if event.failed else "",
         )
     return table
+
+
+def children_table(execution: Execution) -> Table | None:
+    """One row per child execution of each map run: its item, status, time, the state it
+    ended in and its error; None without map runs."""
+    if not execution.map_runs:
+        return None
+    runs = ", ".join(
+        f"{run.status.lower()}: {run.done} of {run.total} items done, {run.failed} failed"
+        for run in execution.map_runs
+    )
+    table = Table(title=f"map runs of {execution.name} ({runs})", show_lines=False)
+    table.add_column("round", justify="right")
+    table.add_column("child")
+    table.add_column("status")
+    table.add_column("seconds", justify="right")
+    table.add_column("ended in")
+    table.add_column("error", overflow="fold", max_width=60)
+    for round_number, run in enumerate(execution.map_runs, start=1):
+        for child in run.children:
+            states = child.states_entered()
+            status = child.status if child.succeeded else f"[red]{child.status}[/]"
+            table.add_row(
+                str(round_number),
+                child.name,
+                status,
+                f"{child.seconds:.1f}",
+                states[-1] if states else "",
+                "" if child.succeeded else child.error_line,
+            )
+    return table
+
+
+def print_history(execution: Execution, item: int | None = None) -> None:
+    """An execution's events, its map runs' children, and the events of a few children: every
+    child of a small run, else the failed ones, or the child of ``item``."""
+    console = printer.console
+    console.print(history_table(execution))
+    children = children_table(execution)
+    if children is not None:
+        console.print(children)
+    if item is not None:
+        shown = [c for c in execution.children if c.item == item]
+    elif len(execution.children) <= CHILDREN_SHOWN:
+        shown = execution.children
+    else:
+        shown = execution.failed_children[:CHILDREN_SHOWN]
+    for child in shown:
+        console.print(
+            history_table(child, f"child {child.name} of {execution.name}: {child.status}")
+        )
 
 
 # -- the demo -----------------------------------------------------------------------------------
@@ -285,14 +344,60 @@ def days_table(days: list[DayLine]) -> Table:
     return table
 
 
+def status_word(line: FileLine) -> str:
+    """A file's state without its details: done, failed, skipped, duplicate, superseded, or
+    where it waits."""
+    if line.done:
+        return "done"
+    if line.failed:
+        return "failed"
+    if line.settled:
+        return str(line.outcome.status)
+    return line.state
+
+
+def local_run_counts(outcome: LocalRunOutcome) -> Table:
+    """A large run's files counted by state, with their images and blank images dropped."""
+    lines = outcome.summary.files
+    title = f"local run {outcome.execution.name}: {outcome.execution.status}, {len(lines):,} files"
+    table = compact_table(
+        title, "files by state; images and blank images dropped, summed", pad_edge=True
+    )
+    table.min_width = len(title)  # a few narrow columns: the title sets the width
+    table.add_column("state")
+    table.add_column("files", justify="right")
+    table.add_column("images", justify="right")
+    table.add_column("blank", justify="right")
+    groups: dict[str, list[FileLine]] = {}
+    for line in lines:
+        groups.setdefault(status_word(line), []).append(line)
+    for word, group in sorted(groups.items(), key=lambda g: (-len(g[1]), g[0])):
+        table.add_row(
+            f"[red]{word}[/]" if word == "failed" else word,
+            f"{len(group):,}",
+            f"{sum(line.outcome.images or 0 for line in group):,}",
+            f"{sum(line.outcome.dropped or 0 for line in group):,}",
+        )
+    return table
+
+
 def print_local_run(outcome: LocalRunOutcome) -> None:
-    """The table of files, the failed ones with their errors and what happens to them, the
-    unfinished ones, and where the buckets, the history and the log are."""
+    """The table of files (past TABLE_FILES files, their counts by state), the failed ones
+    with their errors and what happens to them, the unfinished ones, and where the buckets,
+    the history and the log are."""
     console = printer.console
     summary = outcome.summary
-    console.print(local_run_table(outcome))
+    many = len(summary.files) > TABLE_FILES
+    console.print(local_run_counts(outcome) if many else local_run_table(outcome))
     reports = [line for line in summary.files if line.report_path or line.report_expired]
-    if reports:
+    saved = [str(line.report_path) for line in reports if line.report_path]
+    if many:
+        if saved:
+            folder = os.path.commonpath(saved)
+            console.print(f"{len(saved):,} reports (Evidently HTML) under {folder}", soft_wrap=True)
+        if len(reports) > len(saved):
+            console.print(f"{len(reports) - len(saved):,} reports expired (report_retention_days)")
+    elif reports:
         # one line each, never wrapped: a path cut in two cannot be copied or clicked
         console.print("reports (Evidently HTML):")
         for line in reports:
@@ -337,9 +442,11 @@ def print_local_run(outcome: LocalRunOutcome) -> None:
         )
     unfinished = summary.unfinished
     if unfinished and outcome.execution.succeeded:
+        names = ", ".join(line.name for line in unfinished[:TABLE_FILES])
+        more = len(unfinished) - TABLE_FILES
         console.print(
             f"{len(unfinished)} not done yet (a later run, or the run that holds them, finishes"
-            f" them): {', '.join(line.name for line in unfinished)}"
+            f" them): {names}" + (f" and {more} more" if more > 0 else "")
         )
     console.print(f"local buckets: {outcome.store_root}", highlight=False, soft_wrap=True)
     console.print(f"history: {outcome.history_file}", highlight=False, soft_wrap=True)

@@ -202,6 +202,20 @@ class CommonSettings(DatabaseSettings):
         return self
 
 
+class PlanSettings(CommonSettings):
+    """The Plan step: how the pending files are split into items, each the work of one child
+    workflow (Processing, Inference, Observe, one invocation each). An item is sized to finish
+    well inside one invocation's time: at most ``item_max_files`` files and ``item_max_bytes``
+    raw bytes (a larger single file is an item of its own)."""
+
+    item_max_files: int = Field(25, ge=1, le=1000)
+    item_max_bytes: int = Field(512 * 1024**2, ge=1024**2)
+    # The files one round hands to the Map: their ids travel in the state's input, which Step
+    # Functions limits to 256 KiB (the Plan also stops at a byte budget of that input); what
+    # is left waits for the next round of the same execution.
+    plan_max_files: int = Field(10_000, ge=1, le=20_000)
+
+
 class ProcessingSettings(CommonSettings):
     chunk_size: int = Field(256, ge=1, le=10_000)
     max_files_per_run: int = Field(10_000, ge=1)

@@ -154,3 +154,7 @@ class InvalidLabelFile(DroughtwatchError):
         "Fix the named rows and upload the file again (`droughtwatch labels upload FILE`): new "
         "content is a new version, which the next run reads; this version stays failed."
     )
+
+
+class InvalidEvent(DroughtwatchError):
+    """A step's event is not what the state machine sends it (a hand-made invocation)."""

@@ -37,3 +37,11 @@ def to_file(path: str) -> None:
     handler = logging.FileHandler(path, encoding="utf-8")
     handler.setFormatter(logging.Formatter("%(message)s"))
     _logger.addHandler(handler)
+
+
+def log_file() -> str | None:
+    """The file the JSON lines go to (`to_file`), or None when they go to stderr."""
+    for handler in _logger.handlers:
+        if isinstance(handler, logging.FileHandler):
+            return handler.baseFilename
+    return None

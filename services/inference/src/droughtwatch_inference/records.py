@@ -1,5 +1,5 @@
-"""Plain values passed between the layers: a raw object, a ledger entry, a stage's report.
-(The stages themselves are droughtwatch_contract.stages.)"""
+"""Plain values passed between the layers: a raw object, a ledger entry, what each step reports.
+(The steps themselves are droughtwatch_contract.stages.)"""
 
 from __future__ import annotations
 
@@ -86,15 +86,91 @@ class StageReport:
     images: int = 0
     dropped: int = 0
     remaining: int = 0
-    registered: int = 0
     failures: list[dict[str, Any]] = field(default_factory=list)
     # files that ended without products: skipped (not a TFRecord) or duplicate content
     not_taken: list[dict[str, Any]] = field(default_factory=list)
-    # the label files this invocation read (LabelFileOutcome.as_dict each): ingested or failed
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def run_counts(self) -> dict[str, int]:
+        """The runs table's counts of this invocation."""
+        return {
+            "files_done": self.files_done,
+            "files_failed": self.files_failed,
+            "images": self.images,
+            "dropped": self.dropped,
+            "remaining": self.remaining,
+        }
+
+
+@dataclass
+class PlanReport:
+    """What one round of Plan did: the raw objects it registered, and the items it handed to
+    the Map, each ``{"ids": [ledger ids], "bytes": raw bytes}``; becomes its response body."""
+
+    stage: str
+    run_id: str
+    round: int = 1
+    registered: int = 0
+    files: int = 0  # in this round's items
+    bytes: int = 0
+    item_count: int = 0
+    items: list[dict[str, Any]] = field(default_factory=list)
+    left: int = 0  # waiting files left out of this round (its cap), for the next round
+    held: int = 0  # files in progress in another run (a live claim): left to it
+    failures: list[dict[str, Any]] = field(default_factory=list)
+    # the label files this round read (LabelFileOutcome.as_dict each): ingested or failed
     label_files: list[dict[str, Any]] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+    def run_counts(self) -> dict[str, int]:
+        """In the runs table, Plan's files are those it planned; remaining, those it left."""
+        return {"files_done": self.files, "remaining": self.left}
+
+
+@dataclass
+class DayReport:
+    """What the day step did: the stale days it pooled, the ones that failed (in
+    ``failures``, with their errors), and those still stale after it."""
+
+    stage: str
+    run_id: str
+    days_done: int = 0
+    days_failed: int = 0
+    remaining: int = 0
+    failures: list[dict[str, Any]] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def run_counts(self) -> dict[str, int]:
+        """In the runs table, the day step's counts are days."""
+        return {
+            "files_done": self.days_done,
+            "files_failed": self.days_failed,
+            "remaining": self.remaining,
+        }
+
+
+@dataclass(frozen=True)
+class PendingFile:
+    """A file waiting for a stage, as Plan splits them: its ledger id and its raw size."""
+
+    id: int
+    size_bytes: int
+
+
+@dataclass(frozen=True)
+class PendingWork:
+    """The first files waiting for a stage, in claim order; how many wait in all; how many
+    other runs hold (in progress there)."""
+
+    files: list[PendingFile]
+    total: int
+    held: int
 
 
 @dataclass(frozen=True)

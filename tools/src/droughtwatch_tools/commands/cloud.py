@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from droughtwatch_contract.outputs import StackOutput
-from droughtwatch_contract.stages import STAGES
+from droughtwatch_contract.stages import WORKFLOW
 from rich.markup import escape
 
 from droughtwatch_tools import printer
@@ -97,7 +97,7 @@ def _stage_counts(event: ExecutionEvent) -> dict[str, Any]:
     """A finished stage's part of its output body ({} when there is none)."""
     output = event.output if isinstance(event.output, dict) else {}
     body = output.get("body") if isinstance(output.get("body"), dict) else {}
-    stage = next((s.name for s in STAGES if s.title == event.state), None)
+    stage = next((s.name for s in WORKFLOW if s.title == event.state), None)
     counts = body.get(stage) if stage else None
     return counts if isinstance(counts, dict) else {}
 
@@ -137,16 +137,16 @@ def run_command(
 ) -> None:
     """Start the pipeline on the deployed stack and follow it to the end."""
     from botocore.exceptions import BotoCoreError, ClientError
-    from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
     from droughtwatch_tools.cloud.executions import console_url, start_and_follow
+    from droughtwatch_tools.progress import ExecutionProgress
 
     console = printer.console
     try:
         data = json.loads(payload) if payload is not None else None
     except ValueError as exc:
         raise UserError(f"--input is not JSON: {exc}", "pass an object like '{}'") from None
-    stages = [s.title for s in STAGES]
+    steps = [s.title for s in WORKFLOW]
     outputs = resolve_outputs(
         [StackOutput.STATE_MACHINE_ARN],
         {StackOutput.STATE_MACHINE_ARN: state_machine_arn, StackOutput.REGION: region},
@@ -154,19 +154,14 @@ def run_command(
         cwd,
     )
     try:
-        with Progress(
-            SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(),
-            console=console, transient=True,
-        ) as progress:  # fmt: skip
-            task = progress.add_task("starting", total=len(stages))
+        with ExecutionProgress(console) as progress:
 
             def on_event(event: ExecutionEvent) -> None:
                 if event.type == "ExecutionStarted":
-                    progress.update(task, description="started")
-                elif event.type == "TaskStateEntered" and event.state:
-                    progress.update(task, description=f"{event.state} running")
-                elif event.type == "TaskStateExited" and event.state in stages:
-                    progress.advance(task)
+                    progress.step("started")
+                elif event.type in ("TaskStateEntered", "MapStateEntered") and event.state:
+                    progress.step(f"{event.state} running")
+                elif event.type == "TaskStateExited" and event.state in steps:
                     summary = _stage_summary(event)
                     progress.console.print(
                         f"[green]done[/] {event.state}" + (f": {summary}" if summary else ""),
@@ -175,7 +170,13 @@ def run_command(
                     for line in _label_files(event):
                         progress.console.print(f"  label file {escape(line)}", highlight=False)
 
-            execution = start_and_follow(outputs, on_event, payload=data, poll_seconds=poll_seconds)
+            execution = start_and_follow(
+                outputs,
+                on_event,
+                payload=data,
+                poll_seconds=poll_seconds,
+                on_map_run=progress.map_run,
+            )
     except (BotoCoreError, ClientError) as exc:
         raise aws_error(exc, "running the pipeline") from None
     if execution.succeeded:

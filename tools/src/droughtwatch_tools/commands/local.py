@@ -56,6 +56,14 @@ def local_run(
     verbose: Annotated[
         bool, typer.Option("--verbose", "-v", help="Also print the Step Functions events.")
     ] = False,
+    concurrency: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            help="Items processed at once, each by a worker process of its own (the Map's "
+            "MaxConcurrency); default: the number of cores.",
+        ),
+    ] = None,
 ) -> None:
     """Run the pipeline once over the raw files in a folder and print each file's outcome.
     The local buckets and the ledger persist under the user's data folder and are shared by
@@ -64,7 +72,9 @@ def local_run(
     Exit codes: 0 the execution succeeded and no file failed; 3 it succeeded but files failed;
     4 the execution failed; 2 a bad option or configuration (nothing ran)."""
     from droughtwatch_tools.local.run import run_folder
-    from droughtwatch_tools.run_tables import history_table, print_local_run
+    from droughtwatch_tools.local.workers import default_concurrency
+    from droughtwatch_tools.progress import ExecutionProgress
+    from droughtwatch_tools.run_tables import print_history, print_local_run
 
     if not folder.is_dir():
         raise UserError(f"{folder} is not a folder", "pass a folder of raw TFRecord files")
@@ -78,11 +88,19 @@ def local_run(
     console = printer.console
     # a pipeline error (e.g. the --model folder did not pass its check) is printed with its
     # problems by reports_errors
-    with console.status("running the pipeline"):
-        outcome = run_folder(folder, day, database.app, model_dir=model, say=console.print)
+    with ExecutionProgress(console, "running the pipeline") as progress:
+        outcome = run_folder(
+            folder,
+            day,
+            database.app,
+            model_dir=model,
+            say=console.print,
+            concurrency=concurrency or default_concurrency(),
+            on_progress=progress.map_run,
+        )
     execution = outcome.execution
     if verbose:
-        console.print(history_table(execution))
+        print_history(execution)
     print_local_run(outcome)
     code = outcome.summary.exit_code()
     if code == ExitCode.EXECUTION_FAILED:
@@ -99,10 +117,15 @@ def local_run(
 @reports_errors
 def local_history(
     file: Annotated[Path, typer.Argument(help="An execution JSON written by demo or local run.")],
+    item: Annotated[
+        int | None,
+        typer.Option(help="Also print the events of this item's child execution (item-N)."),
+    ] = None,
 ) -> None:
-    """Print an execution's history as the AWS console shows it."""
+    """Print an execution's history as the AWS console shows it: its events, its map runs'
+    child executions (one per item), and the events of the failed children."""
     from droughtwatch_tools.execution import Execution
-    from droughtwatch_tools.run_tables import history_table
+    from droughtwatch_tools.run_tables import print_history
 
     try:
         execution = Execution.from_dict(json.loads(file.read_text()))
@@ -110,4 +133,10 @@ def local_history(
         raise UserError(
             f"cannot read {file}: {exc}", "pass a file from <out>/executions/"
         ) from None
-    printer.console.print(history_table(execution))
+    items = sorted(c.item for c in execution.children if c.item is not None)
+    if item is not None and item not in items:
+        raise UserError(
+            f"{file} has no item {item}",
+            f"pass an item from {items[0]} to {items[-1]}" if items else "it ran no items",
+        )
+    print_history(execution, item)

@@ -23,7 +23,12 @@ from droughtwatch_tools.execution import Execution, execution_name
 from droughtwatch_tools.local import state
 from droughtwatch_tools.local.outcome import DAY_COLUMNS, DayLine, RunSummary, file_line
 from droughtwatch_tools.local.raw_folder import raw_files
-from droughtwatch_tools.local.runner import LOCAL_TRIGGER, LocalConfig, LocalPipeline
+from droughtwatch_tools.local.runner import (
+    LOCAL_TRIGGER,
+    LocalConfig,
+    LocalPipeline,
+    ProgressCallback,
+)
 
 
 @dataclass
@@ -45,10 +50,14 @@ def run_folder(
     model_dir: Path | None = None,
     say: Callable[[str], Any] = print,
     home: Path | None = None,
+    concurrency: int | None = None,
+    on_progress: ProgressCallback | None = None,
 ) -> LocalRunOutcome:
     """Publish ``model_dir`` (checked first: a bad model never replaces the stored one) or
     train a baseline when there is no model yet, copy the folder's raw files into the local
-    data bucket, run the state machine once, and read the files' states from the ledger.
+    data bucket, run the state machine once (``concurrency`` children at once, in as many
+    worker processes; default the CPUs; ``on_progress`` hears the Map's counts), and read the
+    files' states from the ledger.
 
     Raises ModelCheckFailed, naming the folder and each problem, when ``model_dir`` does not
     pass `droughtwatch model check`; then nothing is stored."""
@@ -65,7 +74,7 @@ def run_folder(
     layout = KeyLayout()
     files, skipped = raw_files(folder)
     try:
-        with LocalPipeline(config) as pipeline:
+        with LocalPipeline(config, concurrency) as pipeline:
             store = pipeline.store
             if model_dir is not None:
                 from droughtwatch_tools.model_publish import publish_folder
@@ -84,7 +93,7 @@ def run_folder(
                 key = layout.raw_key(path.name, date)
                 store.upload(path, config.data_bucket, key)
                 versions.append(store.head(config.data_bucket, key))
-            execution = pipeline.run(name=name)
+            execution = pipeline.run(name=name, on_progress=on_progress)
             summary, ledger_error = _summary(execution, store, config, versions, files)
     finally:
         shutil.rmtree(config.work_dir, ignore_errors=True)

@@ -3,31 +3,34 @@ Functions interpreter, with each Lambda task dispatched to the real handler. The
 folders under ``LocalConfig.store_root`` (``adapters.folder_store``), shared by every local process
 at once, as S3 is by Lambdas; moto keeps only the state machine, the functions and their role.
 
+The definition's Distributed Map runs its children on moto's threads, ``concurrency`` at once
+(its MaxConcurrency), and each child's invocations go to a pool of as many warm worker
+processes (`workers.WorkerPool`, kept for the process's life): N children really run at once,
+as N Lambda containers would.
+moto's Map gets what it lacks (each child's own history, the tolerance) from `map_runs`.
+
 Each pipeline holds a claim lock (`adapters.ledger.hold_claim_lock`) on a connection of its own
-for as long as it is open, and the stages record its key on every file they claim: when the
-process dies (kill -9, a crash), PostgreSQL drops the lock with the connection, and the next
-local run takes the dead run's files over at once, while a live run's files stay its own. So
-the lease keeps the settings' default, as on AWS: it only bounds a run that hangs.
+for as long as it is open, and the stages (in the workers) record its key on every file they
+claim: when the process dies (kill -9, a crash), PostgreSQL drops the lock with the connection,
+and the next local run takes the dead run's files over at once, while a live run's files stay
+its own. So the lease keeps the settings' default, as on AWS: it only bounds a run that hangs.
 
 The one seam is `_dispatch`, which replaces moto's simple Lambda backend's `invoke` (it would
-answer a canned string) with a call of the handler that the function's name selects. It keeps
-Lambda's contract: the payload in, the JSON result out, an uncaught exception as an
-``Unhandled`` function error, and injected service errors as the API errors Step Functions
-retries. moto is pinned to a tested range in pyproject.toml because this seam names its
-internals.
+answer a canned string) with an invocation of the handler that the function's name selects, in
+a worker. It keeps Lambda's contract: the payload in, the JSON result out, an uncaught
+exception as an ``Unhandled`` function error, and injected service errors as the API errors
+Step Functions retries. moto is pinned to a tested range in pyproject.toml because this seam
+names its internals.
 """
 
 from __future__ import annotations
 
-import importlib
 import io
 import json
 import logging
 import os
 import threading
 import time
-import traceback
-import uuid
 import zipfile
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
@@ -37,11 +40,28 @@ from typing import Any
 from unittest import mock
 
 from droughtwatch_contract.settings import CommonSettings, InferenceSettings, env_name
-from droughtwatch_contract.stages import STAGES
+from droughtwatch_contract.stages import WORKFLOW
 from droughtwatch_contract.statemachine import definition
 from droughtwatch_inference.adapters.folder_store import FolderStore
 
-from droughtwatch_tools.execution import TERMINAL, Execution, execution_name, read_execution
+from droughtwatch_tools.execution import (
+    TERMINAL,
+    Execution,
+    MapRun,
+    PlanSummary,
+    describe_map_run,
+    execution_name,
+    map_run_arns,
+    read_execution,
+)
+from droughtwatch_tools.local.map_runs import ChildRecorder
+from droughtwatch_tools.local.workers import (
+    Invocation,
+    WorkerPool,
+    default_concurrency,
+    forwarded_environment,
+    worker_threads,
+)
 
 REGION = "eu-west-1"
 ACCOUNT = "123456789012"
@@ -65,8 +85,8 @@ class LocalConfig:
     name: str = "droughtwatch-local"
     extra_env: dict[str, str] = field(default_factory=dict)
 
-    def function_name(self, stage: str) -> str:
-        return function_name(self.name, stage)
+    def function_name(self, step: str) -> str:
+        return function_name(self.name, step)
 
     def environment(self) -> dict[str, str]:
         """The handlers' DROUGHTWATCH_* variables, each named from its settings model."""
@@ -84,39 +104,40 @@ class LocalConfig:
         }
 
 
-class LocalContext:
-    """The part of Lambda's context object the handlers use."""
-
-    def __init__(
-        self, function_name: str, timeout_seconds: float, cancelled: threading.Event | None = None
-    ) -> None:
-        self.function_name = function_name
-        self.aws_request_id = str(uuid.uuid4())
-        self._deadline = time.monotonic() + timeout_seconds
-        self._cancelled = cancelled or threading.Event()
-
-    def get_remaining_time_in_millis(self) -> int:
-        # Ctrl-C in the runner reads as "no time left": the stage finishes the file in hand,
-        # claims no more, and reports the rest as remaining for the next run.
-        if self._cancelled.is_set():
-            return 0
-        return max(0, int((self._deadline - time.monotonic()) * 1000))
+# How often a run reads its map run's counts for its progress.
+PROGRESS_SECONDS = 0.5
+ProgressCallback = Callable[[MapRun, PlanSummary | None], None]
 
 
 class LocalPipeline:
     """The pipeline's bucket folders, and moto with its functions and state machine and the seam
-    installed. Use as a context manager; `run()` executes the state machine once."""
+    installed. Use as a context manager; `run()` executes the state machine once. ``concurrency``:
+    the Map's MaxConcurrency and the number of worker processes (default: the CPUs)."""
 
-    def __init__(self, config: LocalConfig) -> None:
+    def __init__(self, config: LocalConfig, concurrency: int | None = None) -> None:
         self.config = config
+        self.concurrency = default_concurrency() if concurrency is None else concurrency
+        if self.concurrency < 1:
+            raise ValueError(f"concurrency must be at least 1, not {self.concurrency}")
         self.store = FolderStore(config.store_root)
         self.faults: dict[str, list[str]] = {}
+        self.crashes: dict[str, list[str]] = {}
         self.invocations: list[tuple[str, float]] = []
+        self._lock = threading.Lock()
         self._stack: ExitStack | None = None
-        self._handlers: dict[str, Callable[..., Any]] = {}
+        self._pool: WorkerPool | None = None
+        self._recorder = ChildRecorder()
+        # each run's rounds of Plan that handed out items: the k-th starts the k-th map run
+        self._plans: dict[str, list[PlanSummary]] = {}
         self.state_machine_arn = ""
-        self.cancelled = threading.Event()
         self.claim_lock: int | None = None
+
+    @property
+    def cancelled(self) -> Any:
+        """The event that tells the running steps to stop claiming (a Ctrl-C, a timeout)."""
+        if self._pool is None:
+            raise RuntimeError("the pipeline is not open")
+        return self._pool.cancelled
 
     # -- lifecycle ------------------------------------------------------------------------------
     def __enter__(self) -> LocalPipeline:
@@ -130,8 +151,6 @@ class LocalPipeline:
         return self
 
     def _open(self, stack: ExitStack) -> None:
-        from droughtwatch_inference.handlers import common
-        from droughtwatch_inference.runtime_settings import cached
         from moto import mock_aws
         from moto.awslambda_simple.models import LambdaSimpleBackend
 
@@ -146,11 +165,12 @@ class LocalPipeline:
         }
         if self.claim_lock is not None:
             env[env_name(CommonSettings, "claim_lock")] = str(self.claim_lock)
+        threads = env_name(InferenceSettings, "torch_threads")
+        if threads not in os.environ:
+            env[threads] = str(worker_threads(self.concurrency))
         cleared = [k for k in os.environ if k.startswith("AWS_ENDPOINT_URL") or k == "AWS_PROFILE"]
         stack.enter_context(_patched_environ(env, cleared))
-        cached.cache_clear()
-        common.reset_schema_checks()
-        stack.callback(cached.cache_clear)
+        self._pool = WorkerPool.shared(self.concurrency)
         stack.enter_context(
             mock_aws(
                 config={
@@ -172,6 +192,7 @@ class LocalPipeline:
             return pipeline._dispatch(function_name, body, response_headers)
 
         stack.enter_context(mock.patch.object(LambdaSimpleBackend, "invoke", dispatch))
+        stack.enter_context(self._recorder.patches())
         # moto's interpreter logs every caught task error with its whole state; the execution
         # history holds the same facts in the form users read.
         moto_log = logging.getLogger("moto.stepfunctions")
@@ -182,8 +203,11 @@ class LocalPipeline:
 
     def __exit__(self, *exc: object) -> None:
         if self._stack is not None:
+            if exc and isinstance(exc[1], KeyboardInterrupt) and self._pool is not None:
+                self._pool.discard()  # a second Ctrl-C: leave now
             self._stack.close()
             self._stack = None
+            self._pool = None
 
     def _hold_claim_lock(self, stack: ExitStack) -> int | None:
         """The key of a claim lock held until the pipeline closes (or the process dies), or None
@@ -205,103 +229,165 @@ class LocalPipeline:
     def _create_resources(self) -> None:
         for bucket in (self.config.data_bucket, self.config.model_bucket):
             self.store.create_bucket(bucket)
-        self.state_machine_arn = create_state_machine(self.config.name)
+        self.state_machine_arn = create_state_machine(
+            self.config.name, max_concurrency=self.concurrency
+        )
 
     # -- the seam -------------------------------------------------------------------------------
-    def _stage_of(self, function_name: str) -> str:
+    def _step_of(self, function_name: str) -> str:
         name = (
             function_name.rsplit(":", 1)[-1] if function_name.startswith("arn:") else function_name
         )
-        for stage in STAGES.names:
-            if name == self.config.function_name(stage):
-                return stage
+        for step in WORKFLOW.names:
+            if name == self.config.function_name(step):
+                return step
         raise KeyError(f"no droughtwatch handler for function {function_name!r}")
 
-    def _handler(self, stage: str) -> Callable[..., Any]:
-        if stage not in self._handlers:
-            module, _, attr = STAGES[stage].handler.rpartition(".")
-            self._handlers[stage] = getattr(importlib.import_module(module), attr)
-        return self._handlers[stage]
-
     def _dispatch(self, function_name: str, body: Any, response_headers: dict[str, str]) -> bytes:
+        from droughtwatch_inference import logs
         from moto.core.exceptions import JsonRESTError
 
-        stage = self._stage_of(function_name)
-        pending = self.faults.get(stage)
-        if pending:
-            code = pending.pop(0)
-            raise JsonRESTError(code, f"injected Lambda service error for {stage}")
+        step = self._step_of(function_name)
+        with self._lock:
+            pending = self.faults.get(step)
+            fault = pending.pop(0) if pending else None
+            crashes = self.crashes.get(step)
+            crash = crashes.pop(0) if crashes else None
+        if fault is not None:
+            raise JsonRESTError(fault, f"injected Lambda service error for {step}")
         event = json.loads(body) if body else {}
         started = time.monotonic()
-        try:
-            result = self._handler(stage)(
-                event,
-                LocalContext(
-                    self.config.function_name(stage), FUNCTION_TIMEOUT_SECONDS, self.cancelled
-                ),
+        if self._pool is None:
+            raise RuntimeError("the pipeline is not open")
+        outcome = self._pool.invoke(
+            Invocation(
+                handler=WORKFLOW[step].handler,
+                function_name=self.config.function_name(step),
+                event=event,
+                environment=forwarded_environment(),
+                timeout_seconds=FUNCTION_TIMEOUT_SECONDS,
+                log_file=logs.log_file(),
+                crash=crash,
             )
-        except Exception as exc:
+        )
+        with self._lock:
+            self.invocations.append((step, time.monotonic() - started))
+        if outcome.unhandled:
             # What Lambda does with an uncaught exception: an Unhandled function error.
             response_headers["x-amz-function-error"] = "Unhandled"
-            result = {
-                "errorType": type(exc).__name__,
-                "errorMessage": str(exc),
-                "stackTrace": traceback.format_exception(exc)[-5:],
-            }
-        finally:
-            self.invocations.append((stage, time.monotonic() - started))
-        return json.dumps(result, default=str).encode()
+        elif step == WORKFLOW.plan.name:
+            self._note_plan(outcome.payload)
+        return outcome.payload
+
+    def _note_plan(self, payload: bytes) -> None:
+        """Remember what Plan handed out (for the progress), by run."""
+        try:
+            body = json.loads(payload).get("body", {})
+            summary = PlanSummary.from_report(body["plan"])
+            run_id = str(body["run_id"])
+        except (ValueError, KeyError, TypeError, AttributeError):
+            return  # a failed Plan: the execution reports it
+        if summary.items:
+            with self._lock:
+                self._plans.setdefault(run_id, []).append(summary)
 
     def inject_service_error(
         self, stage: str, code: str = "TooManyRequestsException", times: int = 1
     ) -> None:
         """Make the next ``times`` invocations of ``stage`` fail as the Lambda API would."""
-        self.faults.setdefault(stage, []).extend([code] * times)
+        with self._lock:
+            self.faults.setdefault(stage, []).extend([code] * times)
+
+    def inject_crash(self, step: str, message: str, times: int = 1) -> None:
+        """Make the next ``times`` invocations of ``step`` raise in their worker, where the
+        handler would run: an uncaught exception, as a handler's own would be."""
+        with self._lock:
+            self.crashes.setdefault(step, []).extend([message] * times)
 
     # -- running --------------------------------------------------------------------------------
+    def start(self, payload: dict[str, Any] | None = None, *, name: str | None = None) -> str:
+        """Start an execution, with time again for the steps (an earlier run's Ctrl-C told the
+        warm workers there was none); returns its ARN (`wait` follows it to its end)."""
+        import boto3
+
+        self.cancelled.clear()
+        sfn = boto3.client("stepfunctions", region_name=REGION)
+        return sfn.start_execution(
+            stateMachineArn=self.state_machine_arn,
+            name=name or execution_name(LOCAL_TRIGGER),
+            input=json.dumps(payload or {"trigger": LOCAL_TRIGGER}),
+        )["executionArn"]
+
     def run(
         self,
         payload: dict[str, Any] | None = None,
         *,
         name: str | None = None,
         timeout_seconds: float = 3600,
+        on_progress: ProgressCallback | None = None,
     ) -> Execution:
         """Execute the state machine once and wait for its end. Past ``timeout_seconds``, or
-        at the first Ctrl-C, the running stage is told it has no time left: it finishes its
-        current file and stops (a second Ctrl-C leaves at once)."""
+        at the first Ctrl-C, the running steps are told they have no time left: each finishes
+        its current file and stops (a second Ctrl-C leaves at once)."""
+        return self.wait(
+            self.start(payload, name=name),
+            timeout_seconds=timeout_seconds,
+            on_progress=on_progress,
+        )
+
+    def wait(
+        self,
+        arn: str,
+        *,
+        timeout_seconds: float = 3600,
+        on_progress: ProgressCallback | None = None,
+    ) -> Execution:
+        """Follow an execution to its end; then read it, with its map runs and their children.
+        ``on_progress`` hears the current map run's counts and Plan's round as it goes."""
         import boto3
 
         sfn = boto3.client("stepfunctions", region_name=REGION)
-        name = name or execution_name(LOCAL_TRIGGER)
         started = time.monotonic()
-        arn = sfn.start_execution(
-            stateMachineArn=self.state_machine_arn,
-            name=name,
-            input=json.dumps(payload or {"trigger": LOCAL_TRIGGER}),
-        )["executionArn"]
-        self.cancelled.clear()
+        reported = 0.0
         while True:
             try:
                 if sfn.describe_execution(executionArn=arn)["status"] in TERMINAL:
                     break
                 if time.monotonic() - started > timeout_seconds:
                     self.cancelled.set()
+                if on_progress is not None and time.monotonic() - reported > PROGRESS_SECONDS:
+                    reported = time.monotonic()
+                    self._progress(sfn, arn, on_progress)
                 time.sleep(0.05)
             except KeyboardInterrupt:
                 if self.cancelled.is_set():
                     raise  # a second Ctrl-C: leave now; a later run takes the file over
-                # The first Ctrl-C: let the running stage finish its current file and stop.
+                # The first Ctrl-C: let the running steps finish their current file and stop.
                 self.cancelled.set()
-        return read_execution(sfn, arn)
+        execution = read_execution(sfn, arn)
+        execution.map_runs = self._recorder.map_runs(sfn, arn, map_run_arns(execution.events))
+        self._recorder.forget(arn)
+        self._plans.pop(execution.name, None)
+        return execution
+
+    def _progress(self, sfn: Any, arn: str, on_progress: ProgressCallback) -> None:
+        try:
+            runs = sfn.list_map_runs(executionArn=arn)["mapRuns"]
+        except Exception:  # moto answers only once the execution's interpreter is up
+            return
+        if runs:
+            plans = self._plans.get(arn.rsplit(":", 1)[-1], [])
+            plan = plans[len(runs) - 1] if len(plans) >= len(runs) else None
+            on_progress(describe_map_run(sfn, runs[-1]["mapRunArn"]), plan)
 
 
-def function_name(name: str, stage: str) -> str:
-    """The function of ``stage`` in the pipeline named ``name``."""
-    return f"{name}-{stage}"
+def function_name(name: str, step: str) -> str:
+    """The function of ``step`` in the pipeline named ``name``."""
+    return f"{name}-{step}"
 
 
 def create_state_machine(name: str, **definition_options: Any) -> str:
-    """In the moto that is active: a role, one function per stage (`function_name`) and the
+    """In the moto that is active: a role, one function per step (`function_name`) and the
     deployed state machine definition over them (``<name>-pipeline``, `definition` with
     ``definition_options``); returns its ARN."""
     import boto3
@@ -322,15 +408,15 @@ def create_state_machine(name: str, **definition_options: Any) -> str:
     ]["Arn"]
     lam = boto3.client("lambda", region_name=REGION)
     arns = {}
-    for stage in STAGES.names:
+    for step in WORKFLOW:
         # The code is never run by moto (the local runner's seam runs the handler, a test's
         # moto answers canned results); a function must exist so that the state machine can
         # name it.
-        arns[stage] = lam.create_function(
-            FunctionName=function_name(name, stage),
+        arns[step.name] = lam.create_function(
+            FunctionName=function_name(name, step.name),
             Runtime="python3.12",
             Role=role_arn,
-            Handler=STAGES[stage].handler,
+            Handler=step.handler,
             Code={"ZipFile": _placeholder_zip()},
             Timeout=FUNCTION_TIMEOUT_SECONDS,
         )["FunctionArn"]

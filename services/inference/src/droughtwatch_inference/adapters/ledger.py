@@ -4,6 +4,10 @@ Claiming is concurrency-safe: a claim takes one row with FOR UPDATE SKIP LOCKED 
 running under a lease in the same statement, so two executions never work on the same file; a
 lease that expires (a Lambda killed mid-file) makes the file claimable again.
 
+Claims can be restricted to a set of ledger ids (``files``): a child workflow of the Map claims
+exactly its item's files, so two executions whose items overlap, or a child run twice, still do
+each file once.
+
 A local run's claim also names its owner: a session-level advisory lock that the process
 holding the claim keeps for as long as it lives (`hold_claim_lock`; the settings' claim_lock).
 PostgreSQL drops a session's locks when its connection goes, so when that process dies (kill -9,
@@ -17,7 +21,7 @@ from __future__ import annotations
 import datetime as dt
 import secrets
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any
+from typing import Any, Protocol
 
 import psycopg
 from droughtwatch_contract.stages import (
@@ -32,7 +36,13 @@ from psycopg.rows import class_row
 from psycopg.types.json import Jsonb
 
 from droughtwatch_inference.metrics_row import FileMetrics, columns, json_columns
-from droughtwatch_inference.records import FileOutcome, LedgerEntry, RawObject, StageReport
+from droughtwatch_inference.records import (
+    FileOutcome,
+    LedgerEntry,
+    PendingFile,
+    PendingWork,
+    RawObject,
+)
 
 _ENTRY_COLUMNS = (
     "id, bucket, raw_key, etag, size_bytes, batch_date, stage, status, attempts, "
@@ -66,7 +76,31 @@ _CLAIMABLE = f"""
     AND (status = 'pending'
          OR (status = 'running' AND NOT {_claim_held("ledger")})
          OR (status = 'failed' AND attempts < %(max_attempts)s))
+    AND (%(files)s::bigint[] IS NULL OR id = ANY(%(files)s::bigint[]))
 """
+# What Plan hands out: files waiting for any stage (pending, or dropped by a claim that ended),
+# and, in an execution's first round only, those failed with attempts left (a later round
+# would retry in the same execution what just failed in it).
+_WAITING = f"""
+    stage <> '{DONE}'
+    AND (status = 'pending'
+         OR (status = 'running' AND NOT {_claim_held("ledger")})
+         OR (%(retry_failed)s AND status = 'failed' AND attempts < %(max_attempts)s))
+"""
+
+
+# The runs table's counts (a step reports those it has).
+_RUN_COUNTS = ("files_done", "files_failed", "images", "dropped", "remaining")
+
+
+class RunReport(Protocol):
+    """What a step reports about one invocation (records' StageReport, PlanReport or
+    DayReport)."""
+
+    stage: str
+    run_id: str
+
+    def run_counts(self) -> dict[str, int]: ...
 
 
 def hold_claim_lock(conn: psycopg.Connection) -> int:
@@ -88,12 +122,15 @@ class Ledger:
         stages: StageRegistry = STAGES,
         *,
         claim_lock: int | None = None,
+        files: Sequence[int] | None = None,
     ) -> None:
         """``claim_lock``: the key of the claim lock this process holds (local runs), which
-        every claim records; None on AWS."""
+        every claim records; None on AWS. ``files``: the ledger ids this ledger may claim (a
+        Map item's), or None for any file."""
         self.conn = conn
         self.stages = stages
         self.claim_lock = claim_lock
+        self.files = None if files is None else [int(i) for i in files]
 
     def register(
         self, bucket: str, objects: Iterable[tuple[RawObject, dt.date]], run_id: str
@@ -136,6 +173,7 @@ class Ledger:
             "lease": dt.timedelta(seconds=lease_seconds),
             "exclude": list(exclude),
             "claim_lock": self.claim_lock,
+            "files": self.files,
         }
         with self.conn.transaction(), self.conn.cursor(row_factory=class_row(LedgerEntry)) as cur:
             cur.execute(
@@ -157,9 +195,33 @@ class Ledger:
     def remaining(self, stage: str, *, max_attempts: int, exclude: Sequence[int] = ()) -> int:
         row = self.conn.execute(
             f"SELECT count(*) FROM ledger WHERE {_CLAIMABLE} AND NOT (id = ANY(%(exclude)s))",
-            {"stage": stage, "max_attempts": max_attempts, "exclude": list(exclude)},
+            {
+                "stage": stage,
+                "max_attempts": max_attempts,
+                "exclude": list(exclude),
+                "files": self.files,
+            },
         ).fetchone()
         return int(row[0]) if row else 0
+
+    def pending_files(self, *, max_attempts: int, retry_failed: bool, limit: int) -> PendingWork:
+        """The first ``limit`` files waiting for any stage, in the order the stages claim
+        them; how many wait in all; and how many are held by other runs' live claims (left
+        out: they are in progress there)."""
+        params = {"max_attempts": max_attempts, "retry_failed": retry_failed, "limit": limit}
+        rows = self.conn.execute(
+            f"SELECT id, size_bytes, count(*) OVER () FROM ledger WHERE {_WAITING}"
+            " ORDER BY batch_date, registered_at, id LIMIT %(limit)s",
+            params,
+        ).fetchall()
+        held = self.conn.execute(
+            f"SELECT count(*) FROM ledger WHERE {_claim_held('ledger')}"
+        ).fetchone()
+        return PendingWork(
+            files=[PendingFile(int(i), int(size)) for i, size, _ in rows],
+            total=int(rows[0][2]) if rows else 0,
+            held=int(held[0]) if held else 0,
+        )
 
     def complete(self, entry_id: int, stage: str, **values: Any) -> None:
         """Record a stage's outputs (the columns the stage registry gives that stage) and move the
@@ -274,24 +336,23 @@ class Ledger:
                 (entry_id, stage),
             )
 
-    def record_run(self, report: StageReport, started_at: dt.datetime, error: str | None) -> None:
+    def record_run(self, report: RunReport, started_at: dt.datetime, error: str | None) -> None:
+        """One row of the runs table: a step's invocation, its counts and its error."""
+        counts = {c: 0 for c in _RUN_COUNTS} | report.run_counts()
         with self.conn.transaction():
             self.conn.execute(
                 "INSERT INTO runs (run_id, stage, started_at, status, files_done, files_failed,"
                 " images, dropped, remaining, error)"
-                " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
-                (
-                    report.run_id,
-                    report.stage,
-                    started_at,
-                    "failed" if error else "succeeded",
-                    report.files_done,
-                    report.files_failed,
-                    report.images,
-                    report.dropped,
-                    report.remaining,
-                    error,
-                ),
+                " VALUES (%(run_id)s, %(stage)s, %(started_at)s, %(status)s, %(files_done)s,"
+                " %(files_failed)s, %(images)s, %(dropped)s, %(remaining)s, %(error)s)",
+                {
+                    **counts,
+                    "run_id": report.run_id,
+                    "stage": report.stage,
+                    "started_at": started_at,
+                    "status": "failed" if error else "succeeded",
+                    "error": error,
+                },
             )
 
     def outcomes(self, bucket: str, versions: Sequence[RawObject]) -> list[FileOutcome]:

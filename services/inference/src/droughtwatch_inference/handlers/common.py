@@ -1,10 +1,13 @@
-"""What every handler does around its stage: settings, the event's shape, a database connection
+"""What every handler does around its step: settings, the event's shape, a database connection
 (its schema checked once per container), the time budget, the response, and the run record.
 
-Event in: the first stage gets ``{"run_id": ..., "input": {...}}`` from the state machine; the
-others get ``{"body": <the previous stage's body>}``. Response out: ``{"statusCode": 200,
-"body": {<the input passed through>, "<stage>": <counts>}}``, or ``{"statusCode": 500, "body":
-{"error": <code>, "cause": <message and what to do>, ...}}`` when the stage as a whole failed.
+Event in: ``{"body": {...}}`` from the state machine (Plan's names the execution and its round,
+a child's stages name the run and their item: ``{"item": {"ids": [ledger ids], ...}}``), or
+``{"run_id": ..., "input": {...}}`` when invoked by hand. Response out: ``{"statusCode": 200,
+"body": {<the input passed through>, "<step>": <counts>}}``, or ``{"statusCode": 500, "body":
+{"error": <code>, "cause": <message and what to do>, ...}}`` when the step as a whole failed.
+
+A stage given an item claims only the item's files; without one (invoked by hand) any file.
 """
 
 from __future__ import annotations
@@ -19,19 +22,19 @@ from collections.abc import Callable
 from typing import Any
 
 from droughtwatch_contract.settings import CommonSettings
-from droughtwatch_contract.stages import STAGES
+from droughtwatch_contract.stages import WORKFLOW
 
 from droughtwatch_inference import logs
 from droughtwatch_inference.adapters import database
-from droughtwatch_inference.adapters.ledger import Ledger
-from droughtwatch_inference.errors import DroughtwatchError
+from droughtwatch_inference.adapters.ledger import Ledger, RunReport
+from droughtwatch_inference.errors import DroughtwatchError, InvalidEvent
 from droughtwatch_inference.logic.stage import Budget, FileResult, describe, run_stage
 from droughtwatch_inference.records import LedgerEntry, StageReport
 from droughtwatch_inference.runtime_settings import cached
 
 _checked: set[str] = set()
 
-StageFunction = Callable[[Any, Ledger, Budget, StageReport], StageReport]
+StepFunction = Callable[[Any, Ledger, Budget, Any], Any]
 
 
 def parse_event(event: Any) -> tuple[str, dict[str, Any]]:
@@ -43,6 +46,23 @@ def parse_event(event: Any) -> tuple[str, dict[str, Any]]:
         body = {"run_id": event.get("run_id"), "input": event.get("input", {})}
     run_id = body.get("run_id") or f"manual-{uuid.uuid4().hex[:12]}"
     return str(run_id), {**body, "run_id": str(run_id)}
+
+
+def item_files(body: dict[str, Any]) -> list[int] | None:
+    """The ledger ids of the item a child workflow was given, or None (no item)."""
+    item = body.get("item")
+    if item is None:
+        return None
+    ids = item.get("ids") if isinstance(item, dict) else None
+    if not isinstance(ids, list) or not all(
+        isinstance(i, int) and not isinstance(i, bool) for i in ids
+    ):
+        raise InvalidEvent(
+            f'the event\'s item must be {{"ids": [ledger ids]}}, got {str(item)[:200]}: '
+            "the state machine's ItemSelector gives it; invoke the stage without an item to "
+            "work on any file"
+        )
+    return ids
 
 
 def budget_from(context: Any, settings: CommonSettings) -> Budget:
@@ -78,9 +98,10 @@ def reset_schema_checks() -> None:
     _checked.clear()
 
 
-def open_ledger(settings: CommonSettings) -> Ledger:
+def open_ledger(settings: CommonSettings, files: list[int] | None = None) -> Ledger:
     """A connection as the stages' role, once the schema is checked to be current (once per
-    container). The stages never migrate: their role has no DDL rights."""
+    container); its claims restricted to ``files`` when given. The stages never migrate: their
+    role has no DDL rights."""
     conn = database.connect(settings)
     key = f"{id(settings)}"
     if key not in _checked:
@@ -90,21 +111,28 @@ def open_ledger(settings: CommonSettings) -> Ledger:
             conn.close()
             raise
         _checked.add(key)
-    return Ledger(conn, claim_lock=settings.claim_lock)
+    return Ledger(conn, claim_lock=settings.claim_lock, files=files)
 
 
 def run_handler(
-    stage: str, stage_function: StageFunction, event: Any, context: Any
+    stage: str,
+    stage_function: StepFunction,
+    event: Any,
+    context: Any,
+    *,
+    report: RunReport | None = None,
 ) -> dict[str, Any]:
-    """Run ``stage_function`` with the settings model the stage registry gives ``stage``."""
+    """Run ``stage_function`` with the settings model the workflow registry gives the step
+    ``stage``, filling ``report`` (a StageReport by default)."""
     started_at = dt.datetime.now(dt.UTC)
     started = time.monotonic()
     run_id, body = parse_event(event)
-    report = StageReport(stage=stage, run_id=run_id)
+    if report is None:
+        report = StageReport(stage=stage, run_id=run_id)
     ledger: Ledger | None = None
     try:
-        settings = cached(STAGES[stage].settings)
-        ledger = open_ledger(settings)
+        settings = cached(WORKFLOW[stage].settings)
+        ledger = open_ledger(settings, item_files(body))
         stage_function(settings, ledger, budget_from(context, settings), report)
     except Exception as exc:
         code = exc.code if isinstance(exc, DroughtwatchError) else type(exc).__name__
@@ -123,7 +151,9 @@ def run_handler(
     ledger.record_run(report, started_at, None)
     _close(ledger)
     counts = report.as_dict()
-    logs.event("stage.done", seconds=round(time.monotonic() - started, 3), **counts)
+    # Plan's items (every ledger id it hands out) are in its response, not in the log line.
+    logged = {k: v for k, v in counts.items() if k != "items"}
+    logs.event("stage.done", seconds=round(time.monotonic() - started, 3), **logged)
     return {"statusCode": 200, "body": {**body, stage: counts}}
 
 

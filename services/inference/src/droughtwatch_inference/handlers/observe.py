@@ -1,5 +1,6 @@
-"""Observe Lambda: predictions -> metrics rows and Evidently HTML reports, per file and then per
-day. Evidently is imported when the first file is observed (logic.evidently_api); torch never."""
+"""Observe Lambda: predictions -> metrics rows and Evidently HTML reports, per file of its item
+(the day step pools the days: handlers.day). Evidently is imported when the first file is
+observed (logic.evidently_api); torch never."""
 
 from __future__ import annotations
 
@@ -10,11 +11,9 @@ from typing import Any
 from droughtwatch_contract.keys import KeyLayout
 from droughtwatch_contract.settings import ObserveSettings
 
-from droughtwatch_inference.adapters.daily_metrics import DailyMetrics
 from droughtwatch_inference.adapters.ledger import Ledger
 from droughtwatch_inference.adapters.storage import open_store
 from droughtwatch_inference.handlers.common import run_files, run_handler
-from droughtwatch_inference.logic.daily import observe_days
 from droughtwatch_inference.logic.observe import ReferenceSummaries, observe_entry
 from droughtwatch_inference.logic.stage import Budget
 from droughtwatch_inference.records import StageReport
@@ -37,19 +36,7 @@ def observe(
         config=settings,
         references=references,
     )
-    run_files(settings, ledger, budget, report, work)
-    observe_days(
-        DailyMetrics(ledger.conn),
-        store,
-        settings.data_bucket,
-        layout,
-        work_dir,
-        budget,
-        report,
-        config=settings,
-        references=references,
-    )
-    return report
+    return run_files(settings, ledger, budget, report, work)
 
 
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:

@@ -1,9 +1,8 @@
-"""Processing Lambda: the run's first step (new label files in, new raw objects registered), then
-raw -> processed. Imports neither torch nor Evidently."""
+"""Processing Lambda: raw -> processed, for the files of its item. Imports neither torch nor
+Evidently."""
 
 from __future__ import annotations
 
-import datetime as dt
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -11,12 +10,10 @@ from typing import Any
 from droughtwatch_contract.keys import KeyLayout
 from droughtwatch_contract.settings import ProcessingSettings
 
-from droughtwatch_inference.adapters.labels import Labels
 from droughtwatch_inference.adapters.ledger import Ledger
 from droughtwatch_inference.adapters.storage import open_store
 from droughtwatch_inference.handlers.common import run_files, run_handler
-from droughtwatch_inference.logic.labels import ingest_labels
-from droughtwatch_inference.logic.processing import discover, process_entry
+from droughtwatch_inference.logic.processing import process_entry
 from droughtwatch_inference.logic.stage import Budget
 from droughtwatch_inference.records import StageReport
 
@@ -26,15 +23,6 @@ def process(
 ) -> StageReport:
     store = open_store(settings)
     layout = KeyLayout.from_settings(settings)
-    today = dt.datetime.now(dt.UTC).date()
-    # Late labels first: Observe recomputes the days they land on later in this run.
-    report.label_files = [
-        outcome.as_dict()
-        for outcome in ingest_labels(
-            store, Labels(ledger.conn), settings.data_bucket, layout, report.run_id
-        )
-    ]
-    report.registered = discover(store, ledger, settings.data_bucket, layout, report.run_id, today)
     work = partial(
         process_entry,
         store=store,

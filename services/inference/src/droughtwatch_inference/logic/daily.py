@@ -1,8 +1,9 @@
-"""The day as the unit: after its files, Observe pools each stale day's predictions files (one
-model version at a time) and computes every signal on the pool, as it does for a file. The
-dashboard and the alerts read these daily rows.
+"""The day as the unit: after the files, the day step pools each stale day's predictions files
+(one model version at a time) and computes every signal on the pool, as Observe does for a
+file. The dashboard and the alerts read these daily rows.
 
-Labels that arrive later (label files, ingested into the labels table at the start of a run)
+Labels that arrive later (label files, ingested into the labels table by Plan at the start of a
+run)
 are merged into the pool by image id before anything is computed: a late label fills in an
 image that had none and overrides the label its raw record carried. So a day's model quality,
 its accuracy alert and its report are recomputed from all its labelled images whenever new
@@ -38,7 +39,7 @@ from droughtwatch_inference.logic.report_header import day_header
 from droughtwatch_inference.logic.stage import Budget, describe, is_stage_error
 from droughtwatch_inference.metrics_row import DayMetrics, Signals
 from droughtwatch_inference.predictions import TRUE_LABEL
-from droughtwatch_inference.records import Day, LateLabel, StageReport
+from droughtwatch_inference.records import Day, DayReport, LateLabel, StageReport
 
 # What a day says when none of its images has a label yet.
 LABELS_LATER = (
@@ -180,7 +181,7 @@ def observe_days(
     layout: KeyLayout,
     work_dir: Path,
     budget: Budget,
-    report: StageReport,
+    report: DayReport | StageReport,
     *,
     config: ObserveConfig,
     references: ReferenceSummaries,
@@ -191,7 +192,7 @@ def observe_days(
     written = 0
     for day in daily.stale_days():
         if budget.remaining_seconds() < budget.margin_seconds:
-            logs.event("stage.time_budget_reached", stage="observe", run_id=report.run_id)
+            logs.event("stage.time_budget_reached", stage=report.stage, run_id=report.run_id)
             break
         started = time.monotonic()
         name = f"day {day.batch_date.isoformat()} {day.model_name} {day.model_version}"

@@ -1,27 +1,30 @@
 """What the stage logic needs from the outside, declared once: the object store
 (adapters.storage.ObjectStore; MemoryStore in the tests), the ledger (adapters.ledger.Ledger;
-MemoryLedger in the tests), the daily rows (adapters.daily_metrics.DailyMetrics; MemoryDaily
-in the tests), the late labels (adapters.labels.Labels) and the model Inference runs
-(adapters.models.LoadedModel; a stub in the tests). The logic takes these and never imports
-boto3, psycopg, torch or onnxruntime."""
+MemoryLedger in the tests; Plan's part of it, PlanPort), the daily rows
+(adapters.daily_metrics.DailyMetrics; MemoryDaily in the tests), the late labels
+(adapters.labels.Labels) and the model Inference runs (adapters.models.LoadedModel; a stub in
+the tests). The logic takes these and never imports boto3, psycopg, torch or onnxruntime."""
 
 from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from droughtwatch_inference.metrics_row import DayMetrics, FileMetrics
-from droughtwatch_inference.model.manifest import ModelManifest
-from droughtwatch_inference.model.predictor import Predictor
 from droughtwatch_inference.records import (
     Day,
     LabelFileOutcome,
     LateLabel,
     LedgerEntry,
+    PendingWork,
     RawObject,
 )
+
+if TYPE_CHECKING:  # annotations only: the steps that need no model import no numpy for it
+    from droughtwatch_inference.model.manifest import ModelManifest
+    from droughtwatch_inference.model.predictor import Predictor
 
 
 @runtime_checkable
@@ -59,6 +62,18 @@ class LedgerPort(Protocol):
     def release(self, entry_id: int, stage: str) -> None: ...
     def remaining(self, stage: str, *, max_attempts: int, exclude: Sequence[int] = ()) -> int: ...
     def insert_metrics(self, row: FileMetrics) -> bool: ...
+
+
+@runtime_checkable
+class PlanPort(Protocol):
+    """What Plan needs of the ledger: registering raw objects, and the files waiting."""
+
+    def register(
+        self, bucket: str, objects: Iterable[tuple[RawObject, dt.date]], run_id: str
+    ) -> int: ...
+    def pending_files(
+        self, *, max_attempts: int, retry_failed: bool, limit: int
+    ) -> PendingWork: ...
 
 
 @runtime_checkable

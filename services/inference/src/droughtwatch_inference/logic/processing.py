@@ -1,5 +1,5 @@
-"""Processing: register new raw objects in the ledger, then turn each claimed raw file into a
-processed file with the preprocessing package shared with training."""
+"""Processing: turn each claimed raw file into a processed file with the preprocessing package
+shared with training. (Plan registers the raw objects: logic.plan.)"""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from droughtwatch_preprocess import PreprocessError, process_file, why_not_tfrec
 from droughtwatch_inference.errors import InvalidRawFile
 from droughtwatch_inference.logic.ports import LedgerPort, StorePort
 from droughtwatch_inference.logic.stage import FileResult
-from droughtwatch_inference.records import LedgerEntry, RawObject
+from droughtwatch_inference.records import LedgerEntry
 
 
 def is_job_marker(key: str, size: int) -> bool:
@@ -22,25 +22,6 @@ def is_job_marker(key: str, size: int) -> bool:
     (``_SUCCESS``, Databricks' ``_committed_*``/``_started_*``): not data, and not an error."""
     name = key.rsplit("/", 1)[-1]
     return size == 0 and (name == "_SUCCESS" or name.startswith(("_committed_", "_started_")))
-
-
-def discover(
-    store: StorePort,
-    ledger: LedgerPort,
-    bucket: str,
-    layout: KeyLayout,
-    run_id: str,
-    today: dt.date,
-) -> int:
-    """Register every raw object version not yet in the ledger, whatever its name (a file
-    named ``_late.tfrecord`` is data too); returns how many were new. What each one is gets
-    decided when Processing takes it, so every object under the raw prefix has a row."""
-    found: list[tuple[RawObject, dt.date]] = [
-        (obj, layout.batch_date(obj.key) or today)
-        for obj in store.list(bucket, layout.raw)
-        if layout.is_raw_object(obj.key)
-    ]
-    return ledger.register(bucket, found, run_id)
 
 
 def process_entry(

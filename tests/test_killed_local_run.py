@@ -90,8 +90,20 @@ def test_a_killed_local_runs_file_is_taken_over_at_once_and_done_once(
     claimed = tmp_path / "claimed"
     script = tmp_path / "holding_run.py"
     script.write_text(HOLDING_RUN)
+    # one child (one item of all the files): while it holds its first file at Inference, its
+    # other files wait there too, so what the second run finds does not depend on how far a
+    # second child of the holder got
     holder = subprocess.Popen(
-        [sys.executable, str(script), str(claimed), str(folder), "--date", DAY.isoformat()],
+        [
+            sys.executable,
+            str(script),
+            str(claimed),
+            str(folder),
+            "--date",
+            DAY.isoformat(),
+            "--concurrency",
+            "1",
+        ],
         env=dict(os.environ),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,

@@ -140,10 +140,14 @@ def test_database_down_ends_in_the_processing_fail_state(pipeline, tmp_path, mon
 
 
 def test_a_paused_database_is_waited_for_and_the_run_succeeds(
-    baseline, database_dsn, resuming_proxy, tmp_path, aws_env, droughtwatch_log
+    baseline, database_dsn, resuming_proxy, tmp_path, aws_env
 ) -> None:
     """The database is paused (as Aurora Serverless at 0 capacity): each stage's first
-    connections are dropped while it resumes. The stages wait, say so, and the run succeeds."""
+    connections are dropped while it resumes. The stages wait, say so (in the log file the
+    workers write, as `local run` has them), and the run succeeds."""
+    import logging
+
+    from droughtwatch_inference import logs
     from droughtwatch_tools import training
 
     dsn, proxy = resuming_proxy(database_dsn)
@@ -154,11 +158,22 @@ def test_a_paused_database_is_waited_for_and_the_run_succeeds(
         training.publish_trained(runner.store, config.model_bucket, config.model_prefix, baseline)
         key = _upload_day(runner, tmp_path, DAY, 30, 0.0, seed=11)
         proxy.pause(2)
-        execution = runner.run()
+        logger = logging.getLogger("droughtwatch")
+        before = list(logger.handlers)
+        log = tmp_path / "run.jsonl"
+        logs.to_file(str(log))
+        try:
+            execution = runner.run()
+        finally:
+            for handler in list(logger.handlers):
+                logger.removeHandler(handler)
+                handler.close()
+            for handler in before:
+                logger.addHandler(handler)
     assert execution.status == "SUCCEEDED", (execution.error, execution.cause)
     assert proxy.dropped == 2 and proxy.forwarded >= 3
     assert _ledger(database_dsn) == [(key, "done", "done", None)]
-    assert any("database resuming, waited" in line for line in droughtwatch_log)
+    assert "database resuming, waited" in log.read_text()
 
 
 def test_observe_failure_ends_in_the_observe_fail_state(pipeline, tmp_path, monkeypatch) -> None:

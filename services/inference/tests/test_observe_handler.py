@@ -13,6 +13,7 @@ import pytest
 from droughtwatch_contract.keys import KeyLayout
 from droughtwatch_contract.settings import ObserveSettings, env_name
 from droughtwatch_inference import predictions
+from droughtwatch_inference.handlers.day import handler as pool_days
 from droughtwatch_inference.handlers.observe import handler
 from droughtwatch_inference.model.manifest import ModelManifest
 from droughtwatch_inference.runtime_settings import cached
@@ -178,6 +179,15 @@ def test_empty_predictions_file_is_observed_without_a_report(
     assert _report_keys(s3, service_env["DROUGHTWATCH_DATA_BUCKET"]) == []
 
 
+def _observe_then_pool_days(run_id: str) -> dict:
+    """Observe, then the execution's day step (as the state machine runs them); Observe's
+    counts."""
+    observed = handler({"run_id": run_id}, None)
+    pooled = pool_days({"run_id": run_id}, None)
+    assert pooled["statusCode"] == 200 and not pooled["body"]["day"]["days_failed"], pooled
+    return observed["body"]["observe"]
+
+
 def test_html_report_can_be_switched_off(
     service_env, s3, tmp_path, ready_for_observe, monkeypatch
 ) -> None:
@@ -187,7 +197,7 @@ def test_html_report_can_be_switched_off(
         "scene-a", _predictions_file(tmp_path / "a", [0, 1, 2]), manifest=MANIFEST, day=BATCH_DATE
     )
 
-    assert handler({"run_id": "r1"}, None)["body"]["observe"]["files_done"] == 1
+    assert _observe_then_pool_days("r1")["files_done"] == 1
     (metrics,) = _rows(dsn, "metrics")
     assert metrics["report_key"] is None and metrics["drift_score"] is not None
     assert _rows(dsn, "ledger")[0]["report_key"] is None
@@ -206,7 +216,7 @@ def test_by_default_a_file_gets_its_row_and_the_day_its_report(
         "scene-a", _predictions_file(tmp_path / "a", labels), manifest=MANIFEST, day=BATCH_DATE
     )
 
-    assert handler({"run_id": "r1"}, None)["body"]["observe"]["files_done"] == 1
+    assert _observe_then_pool_days("r1")["files_done"] == 1
     (metrics,) = _rows(dsn, "metrics")
     assert metrics["report_key"] is None and _rows(dsn, "ledger")[0]["report_key"] is None
     assert metrics["class_counts"] == {"0": 5, "1": 2, "2": 2, "3": 1}
@@ -232,7 +242,7 @@ def test_the_day_report_and_the_file_reports_have_a_switch_each(
         "scene-a", _predictions_file(tmp_path / "a", [0, 1, 2]), manifest=MANIFEST, day=BATCH_DATE
     )
 
-    assert handler({"run_id": "r1"}, None)["body"]["observe"]["files_done"] == 1
+    assert _observe_then_pool_days("r1")["files_done"] == 1
     (metrics,) = _rows(dsn, "metrics")
     expected = seeded["report_key"] if file_reports else None
     assert metrics["report_key"] == expected == _rows(dsn, "ledger")[0]["report_key"]

@@ -1,8 +1,8 @@
-"""Late labels through the Observe handler, against moto S3 and a real PostgreSQL: a day whose
-images get labels after it was observed is recomputed from all its labelled images (late labels
-merged by id, overriding the raw records'), counts where its labels came from, re-evaluates the
-accuracy alert with the same rule and minimum, and regenerates its report; the per-file rows
-keep what their files carried."""
+"""Late labels through the Observe handler and the day step after it, against moto S3 and a
+real PostgreSQL: a day whose images get labels after it was observed is recomputed from all its
+labelled images (late labels merged by id, overriding the raw records'), counts where its labels
+came from, re-evaluates the accuracy alert with the same rule and minimum, and regenerates its
+report; the per-file rows keep what their files carried."""
 
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ import pytest
 from droughtwatch_contract.keys import KeyLayout
 from droughtwatch_inference import predictions
 from droughtwatch_inference.adapters.labels import Labels
+from droughtwatch_inference.handlers.day import handler as pool_days
 from droughtwatch_inference.handlers.observe import handler
 from droughtwatch_inference.logic.daily import LABELS_LATER
 from droughtwatch_inference.logic.model_quality import NO_LABELS
@@ -70,6 +71,13 @@ def _add_labels(dsn: str, key: str, labels: dict[str, str]) -> None:
         assert Labels(conn).ingest("dw-test-data", key, "e", 1, "upload", labels) is not None
 
 
+def _run(run_id: str) -> None:
+    """What one execution does here: Observe (its item's files), then the day step."""
+    assert handler({"run_id": run_id}, None)["statusCode"] == 200
+    pooled = pool_days({"run_id": run_id}, None)
+    assert pooled["statusCode"] == 200 and not pooled["body"]["day"]["days_failed"], pooled
+
+
 def test_late_labels_recompute_the_days_quality_alert_and_report(
     service_env, s3, ready_for_observe, tmp_path
 ) -> None:
@@ -78,7 +86,7 @@ def test_late_labels_recompute_the_days_quality_alert_and_report(
     body_b, b = _file(tmp_path, "labelled", 100, seed=2, labelled=True)
     ready_for_observe("unlabelled", body_a, manifest=MANIFEST, day=DAY)
     ready_for_observe("labelled", body_b, manifest=MANIFEST, day=DAY)
-    assert handler({"run_id": "r1"}, None)["statusCode"] == 200
+    _run("r1")
     before = _day(dsn)
     assert before["labelled_images"] == before["embedded_labels"] == 100
     assert before["late_labels"] == 0 and before["last_label_seq"] is None
@@ -99,7 +107,7 @@ def test_late_labels_recompute_the_days_quality_alert_and_report(
     }
     _add_labels(dsn, "labels/survey.csv", dict(zip(a["id"], a["true"], strict=True)))
     _add_labels(dsn, "labels/corrections.csv", corrected)
-    assert handler({"run_id": "r2"}, None)["statusCode"] == 200
+    _run("r2")
 
     after = _day(dsn)
     merged = pd.concat([a, b], ignore_index=True)
@@ -131,16 +139,16 @@ def test_late_labels_recompute_the_days_quality_alert_and_report(
         assert conn.execute("SELECT * FROM metrics ORDER BY id").fetchall() == file_rows
 
     # nothing new: the day is not recomputed
-    assert handler({"run_id": "r3"}, None)["statusCode"] == 200
+    _run("r3")
     assert _day(dsn) == after
     # labels of another raw file leave the day alone; a label that changes one of its images
     # makes it stale again
     _add_labels(dsn, "labels/elsewhere.csv", {image_id("ab" * 32, 0): "1"})
-    assert handler({"run_id": "r4"}, None)["statusCode"] == 200
+    _run("r4")
     assert _day(dsn) == after
     first = a["id"].iloc[0]
     _add_labels(dsn, "labels/fix.csv", {first: CLASSES[(CLASSES.index(a["true"].iloc[0]) + 2) % 4]})
-    assert handler({"run_id": "r5"}, None)["statusCode"] == 200
+    _run("r5")
     latest = _day(dsn)
     assert latest["run_id"] == "r5" and latest["last_label_seq"] > after["last_label_seq"]
 
@@ -151,12 +159,12 @@ def test_an_unlabelled_day_says_labels_may_come_later_and_fills_in_when_they_do(
     dsn = service_env["DROUGHTWATCH_DATABASE_DSN"]
     body, frame = _file(tmp_path, "field", 80, seed=3, labelled=False)
     ready_for_observe("field", body, manifest=MANIFEST, day=DAY)
-    assert handler({"run_id": "r1"}, None)["statusCode"] == 200
+    _run("r1")
     day = _day(dsn)
     assert day["accuracy"] is None and day["labelled_images"] == 0
     assert NO_LABELS in day["notes"] and LABELS_LATER in day["notes"]
     _add_labels(dsn, "labels/field.csv", dict(zip(frame["id"], frame["true"], strict=True)))
-    assert handler({"run_id": "r2"}, None)["statusCode"] == 200
+    _run("r2")
     day = _day(dsn)
     assert day["accuracy"] == pytest.approx((frame["label"] == frame["true"]).mean())
     assert day["labelled_images"] == day["late_labels"] == 80 and day["embedded_labels"] == 0

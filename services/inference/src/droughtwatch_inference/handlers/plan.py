@@ -1,7 +1,7 @@
 """Plan Lambda, an execution's first step: ingests new late label files (so that the day step
 recomputes the days they land on), registers new raw objects in the ledger, then splits the
 files waiting for any stage into the items the Map fans out. Imports neither torch nor
-Evidently: listings, the label files and a few queries.
+Evidently; numpy only once it runs (the label files' image ids), so its import stays light.
 
 Event in: ``{"body": {"run_id", "input", "rounds_done", "concurrency"}}`` (the state machine's
 Plan task). Response body: the event's body and ``plan``: the round, the items and counts."""
@@ -15,11 +15,9 @@ from typing import Any
 from droughtwatch_contract.keys import KeyLayout
 from droughtwatch_contract.settings import PlanSettings
 
-from droughtwatch_inference.adapters.labels import Labels
 from droughtwatch_inference.adapters.ledger import Ledger
 from droughtwatch_inference.adapters.storage import open_store
 from droughtwatch_inference.handlers.common import parse_event, run_handler
-from droughtwatch_inference.logic.labels import ingest_labels
 from droughtwatch_inference.logic.plan import ItemLimits, discover, plan_items
 from droughtwatch_inference.logic.stage import Budget
 from droughtwatch_inference.records import PlanReport
@@ -37,6 +35,9 @@ def plan(
     layout = KeyLayout.from_settings(settings)
     today = dt.datetime.now(dt.UTC).date()
     # Late labels first: the day step recomputes the days they land on at this execution's end.
+    from droughtwatch_inference.adapters.labels import Labels
+    from droughtwatch_inference.logic.labels import ingest_labels
+
     report.label_files = [
         outcome.as_dict()
         for outcome in ingest_labels(

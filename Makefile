@@ -5,6 +5,7 @@ demo:
 test:
 	uv run pytest
 bench:
+	uv sync --compile-bytecode
 	uv run python bench/run.py
 lint:
 	uv run ruff check . && uv run ruff format --check .

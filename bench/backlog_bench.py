@@ -328,7 +328,7 @@ def main(argv: list[str] | None = None) -> int:
         "--large-backlog",
         type=int,
         default=1_000,
-        help="small files of the memory check's larger run (0: skip it)",
+        help="small files of the larger runs (the memory check's; 0: skip them)",
     )
     parser.add_argument("--shard-files", type=int, default=40, help="shard-sized files per run")
     parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 2])
@@ -362,7 +362,9 @@ def main(argv: list[str] | None = None) -> int:
         if args.shard_files:
             plan += [("shard-sized", shard, shard_images, c) for c in levels]
         if args.large_backlog:
-            plan.append((small_case(), large, large_images, levels[-1]))
+            # at each level too: the fixed cost of a run (starting up, the cold starts, the
+            # day's Evidently report) weighs less, and the ratio says what the fan-out buys
+            plan += [(small_case(), large, large_images, c) for c in levels]
         for case, folder, images, concurrency in plan:
             level = concurrency or "serial"
             what = f"{len(list(folder.iterdir())):,} x {case}, concurrency {level}"
@@ -381,7 +383,7 @@ def main(argv: list[str] | None = None) -> int:
         "by Processing). Stage s/file: the median of the stage's file.done seconds (the file's "
         "own work: its claim and ledger update excluded); days s: the days' pooling (day.done)."
     )
-    console.print(f"Before: {load_before}. After: {harness.machine_load()}.")
+    console.print(f"Before: {load_before}. After: {harness.machine_load()}. {harness.bytecode()}.")
     return 0
 
 

@@ -200,6 +200,23 @@ def mark(ok: bool) -> str:
     return "[green]met[/green]" if ok else "[red]not met[/red]"
 
 
+def bytecode() -> str:
+    """Whether the installed packages have their bytecode: where none is written
+    (PYTHONDONTWRITEBYTECODE) and none was compiled at install (`uv sync --compile-bytecode`,
+    as `make bench` and CI do), each process compiles torch's and Evidently's sources again,
+    seconds that a user's second run does not pay."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("torch")
+    origin = Path(spec.origin).parent if spec and spec.origin else None
+    if origin is not None and (origin / "__pycache__").is_dir():
+        return "packages compiled to bytecode"
+    return (
+        "packages NOT compiled to bytecode: every process compiles torch's and Evidently's "
+        "sources (run `uv sync --compile-bytecode` first)"
+    )
+
+
 def machine_load() -> str:
     """The load averages, for the figures' context: the machine is shared."""
     one, five, fifteen = os.getloadavg()

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -131,3 +132,33 @@ def test_workers_share_the_cpus_out_for_the_model(
 ) -> None:
     monkeypatch.setattr(os, "sched_getaffinity", lambda _pid: set(range(cpus)), raising=False)
     assert worker_threads(concurrency) == threads
+
+
+def test_at_exit_idle_workers_end_at_once_and_busy_ones_are_left_to_finish(
+    pool: WorkerPool, tmp_path: Path
+) -> None:
+    import threading
+
+    answer, _ = call(pool, "describe", tmp_path)
+    busy = threading.Thread(target=call, args=(pool, "slow", tmp_path))
+    busy.start()
+    time.sleep(0.3)  # the slow invocation is running
+    assert pool.end_idle() is False  # it is left to finish
+    busy.join()
+    assert pool.end_idle() is True
+    deadline = time.monotonic() + 10
+    while _alive(answer["pid"]):
+        assert time.monotonic() < deadline, "the idle worker did not end"
+        time.sleep(0.05)
+    # a later invocation starts new workers
+    again, unhandled = call(pool, "describe", tmp_path)
+    assert not unhandled and again["pid"] != answer["pid"]
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    # a zombie has ended; it waits only for its parent's wait()
+    return "State:\tZ" not in Path(f"/proc/{pid}/status").read_text()

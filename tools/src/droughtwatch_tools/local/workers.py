@@ -207,6 +207,8 @@ class WorkerPool:
         self._context = multiprocessing.get_context("spawn")
         self.cancelled = self._context.Event()
         self._executor: ProcessPoolExecutor | None = None
+        self._in_flight = 0
+        self._in_flight_lock = threading.Lock()
 
     def _pool(self) -> ProcessPoolExecutor:
         if self._executor is None:
@@ -220,6 +222,8 @@ class WorkerPool:
 
     def invoke(self, invocation: Invocation) -> Outcome:
         executor = self._pool()
+        with self._in_flight_lock:
+            self._in_flight += 1
         try:
             return executor.submit(_invoke, invocation).result()
         except BrokenProcessPool as exc:
@@ -229,6 +233,9 @@ class WorkerPool:
                 self._executor = None
                 executor.shutdown(wait=False, cancel_futures=True)
             return Outcome(_error_payload(exc, WORKER_EXIT), unhandled=True)
+        finally:
+            with self._in_flight_lock:
+                self._in_flight -= 1
 
     @classmethod
     def shared(cls, size: int) -> WorkerPool:
@@ -248,6 +255,21 @@ class WorkerPool:
                 del _SHARED[self.size]
         self.close(wait=False)
 
+    def end_idle(self) -> bool:
+        """At the process's exit: end the workers at once (SIGTERM) if none is running an
+        invocation, and say whether it did. An idle worker holds no claim and has written its
+        log lines, so nothing is lost, and the exit does not wait for each worker to unload
+        torch and Evidently (about 2 s)."""
+        with self._in_flight_lock:
+            if self._in_flight:
+                return False
+            executor, self._executor = self._executor, None
+        if executor is not None:
+            for process in list(getattr(executor, "_processes", {}).values()):
+                process.terminate()
+            executor.shutdown(wait=True, cancel_futures=True)
+        return True
+
     def close(self, *, wait: bool = True) -> None:
         """Stop the workers: once their invocations end, or (``wait`` False: a second Ctrl-C)
         at once, mid-file; a later run takes such a file over."""
@@ -265,8 +287,18 @@ _SHARED: dict[int, WorkerPool] = {}
 _SHARED_LOCK = threading.Lock()
 
 
+def _end_idle_shared() -> None:
+    for pool in list(_SHARED.values()):
+        pool.end_idle()
+
+
 @atexit.register
 def _close_shared() -> None:
     for pool in list(_SHARED.values()):
         pool.close()
     _SHARED.clear()
+
+
+# concurrent.futures shuts its pools down, waiting for each worker to exit, in a hook that runs
+# before atexit's; this one, registered after it, runs first (the hooks run newest first).
+threading._register_atexit(_end_idle_shared)  # type: ignore[attr-defined]

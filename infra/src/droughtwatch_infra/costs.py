@@ -17,6 +17,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from droughtwatch_contract.keys import KeyLayout
+from droughtwatch_contract.settings import ObserveSettings
+from droughtwatch_contract.stages import WORKFLOW
+from droughtwatch_contract.statemachine import billed_transitions
 
 PRICES_DATE = "2026-12-04"
 PRICES_SOURCE = "AWS pricing pages, eu-west-1 (Ireland), on-demand, USD, no free tier"
@@ -75,13 +78,15 @@ class Assumptions:
     aurora_volume_gb: float = 2.0
     # One run: 10,000 images in 10 files; per image 46.7 KB of raw TFRecord (the real shard:
     # 3,786,183 bytes, 81 records), processed/raw bytes 0.972, about 100 bytes of predictions;
-    # an HTML report of 3.9 MB per file and per day.
+    # an HTML report of 3.9 MB for the day, and for each file only with save_file_reports
+    # (Observe's setting; off by default).
     images: int = 10_000
     files: int = 10
     raw_kb_per_image: float = 46.7
     processed_to_raw: float = 0.972
     predictions_bytes_per_image: int = 100
     report_mb: float = 3.9
+    file_reports: bool = ObserveSettings.model_fields["save_file_reports"].default
     # Each stage's wall time on the 10,000-image batch (the pipeline benchmark, a 2-core
     # machine); Lambda at 1-3 GB has 0.6-1.7 vCPU, so a stage may take up to twice as long.
     stage_seconds: Mapping[str, float] = field(
@@ -89,9 +94,11 @@ class Assumptions:
     )
     # An Aurora cluster that resumes for a run runs at least 0.5 ACU until it pauses again.
     active_acu: float = 0.5
-    # Step Functions state transitions of one execution (three tasks, three choices, start
-    # and end), and Aurora I/O requests of one run's ledger and metrics writes.
-    transitions: int = 8
+    # The Map's items for the day's files: Plan hands out at least as many items as children
+    # run at once (max_concurrency, 10 by default), so 10 files are 10 items of one file, in
+    # one round. Aurora I/O requests of one run's ledger and metrics writes.
+    items: int = 10
+    rounds: int = 1
     aurora_io_requests: int = 20_000
     # The pipeline's JSON log lines of one run.
     log_mb: float = 1.0
@@ -297,11 +304,20 @@ def run_items(
                 "lambda.gb_second",
             )
         )
+    # Plan once per round and once more (it finds nothing), each stage once per item, the
+    # day step once
+    requests = (a.rounds + 1) + len(WORKFLOW.stages) * a.items + 1
     items.append(
-        LineItem("compute", "Lambda requests", len(a.stage_seconds) / 1e6, "lambda.request")
+        LineItem("compute", f"Lambda requests ({requests})", requests / 1e6, "lambda.request")
     )
+    transitions = billed_transitions(a.items, a.rounds)
     items.append(
-        LineItem("compute", "Step Functions transitions", a.transitions / 1000, "sfn.transition")
+        LineItem(
+            "compute",
+            f"Step Functions transitions ({a.items} items, {a.rounds} round)",
+            transitions / 1000,
+            "sfn.transition",
+        )
     )
     for r in resources:
         if r.typ == "aws:rds/cluster:Cluster":
@@ -321,11 +337,10 @@ def run_items(
             items.append(
                 LineItem("database", f"`{r.name}`: I/O", a.aurora_io_requests / 1e6, "aurora.io")
             )
-    # S3: each file read raw and processed and written processed, predictions and a report;
-    # the day's report; the model (3 objects) once.
-    items.append(
-        LineItem("requests", "S3 PUT (products, reports)", (3 * a.files + 1) / 1000, "s3.put")
-    )
+    # S3: each file read raw and processed and written processed, predictions (and its report
+    # when file reports are on); the day's report; the model (3 objects) once.
+    puts = (2 + a.file_reports) * a.files + 1
+    items.append(LineItem("requests", "S3 PUT (products, reports)", puts / 1000, "s3.put"))
     items.append(LineItem("requests", "S3 GET and LIST", (3 * a.files + 6) / 1000, "s3.get"))
     items.append(
         LineItem("logs", "log lines ingested", a.log_mb / 1024, "cloudwatch.logs_ingested")
@@ -356,7 +371,7 @@ def run_storage_gb(a: Assumptions, layout: KeyLayout) -> dict[str, float]:
     return {
         layout.processed: raw * a.processed_to_raw,
         layout.predictions: a.images * a.predictions_bytes_per_image / 1e9,
-        layout.reports: a.files * a.report_mb / 1000,
+        **({layout.reports: a.files * a.report_mb / 1000} if a.file_reports else {}),
         layout.daily_reports: a.report_mb / 1000,
     }
 

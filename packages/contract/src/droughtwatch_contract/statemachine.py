@@ -107,6 +107,13 @@ IDLE_PATH = idle_path()
 ITEM_PATH = item_path()
 
 
+def billed_transitions(items: int, rounds: int = 1, workflow: Workflow = WORKFLOW) -> int:
+    """The state transitions Step Functions bills for an execution that succeeds with
+    ``items`` items over ``rounds`` rounds: every state its path enters and every state of each
+    item's child (Standard workflows bill the children's too; a Lambda retry adds one)."""
+    return len(success_path(workflow, rounds)) + items * len(item_path(workflow.stages))
+
+
 def lambda_invoke_resource(partition: str = "aws") -> str:
     """The Task resource of Step Functions' optimized Lambda integration in a partition
     (``aws``, ``aws-us-gov``, ``aws-cn``...)."""

@@ -110,7 +110,7 @@ _log_file: str | None = None
 _handlers: dict[str, Callable[..., Any]] = {}
 
 
-def _start_worker(cancelled: Any) -> None:
+def _start_worker(cancelled: Any, preload: tuple[str, ...] = ()) -> None:
     global _cancelled
     _cancelled = cancelled
     # The terminal's Ctrl-C reaches the whole process group: a worker finishes its file and
@@ -119,6 +119,25 @@ def _start_worker(cancelled: Any) -> None:
     threading.Thread(
         target=_die_with_parent, args=(os.getppid(),), name="parent-watch", daemon=True
     ).start()
+    if preload:
+        threading.Thread(target=_preload, args=(preload,), name="preload", daemon=True).start()
+
+
+def _preload(modules: tuple[str, ...]) -> None:
+    """Import ``modules`` in the background while the worker takes its first invocations, as
+    Lambda's provisioned concurrency initialises its environments before they are needed: the
+    first Inference then finds torch loaded instead of paying its cold start. An invocation
+    that needs a module still being imported waits for that import to finish (Python's module
+    locks); one that fails here is left for the invocation that needs it to report."""
+    for name in modules:
+        try:
+            importlib.import_module(name)
+        except Exception:  # the invocation that needs it says why
+            continue
+
+
+def _ready() -> int:
+    return os.getpid()
 
 
 def _die_with_parent(parent: int) -> None:
@@ -198,10 +217,11 @@ class WorkerPool:
     """``size`` warm worker processes (started as invocations first need them), and the event
     that tells them the run was cancelled. Invocations may come from many threads at once."""
 
-    def __init__(self, size: int) -> None:
+    def __init__(self, size: int, preload: tuple[str, ...] = ()) -> None:
         if size < 1:
             raise ValueError(f"a pool needs at least one worker, not {size}")
         self.size = size
+        self.preload = preload
         # spawn, not fork: the runner has threads (moto's executions) that a fork would copy
         # mid-flight, locks held.
         self._context = multiprocessing.get_context("spawn")
@@ -216,9 +236,18 @@ class WorkerPool:
                 max_workers=self.size,
                 mp_context=self._context,
                 initializer=_start_worker,
-                initargs=(self.cancelled,),
+                initargs=(self.cancelled, self.preload),
             )
         return self._executor
+
+    def start(self) -> None:
+        """Start every worker now, not when the first invocations need them, so that they
+        start (and preload) while the runner sets up: one call each, not waited for (a
+        worker not started yet takes one; started ones ignore it)."""
+        executor = self._pool()
+        if not getattr(executor, "_processes", None):
+            for _ in range(self.size):
+                executor.submit(_ready)
 
     def invoke(self, invocation: Invocation) -> Outcome:
         executor = self._pool()
@@ -238,14 +267,14 @@ class WorkerPool:
                 self._in_flight -= 1
 
     @classmethod
-    def shared(cls, size: int) -> WorkerPool:
+    def shared(cls, size: int, preload: tuple[str, ...] = ()) -> WorkerPool:
         """The process's pool of ``size`` workers, made once and kept warm for every pipeline
         this process opens (the demo's days, a test session's pipelines), as Lambda keeps its
         containers between executions; closed when the process exits."""
         with _SHARED_LOCK:
             pool = _SHARED.get(size)
             if pool is None:
-                pool = _SHARED[size] = cls(size)
+                pool = _SHARED[size] = cls(size, preload)
             return pool
 
     def discard(self) -> None:

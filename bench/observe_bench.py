@@ -32,17 +32,21 @@ from pathlib import Path
 
 import harness
 import numpy as np
+from droughtwatch_preprocess.summaries import feature_column
 
 TARGET_SECONDS_PER_FILE = 2.0
 DAY = dt.date(2026, 11, 27)
 SHARES = {"0": 0.55, "1": 0.2, "2": 0.15, "3+": 0.1}
 CENTRES = {
-    "mean_B4": (0.19, 0.08),
-    "mean_B5": (0.29, 0.07),
-    "mean_B6": (0.32, 0.06),
-    "mean_NDVI": (0.25, 0.09),
-    "mean_NDMI": (-0.04, 0.12),
-    "mean_EVI": (0.21, 0.08),
+    feature_column(channel): centre
+    for channel, centre in {
+        "B4": (0.19, 0.08),
+        "B5": (0.29, 0.07),
+        "B6": (0.32, 0.06),
+        "NDVI": (0.25, 0.09),
+        "NDMI": (-0.04, 0.12),
+        "EVI": (0.21, 0.08),
+    }.items()
 }
 
 

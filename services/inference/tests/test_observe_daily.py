@@ -20,6 +20,7 @@ from droughtwatch_inference.handlers.observe import handler as observe
 from droughtwatch_inference.logic.model_quality import NO_LABELS
 from droughtwatch_inference.model.manifest import ModelManifest
 from droughtwatch_preprocess import PIXELS
+from droughtwatch_preprocess.summaries import feature_column
 from psycopg.rows import dict_row
 from scipy import stats
 
@@ -37,8 +38,8 @@ MANIFEST = ModelManifest(
 )
 DAY = dt.date(2026, 11, 20)
 LAYOUT = KeyLayout()
-FEATURES = ("mean_B4", "mean_NDVI", "mean_NDMI", "mean_EVI")
-CENTRES = {"mean_B4": 0.19, "mean_NDVI": 0.25, "mean_NDMI": -0.04, "mean_EVI": 0.2}
+FEATURES = tuple(feature_column(c) for c in ("B4", "NDVI", "NDMI", "EVI"))
+CENTRES = dict(zip(FEATURES, (0.19, 0.25, -0.04, 0.2), strict=True))
 
 
 def handler(event, context) -> dict:
@@ -53,8 +54,8 @@ def handler(event, context) -> dict:
 
 def _summaries(rng: np.random.Generator, n: int, shift: float = 0.0) -> dict[str, np.ndarray]:
     out = {c: rng.normal(m, 0.08, n) for c, m in CENTRES.items()}
-    out["mean_NDVI"] = out["mean_NDVI"] + shift
-    out["mean_NDMI"] = out["mean_NDMI"] + shift
+    for channel in ("NDVI", "NDMI"):
+        out[feature_column(channel)] = out[feature_column(channel)] + shift
     return out
 
 

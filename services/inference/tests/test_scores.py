@@ -23,6 +23,7 @@ from droughtwatch_inference.logic.evidently_api import load_evidently
 from droughtwatch_inference.logic.observe import observe_frame
 from droughtwatch_inference.model.manifest import ModelManifest
 from droughtwatch_preprocess import BANDS, INDICES, PIXELS
+from droughtwatch_preprocess.summaries import feature_column
 
 CLASSES = ("0", "1", "2", "3+")
 SHARES = {"0": 0.55, "1": 0.2, "2": 0.15, "3+": 0.1}
@@ -36,12 +37,15 @@ MANIFEST = ModelManifest(
     reference_metrics={"accuracy": 0.7, "macro_f1": 0.5, "images": 1000},
 )
 CENTRES = {
-    "mean_B4": (0.19, 0.08),
-    "mean_B5": (0.29, 0.07),
-    "mean_B6": (0.32, 0.06),
-    "mean_NDVI": (0.25, 0.09),
-    "mean_NDMI": (-0.04, 0.12),
-    "mean_EVI": (0.21, 0.08),
+    feature_column(channel): centre
+    for channel, centre in {
+        "B4": (0.19, 0.08),
+        "B5": (0.29, 0.07),
+        "B6": (0.32, 0.06),
+        "NDVI": (0.25, 0.09),
+        "NDMI": (-0.04, 0.12),
+        "EVI": (0.21, 0.08),
+    }.items()
 }
 CONFIG = ObserveConfig()
 REL = 1e-9

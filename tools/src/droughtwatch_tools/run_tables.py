@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 
 from droughtwatch_contract.drift import score_text
 from droughtwatch_contract.settings import ObserveSettings
+from droughtwatch_preprocess.summaries import feature_column
 from rich.markup import escape
 from rich.table import Table
 
@@ -165,7 +166,7 @@ def demo_table(result: DemoResult) -> Table:
             score,
             # the day's flag: Observe set it with the contract's is_drift, off without enough data
             DRIFT if day.drift_detected else _no_alert(day),
-            *(_score(day.feature_drift.get(f"mean_{index}")) for index in DEMO_INDICES),
+            *(_score(day.feature_drift.get(feature_column(index))) for index in DEMO_INDICES),
             DRIFT if day.input_drift_detected else _no_alert(day),
             _accuracy(day),
         )

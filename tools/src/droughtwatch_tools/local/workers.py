@@ -8,8 +8,8 @@ which each invocation carries, so that a changed variable reaches the next invoc
 changed function configuration would (its settings are read again); never moto. The runner's
 Ctrl-C sets an event that every worker's context reads as "no time left": the stage finishes
 its file and claims no more. The workers ignore the terminal's Ctrl-C themselves (it would stop
-them mid-file) and die with the runner's process (Linux: the parent-death signal), so a killed
-run leaves no worker holding a claim.
+them mid-file) and die with the runner's process (each watches its parent), so a killed run
+leaves no worker holding a claim.
 """
 
 from __future__ import annotations
@@ -214,8 +214,9 @@ def _error_payload(exc: BaseException, error_type: str | None = None) -> bytes:
 
 
 class WorkerPool:
-    """``size`` warm worker processes (started as invocations first need them), and the event
-    that tells them the run was cancelled. Invocations may come from many threads at once."""
+    """``size`` warm worker processes (started by `start`, or as invocations first need them),
+    and the event that tells them the run was cancelled. Invocations may come from many threads
+    at once."""
 
     def __init__(self, size: int, preload: tuple[str, ...] = ()) -> None:
         if size < 1:
@@ -245,7 +246,7 @@ class WorkerPool:
         start (and preload) while the runner sets up: one call each, not waited for (a
         worker not started yet takes one; started ones ignore it)."""
         executor = self._pool()
-        if not getattr(executor, "_processes", None):
+        if not _processes(executor):
             for _ in range(self.size):
                 executor.submit(_ready)
 
@@ -294,7 +295,7 @@ class WorkerPool:
                 return False
             executor, self._executor = self._executor, None
         if executor is not None:
-            for process in list(getattr(executor, "_processes", {}).values()):
+            for process in _processes(executor):
                 process.terminate()
             executor.shutdown(wait=True, cancel_futures=True)
         return True
@@ -306,10 +307,15 @@ class WorkerPool:
         if executor is None:
             return
         if not wait:
-            # the executor keeps its processes privately; it offers no way to stop them now
-            for process in list(getattr(executor, "_processes", {}).values()):
+            for process in _processes(executor):
                 process.kill()
         executor.shutdown(wait=wait, cancel_futures=True)
+
+
+def _processes(executor: ProcessPoolExecutor) -> list[Any]:
+    """The executor's worker processes: it keeps them privately and offers no way to start or
+    stop them at once."""
+    return list((getattr(executor, "_processes", None) or {}).values())
 
 
 _SHARED: dict[int, WorkerPool] = {}

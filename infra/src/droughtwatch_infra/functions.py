@@ -97,15 +97,9 @@ def environment(stage: Step, args: FunctionsArgs) -> dict[str, Any]:
     """The DROUGHTWATCH_* variables of one stage, named from its settings model: what every
     stage reads, plus the stack's values of the fields only some settings models have. The
     stages connect as droughtwatch_app with an IAM token: no secret ARN."""
-    layout = args.layout
     values: dict[str, Any] = {
         "data_bucket": args.data_bucket.name,
-        "raw_prefix": layout.raw,
-        "processed_prefix": layout.processed,
-        "predictions_prefix": layout.predictions,
-        "reports_prefix": layout.reports,
-        "daily_reports_prefix": layout.daily_reports,
-        "labels_prefix": layout.labels,
+        **args.layout.prefix_settings(),
     }
     retention = args.retention
     optional = {

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 _DATE = re.compile(r"^(\d{4})-(\d{2})-(\d{2})/")
 DIGEST_CHARS = 12
@@ -39,14 +39,12 @@ class KeyLayout:
 
     @classmethod
     def from_settings(cls, settings: object) -> KeyLayout:
-        return cls(
-            raw=settings.raw_prefix,  # type: ignore[attr-defined]
-            processed=settings.processed_prefix,  # type: ignore[attr-defined]
-            predictions=settings.predictions_prefix,  # type: ignore[attr-defined]
-            reports=settings.reports_prefix,  # type: ignore[attr-defined]
-            daily_reports=settings.daily_reports_prefix,  # type: ignore[attr-defined]
-            labels=settings.labels_prefix,  # type: ignore[attr-defined]
-        )
+        """The layout the settings give (each field from its ``<field>_prefix`` setting)."""
+        return cls(**{name: getattr(settings, setting) for name, setting in PREFIX_SETTINGS})
+
+    def prefix_settings(self) -> dict[str, str]:
+        """This layout as the settings name it: ``{"raw_prefix": "raw/", ...}``."""
+        return {setting: getattr(self, name) for name, setting in PREFIX_SETTINGS}
 
     def raw_key(self, name: str, date: dt.date) -> str:
         if not name or name.endswith("/"):
@@ -62,7 +60,7 @@ class KeyLayout:
         """An object that Processing registers: anything under the raw prefix but a folder
         marker. Names decide nothing (``_late.tfrecord`` is data); Processing tells a data file
         from a README or a job marker by its content and records why."""
-        return key.startswith(self.raw) and not key.endswith("/")
+        return _is_object_under(self.raw, key)
 
     def label_key(self, name: str) -> str:
         """Where an uploaded label file lands: ``labels/<name>``."""
@@ -73,7 +71,7 @@ class KeyLayout:
     def is_label_object(self, key: str) -> bool:
         """A label file the pipeline ingests: anything under the labels prefix but a folder
         marker (its content, not its name, says whether it is CSV or Parquet)."""
-        return key.startswith(self.labels) and not key.endswith("/")
+        return _is_object_under(self.labels, key)
 
     def processed_key(self, raw_key: str, digest: str) -> str:
         return f"{self.processed}{self.relative(raw_key)}/{digest[:DIGEST_CHARS]}.npz"
@@ -120,3 +118,14 @@ class KeyLayout:
 def _segment(value: str) -> str:
     """A model name or version as one key segment (no '/', never empty)."""
     return value.replace("/", "_") or "_"
+
+
+def _is_object_under(prefix: str, key: str) -> bool:
+    """An object under ``prefix``, not a folder marker."""
+    return key.startswith(prefix) and not key.endswith("/")
+
+
+# Each layout field and the setting that configures it (the field's name + "_prefix").
+PREFIX_SETTINGS: tuple[tuple[str, str], ...] = tuple(
+    (f.name, f"{f.name}_prefix") for f in fields(KeyLayout)
+)

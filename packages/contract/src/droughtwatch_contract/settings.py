@@ -12,6 +12,8 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from droughtwatch_contract.keys import PREFIX_SETTINGS, KeyLayout
+
 ENV_PREFIX = "DROUGHTWATCH_"
 
 
@@ -136,13 +138,14 @@ class CommonSettings(DatabaseSettings):
     """What every stage needs: the data bucket and its key layout, the database, AWS access."""
 
     data_bucket: str = Field(min_length=3, max_length=63)
-    raw_prefix: str = "raw/"
-    processed_prefix: str = "processed/"
-    predictions_prefix: str = "predictions/"
-    reports_prefix: str = "reports/"
-    daily_reports_prefix: str = "daily-reports/"
+    # The key layout's prefixes (keys.KeyLayout: one setting per field, its defaults).
+    raw_prefix: str = KeyLayout.raw
+    processed_prefix: str = KeyLayout.processed
+    predictions_prefix: str = KeyLayout.predictions
+    reports_prefix: str = KeyLayout.reports
+    daily_reports_prefix: str = KeyLayout.daily_reports
     # Late ground truth (label files) that users upload; read by the step that ingests them.
-    labels_prefix: str = "labels/"
+    labels_prefix: str = KeyLayout.labels
 
     # Local runs: the buckets are folders under this root (<root>/<bucket>/<key>) instead of
     # S3, one store that every local process shares. Unset on AWS.
@@ -159,14 +162,7 @@ class CommonSettings(DatabaseSettings):
     claim_lock: int | None = Field(None, ge=1, le=2**31 - 1)
     work_dir: str = "/tmp/droughtwatch"
 
-    @field_validator(
-        "raw_prefix",
-        "processed_prefix",
-        "predictions_prefix",
-        "reports_prefix",
-        "daily_reports_prefix",
-        "labels_prefix",
-    )
+    @field_validator(*(setting for _, setting in PREFIX_SETTINGS))
     @classmethod
     def _prefix_ends_with_slash(cls, value: str) -> str:
         if not value or not value.endswith("/") or value.startswith("/"):
@@ -187,14 +183,7 @@ class CommonSettings(DatabaseSettings):
 
     @model_validator(mode="after")
     def _prefixes_do_not_nest(self) -> CommonSettings:
-        prefixes = [
-            self.raw_prefix,
-            self.processed_prefix,
-            self.predictions_prefix,
-            self.reports_prefix,
-            self.daily_reports_prefix,
-            self.labels_prefix,
-        ]
+        prefixes = list(KeyLayout.from_settings(self).prefix_settings().values())
         for a in prefixes:
             for b in prefixes:
                 if a is not b and a.startswith(b):

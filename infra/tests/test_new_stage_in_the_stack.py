@@ -99,7 +99,7 @@ def test_a_fourth_stage_in_the_registry_reaches_every_part_of_the_stack(infra: A
     # the state machine runs it after Observe, and its role may invoke it
     machine = stack.one("aws:sfn/stateMachine:StateMachine")
     definition = machine.json("definition")
-    assert definition == statemachine.definition(arns, {}, stages=FOUR)
+    assert definition == statemachine.definition(arns, {}, workflow=STEPS)
     child = definition["States"][statemachine.ITEMS]["ItemProcessor"]["States"]
     assert child["Observe succeeded?"]["Choices"][0]["Next"] == "Review"
     assert child["Review"]["Parameters"]["FunctionName"] == arns["review"]

@@ -72,7 +72,7 @@ def test_the_ledger_moves_a_file_through_a_fourth_stage(ledger: Ledger) -> None:
 def test_the_state_machine_runs_the_fourth_stage_last_in_each_item() -> None:
     steps = WORKFLOW.with_stages(FOUR)
     arns = {name: f"arn:aws:lambda:eu-west-1:123456789012:function:{name}" for name in steps.names}
-    definition = statemachine.definition(arns, stages=FOUR)
+    definition = statemachine.definition(arns, workflow=steps)
     assert statemachine.item_path(FOUR) == [
         *statemachine.ITEM_PATH[:-1],
         "Review",

@@ -128,7 +128,6 @@ def definition(
     timeouts: Mapping[str, int] | None = None,
     *,
     workflow: Workflow = WORKFLOW,
-    stages: StageRegistry | None = None,
     max_concurrency: int = DEFAULT_MAX_CONCURRENCY,
     tolerated_failure_percentage: float = DEFAULT_TOLERATED_FAILURE_PERCENTAGE,
     max_rounds: int = MAX_ROUNDS,
@@ -139,10 +138,7 @@ def definition(
     """The state machine definition as a dict. ``function_arns`` maps each step name to its
     Lambda ARN (plain strings locally, Pulumi Outputs in the Pulumi program: this function only
     places them, so `pulumi.Output.json_dumps` resolves them); ``lambda_invoke`` is the
-    integration's ARN in the stack's partition (a string or an Output likewise). ``stages``
-    replaces the workflow's stage registry (a registry with a stage more)."""
-    if stages is not None:
-        workflow = workflow.with_stages(stages)
+    integration's ARN in the stack's partition (a string or an Output likewise)."""
     missing = [s for s in workflow.names if s not in function_arns]
     if missing:
         raise ValueError(f"function ARNs missing for steps: {missing}")

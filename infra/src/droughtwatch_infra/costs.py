@@ -17,9 +17,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from droughtwatch_contract.keys import KeyLayout
-from droughtwatch_contract.settings import ObserveSettings
-from droughtwatch_contract.stages import WORKFLOW
-from droughtwatch_contract.statemachine import billed_transitions
+from droughtwatch_contract.settings import ObserveSettings, PlanSettings
+from droughtwatch_contract.statemachine import (
+    DEFAULT_MAX_CONCURRENCY,
+    billed_transitions,
+    invocations,
+)
 
 PRICES_DATE = "2026-12-04"
 PRICES_SOURCE = "AWS pricing pages, eu-west-1 (Ireland), on-demand, USD, no free tier"
@@ -94,14 +97,20 @@ class Assumptions:
     )
     # An Aurora cluster that resumes for a run runs at least 0.5 ACU until it pauses again.
     active_acu: float = 0.5
-    # The Map's items for the day's files: Plan hands out at least as many items as children
-    # run at once (max_concurrency, 10 by default), so 10 files are 10 items of one file, in
-    # one round. Aurora I/O requests of one run's ledger and metrics writes.
-    items: int = 10
+    # The day's files in one round of the Map. Aurora I/O requests of one run's ledger and
+    # metrics writes.
     rounds: int = 1
     aurora_io_requests: int = 20_000
     # The pipeline's JSON log lines of one run.
     log_mb: float = 1.0
+
+    @property
+    def items(self) -> int:
+        """The Map's items for the day's files, as Plan splits them: at most item_max_files
+        files each, and at least as many items as children run at once (max_concurrency, by
+        default) when there are that many files: 10 files are 10 items of one file."""
+        most = PlanSettings.model_fields["item_max_files"].default
+        return max(-(-self.files // most), min(self.files, DEFAULT_MAX_CONCURRENCY))
 
 
 ASSUMPTIONS = Assumptions()
@@ -196,8 +205,7 @@ def _idle(r: Resource, stopped: set[str], a: Assumptions) -> list[LineItem]:
                 *_managed_secret(r),
             ]
         case "aws:rds/cluster:Cluster":
-            scaling = i.get("serverlessv2ScalingConfiguration") or {}
-            minimum = float(scaling.get("minCapacity", 0))
+            minimum = _min_acu(i)
             found = [
                 LineItem(
                     DATABASE_STORAGE,
@@ -304,9 +312,7 @@ def run_items(
                 "lambda.gb_second",
             )
         )
-    # Plan once per round and once more (it finds nothing), each stage once per item, the
-    # day step once
-    requests = (a.rounds + 1) + len(WORKFLOW.stages) * a.items + 1
+    requests = invocations(a.items, a.rounds)
     items.append(
         LineItem("compute", f"Lambda requests ({requests})", requests / 1e6, "lambda.request")
     )
@@ -321,9 +327,8 @@ def run_items(
     )
     for r in resources:
         if r.typ == "aws:rds/cluster:Cluster":
-            scaling = r.inputs.get("serverlessv2ScalingConfiguration") or {}
-            if float(scaling.get("minCapacity", 0)) == 0:
-                pause = float(scaling.get("secondsUntilAutoPause", 300))
+            if _min_acu(r.inputs) == 0:
+                pause = float(_scaling(r.inputs).get("secondsUntilAutoPause", 300))
                 busy = sum(a.stage_seconds.values()) + pause
                 items.append(
                     LineItem(
@@ -363,6 +368,16 @@ def run_items(
 
 
 MONTH_DAYS = 30
+
+
+def _scaling(inputs: Mapping[str, Any]) -> Mapping[str, Any]:
+    """An Aurora cluster's Serverless v2 scaling configuration ({} when it has none)."""
+    return inputs.get("serverlessv2ScalingConfiguration") or {}
+
+
+def _min_acu(inputs: Mapping[str, Any]) -> float:
+    """An Aurora cluster's minimum capacity: 0 pauses it when idle."""
+    return float(_scaling(inputs).get("minCapacity", 0))
 
 
 def run_storage_gb(a: Assumptions, layout: KeyLayout) -> dict[str, float]:

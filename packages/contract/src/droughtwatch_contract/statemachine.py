@@ -114,6 +114,14 @@ def billed_transitions(items: int, rounds: int = 1, workflow: Workflow = WORKFLO
     return len(success_path(workflow, rounds)) + items * len(item_path(workflow.stages))
 
 
+def invocations(items: int, rounds: int = 1, workflow: Workflow = WORKFLOW) -> int:
+    """The Lambda invocations of that execution: each Task its path enters (Plan in each round
+    and once more, the day step) and each stage of each item's child (a retry adds one)."""
+    tasks = {workflow.plan.title, workflow.day.title}
+    parent = sum(state in tasks for state in success_path(workflow, rounds))
+    return parent + items * len(workflow.stages)
+
+
 def lambda_invoke_resource(partition: str = "aws") -> str:
     """The Task resource of Step Functions' optimized Lambda integration in a partition
     (``aws``, ``aws-us-gov``, ``aws-cn``...)."""

@@ -237,6 +237,17 @@ def test_the_plan_handler_registers_new_objects_and_hands_out_items(
     assert runs == [("plan", 5, 0), ("plan", 5, 0)]
 
 
+def test_a_hand_invocation_without_a_run_id_is_one_run(service_env, s3) -> None:
+    from droughtwatch_inference.handlers.plan import handler
+
+    response = handler({"input": {}}, Context())
+    assert response["statusCode"] == 200, response
+    run_id = response["body"]["run_id"]
+    assert run_id.startswith("manual-") and response["body"]["plan"]["run_id"] == run_id
+    with psycopg.connect(service_env["DROUGHTWATCH_DATABASE_DSN"]) as conn:
+        assert conn.execute("SELECT run_id FROM runs").fetchall() == [(run_id,)]
+
+
 def test_a_stage_given_a_malformed_item_fails_saying_what_it_expects(service_env, s3) -> None:
     from droughtwatch_inference.handlers.processing import handler
 

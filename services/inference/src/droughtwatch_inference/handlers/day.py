@@ -45,7 +45,8 @@ def pool_days(
 
 
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    run_id, _ = parse_event(event)
+    run_id, body = parse_event(event)
+    # the parsed body: run_handler then reads the same run id (see handlers/plan.py)
     return run_handler(
-        "day", pool_days, event, context, report=DayReport(stage="day", run_id=run_id)
+        "day", pool_days, {"body": body}, context, report=DayReport(stage="day", run_id=run_id)
     )

@@ -64,6 +64,8 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     run_id, body = parse_event(event)
     report = PlanReport(stage="plan", run_id=run_id, round=_count(body.get("rounds_done"), 0) + 1)
     concurrency = max(1, _count(body.get("concurrency"), 1))
+    # the parsed body, so that run_handler reads the same run id (a hand invocation without
+    # one gets a new id at each parse)
     return run_handler(
-        "plan", partial(plan, concurrency=concurrency), event, context, report=report
+        "plan", partial(plan, concurrency=concurrency), {"body": body}, context, report=report
     )

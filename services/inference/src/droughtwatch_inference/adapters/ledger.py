@@ -71,11 +71,17 @@ def _claim_held(row: str) -> str:
     )
 
 
+def _open(retry_failed: str = "TRUE") -> str:
+    """SQL: a ledger row open to work at its stage: pending, dropped by a claim that ended, or
+    failed with attempts left (when ``retry_failed``, an SQL boolean, holds)."""
+    return f"""(status = 'pending'
+         OR (status = 'running' AND NOT {_claim_held("ledger")})
+         OR ({retry_failed} AND status = 'failed' AND attempts < %(max_attempts)s))"""
+
+
 _CLAIMABLE = f"""
     stage = %(stage)s
-    AND (status = 'pending'
-         OR (status = 'running' AND NOT {_claim_held("ledger")})
-         OR (status = 'failed' AND attempts < %(max_attempts)s))
+    AND {_open()}
     AND (%(files)s::bigint[] IS NULL OR id = ANY(%(files)s::bigint[]))
 """
 # What Plan hands out: files waiting for any stage (pending, or dropped by a claim that ended),
@@ -83,9 +89,7 @@ _CLAIMABLE = f"""
 # would retry in the same execution what just failed in it).
 _WAITING = f"""
     stage <> '{DONE}'
-    AND (status = 'pending'
-         OR (status = 'running' AND NOT {_claim_held("ledger")})
-         OR (%(retry_failed)s AND status = 'failed' AND attempts < %(max_attempts)s))
+    AND {_open("%(retry_failed)s")}
 """
 
 

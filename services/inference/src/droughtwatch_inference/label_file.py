@@ -53,11 +53,6 @@ class LabelFile:
     rows: int
 
 
-def digest_prefix(image_id: str) -> str:
-    """The part of an image id that names its raw file (the start of the file's SHA-256)."""
-    return image_id[:DIGEST_CHARS]
-
-
 def class_of(value: Any, classes: Sequence[str] = CLASS_NAMES) -> str | None:
     """The class name ``value`` stands for (a class name, or a raw integer label 0..n-1), or
     None when it stands for none."""

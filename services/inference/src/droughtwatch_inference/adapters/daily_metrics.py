@@ -19,14 +19,14 @@ from collections.abc import Sequence
 from typing import Any
 
 import psycopg
-from droughtwatch_preprocess.ids import DIGEST_CHARS
 
+from droughtwatch_inference.adapters.labels import digest_match
 from droughtwatch_inference.adapters.ledger import as_sql_values
 from droughtwatch_inference.metrics_row import DayMetrics, columns
 from droughtwatch_inference.records import Day, LateLabel
 
 _KEY = ("batch_date", "model_name", "model_version")
-_MATCHES = f"left(l.image_id, {DIGEST_CHARS}) = left(g.source_digest, {DIGEST_CHARS})"
+_MATCHES = digest_match("l.image_id", "g.source_digest")
 
 
 class DailyMetrics:

@@ -22,14 +22,21 @@ from droughtwatch_inference.records import LabelFileOutcome
 # pg_advisory_xact_lock key of the label writers: any constant, the same in every process.
 _LABELS_LOCK = 0x64770008
 
+
+def digest_match(image_id: str, source_digest: str) -> str:
+    """SQL: the image id (an SQL expression) names the raw file whose digest is
+    ``source_digest``: their first DIGEST_CHARS characters, in the very expressions of migration
+    0008's indexes, so that the planner uses them."""
+    return f"left({image_id}, {DIGEST_CHARS}) = left({source_digest}, {DIGEST_CHARS})"
+
+
 # Of these ids (a text[] parameter), those that match no record of a predicted file: the file
 # its digest names has no predictions yet (or the index is past its records).
-# (left(source_digest, DIGEST_CHARS) is the expression of migration 0008's index.)
 _UNKNOWN_IDS = f"""
     SELECT count(*) FROM unnest(%(ids)s::text[]) AS f(id)
     WHERE NOT EXISTS (
         SELECT 1 FROM ledger g
-        WHERE left(g.source_digest, {DIGEST_CHARS}) = left(f.id, {DIGEST_CHARS})
+        WHERE {digest_match("f.id", "g.source_digest")}
           AND g.predictions_key IS NOT NULL
           AND split_part(f.id, '-', 2)::bigint < coalesce(g.records, 0))
 """

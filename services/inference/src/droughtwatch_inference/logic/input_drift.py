@@ -35,8 +35,7 @@ from droughtwatch_inference.logic.evidently_api import load_evidently
 from droughtwatch_inference.logic.scores import wasserstein_norm
 from droughtwatch_inference.metrics_row import InputDrift
 
-DRIFT_METHOD_BY_TYPE = {"numerical": "wasserstein"}  # every summary is numerical
-NUMERICAL_METHOD = DRIFT_METHOD_BY_TYPE["numerical"]
+NUMERICAL_METHOD = "wasserstein"  # every summary is numerical
 
 
 def empty_drift_values(threshold: float) -> InputDrift:

@@ -22,7 +22,7 @@ from droughtwatch_inference.logic.observe import ReferenceSummaries
 from droughtwatch_inference.logic.ports import DailyPort
 from droughtwatch_inference.logic.stage import Budget
 from droughtwatch_inference.model.manifest import ModelManifest
-from droughtwatch_inference.records import Day, LateLabel, StageReport
+from droughtwatch_inference.records import Day, DayReport, LateLabel
 
 BUCKET = "data"
 CLASSES = ("0", "1", "2", "3")
@@ -113,7 +113,7 @@ def _day_of_files(store: FolderStore, tmp_path: Path, date: dt.date, sizes: list
 
 
 def _observe(
-    daily: DailyPort, store: FolderStore, tmp_path: Path, budget: Budget, report: StageReport
+    daily: DailyPort, store: FolderStore, tmp_path: Path, budget: Budget, report: DayReport
 ) -> int:
     return observe_days(
         daily,
@@ -139,7 +139,7 @@ def test_days_after_the_time_budget_stay_stale_for_the_next_run(store, tmp_path)
     daily = MemoryDaily({first: first_files, second: second_files})
     left = iter([100.0, 10.0])  # seconds left before each day; the margin is 60
 
-    report = StageReport("observe", "r1")
+    report = DayReport("day", "r1")
     written = _observe(daily, store, tmp_path, Budget(lambda: next(left), 60), report)
 
     assert written == 1 and report.failures == []
@@ -149,7 +149,7 @@ def test_days_after_the_time_budget_stay_stale_for_the_next_run(store, tmp_path)
     assert row["class_counts"] == {"0": 5, "1": 5, "2": 5, "3": 5}
     assert daily.stale_days() == [second]
     # the next run, with time enough, does the day that was left
-    report = StageReport("observe", "r2")
+    report = DayReport("day", "r2")
     assert _observe(daily, store, tmp_path, Budget(lambda: 1e9, 60), report) == 1
     assert report.failures == [] and daily.stale_days() == []
     assert daily.rows[(second.batch_date, "baseline", "v1")]["images"] == 5
@@ -158,7 +158,7 @@ def test_days_after_the_time_budget_stay_stale_for_the_next_run(store, tmp_path)
 def test_a_stage_error_on_a_day_stops_observe_instead_of_failing_the_day(store, tmp_path) -> None:
     day, files = _day_of_files(store, tmp_path, dt.date(2026, 11, 20), [6])
     daily = Unavailable({day: files})
-    report = StageReport("observe", "r1")
+    report = DayReport("day", "r1")
     with pytest.raises(DatabaseUnavailable):
         _observe(daily, store, tmp_path, Budget(lambda: 1e9, 60), report)
     assert report.failures == []  # not one day's failure: the stage itself fails

@@ -39,7 +39,7 @@ from droughtwatch_inference.logic.report_header import day_header
 from droughtwatch_inference.logic.stage import Budget, describe, is_stage_error
 from droughtwatch_inference.metrics_row import DayMetrics, Signals
 from droughtwatch_inference.predictions import TRUE_LABEL
-from droughtwatch_inference.records import Day, DayReport, LateLabel, StageReport
+from droughtwatch_inference.records import Day, DayReport, LateLabel
 
 # What a day says when none of its images has a label yet.
 LABELS_LATER = (
@@ -181,7 +181,7 @@ def observe_days(
     layout: KeyLayout,
     work_dir: Path,
     budget: Budget,
-    report: DayReport | StageReport,
+    report: DayReport,
     *,
     config: ObserveConfig,
     references: ReferenceSummaries,

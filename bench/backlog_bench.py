@@ -44,9 +44,7 @@ from pathlib import Path
 
 import harness
 
-HERE = Path(__file__).resolve().parent
-REPO = HERE.parent
-SHARD = REPO.parent / "shared" / "data" / "droughtwatch" / "part-r-00012"
+SHARD = harness.SHARD
 # The option of `droughtwatch local run` that sets how many children run at once.
 CONCURRENCY_OPTION = "--concurrency"
 SMALL_IMAGES = 5  # records per small file

@@ -28,8 +28,7 @@ from pathlib import Path
 import harness
 
 HERE = Path(__file__).resolve().parent
-REPO = HERE.parent
-SHARD = REPO.parent / "shared" / "data" / "droughtwatch" / "part-r-00012"
+SHARD = harness.SHARD
 SOURCES = ("services/inference/src", "packages/preprocess/src")
 BUCKET, PREFIX = "models", "bench/"
 

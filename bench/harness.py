@@ -126,6 +126,8 @@ def create_buckets(s3: Any, *names: str) -> None:
 
 
 REPO = Path(__file__).resolve().parent.parent
+# The real droughtwatch shard (81 records) beside the checkout: what the benchmarks read.
+SHARD = REPO.parent / "shared" / "data" / "droughtwatch" / "part-r-00012"
 
 
 def merge_base() -> str | None:

@@ -28,7 +28,7 @@ from pathlib import Path
 import harness
 
 HERE = Path(__file__).resolve().parent
-SHARD = harness.REPO.parent / "shared" / "data" / "droughtwatch" / "part-r-00012"
+SHARD = harness.SHARD
 SOURCES = ("services/inference/src", "packages/preprocess/src")
 COPIES = 100
 TARGET_REST_SHARE = 0.30

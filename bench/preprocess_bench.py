@@ -43,8 +43,7 @@ from pathlib import Path
 
 import harness
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-SHARD = REPO_ROOT / "../shared/data/droughtwatch/part-r-00012"
+SHARD = harness.SHARD
 SHARD_RECORDS = 81
 TARGET_IMAGES_PER_S = 7_000  # one core, fresh process, read + process + write
 TARGET_SIZE_RATIO = 1.1  # processed bytes / raw bytes, at most

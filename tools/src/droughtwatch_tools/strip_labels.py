@@ -21,7 +21,7 @@ from droughtwatch_preprocess import (
     encode_features,
     image_id,
     iter_records,
-    write_tfrecord,
+    tfrecord_bytes,
 )
 
 LABEL_FEATURE = "label"
@@ -50,8 +50,9 @@ def strip_labels(source: Path, raw_out: Path, labels_out: Path) -> Stripped:
             labels[index] = CLASS_NAMES[int(label.values[0])]
         payloads.append(encode_features(features))
     raw_out.parent.mkdir(parents=True, exist_ok=True)
-    write_tfrecord(raw_out, payloads)
-    digest = hashlib.sha256(raw_out.read_bytes()).hexdigest()
+    data = tfrecord_bytes(payloads)
+    raw_out.write_bytes(data)
+    digest = hashlib.sha256(data).hexdigest()
     labels_out.parent.mkdir(parents=True, exist_ok=True)
     with labels_out.open("w", newline="", encoding="utf-8") as f:
         writer = csv.writer(f)

@@ -27,6 +27,7 @@ from droughtwatch_tools.cloud.tunnel import (
 )
 from droughtwatch_tools.commands.options import CwdOption, RegionOption, StackOption
 from droughtwatch_tools.errors import ExitCode, UserError
+from droughtwatch_tools.execution import WORK_ENTERED
 from droughtwatch_tools.printer import reports_errors
 
 if TYPE_CHECKING:
@@ -159,7 +160,7 @@ def run_command(
             def on_event(event: ExecutionEvent) -> None:
                 if event.type == "ExecutionStarted":
                     progress.step("started")
-                elif event.type in ("TaskStateEntered", "MapStateEntered") and event.state:
+                elif event.type in WORK_ENTERED and event.state:
                     progress.step(f"{event.state} running")
                 elif event.type == "TaskStateExited" and event.state in steps:
                     summary = _stage_summary(event)

@@ -27,6 +27,7 @@ from droughtwatch_tools.grafana.connection import (
     tunnel_hint,
     tunnel_open,
 )
+from droughtwatch_tools.local.database import DSN_VARIABLE
 from droughtwatch_tools.printer import reports_errors
 
 DEFAULT_DAYS = 30
@@ -43,9 +44,9 @@ STACK_RUN_HINT = (
 def _local_source(data_dir: Path | None) -> tuple[str, str]:
     """(conninfo, what it is): DROUGHTWATCH_DATABASE_DSN as the local commands use it, else
     the demo's embedded database as its read-only Grafana role."""
-    dsn = os.environ.get("DROUGHTWATCH_DATABASE_DSN")
+    dsn = os.environ.get(DSN_VARIABLE)
     if dsn and data_dir is None:
-        return dsn, "the database of DROUGHTWATCH_DATABASE_DSN"
+        return dsn, f"the database of {DSN_VARIABLE}"
     connection = local_connection(data_dir)
     return connection.conninfo(), f"the local database (127.0.0.1:{connection.port})"
 

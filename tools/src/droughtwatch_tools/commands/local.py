@@ -72,7 +72,6 @@ def local_run(
     Exit codes: 0 the execution succeeded and no file failed; 3 it succeeded but files failed;
     4 the execution failed; 2 a bad option or configuration (nothing ran)."""
     from droughtwatch_tools.local.run import run_folder
-    from droughtwatch_tools.local.workers import default_concurrency
     from droughtwatch_tools.progress import ExecutionProgress
     from droughtwatch_tools.run_tables import print_history, print_local_run
 
@@ -95,7 +94,7 @@ def local_run(
             database.app,
             model_dir=model,
             say=console.print,
-            concurrency=concurrency or default_concurrency(),
+            concurrency=concurrency,  # None: the pipeline's default, the CPUs
             on_progress=progress.map_run,
         )
     execution = outcome.execution

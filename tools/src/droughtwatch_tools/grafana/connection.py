@@ -18,7 +18,7 @@ from typing import Any
 
 from droughtwatch_contract.database import GRAFANA_USER
 from droughtwatch_contract.outputs import StackOutput
-from droughtwatch_contract.settings import CommonSettings
+from droughtwatch_contract.settings import CommonSettings, DatabaseSettings
 
 from droughtwatch_tools.cloud.outputs import stack_outputs
 from droughtwatch_tools.errors import UserError
@@ -186,8 +186,8 @@ def cloud_connection(
     return Connection("127.0.0.1", port, database, user, password, "require")
 
 
-# As long as the stages wait for a resuming database (DatabaseSettings.database_resume_seconds).
-RESUME_SECONDS = 120
+# As long as the stages wait for a resuming database.
+RESUME_SECONDS: float = DatabaseSettings.model_fields["database_resume_seconds"].default
 
 
 def wait_until_reachable(

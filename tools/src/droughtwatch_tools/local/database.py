@@ -28,7 +28,6 @@ def migrate_dsn(dsn: str) -> list[str]:
     """Apply the migrations at ``dsn`` as its user (the owner), waiting as the stages do for a
     database that is resuming (a paused Aurora cluster behind a tunnel)."""
     import psycopg
-    from droughtwatch_contract.settings import DatabaseSettings
     from droughtwatch_inference.adapters.database import migrate
     from droughtwatch_inference.adapters.resume import wait_for_database
     from psycopg.conninfo import conninfo_to_dict

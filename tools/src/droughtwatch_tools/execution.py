@@ -78,6 +78,16 @@ class ExecutionEvent:
     detail: str = ""
     map_run_arn: str | None = None  # a MapRunStarted event's map run
 
+    def step_report(self, step: Step) -> dict[str, Any] | None:
+        """What ``step`` reported, when this event is its Task's exit: its entry in the
+        response body (e.g. Processing's counts); else None."""
+        if self.type != "TaskStateExited" or self.state != step.title:
+            return None
+        output = self.output if isinstance(self.output, dict) else {}
+        body = output.get("body") if isinstance(output.get("body"), dict) else {}
+        report = body.get(step.name)
+        return report if isinstance(report, dict) else None
+
     @classmethod
     def from_api(cls, raw: Mapping[str, Any]) -> ExecutionEvent:
         """An event of `get_execution_history` (its details sit under ``<type>EventDetails``;
@@ -201,16 +211,12 @@ class Execution:
     def step_reports(self, step: Step) -> list[dict[str, Any]]:
         """What ``step`` reported each time it ran, in this execution and its children: its
         response body's entry (e.g. Processing's counts), read from the history's outputs."""
-        reports = []
-        for execution in (self, *self.children):
-            for event in execution.events:
-                if event.type != "TaskStateExited" or event.state != step.title:
-                    continue
-                output = event.output if isinstance(event.output, dict) else {}
-                body = output.get("body") if isinstance(output.get("body"), dict) else {}
-                if isinstance(body.get(step.name), dict):
-                    reports.append(body[step.name])
-        return reports
+        return [
+            report
+            for execution in (self, *self.children)
+            for event in execution.events
+            if (report := event.step_report(step)) is not None
+        ]
 
     def step_counts(self, step: Step) -> dict[str, int]:
         """``step``'s counts summed over its runs (files_done, images, remaining...)."""

@@ -91,12 +91,8 @@ def start_and_follow(
 
 def _plan_of(event: ExecutionEvent) -> PlanSummary | None:
     """What a round of Plan handed out, from its Task's exit event."""
-    if event.type != "TaskStateExited" or event.state != WORKFLOW.plan.title:
-        return None
-    output = event.output if isinstance(event.output, dict) else {}
-    body = output.get("body") if isinstance(output.get("body"), dict) else {}
-    plan = body.get(WORKFLOW.plan.name)
-    return PlanSummary.from_report(plan) if isinstance(plan, dict) else None
+    plan = event.step_report(WORKFLOW.plan)
+    return PlanSummary.from_report(plan) if plan is not None else None
 
 
 def _with_map_runs(sfn: Any, execution: Execution, arns: list[str]) -> Execution:

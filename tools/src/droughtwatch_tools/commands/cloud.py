@@ -95,12 +95,9 @@ def upload_command(
 
 
 def _stage_counts(event: ExecutionEvent) -> dict[str, Any]:
-    """A finished stage's part of its output body ({} when there is none)."""
-    output = event.output if isinstance(event.output, dict) else {}
-    body = output.get("body") if isinstance(output.get("body"), dict) else {}
-    stage = next((s.name for s in WORKFLOW if s.title == event.state), None)
-    counts = body.get(stage) if stage else None
-    return counts if isinstance(counts, dict) else {}
+    """A finished step's part of its output body ({} when there is none)."""
+    step = next((s for s in WORKFLOW if s.title == event.state), None)
+    return (event.step_report(step) if step else None) or {}
 
 
 def _stage_summary(event: ExecutionEvent) -> str:

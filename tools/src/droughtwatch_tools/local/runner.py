@@ -292,7 +292,7 @@ class LocalPipeline:
         """Remember what Plan handed out (for the progress), by run."""
         try:
             body = json.loads(payload).get("body", {})
-            summary = PlanSummary.from_report(body["plan"])
+            summary = PlanSummary.from_report(body[WORKFLOW.plan.name])
             run_id = str(body["run_id"])
         except (ValueError, KeyError, TypeError, AttributeError):
             return  # a failed Plan: the execution reports it

@@ -116,24 +116,17 @@ def _data_bucket(
 ) -> tuple[Any, str, str]:
     """(store, bucket, the command that runs next) of the local runs' data bucket or the
     stack's."""
+    from droughtwatch_tools.buckets import local_store, stack_store
+
     if local:
-        from droughtwatch_inference.adapters.folder_store import FolderStore
-
         from droughtwatch_tools.local.runner import LocalConfig
-        from droughtwatch_tools.local.state import store_root
 
-        store = FolderStore(store_root())
+        store = local_store()
         store.create_bucket(LocalConfig.data_bucket)
         return store, LocalConfig.data_bucket, "droughtwatch local run"
-    from types import SimpleNamespace
-
     from droughtwatch_contract.outputs import StackOutput as Out
-    from droughtwatch_inference.adapters.storage import ObjectStore
 
-    from droughtwatch_tools.cloud.outputs import resolve_outputs
-
-    outputs = resolve_outputs(
+    s3, outputs = stack_store(
         [Out.DATA_BUCKET], {Out.DATA_BUCKET: bucket, Out.REGION: region}, stack, cwd
     )
-    store = ObjectStore(SimpleNamespace(aws_endpoint_url=None, aws_region=outputs.get(Out.REGION)))
-    return store, outputs[Out.DATA_BUCKET], "the schedule's, or droughtwatch run"
+    return s3, outputs[Out.DATA_BUCKET], "the schedule's, or droughtwatch run"

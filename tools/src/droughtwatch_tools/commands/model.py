@@ -154,25 +154,18 @@ def _model_bucket(
     cwd: Path | None,
 ) -> tuple[Any, str, str]:
     """(store, bucket, prefix) of the local runs' model bucket or the stack's."""
+    from droughtwatch_tools.buckets import local_store, stack_store
+
     if local:
-        from droughtwatch_inference.adapters.folder_store import FolderStore
-
         from droughtwatch_tools.local.runner import LocalConfig
-        from droughtwatch_tools.local.state import store_root
 
-        return FolderStore(store_root()), LocalConfig.model_bucket, LocalConfig.model_prefix
-    from types import SimpleNamespace
-
+        return local_store(), LocalConfig.model_bucket, LocalConfig.model_prefix
     from droughtwatch_contract.outputs import StackOutput as Out
-    from droughtwatch_inference.adapters.storage import ObjectStore
 
-    from droughtwatch_tools.cloud.outputs import resolve_outputs
-
-    outputs = resolve_outputs(
+    s3, outputs = stack_store(
         [Out.MODEL_BUCKET, Out.MODEL_PREFIX],
         {Out.MODEL_BUCKET: bucket, Out.MODEL_PREFIX: prefix, Out.REGION: region},
         stack,
         cwd,
     )
-    store = ObjectStore(SimpleNamespace(aws_endpoint_url=None, aws_region=outputs.get(Out.REGION)))
-    return store, outputs[Out.MODEL_BUCKET], outputs[Out.MODEL_PREFIX]
+    return s3, outputs[Out.MODEL_BUCKET], outputs[Out.MODEL_PREFIX]

@@ -30,7 +30,6 @@ from droughtwatch_contract.keys import KeyLayout
 from droughtwatch_contract.retention import is_expired
 from droughtwatch_contract.stages import STAGES
 from droughtwatch_preprocess import (
-    BANDS,
     CLASS_NAMES,
     INDICES,
     UNKNOWN_LABEL,
@@ -149,14 +148,12 @@ def predict_file(
             for chunk, bands in chunks:
                 # every channel read is summarised (the model's and the indices)
                 means, all_finite = channel_means_and_finite(chunk.images)
-                counted = PixelCounts()
-                counted.add(
+                _check_finite(all_finite[:model_channels], name, manifest)
+                pixels.add(
                     bands,
                     {c: chunk.images[:, k] for c, k in at_indices.items()},
                     finite={c for c, k in at_indices.items() if all_finite[k]},
                 )
-                _check_finite(chunk.images[:, :model_channels], counted, name, manifest)
-                pixels = pixels.merge(counted)
                 probabilities = np.empty((len(chunk.ids), len(manifest.classes)), np.float32)
                 for start in range(0, len(chunk.ids), batch_size):
                     batch = chunk.images[start : start + batch_size, :model_channels]
@@ -228,21 +225,11 @@ def _label_names(meta: dict) -> dict[int, str]:
     return {k: str(n) for k, n in enumerate(names) if k != unknown}
 
 
-def _check_finite(
-    images: np.ndarray, counted: PixelCounts, name: str, manifest: ModelManifest
-) -> None:
-    """The model's channels of a chunk must be finite. A band is by construction (uint8 / 255);
-    an index is when the chunk's pixel counts found no non-finite pixel in it; any other
-    channel is checked here."""
-    bad = [
-        channel
-        for k, channel in enumerate(manifest.channels)
-        if (
-            counted.nonfinite[channel] > 0
-            if channel in counted.nonfinite
-            else channel not in BANDS and not np.isfinite(images[:, k]).all()
-        )
-    ]
+def _check_finite(all_finite: np.ndarray, name: str, manifest: ModelManifest) -> None:
+    """The model's channels of a chunk must be finite: ``all_finite`` says, per model channel,
+    whether every pixel of the chunk is (``channel_means_and_finite``; a band always is, uint8
+    / 255)."""
+    bad = [channel for channel, ok in zip(manifest.channels, all_finite, strict=True) if not ok]
     if bad:
         raise _mismatch(
             name,

@@ -389,40 +389,33 @@ def s3_endpoint_policy(bucket_arns: Sequence[Any], account_id: Any) -> dict[str,
     this account's principals. A function cannot copy data out to another bucket through it
     (there is no other way out of the private subnets). Lambda itself needs nothing of it: it
     pulls the image and ships the logs outside the VPC."""
-    objects = [join(arn, "/*") for arn in bucket_arns]
-    condition = {"StringEquals": {"aws:PrincipalAccount": account_id}}
+    by_account = _this_accounts_principals(account_id)
     return document(
-        {
-            "Sid": "ThisStacksObjects",
-            "Effect": "Allow",
-            "Principal": "*",
-            "Action": sorted([*S3_READ_ACTIONS, *S3_WRITE_ACTIONS]),
-            "Resource": objects,
-            "Condition": condition,
-        },
-        {
-            "Sid": "ListThisStacksBuckets",
-            "Effect": "Allow",
-            "Principal": "*",
-            "Action": list(S3_LIST_ACTIONS),
-            "Resource": list(bucket_arns),
-            "Condition": condition,
-        },
+        allow(
+            [*S3_READ_ACTIONS, *S3_WRITE_ACTIONS],
+            [join(arn, "/*") for arn in bucket_arns],
+            "ThisStacksObjects",
+            **by_account,
+        ),
+        allow(list(S3_LIST_ACTIONS), list(bucket_arns), "ListThisStacksBuckets", **by_account),
     )
+
+
+def _this_accounts_principals(account_id: Any) -> dict[str, Any]:
+    """An endpoint policy statement's principal: any, of this account only."""
+    return {"Principal": "*", "Condition": {"StringEquals": {"aws:PrincipalAccount": account_id}}}
 
 
 def secrets_endpoint_policy(secret_arns: Sequence[Any], account_id: Any) -> dict[str, Any]:
     """The Secrets Manager interface endpoint's policy (the ``instance`` database kind only):
     the database secrets the migrate function reads, by this account's principals."""
     return document(
-        {
-            "Sid": "ThisStacksDatabaseSecrets",
-            "Effect": "Allow",
-            "Principal": "*",
-            "Action": ["secretsmanager:GetSecretValue"],
-            "Resource": list(secret_arns),
-            "Condition": {"StringEquals": {"aws:PrincipalAccount": account_id}},
-        }
+        allow(
+            ["secretsmanager:GetSecretValue"],
+            list(secret_arns),
+            "ThisStacksDatabaseSecrets",
+            **_this_accounts_principals(account_id),
+        )
     )
 
 

@@ -161,9 +161,7 @@ class Database(pulumi.ComponentResource):
         self.address = instance.address
         self.port = instance.port
         self.endpoint = instance.endpoint
-        self.secret_arn = instance.master_user_secrets.apply(
-            lambda secrets: secrets[0].secret_arn if secrets else None
-        )
+        self.secret_arn = _managed_secret_arn(instance)
         self.resource_id = instance.resource_id
         self.data_api_arn = None
         self.ready = instance
@@ -228,9 +226,14 @@ class Database(pulumi.ComponentResource):
         self.address = cluster.endpoint  # the writer endpoint's host name
         self.port = cluster.port
         self.endpoint = pulumi.Output.concat(cluster.endpoint, ":", cluster.port.apply(str))
-        self.secret_arn = cluster.master_user_secrets.apply(
-            lambda secrets: secrets[0].secret_arn if secrets else None
-        )
+        self.secret_arn = _managed_secret_arn(cluster)
         self.resource_id = cluster.cluster_resource_id
         self.data_api_arn = cluster.arn
         self.ready = writer
+
+
+def _managed_secret_arn(database: aws.rds.Instance | aws.rds.Cluster) -> pulumi.Output[str | None]:
+    """The ARN of the master user's secret that RDS manages for ``database``."""
+    return database.master_user_secrets.apply(
+        lambda secrets: secrets[0].secret_arn if secrets else None
+    )

@@ -197,8 +197,9 @@ def function_policy(
             a.prefix for a in access if a.bucket == name and not a.write and not a.list_only
         ]
         if listed and not readable:
-            # Listing alone (Plan registers what it lists, and reads no object): only under
-            # the prefixes it lists.
+            # Listing alone (a step that reads no object of this bucket): only under the
+            # prefixes it lists. Plan reads the label files too, so it gets the read grant
+            # below, whose listing covers raw/.
             statements.append(
                 allow(
                     ["s3:ListBucket"],

@@ -5,6 +5,7 @@ buckets); then what only the folder store has to prove: atomic writes and refuse
 from __future__ import annotations
 
 import hashlib
+import os
 import threading
 import types
 from collections.abc import Iterator
@@ -174,3 +175,77 @@ def test_store_root_selects_the_folder_store(
     monkeypatch.setenv("DROUGHTWATCH_STORE_ROOT", str(tmp_path / "buckets"))
     store = open_store(load(ProcessingSettings))
     assert isinstance(store, FolderStore) and store.root == tmp_path / "buckets"
+
+
+# -- the ETag the folder store keeps with each object ---------------------------------------------
+
+
+def _no_reads(monkeypatch: pytest.MonkeyPatch) -> None:
+    from droughtwatch_inference.adapters import folder_store
+
+    def refuse(f: object) -> str:
+        raise AssertionError("the object's bytes were read for its ETag")
+
+    monkeypatch.setattr(folder_store, "_md5", refuse)
+
+
+def test_listing_reads_no_bytes_of_what_the_store_wrote(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = FolderStore(tmp_path / "buckets")
+    source = tmp_path / "scene.tfrecord"
+    source.write_bytes(b"scene" * 1000)
+    store.upload(source, BUCKET, "raw/2026-11-27/scene.tfrecord")
+    store.put_bytes(BUCKET, "raw/2026-11-27/note", b"note", "text/plain")
+    _no_reads(monkeypatch)
+    assert {o.key: o.etag for o in store.list(BUCKET, "raw/")} == {
+        "raw/2026-11-27/note": hashlib.md5(b"note").hexdigest(),
+        "raw/2026-11-27/scene.tfrecord": hashlib.md5(b"scene" * 1000).hexdigest(),
+    }
+
+
+def test_a_file_changed_in_place_or_put_there_by_hand_has_its_etag_computed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = FolderStore(tmp_path / "buckets")
+    store.put_bytes(BUCKET, "raw/x", b"version 1", "application/octet-stream")
+    path = store.path(BUCKET, "raw/x")
+    written = path.stat()
+    with path.open("r+b") as f:  # the same size, other bytes, in place
+        f.write(b"VERSION")
+    # a later time, as any later write gives (here, not left to the clock's resolution)
+    os.utime(path, ns=(written.st_atime_ns, written.st_mtime_ns + 1_000_000_000))
+    assert store.head(BUCKET, "raw/x").etag == hashlib.md5(b"VERSION 1").hexdigest()
+    by_hand = store.path(BUCKET, "raw/y")
+    by_hand.write_bytes(b"dropped into the folder")
+    assert store.head(BUCKET, "raw/y").etag == hashlib.md5(b"dropped into the folder").hexdigest()
+    _no_reads(monkeypatch)  # both are kept now
+    assert store.head(BUCKET, "raw/x").etag == hashlib.md5(b"VERSION 1").hexdigest()
+    assert store.head(BUCKET, "raw/y").etag == hashlib.md5(b"dropped into the folder").hexdigest()
+
+
+def test_a_change_that_keeps_size_and_time_is_still_caught_by_the_read(tmp_path: Path) -> None:
+    store = FolderStore(tmp_path / "buckets")
+    store.put_bytes(BUCKET, "raw/x", b"version 1", "application/octet-stream")
+    registered = store.head(BUCKET, "raw/x").etag
+    path = store.path(BUCKET, "raw/x")
+    kept = path.stat()
+    path.write_bytes(b"version 2")  # in place, then its time put back
+    os.utime(path, ns=(kept.st_atime_ns, kept.st_mtime_ns))
+    with pytest.raises(ObjectMissing, match="changed since it was registered"):
+        store.download(BUCKET, "raw/x", tmp_path / "out", registered)
+
+
+def test_a_folder_that_keeps_no_attributes_gives_the_same_etags(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import errno
+
+    def unsupported(*args: object) -> None:
+        raise OSError(errno.ENOTSUP, "Operation not supported")
+
+    monkeypatch.setattr(os, "setxattr", unsupported)
+    monkeypatch.setattr(os, "getxattr", unsupported)
+    store = FolderStore(tmp_path / "buckets")
+    store.put_bytes(BUCKET, "raw/x", b"version 1", "application/octet-stream")
+    assert store.head(BUCKET, "raw/x").etag == hashlib.md5(b"version 1").hexdigest()

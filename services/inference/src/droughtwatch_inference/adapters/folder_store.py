@@ -7,8 +7,13 @@ An object is written to a temporary file in its own folder, flushed to disk, and
 place with ``os.replace``, which POSIX makes atomic: a reader sees the old object or the new
 one, never half of one, of two writers of one key the last one's object stands whole, and a
 crash leaves the old object, not an empty one. The ETag is the MD5 of the content, as S3 gives
-for a single-part upload; it is computed from the bytes each time it is asked for (no cache
-that could go stale), and a read that names an ETag checks the bytes it read against it.
+for a single-part upload. The store computes it as it writes an object and keeps it on the file
+(an extended attribute, with the size and modification time it belongs to), so that listing a
+bucket, as every Plan does, reads no object's bytes; a file that no longer matches its
+attribute (changed in place, or put there by another program), or a folder that keeps no
+attributes, has its ETag computed from its bytes. A read that names an ETag checks the bytes it
+read against it, so even a file changed in place with its size and time kept is never taken
+for the version registered.
 
 A write creates its bucket's folder; reading an object of a bucket that has no folder finds no
 object, while listing one fails as S3's NoSuchBucket does (a mistyped root must not look like
@@ -21,7 +26,6 @@ import contextlib
 import hashlib
 import os
 import re
-import shutil
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -35,6 +39,9 @@ _CHUNK = 8 * 1024 * 1024
 _PARTIAL = re.compile(r"^\.[0-9a-f]{32}\.partial$")
 _BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
 _GONE = (FileNotFoundError, IsADirectoryError, NotADirectoryError)
+# The extended attribute that keeps an object's ETag: "<md5> <size> <mtime_ns>".
+_ETAG_ATTRIBUTE = "user.droughtwatch.etag"
+_ATTRIBUTES = hasattr(os, "setxattr")  # Linux; elsewhere the ETag is computed each time
 
 
 class FolderStore:
@@ -99,7 +106,13 @@ class FolderStore:
         source = self.path(bucket, key)
         try:
             with source.open("rb") as f:
-                return RawObject(key=key, etag=_md5(f), size=os.fstat(f.fileno()).st_size)
+                before = os.fstat(f.fileno())
+                etag = _kept_etag(f.fileno(), before)
+                if etag is None:
+                    etag = _md5(f)
+                    if _same_file(before, os.fstat(f.fileno())):
+                        _keep_etag(f.fileno(), etag)
+                return RawObject(key=key, etag=etag, size=before.st_size)
         except _GONE as exc:
             raise ObjectMissing(f"{source} does not exist") from exc
         except OSError as exc:
@@ -142,20 +155,36 @@ class FolderStore:
         object as; a folder keeps none (the key's extension names the type)."""
         if not Path(path).is_file():
             raise StorageError(f"cannot store {path} as {key}: it is not a file")
-        self._replace(bucket, key, lambda partial: shutil.copyfile(path, partial))
+
+        def copy(out: BinaryIO) -> str:
+            digest = hashlib.md5(usedforsecurity=False)
+            with Path(path).open("rb") as f:
+                while chunk := f.read(_CHUNK):
+                    digest.update(chunk)
+                    out.write(chunk)
+            return digest.hexdigest()
+
+        self._replace(bucket, key, copy)
 
     def put_bytes(self, bucket: str, key: str, body: bytes, content_type: str) -> None:
-        self._replace(bucket, key, lambda partial: partial.write_bytes(body))
+        def write(out: BinaryIO) -> str:
+            out.write(body)
+            return hashlib.md5(body, usedforsecurity=False).hexdigest()
 
-    def _replace(self, bucket: str, key: str, write: Callable[[Path], object]) -> None:
-        """``write`` fills a temporary file beside ``key``'s, which then replaces it."""
+        self._replace(bucket, key, write)
+
+    def _replace(self, bucket: str, key: str, write: Callable[[BinaryIO], str]) -> None:
+        """``write`` fills a temporary file beside ``key``'s and returns its content's MD5; the
+        file, with its ETag kept, then replaces ``key``'s."""
         dest = self.path(bucket, key)
         partial = dest.parent / f".{uuid.uuid4().hex}.partial"
         try:
             dest.parent.mkdir(parents=True, exist_ok=True)
-            write(partial)
-            with partial.open("rb+") as f:
+            with partial.open("wb") as f:
+                etag = write(f)
+                f.flush()
                 os.fsync(f.fileno())
+                _keep_etag(f.fileno(), etag)
             os.replace(partial, dest)
         except (NotADirectoryError, IsADirectoryError, FileExistsError) as exc:
             _remove(partial)
@@ -174,6 +203,34 @@ def _remove(partial: Path) -> None:
     # the write failed; its temporary file may not exist (or its folder may not)
     with contextlib.suppress(OSError):
         partial.unlink()
+
+
+def _kept_etag(fd: int, stat: os.stat_result) -> str | None:
+    """The ETag kept on the open file ``fd``, if it belongs to the file as ``stat`` finds it."""
+    if not _ATTRIBUTES:
+        return None
+    try:
+        etag, size, mtime = os.getxattr(fd, _ETAG_ATTRIBUTE).decode().split()
+    except (OSError, ValueError, UnicodeDecodeError):  # none, none possible, or not ours
+        return None
+    if (int(size), int(mtime)) != (stat.st_size, stat.st_mtime_ns) or len(etag) != 32:
+        return None
+    return etag
+
+
+def _keep_etag(fd: int, etag: str) -> None:
+    """Keep ``etag`` on the open file ``fd`` for its current size and modification time (it does
+    not change them); where the folder keeps no attributes, it is computed when asked for."""
+    if not _ATTRIBUTES:
+        return
+    stat = os.fstat(fd)
+    with contextlib.suppress(OSError):
+        os.setxattr(fd, _ETAG_ATTRIBUTE, f"{etag} {stat.st_size} {stat.st_mtime_ns}".encode())
+
+
+def _same_file(a: os.stat_result, b: os.stat_result) -> bool:
+    """Whether nothing wrote the file between the two readings of its status."""
+    return (a.st_size, a.st_mtime_ns, a.st_ctime_ns) == (b.st_size, b.st_mtime_ns, b.st_ctime_ns)
 
 
 def _md5(f: BinaryIO) -> str:

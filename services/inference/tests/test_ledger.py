@@ -37,6 +37,38 @@ def _register(ledger: Ledger, n: int) -> None:
     assert ledger.register("bucket", objects, "run-1") == n
 
 
+def test_one_listing_registers_new_keys_and_new_versions_together(connections) -> None:
+    ledger = connections()
+    _register(ledger, 3)
+    listing = [
+        (RawObject("raw/2026-11-27/file-000", "etag0", 100), DAY),  # seen: nothing new
+        (RawObject("raw/2026-11-27/file-001", "etag1-v2", 150), DAY),  # a new version
+        (RawObject("raw/2026-11-28/file-new", "etag-new", 7), DAY + dt.timedelta(days=1)),
+        (RawObject("raw/2026-11-28/file-new", "etag-new", 7), DAY + dt.timedelta(days=1)),
+    ]
+    assert ledger.register("bucket", listing, "run-2") == 2
+    assert ledger.register("bucket", [], "run-3") == 0
+    rows = ledger.conn.execute(
+        "SELECT raw_key, etag, size_bytes, batch_date, status, registered_run,"
+        " superseded_by IS NOT NULL FROM ledger ORDER BY id"
+    ).fetchall()
+    assert rows == [
+        ("raw/2026-11-27/file-000", "etag0", 100, DAY, "pending", "run-1", False),
+        ("raw/2026-11-27/file-001", "etag1", 101, DAY, "superseded", "run-1", True),
+        ("raw/2026-11-27/file-002", "etag2", 102, DAY, "pending", "run-1", False),
+        ("raw/2026-11-27/file-001", "etag1-v2", 150, DAY, "pending", "run-2", False),
+        (
+            "raw/2026-11-28/file-new",
+            "etag-new",
+            7,
+            DAY + dt.timedelta(days=1),
+            "pending",
+            "run-2",
+            False,
+        ),
+    ]
+
+
 def test_register_is_idempotent_and_a_new_etag_is_a_new_version(connections) -> None:
     ledger = connections()
     obj = RawObject('raw/2026-11-27/it\'s a "file"', "e1", 10)

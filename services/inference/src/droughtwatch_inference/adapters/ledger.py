@@ -142,31 +142,44 @@ class Ledger:
         """Insert unseen raw object versions; returns how many were new. A new version (new
         ETag) of a key supersedes the key's older versions: they keep their history and leave
         the queue and the failed files."""
-        new = 0
-        with self.conn.transaction():
-            for obj, batch_date in objects:
-                row = self.conn.execute(
-                    "INSERT INTO ledger (bucket, raw_key, etag, size_bytes, batch_date,"
-                    " registered_run) VALUES (%s, %s, %s, %s, %s, %s)"
-                    " ON CONFLICT (bucket, raw_key, etag) DO NOTHING RETURNING id",
-                    (bucket, obj.key, obj.etag, obj.size, batch_date, run_id),
-                ).fetchone()
-                if row is None:
-                    continue
-                new += 1
-                self.conn.execute(
-                    "UPDATE ledger SET status = 'superseded', superseded_by = %(new)s,"
-                    " note = %(note)s, lease_until = NULL, updated_at = now()"
-                    " WHERE bucket = %(bucket)s AND raw_key = %(key)s AND id < %(new)s"
-                    " AND status <> 'superseded'",
-                    {
-                        "new": row[0],
-                        "bucket": bucket,
-                        "key": obj.key,
-                        "note": f"replaced by a newer upload of the same key (ETag {obj.etag})",
-                    },
-                )
-        return new
+        rows = list(objects)
+        if not rows:
+            return 0
+        # One statement for the whole listing (a backlog of thousands is one round trip): the
+        # new versions, then their keys' older versions superseded, which the insert's
+        # snapshot still shows as they were.
+        row = self.conn.execute(
+            """
+            WITH new AS (
+                INSERT INTO ledger (bucket, raw_key, etag, size_bytes, batch_date, registered_run)
+                SELECT %(bucket)s, f.raw_key, f.etag, f.size_bytes, f.batch_date, %(run_id)s
+                FROM unnest(%(keys)s::text[], %(etags)s::text[], %(sizes)s::bigint[],
+                            %(dates)s::date[]) WITH ORDINALITY
+                     AS f(raw_key, etag, size_bytes, batch_date, n)
+                ORDER BY f.n
+                ON CONFLICT (bucket, raw_key, etag) DO NOTHING
+                RETURNING id, raw_key, etag
+            ), superseded AS (
+                UPDATE ledger SET status = 'superseded', superseded_by = new.id,
+                       note = 'replaced by a newer upload of the same key (ETag '
+                              || new.etag || ')',
+                       lease_until = NULL, updated_at = now()
+                FROM new
+                WHERE ledger.bucket = %(bucket)s AND ledger.raw_key = new.raw_key
+                  AND ledger.id < new.id AND ledger.status <> 'superseded'
+            )
+            SELECT count(*) FROM new
+            """,
+            {
+                "bucket": bucket,
+                "run_id": run_id,
+                "keys": [obj.key for obj, _ in rows],
+                "etags": [obj.etag for obj, _ in rows],
+                "sizes": [obj.size for obj, _ in rows],
+                "dates": [batch_date for _, batch_date in rows],
+            },
+        ).fetchone()
+        return int(row[0]) if row else 0
 
     def claim(
         self, stage: str, *, max_attempts: int, lease_seconds: int, exclude: Sequence[int] = ()
@@ -179,7 +192,7 @@ class Ledger:
             "claim_lock": self.claim_lock,
             "files": self.files,
         }
-        with self.conn.transaction(), self.conn.cursor(row_factory=class_row(LedgerEntry)) as cur:
+        with self.conn.cursor(row_factory=class_row(LedgerEntry)) as cur:
             cur.execute(
                 f"""
                 UPDATE ledger SET status = 'running', attempts = attempts + 1,
@@ -237,14 +250,13 @@ class Ledger:
         assignments = ", ".join(f"{c} = %({c})s" for c in columns)
         next_stage = self.stages.next_name(stage)
         status = DONE if next_stage == DONE else PENDING
-        with self.conn.transaction():
-            self.conn.execute(
-                f"UPDATE ledger SET {assignments}{', ' if columns else ''}"
-                f"{stamp} = now(), stage = %(next)s, status = %(status)s, attempts = 0,"
-                " lease_until = NULL, last_error = NULL, updated_at = now()"
-                " WHERE id = %(id)s AND stage = %(stage)s AND status = 'running'",
-                {**values, "next": next_stage, "status": status, "id": entry_id, "stage": stage},
-            )
+        self.conn.execute(
+            f"UPDATE ledger SET {assignments}{', ' if columns else ''}"
+            f"{stamp} = now(), stage = %(next)s, status = %(status)s, attempts = 0,"
+            " lease_until = NULL, last_error = NULL, updated_at = now()"
+            " WHERE id = %(id)s AND stage = %(stage)s AND status = 'running'",
+            {**values, "next": next_stage, "status": status, "id": entry_id, "stage": stage},
+        )
 
     def settle(
         self,
@@ -263,21 +275,20 @@ class Ledger:
         self._check_columns(stage, values)
         columns = sorted(values)
         assignments = "".join(f"{c} = %({c})s, " for c in columns)
-        with self.conn.transaction():
-            self.conn.execute(
-                f"UPDATE ledger SET {assignments}status = %(status)s, note = %(note)s,"
-                " duplicate_of = %(duplicate_of)s, lease_until = NULL, last_error = NULL,"
-                " updated_at = now()"
-                " WHERE id = %(id)s AND stage = %(stage)s AND status = 'running'",
-                {
-                    **values,
-                    "status": status,
-                    "note": note,
-                    "duplicate_of": duplicate_of,
-                    "id": entry_id,
-                    "stage": stage,
-                },
-            )
+        self.conn.execute(
+            f"UPDATE ledger SET {assignments}status = %(status)s, note = %(note)s,"
+            " duplicate_of = %(duplicate_of)s, lease_until = NULL, last_error = NULL,"
+            " updated_at = now()"
+            " WHERE id = %(id)s AND stage = %(stage)s AND status = 'running'",
+            {
+                **values,
+                "status": status,
+                "note": note,
+                "duplicate_of": duplicate_of,
+                "id": entry_id,
+                "stage": stage,
+            },
+        )
 
     def original_of(self, entry_id: int, source_digest: str) -> str | None:
         """The raw key that already holds this content, or None after recording the digest on
@@ -301,27 +312,25 @@ class Ledger:
         return None
 
     def fail(self, entry_id: int, stage: str, error: str) -> None:
-        with self.conn.transaction():
-            self.conn.execute(
-                "UPDATE ledger SET status = 'failed', last_error = %s, last_error_at = now(),"
-                " lease_until = NULL, updated_at = now()"
-                " WHERE id = %s AND stage = %s AND status = 'running'",
-                (error[:4000], entry_id, stage),
-            )
+        self.conn.execute(
+            "UPDATE ledger SET status = 'failed', last_error = %s, last_error_at = now(),"
+            " lease_until = NULL, updated_at = now()"
+            " WHERE id = %s AND stage = %s AND status = 'running'",
+            (error[:4000], entry_id, stage),
+        )
 
     def send_back(self, entry_id: int, stage: str, to_stage: str, error: str) -> None:
         """A claimed file whose input product expired goes back to ``to_stage`` (the stage
         that makes that product again), pending with fresh attempts; ``error`` says why."""
         if to_stage not in self.stages:
             raise ValueError(f"no stage {to_stage!r} to send the file back to")
-        with self.conn.transaction():
-            self.conn.execute(
-                "UPDATE ledger SET stage = %(to)s, status = 'pending', attempts = 0,"
-                " last_error = %(error)s, last_error_at = now(), lease_until = NULL,"
-                " updated_at = now()"
-                " WHERE id = %(id)s AND stage = %(stage)s AND status = 'running'",
-                {"to": to_stage, "error": error[:4000], "id": entry_id, "stage": stage},
-            )
+        self.conn.execute(
+            "UPDATE ledger SET stage = %(to)s, status = 'pending', attempts = 0,"
+            " last_error = %(error)s, last_error_at = now(), lease_until = NULL,"
+            " updated_at = now()"
+            " WHERE id = %(id)s AND stage = %(stage)s AND status = 'running'",
+            {"to": to_stage, "error": error[:4000], "id": entry_id, "stage": stage},
+        )
 
     def _check_columns(self, stage: str, values: dict[str, Any]) -> None:
         """Only the columns the stage registry gives the stage."""
@@ -331,33 +340,31 @@ class Ledger:
 
     def release(self, entry_id: int, stage: str) -> None:
         """Give a claimed file back untouched (interrupted before any work was recorded)."""
-        with self.conn.transaction():
-            self.conn.execute(
-                "UPDATE ledger SET"
-                " status = CASE WHEN attempts > 1 THEN 'failed' ELSE 'pending' END,"
-                " attempts = greatest(attempts - 1, 0), lease_until = NULL, updated_at = now()"
-                " WHERE id = %s AND stage = %s AND status = 'running'",
-                (entry_id, stage),
-            )
+        self.conn.execute(
+            "UPDATE ledger SET"
+            " status = CASE WHEN attempts > 1 THEN 'failed' ELSE 'pending' END,"
+            " attempts = greatest(attempts - 1, 0), lease_until = NULL, updated_at = now()"
+            " WHERE id = %s AND stage = %s AND status = 'running'",
+            (entry_id, stage),
+        )
 
     def record_run(self, report: RunReport, started_at: dt.datetime, error: str | None) -> None:
         """One row of the runs table: a step's invocation, its counts and its error."""
         counts = {c: 0 for c in _RUN_COUNTS} | report.run_counts()
-        with self.conn.transaction():
-            self.conn.execute(
-                "INSERT INTO runs (run_id, stage, started_at, status, files_done, files_failed,"
-                " images, dropped, remaining, error)"
-                " VALUES (%(run_id)s, %(stage)s, %(started_at)s, %(status)s, %(files_done)s,"
-                " %(files_failed)s, %(images)s, %(dropped)s, %(remaining)s, %(error)s)",
-                {
-                    **counts,
-                    "run_id": report.run_id,
-                    "stage": report.stage,
-                    "started_at": started_at,
-                    "status": "failed" if error else "succeeded",
-                    "error": error,
-                },
-            )
+        self.conn.execute(
+            "INSERT INTO runs (run_id, stage, started_at, status, files_done, files_failed,"
+            " images, dropped, remaining, error)"
+            " VALUES (%(run_id)s, %(stage)s, %(started_at)s, %(status)s, %(files_done)s,"
+            " %(files_failed)s, %(images)s, %(dropped)s, %(remaining)s, %(error)s)",
+            {
+                **counts,
+                "run_id": report.run_id,
+                "stage": report.stage,
+                "started_at": started_at,
+                "status": "failed" if error else "succeeded",
+                "error": error,
+            },
+        )
 
     def outcomes(self, bucket: str, versions: Sequence[RawObject]) -> list[FileOutcome]:
         """Where each raw object version stands, in the order given, with the metrics of its
@@ -389,13 +396,12 @@ class Ledger:
         """Insert one metrics row; a second insert for the same predictions file is a no-op."""
         values = as_sql_values(FileMetrics, "metrics", row)
         columns = sorted(values)
-        with self.conn.transaction():
-            cur = self.conn.execute(
-                f"INSERT INTO metrics ({', '.join(columns)}) VALUES"
-                f" ({', '.join(f'%({c})s' for c in columns)})"
-                " ON CONFLICT (predictions_key) DO NOTHING",
-                values,
-            )
+        cur = self.conn.execute(
+            f"INSERT INTO metrics ({', '.join(columns)}) VALUES"
+            f" ({', '.join(f'%({c})s' for c in columns)})"
+            " ON CONFLICT (predictions_key) DO NOTHING",
+            values,
+        )
         return cur.rowcount == 1
 
 

@@ -16,7 +16,14 @@ import pytest
 from droughtwatch_contract.stages import STAGES, WORKFLOW
 from droughtwatch_contract.statemachine import ITEM_PATH, SUCCESS_PATH
 from droughtwatch_tools.execution import Execution
-from droughtwatch_tools.local.runner import LocalConfig, LocalPipeline
+from droughtwatch_tools.local.runner import (
+    DAY_NICENESS,
+    DAY_PRELOAD,
+    PRELOAD,
+    LocalConfig,
+    LocalPipeline,
+)
+from droughtwatch_tools.local.workers import Invocation, WorkerPool
 
 DAY = dt.date(2026, 11, 27)
 BACKLOG = 30
@@ -59,6 +66,14 @@ def test_a_backlog_drains_in_one_execution_two_items_at_once(
     folder = raw_scenes(BACKLOG, 5)
     home = tmp_path / "home"
     monkeypatch.setenv(HOME_VARIABLE, str(home))
+    pools: dict[str, set[tuple[tuple[str, ...], int]]] = {}
+    invoke = WorkerPool.invoke
+
+    def recording(pool: WorkerPool, invocation: Invocation):  # type: ignore[no-untyped-def]
+        pools.setdefault(invocation.handler, set()).add((pool.preload, pool.niceness))
+        return invoke(pool, invocation)
+
+    monkeypatch.setattr(WorkerPool, "invoke", recording)
     outcome = run_folder(folder, DAY, database_dsn, concurrency=2, home=home)
     execution = outcome.execution
     assert execution.status == "SUCCEEDED", execution.error_line
@@ -88,6 +103,13 @@ def test_a_backlog_drains_in_one_execution_two_items_at_once(
     assert ledger["days"] == [(DAY, BACKLOG)]
     assert ledger["day_steps"] == [(execution.name, 1)]
     assert outcome.summary.exit_code() == 0 and len(outcome.summary.files) == BACKLOG
+
+    # the day step ran in the worker of its own that preloads Evidently at a lower priority;
+    # every other step in the Map's workers
+    assert pools == {
+        step.handler: {(DAY_PRELOAD, DAY_NICENESS) if step == WORKFLOW.day else (PRELOAD, 0)}
+        for step in WORKFLOW
+    }
 
     # the history file keeps the map run and its children
     saved = Execution.from_dict(json.loads(outcome.history_file.read_text()))

@@ -42,6 +42,17 @@ def slow(event, context):
 
 def die(event, context):
     os._exit(3)
+
+WARMED = []
+
+def warm():
+    WARMED.append(os.getpid())
+
+def warmed(event, context):
+    deadline = time.monotonic() + 30
+    while not WARMED and time.monotonic() < deadline:
+        time.sleep(0.01)  # the preload runs beside the first invocation
+    return {"warmed": WARMED, "pid": os.getpid(), "niceness": os.nice(0)}
 """
 
 
@@ -162,3 +173,20 @@ def _alive(pid: int) -> bool:
         return False
     # a zombie has ended; it waits only for its parent's wait()
     return "State:\tZ" not in Path(f"/proc/{pid}/status").read_text()
+
+
+def test_a_pool_preloads_modules_and_calls_what_it_is_told_at_its_own_priority(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "probe_handlers.py").write_text(PROBE)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    ours = os.nice(0)
+    workers = WorkerPool(1, ("json", "probe_handlers:warm", "no_such_module"), niceness=5)
+    try:
+        answer, unhandled = call(workers, "warmed", tmp_path)
+    finally:
+        workers.close()
+    assert not unhandled, answer
+    # the function ran in the worker, once; a module that cannot be imported is passed over
+    assert answer["warmed"] == [answer["pid"]]
+    assert answer["niceness"] == min(19, ours + 5)

@@ -6,7 +6,8 @@ at once, as S3 is by Lambdas; moto keeps only the state machine, the functions a
 The definition's Distributed Map runs its children on moto's threads, ``concurrency`` at once
 (its MaxConcurrency), and each child's invocations go to a pool of as many warm worker
 processes (`workers.WorkerPool`, kept for the process's life): N children really run at once,
-as N Lambda containers would.
+as N Lambda containers would. The day step, after the Map, goes to a warm worker of its own,
+which imports Evidently while the Map runs (`DAY_PRELOAD`).
 moto's Map gets what it lacks (each child's own history, the tolerance) from `map_runs`.
 
 Each pipeline holds a claim lock (`adapters.ledger.hold_claim_lock`) on a connection of its own
@@ -71,6 +72,16 @@ PRELOAD = (
     "droughtwatch_inference.adapters.torch_predictor",
     "torch._export.serde.serialize",
 )
+# The day step runs in a worker of its own, as it is a function of its own on AWS: one that
+# imports Evidently, which the day needs and the Map's children never do (about 4 s of CPU),
+# while the Map runs, at a lower CPU priority (DAY_NICENESS), so that it takes what the Map
+# leaves idle. The day then starts with Evidently loaded instead of importing it while
+# everything waits for it.
+DAY_PRELOAD = (
+    WORKFLOW.day.handler.rpartition(".")[0],
+    "droughtwatch_inference.logic.evidently_api:load_evidently",
+)
+DAY_NICENESS = 10
 REGION = "eu-west-1"
 ACCOUNT = "123456789012"
 FUNCTION_TIMEOUT_SECONDS = 900
@@ -134,6 +145,7 @@ class LocalPipeline:
         self._lock = threading.Lock()
         self._stack: ExitStack | None = None
         self._pool: WorkerPool | None = None
+        self._day_pool: WorkerPool | None = None
         self._recorder = ChildRecorder()
         # each run's rounds of Plan that handed out items: the k-th starts the k-th map run
         self._plans: dict[str, list[PlanSummary]] = {}
@@ -141,11 +153,11 @@ class LocalPipeline:
         self.claim_lock: int | None = None
 
     @property
-    def cancelled(self) -> Any:
+    def cancelled(self) -> _Events:
         """The event that tells the running steps to stop claiming (a Ctrl-C, a timeout)."""
-        if self._pool is None:
+        if self._pool is None or self._day_pool is None:
             raise RuntimeError("the pipeline is not open")
-        return self._pool.cancelled
+        return _Events(self._pool.cancelled, self._day_pool.cancelled)
 
     # -- lifecycle ------------------------------------------------------------------------------
     def __enter__(self) -> LocalPipeline:
@@ -179,7 +191,9 @@ class LocalPipeline:
         cleared = [k for k in os.environ if k.startswith("AWS_ENDPOINT_URL") or k == "AWS_PROFILE"]
         stack.enter_context(_patched_environ(env, cleared))
         self._pool = WorkerPool.shared(self.concurrency, PRELOAD)
-        self._pool.start()  # the workers start while moto reads the definition
+        self._day_pool = WorkerPool.shared(1, DAY_PRELOAD, DAY_NICENESS)
+        for pool in (self._pool, self._day_pool):
+            pool.start()  # the workers start while moto reads the definition
         stack.enter_context(
             mock_aws(
                 config={
@@ -212,11 +226,13 @@ class LocalPipeline:
 
     def __exit__(self, *exc: object) -> None:
         if self._stack is not None:
-            if exc and isinstance(exc[1], KeyboardInterrupt) and self._pool is not None:
-                self._pool.discard()  # a second Ctrl-C: leave now
+            if exc and isinstance(exc[1], KeyboardInterrupt):
+                for pool in (self._pool, self._day_pool):
+                    if pool is not None:
+                        pool.discard()  # a second Ctrl-C: leave now
             self._stack.close()
             self._stack = None
-            self._pool = None
+            self._pool = self._day_pool = None
 
     def _hold_claim_lock(self, stack: ExitStack) -> int | None:
         """The key of a claim lock held until the pipeline closes (or the process dies), or None
@@ -266,9 +282,10 @@ class LocalPipeline:
             raise JsonRESTError(fault, f"injected Lambda service error for {step}")
         event = json.loads(body) if body else {}
         started = time.monotonic()
-        if self._pool is None:
+        pool = self._day_pool if step == WORKFLOW.day.name else self._pool
+        if pool is None:
             raise RuntimeError("the pipeline is not open")
-        outcome = self._pool.invoke(
+        outcome = pool.invoke(
             Invocation(
                 handler=WORKFLOW[step].handler,
                 function_name=self.config.function_name(step),
@@ -388,6 +405,27 @@ class LocalPipeline:
             plans = self._plans.get(arn.rsplit(":", 1)[-1], [])
             plan = plans[len(runs) - 1] if len(plans) >= len(runs) else None
             on_progress(describe_map_run(sfn, runs[-1]["mapRunArn"]), plan)
+
+
+@dataclass(frozen=True)
+class _Events:
+    """The cancel events of the pipeline's pools, set, cleared and read as one."""
+
+    events: tuple[Any, ...]
+
+    def __init__(self, *events: Any) -> None:
+        object.__setattr__(self, "events", events)
+
+    def set(self) -> None:
+        for event in self.events:
+            event.set()
+
+    def clear(self) -> None:
+        for event in self.events:
+            event.clear()
+
+    def is_set(self) -> bool:
+        return any(event.is_set() for event in self.events)
 
 
 def function_name(name: str, step: str) -> str:

@@ -15,6 +15,7 @@ leaves no worker holding a claim.
 from __future__ import annotations
 
 import atexit
+import contextlib
 import importlib
 import json
 import multiprocessing
@@ -110,12 +111,15 @@ _log_file: str | None = None
 _handlers: dict[str, Callable[..., Any]] = {}
 
 
-def _start_worker(cancelled: Any, preload: tuple[str, ...] = ()) -> None:
+def _start_worker(cancelled: Any, preload: tuple[str, ...] = (), niceness: int = 0) -> None:
     global _cancelled
     _cancelled = cancelled
     # The terminal's Ctrl-C reaches the whole process group: a worker finishes its file and
     # hears of the interrupt through ``cancelled``, from the runner.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if niceness:
+        with contextlib.suppress(OSError):  # a system that refuses it: the default priority
+            os.nice(niceness)
     threading.Thread(
         target=_die_with_parent, args=(os.getppid(),), name="parent-watch", daemon=True
     ).start()
@@ -124,14 +128,18 @@ def _start_worker(cancelled: Any, preload: tuple[str, ...] = ()) -> None:
 
 
 def _preload(modules: tuple[str, ...]) -> None:
-    """Import ``modules`` in the background while the worker takes its first invocations, as
-    Lambda's provisioned concurrency initialises its environments before they are needed: the
-    first Inference then finds torch loaded instead of paying its cold start. An invocation
+    """Import ``modules`` (``module``, or ``module:function`` to call that function, without
+    arguments, once imported) in the background while the worker takes its first invocations,
+    as Lambda's provisioned concurrency initialises its environments before they are needed:
+    the first Inference then finds torch loaded instead of paying its cold start. An invocation
     that needs a module still being imported waits for that import to finish (Python's module
     locks); one that fails here is left for the invocation that needs it to report."""
-    for name in modules:
+    for entry in modules:
+        name, _, function = entry.partition(":")
         try:
-            importlib.import_module(name)
+            module = importlib.import_module(name)
+            if function:
+                getattr(module, function)()
         except Exception:  # the invocation that needs it says why
             continue
 
@@ -216,13 +224,16 @@ def _error_payload(exc: BaseException, error_type: str | None = None) -> bytes:
 class WorkerPool:
     """``size`` warm worker processes (started by `start`, or as invocations first need them),
     and the event that tells them the run was cancelled. Invocations may come from many threads
-    at once."""
+    at once. ``preload``: what each worker imports in the background from its start
+    (`_preload`); ``niceness``: how much lower than the runner's the workers' CPU priority is
+    (0: the same)."""
 
-    def __init__(self, size: int, preload: tuple[str, ...] = ()) -> None:
+    def __init__(self, size: int, preload: tuple[str, ...] = (), niceness: int = 0) -> None:
         if size < 1:
             raise ValueError(f"a pool needs at least one worker, not {size}")
         self.size = size
         self.preload = preload
+        self.niceness = niceness
         # spawn, not fork: the runner has threads (moto's executions) that a fork would copy
         # mid-flight, locks held.
         self._context = multiprocessing.get_context("spawn")
@@ -237,7 +248,7 @@ class WorkerPool:
                 max_workers=self.size,
                 mp_context=self._context,
                 initializer=_start_worker,
-                initargs=(self.cancelled, self.preload),
+                initargs=(self.cancelled, self.preload, self.niceness),
             )
         return self._executor
 
@@ -268,21 +279,24 @@ class WorkerPool:
                 self._in_flight -= 1
 
     @classmethod
-    def shared(cls, size: int, preload: tuple[str, ...] = ()) -> WorkerPool:
-        """The process's pool of ``size`` workers, made once and kept warm for every pipeline
-        this process opens (the demo's days, a test session's pipelines), as Lambda keeps its
-        containers between executions; closed when the process exits."""
+    def shared(cls, size: int, preload: tuple[str, ...] = (), niceness: int = 0) -> WorkerPool:
+        """The process's pool of ``size`` workers that preload ``preload`` at ``niceness``,
+        made once and kept warm for every pipeline this process opens (the demo's days, a test
+        session's pipelines), as Lambda keeps its containers between executions; closed when
+        the process exits."""
+        key = (size, preload, niceness)
         with _SHARED_LOCK:
-            pool = _SHARED.get(size)
+            pool = _SHARED.get(key)
             if pool is None:
-                pool = _SHARED[size] = cls(size, preload)
+                pool = _SHARED[key] = cls(size, preload, niceness)
             return pool
 
     def discard(self) -> None:
         """Stop the workers at once (a second Ctrl-C) and make the next `shared` a new pool."""
         with _SHARED_LOCK:
-            if _SHARED.get(self.size) is self:
-                del _SHARED[self.size]
+            for key, pool in list(_SHARED.items()):
+                if pool is self:
+                    del _SHARED[key]
         self.close(wait=False)
 
     def end_idle(self) -> bool:
@@ -318,7 +332,7 @@ def _processes(executor: ProcessPoolExecutor) -> list[Any]:
     return list((getattr(executor, "_processes", None) or {}).values())
 
 
-_SHARED: dict[int, WorkerPool] = {}
+_SHARED: dict[tuple[int, tuple[str, ...], int], WorkerPool] = {}
 _SHARED_LOCK = threading.Lock()
 
 

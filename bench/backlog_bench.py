@@ -10,6 +10,9 @@ here, published as a first `local run` does), so the timed command does only the
 Timed is the whole command, from spawning it to its exit; its process tree (the command and
 whatever worker processes it starts) is polled through /proc for its peak RSS (the embedded
 PostgreSQL server is not part of it: it outlives the command, as a database server would).
+Beside it, the execution's own time, start to stop (its history's): the command also starts
+the local AWS and copies the backlog into the local data bucket, which no concurrency changes
+(on AWS the files are uploaded before, and apart from, the execution).
 From the pipeline log: each stage's seconds per file (``file.done`` events) and the days'
 pooling (``day.done``).
 
@@ -34,6 +37,7 @@ import argparse
 import contextlib
 import dataclasses
 import datetime as dt
+import json
 import os
 import shutil
 import signal
@@ -172,6 +176,7 @@ class Run:
     done: dict[str, int]  # stage -> files done
     days_s: float
     load: str
+    execution_s: float  # the execution's own time, start to stop (0: no history)
 
     @property
     def files_per_s(self) -> float:
@@ -210,6 +215,10 @@ def run_backlog(
             out.seek(0)
             output = out.read()
         events = [e for log in (home / "logs").glob("*.jsonl") for e in _events(log)]
+        execution_s = sum(
+            float(json.loads(history.read_text()).get("seconds") or 0.0)
+            for history in (home / "executions").glob("*.json")
+        )
     if process.returncode not in (0, 3):
         raise RuntimeError(f"{' '.join(command)} exited {process.returncode}:\n{output[-3000:]}")
     seconds: dict[str, list[float]] = defaultdict(list)
@@ -228,6 +237,7 @@ def run_backlog(
         done={s: len(v) for s, v in seconds.items()},
         days_s=sum(e["seconds"] for e in events if e.get("event") == "day.done"),
         load=load,
+        execution_s=execution_s,
     )
 
 
@@ -246,6 +256,7 @@ def print_runs(runs: Sequence[Run], supported: bool, console) -> None:
         "backlog",
         "concurrency",
         "wall s",
+        "execution s",
         "files/s",
         "images/s",
         "peak RSS MB",
@@ -259,6 +270,7 @@ def print_runs(runs: Sequence[Run], supported: bool, console) -> None:
             f"{run.files:,} x {run.case}",
             str(run.concurrency) if run.concurrency else "serial",
             f"{run.wall_s:.1f}",
+            f"{run.execution_s:.1f}",
             f"{run.files_per_s:.2f}",
             f"{run.images_per_s:,.0f}",
             f"{run.peak_rss_mb:,.0f}",
@@ -313,6 +325,13 @@ def judge(runs: Sequence[Run], supported: bool, console) -> None:
                 f"concurrency 1 ({run.wall_s:.1f} s / {one.wall_s:.1f} s; target <= "
                 f"{TARGET_WALL_RATIO}x): {mark(ratio <= TARGET_WALL_RATIO)}"
             )
+            if run.execution_s and one.execution_s:
+                inner = run.execution_s / one.execution_s
+                lines.append(
+                    f"    the execution alone (without starting up and copying the files in): "
+                    f"{inner:.2f}x ({run.execution_s:.1f} s / {one.execution_s:.1f} s; those "
+                    f"runs' own times)"
+                )
     wanted = 2 if supported else None
     small = [r for r in by.values() if r.case == small_case() and r.concurrency == wanted]
     for run in small:

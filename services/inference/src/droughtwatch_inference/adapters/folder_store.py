@@ -110,8 +110,9 @@ class FolderStore:
                 etag = _kept_etag(f.fileno(), before)
                 if etag is None:
                     etag = _md5(f)
-                    if _same_file(before, os.fstat(f.fileno())):
-                        _keep_etag(f.fileno(), etag)
+                    after = os.fstat(f.fileno())
+                    if _same_file(before, after):
+                        _keep_etag(f.fileno(), etag, after)
                 return RawObject(key=key, etag=etag, size=before.st_size)
         except _GONE as exc:
             raise ObjectMissing(f"{source} does not exist") from exc
@@ -121,19 +122,16 @@ class FolderStore:
     def download(self, bucket: str, key: str, dest: Path, etag: str | None = None) -> Path:
         """Copy one object to ``dest``; with ``etag`` the read fails if the object changed."""
         source = self.path(bucket, key)
-        digest = hashlib.md5(usedforsecurity=False)
         try:
             with source.open("rb") as f:
                 dest.parent.mkdir(parents=True, exist_ok=True)
                 with dest.open("wb") as out:
-                    while chunk := f.read(_CHUNK):
-                        digest.update(chunk)
-                        out.write(chunk)
+                    digest = _copy(f, out)
         except _GONE as exc:
             raise ObjectMissing(f"{source} does not exist") from exc
         except OSError as exc:
             raise StorageError(f"cannot download {source} to {dest}: {exc.strerror}") from exc
-        if etag and digest.hexdigest() != etag:
+        if etag and digest != etag:
             dest.unlink(missing_ok=True)
             raise ObjectMissing(f"{source} changed since it was registered (ETag {etag})")
         return dest
@@ -157,12 +155,8 @@ class FolderStore:
             raise StorageError(f"cannot store {path} as {key}: it is not a file")
 
         def copy(out: BinaryIO) -> str:
-            digest = hashlib.md5(usedforsecurity=False)
             with Path(path).open("rb") as f:
-                while chunk := f.read(_CHUNK):
-                    digest.update(chunk)
-                    out.write(chunk)
-            return digest.hexdigest()
+                return _copy(f, out)
 
         self._replace(bucket, key, copy)
 
@@ -184,7 +178,7 @@ class FolderStore:
                 etag = write(f)
                 f.flush()
                 os.fsync(f.fileno())
-                _keep_etag(f.fileno(), etag)
+                _keep_etag(f.fileno(), etag, os.fstat(f.fileno()))
             os.replace(partial, dest)
         except (NotADirectoryError, IsADirectoryError, FileExistsError) as exc:
             _remove(partial)
@@ -218,12 +212,12 @@ def _kept_etag(fd: int, stat: os.stat_result) -> str | None:
     return etag
 
 
-def _keep_etag(fd: int, etag: str) -> None:
-    """Keep ``etag`` on the open file ``fd`` for its current size and modification time (it does
-    not change them); where the folder keeps no attributes, it is computed when asked for."""
+def _keep_etag(fd: int, etag: str, stat: os.stat_result) -> None:
+    """Keep ``etag`` on the open file ``fd`` for the size and modification time ``stat`` gives
+    (keeping it does not change them); where the folder keeps no attributes, it is computed
+    when asked for."""
     if not _ATTRIBUTES:
         return
-    stat = os.fstat(fd)
     with contextlib.suppress(OSError):
         os.setxattr(fd, _ETAG_ATTRIBUTE, f"{etag} {stat.st_size} {stat.st_mtime_ns}".encode())
 
@@ -231,6 +225,15 @@ def _keep_etag(fd: int, etag: str) -> None:
 def _same_file(a: os.stat_result, b: os.stat_result) -> bool:
     """Whether nothing wrote the file between the two readings of its status."""
     return (a.st_size, a.st_mtime_ns, a.st_ctime_ns) == (b.st_size, b.st_mtime_ns, b.st_ctime_ns)
+
+
+def _copy(f: BinaryIO, out: BinaryIO) -> str:
+    """Copy ``f`` to ``out``; returns the MD5 of what was copied, hashed as it went."""
+    digest = hashlib.md5(usedforsecurity=False)
+    while chunk := f.read(_CHUNK):
+        digest.update(chunk)
+        out.write(chunk)
+    return digest.hexdigest()
 
 
 def _md5(f: BinaryIO) -> str:

@@ -46,7 +46,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
@@ -313,7 +313,7 @@ def medians(runs: Sequence[Run]) -> dict[tuple[str, int, int | None], Run]:
 def judge(runs: Sequence[Run], supported: bool, console) -> None:
     by = medians(runs)
     mark = harness.mark
-    repeats = max(sum(1 for r in runs if (r.case, r.files, r.concurrency) == k) for k in by)
+    repeats = max(Counter((r.case, r.files, r.concurrency) for r in runs).values())
     what = f"median of {repeats} " if repeats > 1 else ""
     lines = []
     for (case, files, concurrency), run in by.items():

@@ -407,14 +407,11 @@ class LocalPipeline:
             on_progress(describe_map_run(sfn, runs[-1]["mapRunArn"]), plan)
 
 
-@dataclass(frozen=True)
 class _Events:
     """The cancel events of the pipeline's pools, set, cleared and read as one."""
 
-    events: tuple[Any, ...]
-
     def __init__(self, *events: Any) -> None:
-        object.__setattr__(self, "events", events)
+        self.events = events
 
     def set(self) -> None:
         for event in self.events:

@@ -284,19 +284,23 @@ class WorkerPool:
         made once and kept warm for every pipeline this process opens (the demo's days, a test
         session's pipelines), as Lambda keeps its containers between executions; closed when
         the process exits."""
-        key = (size, preload, niceness)
         with _SHARED_LOCK:
-            pool = _SHARED.get(key)
+            pool = _SHARED.get((size, preload, niceness))
             if pool is None:
-                pool = _SHARED[key] = cls(size, preload, niceness)
+                pool = cls(size, preload, niceness)
+                _SHARED[pool._key] = pool
             return pool
+
+    @property
+    def _key(self) -> tuple[int, tuple[str, ...], int]:
+        """What `shared` knows the pool by."""
+        return (self.size, self.preload, self.niceness)
 
     def discard(self) -> None:
         """Stop the workers at once (a second Ctrl-C) and make the next `shared` a new pool."""
         with _SHARED_LOCK:
-            for key, pool in list(_SHARED.items()):
-                if pool is self:
-                    del _SHARED[key]
+            if _SHARED.get(self._key) is self:
+                del _SHARED[self._key]
         self.close(wait=False)
 
     def end_idle(self) -> bool:
